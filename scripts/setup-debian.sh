@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything framegate needs to build, run and test on Debian 12:
+# GStreamer 1.22 (development files and the plugin sets framegate uses), and the
+# real servers and clients the tests start (nginx with the RTMP module, ffmpeg).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+# Debian's nginx package tries to start a system nginx on port 80; framegate's tests
+# run their own nginx, so keep the package scripts from starting services.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+fi
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  pkg-config build-essential \
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
+  libgstrtspserver-1.0-dev \
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+  gstreamer1.0-rtsp gstreamer1.0-x \
+  nginx-light libnginx-mod-rtmp ffmpeg fonts-dejavu-core \
+  >/dev/null

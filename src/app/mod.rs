@@ -1,0 +1,15 @@
+//! The commands a user runs: `run` (the gateway), `process` (a file, as fast as possible) and
+//! `check` (validate a config).
+
+mod process_file;
+mod run;
+
+pub use process_file::{ProcessArgs, ProcessReport, process_file};
+pub use run::run;
+
+/// Initialises GStreamer and logs which hardware codecs this machine has.
+pub fn init_media() -> anyhow::Result<()> {
+    gst::init().map_err(|e| anyhow::anyhow!("cannot initialise GStreamer: {e}"))?;
+    crate::hardware::capabilities();
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Reading and validating a config file. Errors carry the file, line and column and name the
+//! field, e.g. `streams.toml:7:1: duplicate stream id `cam0` (first at line 3)`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::{Config, OutputConfig, StreamConfig};
+
+/// A config that could not be read or is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<built-in>`).
+    pub file: PathBuf,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message)
+            }
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        position: None,
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    parse_str(&text, path)
+}
+
+/// Parses and validates config text; `file` is only used in error messages.
+pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let err = |span: Option<Range<usize>>, message: String| ConfigError {
+        file: file.to_path_buf(),
+        position: span.map(|s| line_col(text, s.start)),
+        message,
+    };
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim_end().to_string();
+        err(e.span(), with_section(text, e.span(), message))
+    })?;
+    validate(&config, text).map_err(|(span, message)| err(span, message))?;
+    Ok(config)
+}
+
+type Invalid = (Option<Range<usize>>, String);
+
+fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
+    if !(config.server.summary_interval_s >= 0.0) {
+        return Err((None, "server.summary_interval_s must be 0 or more".into()));
+    }
+    let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+    let mut mounts: HashMap<String, &str> = HashMap::new();
+    for stream in &config.streams {
+        let id = stream.id.get_ref().as_str();
+        let span = stream.id.span();
+        if let Some(first) = seen.get(id) {
+            return Err((
+                Some(span),
+                format!(
+                    "streams.id: duplicate stream id `{id}` (first defined at line {})",
+                    line_col(text, first.start).0
+                ),
+            ));
+        }
+        seen.insert(id, span.clone());
+        validate_stream(stream).map_err(|m| (Some(span.clone()), format!("stream `{id}`: {m}")))?;
+        for path in rtsp_mounts(stream) {
+            if let Some(other) = mounts.insert(path.clone(), id) {
+                return Err((
+                    Some(span),
+                    format!(
+                        "stream `{id}`: outputs.path `{path}` is already served by stream `{other}`"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The RTSP mount paths a stream is served at.
+pub fn rtsp_mounts(stream: &StreamConfig) -> Vec<String> {
+    stream
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            OutputConfig::Rtsp(r) => Some(match &r.path {
+                Some(p) if p.starts_with('/') => p.clone(),
+                Some(p) => format!("/{p}"),
+                None => format!("/{}", stream.id()),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn validate_stream(s: &StreamConfig) -> Result<(), String> {
+    let e = &s.encoder;
+    if !(50..=100_000).contains(&e.bitrate_kbps) {
+        return Err(format!(
+            "encoder.bitrate_kbps = {} is out of range (50 to 100000)",
+            e.bitrate_kbps
+        ));
+    }
+    if !(1..=1000).contains(&e.keyframe_interval) {
+        return Err(format!(
+            "encoder.keyframe_interval = {} is out of range (1 to 1000)",
+            e.keyframe_interval
+        ));
+    }
+    for o in &s.outputs {
+        match o {
+            OutputConfig::Rtsp(r) => {
+                if let Some(p) = &r.path
+                    && (p.trim_matches('/').is_empty() || p.contains(char::is_whitespace))
+                {
+                    return Err(format!(
+                        "outputs.path `{p}` is not a usable RTSP mount path"
+                    ));
+                }
+            }
+            OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) => {
+                let want: &[&str] = match o {
+                    OutputConfig::Rtmp(_) => &["rtmp", "rtmps"],
+                    _ => &["rtsp", "rtsps"],
+                };
+                if !want.contains(&p.url.scheme()) {
+                    return Err(format!(
+                        "outputs.url: a `{}` output needs a {}:// URL, not `{}://`",
+                        o.kind(),
+                        want[0],
+                        p.url.scheme()
+                    ));
+                }
+                if p.url.host_str().is_none_or(str::is_empty) {
+                    return Err(format!("outputs.url: `{}` has no host", o.kind()));
+                }
+                if !(p.retry_initial_s > 0.0 && p.retry_max_s >= p.retry_initial_s) {
+                    return Err(
+                        "outputs: retry_initial_s must be > 0 and retry_max_s >= retry_initial_s"
+                            .into(),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, col)
+}
+
+/// Adds the table the error is in (`in [[streams]] #2`), which toml's messages leave out.
+fn with_section(text: &str, span: Option<Range<usize>>, message: String) -> String {
+    let Some(span) = span else { return message };
+    let mut section = None;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if pos > span.start {
+            break;
+        }
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let n = counts.entry(name.trim()).or_default();
+            *n += 1;
+            section = Some(format!("[[{}]] #{}", name.trim(), n));
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            section = Some(format!("[{}]", name.trim()));
+        }
+        pos += line.len();
+    }
+    match section {
+        Some(s) => format!("{message} (in {s})"),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        parse_str(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn demo_config_is_valid() {
+        let c = parse(super::super::DEMO_CONFIG).expect("demo config");
+        assert_eq!(c.streams.len(), 2);
+    }
+
+    #[test]
+    fn issue_example_parses_with_defaults() {
+        let c = parse(
+            r#"
+[server]
+rtsp_port = 8554
+
+[[streams]]
+id = "cam0"
+source = "rtsp://user:pass@127.0.0.1:8554/cam0"
+processors = [ { kind = "overlay" } ]
+outputs = [
+  { kind = "rtsp" },
+  { kind = "rtmp", url = "rtmp://127.0.0.1/live/cam0" },
+  { kind = "rtsp-push", url = "rtsp://127.0.0.1:8555/cam0" },
+]
+[streams.encoder]
+bitrate_kbps = 2000
+keyframe_interval = 50
+preset = "ultrafast"
+hardware = "auto"
+"#,
+        )
+        .expect("valid");
+        let s = &c.streams[0];
+        assert_eq!(s.outputs.len(), 3);
+        assert_eq!(s.encoder.keyframe_interval, 50);
+        assert_eq!(rtsp_mounts(s), vec!["/cam0".to_string()]);
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,301 @@
+//! The typed configuration: one TOML file, validated once at the edge.
+//!
+//! Every field has a doc comment: they become the config reference in
+//! `docs/config-reference.md` (generated from these types, see [`reference`]).
+//! Parsing and validation live in [`load`]; errors name the file, line and field.
+
+mod load;
+pub use load::rtsp_mounts;
+pub mod reference;
+mod source_url;
+mod stream_id;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, load_file, parse_str};
+pub use source_url::{SourceUrl, TestPattern, masked_url};
+pub use stream_id::StreamId;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// framegate's own servers.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The streams to run, each from one source to its outputs.
+    #[serde(default)]
+    pub streams: Vec<StreamConfig>,
+}
+
+/// framegate's own servers and process-wide settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address framegate's own servers listen on. Loopback by default: set `0.0.0.0` to serve
+    /// other machines.
+    #[serde(default = "default_bind")]
+    pub bind: IpAddr,
+    /// Port of framegate's own RTSP server; streams with an `rtsp` output are served at
+    /// `rtsp://<bind>:<rtsp_port>/<stream id>`. `0` picks a free port (printed at start).
+    #[serde(default = "default_rtsp_port")]
+    pub rtsp_port: u16,
+    /// Seconds between the one-line summaries that each stream logs (fps in and out, drops,
+    /// processing and encode time per frame). `0` turns them off.
+    #[serde(default = "default_summary_interval")]
+    pub summary_interval_s: f64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: default_bind(),
+            rtsp_port: default_rtsp_port(),
+            summary_interval_s: default_summary_interval(),
+        }
+    }
+}
+
+fn default_bind() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+fn default_rtsp_port() -> u16 {
+    8554
+}
+fn default_summary_interval() -> f64 {
+    10.0
+}
+
+/// One stream: a source, the processors every frame goes through, and where the result goes.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Unique name of the stream: letters, digits, `-` and `_`, at most 64 characters.
+    /// Used in URLs (`rtsp://host:port/<id>`) and logs.
+    #[schemars(with = "String")]
+    pub id: toml::Spanned<StreamId>,
+    /// Where the video comes from: `rtsp://[user:pass@]host[:port]/path`, `rtsps://...`,
+    /// `rtmp://host[:port]/app/key`, `file:///absolute/path.mp4` (played in real time, looped),
+    /// or `test://<pattern>[?width=W&height=H&fps=F]` (a GStreamer test pattern such as `ball`
+    /// or `smpte`). Credentials in the URL are never printed.
+    #[schemars(with = "String")]
+    pub source: SourceUrl,
+    /// RTSP transport for `rtsp://` sources: `tcp` (interleaved, the default: survives NAT and
+    /// loss) or `udp` (lower overhead on clean networks).
+    #[serde(default)]
+    pub transport: RtspTransport,
+    /// Processors applied to every frame, in order.
+    #[serde(default)]
+    pub processors: Vec<ProcessorConfig>,
+    /// Where the processed, re-encoded stream goes. All outputs share one encoder.
+    #[serde(default)]
+    pub outputs: Vec<OutputConfig>,
+    /// How the stream is decoded.
+    #[serde(default)]
+    pub decoder: DecoderConfig,
+    /// How the processed frames are encoded (once, for every output).
+    #[serde(default)]
+    pub encoder: EncoderConfig,
+}
+
+impl StreamConfig {
+    /// The stream's id.
+    pub fn id(&self) -> &StreamId {
+        self.id.get_ref()
+    }
+}
+
+/// RTSP lower transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    /// RTP interleaved in the RTSP TCP connection.
+    #[default]
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+/// Whether a hardware (NVIDIA nvcodec) element may be used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Hardware {
+    /// Use the GPU when its element is available on this machine, the CPU otherwise.
+    #[default]
+    Auto,
+    /// Require the GPU: the stream fails with a clear error where it is missing.
+    On,
+    /// Always use the CPU.
+    Off,
+}
+
+/// Decoder settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderConfig {
+    /// `auto` takes NVIDIA's NVDEC decoder (`nvh264dec`, `nvh265dec`) when it registers on this
+    /// machine and libav otherwise; `on` requires it; `off` never uses it.
+    #[serde(default)]
+    pub hardware: Hardware,
+}
+
+/// Encoder settings: one H.264 encoder per stream, shared by all its outputs.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Target bitrate in kbit/s (50 to 100000).
+    #[serde(default = "default_bitrate")]
+    pub bitrate_kbps: u32,
+    /// Frames between key frames (1 to 1000). Also the longest a new viewer waits for a picture
+    /// when the encoder cannot be asked for a key frame.
+    #[serde(default = "default_keyframe_interval")]
+    pub keyframe_interval: u32,
+    /// x264 speed preset; faster presets cost less CPU for a larger stream at the same quality.
+    #[serde(default)]
+    pub preset: X264Preset,
+    /// `auto` takes NVIDIA's NVENC encoder (`nvh264enc`) when it registers on this machine and
+    /// x264 otherwise; `on` requires it; `off` never uses it.
+    #[serde(default)]
+    pub hardware: Hardware,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            bitrate_kbps: default_bitrate(),
+            keyframe_interval: default_keyframe_interval(),
+            preset: X264Preset::default(),
+            hardware: Hardware::default(),
+        }
+    }
+}
+
+fn default_bitrate() -> u32 {
+    2000
+}
+fn default_keyframe_interval() -> u32 {
+    50
+}
+
+/// x264 speed presets, fastest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum X264Preset {
+    #[default]
+    Ultrafast,
+    Superfast,
+    Veryfast,
+    Faster,
+    Fast,
+    Medium,
+    Slow,
+    Slower,
+    Veryslow,
+}
+
+impl X264Preset {
+    /// The name x264enc's `speed-preset` property takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ultrafast => "ultrafast",
+            Self::Superfast => "superfast",
+            Self::Veryfast => "veryfast",
+            Self::Faster => "faster",
+            Self::Fast => "fast",
+            Self::Medium => "medium",
+            Self::Slow => "slow",
+            Self::Slower => "slower",
+            Self::Veryslow => "veryslow",
+        }
+    }
+}
+
+/// A processor in a stream's chain, chosen by `kind`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProcessorConfig {
+    /// Draws the stream id, wall-clock time, frame number and the boxes found by detectors.
+    Overlay(OverlayConfig),
+}
+
+/// Settings of the `overlay` processor.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverlayConfig {
+    /// An extra line of text under the stream id (for example the camera's location).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Hide the boxes attached to the frame by detectors (shown by default).
+    #[serde(default)]
+    pub hide_boxes: bool,
+}
+
+/// An output of a stream, chosen by `kind`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum OutputConfig {
+    /// Served by framegate's own RTSP server at `rtsp://<bind>:<rtsp_port>/<id>`.
+    #[serde(rename = "rtsp")]
+    Rtsp(RtspServeOutput),
+    /// Pushed to an RTMP server (nginx-rtmp, MediaMTX, a CDN ingest) as FLV.
+    #[serde(rename = "rtmp")]
+    Rtmp(PushOutput),
+    /// Pushed to an RTSP server with ANNOUNCE/RECORD (MediaMTX, gst-rtsp-server in record mode).
+    #[serde(rename = "rtsp-push")]
+    RtspPush(PushOutput),
+}
+
+impl OutputConfig {
+    /// The `kind` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Rtsp(_) => "rtsp",
+            Self::Rtmp(_) => "rtmp",
+            Self::RtspPush(_) => "rtsp-push",
+        }
+    }
+}
+
+/// Settings of an `rtsp` output.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RtspServeOutput {
+    /// Mount path on framegate's RTSP server; `/<stream id>` by default.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// Settings of a push output (`rtmp`, `rtsp-push`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushOutput {
+    /// Where to push: `rtmp://host[:port]/app/key` for `rtmp`, `rtsp://host[:port]/path` for
+    /// `rtsp-push`. Credentials in the URL are never printed.
+    #[schemars(with = "String")]
+    pub url: url::Url,
+    /// RTSP transport for `rtsp-push` (ignored by `rtmp`).
+    #[serde(default)]
+    pub transport: RtspTransport,
+    /// First delay before retrying after a failure, in seconds; doubles up to
+    /// `retry_max_s`.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_s: f64,
+    /// Longest delay between retries, in seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_s: f64,
+}
+
+fn default_retry_initial() -> f64 {
+    0.5
+}
+fn default_retry_max() -> f64 {
+    10.0
+}
+
+/// The configuration `framegate run` uses when none is given: two moving test patterns with
+/// the overlay, served on RTSP.
+pub const DEMO_CONFIG: &str = include_str!("demo.toml");

@@ -1,0 +1,291 @@
+//! Encode: one H.264 encoder per stream, fed with processed frames, whose output is shared by
+//! all the stream's outputs (or written to an MP4 file by `framegate process`).
+//!
+//! ```text
+//! frames → appsrc → videoscale → videoconvert → capsfilter (the stream's output size)
+//!        → x264enc (zerolatency) | nvh264enc → h264parse (SPS/PPS with every key frame)
+//!        → appsink (byte-stream, one access unit per buffer) → fan-out
+//!        | mp4mux → filesink                                  (file mode)
+//! ```
+//! The output size is fixed by the first frame: a source that comes back at another size is
+//! scaled into it, so viewers never see the stream renegotiate.
+
+mod element;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+
+use crate::config::EncoderConfig;
+use crate::elements::make;
+
+pub use element::EncoderKind;
+
+/// Where encoded video goes.
+pub enum EncodeSink {
+    /// Every encoded access unit is handed to a callback, with the time the frame spent in the
+    /// encoder.
+    Samples(Box<dyn FnMut(gst::Sample, Option<Duration>) + Send>),
+    /// An MP4 file.
+    Mp4(std::path::PathBuf),
+}
+
+/// A running encoder pipeline.
+pub struct Encoder {
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    size_filter: gst::Element,
+    encoder: gst::Element,
+    kind: EncoderKind,
+    live: bool,
+    state: Mutex<PushState>,
+    in_flight: Arc<Mutex<VecDeque<(gst::ClockTime, Instant)>>>,
+    last_key_request: Mutex<Option<Instant>>,
+}
+
+#[derive(Default)]
+struct PushState {
+    info: Option<gst_video::VideoInfo>,
+    out_size: Option<(u32, u32)>,
+}
+
+/// The shortest time between two key frames asked for by new viewers.
+const KEY_REQUEST_INTERVAL: Duration = Duration::from_millis(1000);
+
+impl Encoder {
+    /// Builds and starts an encoder. `live`: frames are stamped with the encoder's own running
+    /// time as they arrive (a continuous timeline whatever the source does); otherwise the
+    /// source's timestamps are kept (file mode).
+    pub fn start(settings: &EncoderConfig, sink: EncodeSink, live: bool) -> Result<Self> {
+        let pipeline = gst::Pipeline::new();
+        let appsrc = gst_app::AppSrc::builder()
+            .format(gst::Format::Time)
+            .is_live(live)
+            .block(true)
+            .max_buffers(2)
+            .build();
+        let scale = make("videoscale")?;
+        let convert = make("videoconvert")?;
+        let size_filter = make("capsfilter")?;
+        let (encoder, kind) = element::make(settings)?;
+        let parse = make("h264parse")?;
+        parse.set_property("config-interval", -1i32);
+        pipeline.add_many([
+            appsrc.upcast_ref(),
+            &scale,
+            &convert,
+            &size_filter,
+            &encoder,
+            &parse,
+        ])?;
+        gst::Element::link_many([
+            appsrc.upcast_ref(),
+            &scale,
+            &convert,
+            &size_filter,
+            &encoder,
+            &parse,
+        ])?;
+
+        let in_flight: Arc<Mutex<VecDeque<(gst::ClockTime, Instant)>>> = Arc::default();
+        match sink {
+            EncodeSink::Samples(mut on_sample) => {
+                let appsink = gst_app::AppSink::builder()
+                    .caps(
+                        &gst::Caps::builder("video/x-h264")
+                            .field("stream-format", "byte-stream")
+                            .field("alignment", "au")
+                            .build(),
+                    )
+                    .sync(false)
+                    .build();
+                pipeline.add(&appsink)?;
+                parse.link(&appsink)?;
+                let in_flight = in_flight.clone();
+                appsink.set_callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            // The encoder shifts timestamps (x264enc by 1000 h); running
+                            // times are what match the frames that went in.
+                            let spent = sample
+                                .buffer()
+                                .and_then(|b| b.pts())
+                                .and_then(|pts| {
+                                    sample
+                                        .segment()?
+                                        .downcast_ref::<gst::ClockTime>()?
+                                        .to_running_time(pts)
+                                })
+                                .and_then(|rt| time_in_encoder(&in_flight, rt));
+                            tracing::trace!(?spent, "encoded");
+                            on_sample(sample, spent);
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                );
+            }
+            EncodeSink::Mp4(path) => {
+                let mux = make("mp4mux")?;
+                let file = make("filesink")?;
+                file.set_property("location", path_str(&path)?);
+                pipeline.add_many([&mux, &file])?;
+                gst::Element::link_many([&parse, &mux, &file])?;
+            }
+        }
+        pipeline
+            .set_state(gst::State::Playing)
+            .context("starting the encoder pipeline")?;
+        Ok(Self {
+            pipeline,
+            appsrc,
+            size_filter,
+            encoder,
+            kind,
+            live,
+            state: Mutex::default(),
+            in_flight,
+            last_key_request: Mutex::new(None),
+        })
+    }
+
+    /// Which encoder element runs.
+    pub fn kind(&self) -> EncoderKind {
+        self.kind
+    }
+
+    /// The output size, once the first frame has fixed it.
+    pub fn output_size(&self) -> Option<(u32, u32)> {
+        self.state.lock().ok().and_then(|s| s.out_size)
+    }
+
+    /// The encoder pipeline (to watch its bus).
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.pipeline
+    }
+
+    /// Encodes one frame. Blocks while the encoder is busy with earlier ones (at most two
+    /// frames wait), which is what lets the stage before it keep only the newest frame.
+    pub fn push(
+        &self,
+        buffer: gst::Buffer,
+        info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::FlowError> {
+        let mut buffer = buffer;
+        {
+            let mut st = self.state.lock().map_err(|_| gst::FlowError::Error)?;
+            if st.out_size.is_none() {
+                let caps = gst_video::VideoCapsBuilder::new()
+                    .width(info.width() as i32)
+                    .height(info.height() as i32)
+                    .build();
+                self.size_filter.set_property("caps", &caps);
+                st.out_size = Some((info.width(), info.height()));
+            }
+            if st.info.as_ref() != Some(info) {
+                let caps = info.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
+                self.appsrc.set_caps(Some(&caps));
+                st.info = Some(info.clone());
+            }
+        }
+        if self.live {
+            let now = self
+                .pipeline
+                .current_running_time()
+                .unwrap_or(gst::ClockTime::ZERO);
+            let b = buffer.make_mut();
+            b.set_pts(now);
+            b.set_dts(now);
+            let fps = info.fps();
+            if fps.numer() > 0 {
+                b.set_duration(
+                    gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64),
+                );
+            }
+        }
+        if let (Some(pts), Ok(mut q)) = (buffer.pts(), self.in_flight.lock()) {
+            if q.len() > 64 {
+                q.pop_front();
+            }
+            q.push_back((pts, Instant::now()));
+        }
+        self.appsrc.push_buffer(buffer).map(|_| ())
+    }
+
+    /// Asks for a key frame soon (a viewer joined or fell behind). Rate-limited, so that many
+    /// joining viewers cannot flood the stream with key frames.
+    pub fn request_keyframe(&self) {
+        let Ok(mut last) = self.last_key_request.lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < KEY_REQUEST_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        if let Some(pad) = self.encoder.static_pad("src") {
+            pad.send_event(event);
+        }
+    }
+
+    /// Sends end-of-stream and waits (up to `timeout`) until it has gone through, so that files
+    /// and servers downstream are closed cleanly.
+    pub fn finish(&self, timeout: Duration) -> Result<()> {
+        let _ = self.appsrc.end_of_stream();
+        let bus = self.pipeline.bus().context("encoder pipeline has no bus")?;
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Some(msg) = bus.timed_pop_filtered(
+                gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            ) else {
+                break;
+            };
+            match msg.view() {
+                gst::MessageView::Eos(_) => return Ok(()),
+                gst::MessageView::Error(e) => {
+                    anyhow::bail!("encoder: {} ({:?})", e.error(), e.debug())
+                }
+                _ => {}
+            }
+        }
+        anyhow::bail!("encoder did not finish within {timeout:?}")
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn time_in_encoder(
+    in_flight: &Mutex<VecDeque<(gst::ClockTime, Instant)>>,
+    pts: gst::ClockTime,
+) -> Option<Duration> {
+    let mut q = in_flight.lock().ok()?;
+    // Frames the encoder dropped are skipped; a match within a millisecond counts.
+    let slack = gst::ClockTime::from_mseconds(1);
+    while let Some((p, t)) = q.front().copied() {
+        if p + slack < pts {
+            q.pop_front();
+        } else if p <= pts + slack {
+            q.pop_front();
+            return Some(t.elapsed());
+        } else {
+            return None;
+        }
+    }
+    None
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("path {} is not valid UTF-8", path.display()))
+}

@@ -1,0 +1,117 @@
+//! A decoded video frame with its metadata: what travels from ingest through the processors to
+//! the encoder. The pixels stay in the decoder's native 4:2:0 layout (I420 or NV12); nothing
+//! converts them to RGB unless a processor asks.
+
+mod canvas;
+mod slot;
+
+use std::time::SystemTime;
+
+use gst_video::VideoInfo;
+
+use crate::config::StreamId;
+
+pub use canvas::{Canvas, Yuv};
+pub use slot::{LatestSlot, SlotRecv};
+
+/// A rectangle in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rect {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+}
+
+/// An object found in a frame (by a detector, or given by a source).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Where it is, in frame pixels.
+    pub rect: Rect,
+    /// What it is (`person`, `car`, ...).
+    pub label: String,
+    /// Confidence, 0 to 1.
+    pub score: f32,
+}
+
+/// Everything known about a frame besides its pixels.
+#[derive(Debug, Clone)]
+pub struct FrameMeta {
+    /// The stream it belongs to.
+    pub stream: StreamId,
+    /// Frame number within the stream, from 0, counting every decoded frame (dropped ones too).
+    pub seq: u64,
+    /// Wall-clock time the frame left the decoder.
+    pub capture_time: SystemTime,
+    /// Objects found in it.
+    pub detections: Vec<Detection>,
+}
+
+/// A decoded frame: a GStreamer buffer in a 4:2:0 layout, its geometry and its metadata.
+#[derive(Debug)]
+pub struct Frame {
+    buffer: gst::Buffer,
+    info: VideoInfo,
+    /// Metadata that processors read and extend.
+    pub meta: FrameMeta,
+}
+
+/// The pixel layouts a processor may see.
+pub const NATIVE_FORMATS: [gst_video::VideoFormat; 2] =
+    [gst_video::VideoFormat::I420, gst_video::VideoFormat::Nv12];
+
+impl Frame {
+    /// Wraps a buffer whose layout is `info` (I420 or NV12).
+    pub fn new(buffer: gst::Buffer, info: VideoInfo, meta: FrameMeta) -> Self {
+        Self { buffer, info, meta }
+    }
+
+    /// Geometry and pixel layout.
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.info.width()
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.info.height()
+    }
+
+    /// The pixels, read-only.
+    pub fn buffer(&self) -> &gst::Buffer {
+        &self.buffer
+    }
+
+    /// A canvas to draw on. The first call copies the pixels when the decoder still holds them
+    /// (it keeps decoded frames as references), so processors that only read never pay for it.
+    pub fn canvas(&mut self) -> Result<Canvas<'_>, FrameError> {
+        let buffer = self.buffer.make_mut();
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &self.info)
+            .map_err(|_| FrameError::Map)?;
+        Canvas::new(frame)
+    }
+
+    /// The buffer, for the encoder.
+    pub fn into_parts(self) -> (gst::Buffer, VideoInfo, FrameMeta) {
+        (self.buffer, self.info, self.meta)
+    }
+}
+
+/// Why a frame's pixels could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The buffer could not be mapped.
+    #[error("cannot map the frame's memory")]
+    Map,
+    /// The layout is not one framegate draws on.
+    #[error("pixel format {0} is not supported (I420 and NV12 are)")]
+    Format(String),
+}

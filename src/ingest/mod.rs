@@ -1,0 +1,14 @@
+//! Ingest: a GStreamer pipeline per source that ends in raw 4:2:0 frames handed to Rust.
+//!
+//! ```text
+//! rtspsrc (latency 0, TCP|UDP) ─┐
+//! rtmp2src ─────────────────────┼→ decodebin (NVDEC or libav) → videoconvert* → appsink → on_frame
+//! filesrc ──────────────────────┘
+//! videotestsrc (is-live) → capsfilter ─────────────────────────→ videoconvert* → appsink → on_frame
+//!                                   * passthrough unless the decoder's layout is not I420/NV12
+//! ```
+
+mod pipeline;
+mod source;
+
+pub use pipeline::{Ingest, IngestOptions, SourceInfo};

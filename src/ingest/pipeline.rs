@@ -1,0 +1,222 @@
+//! The ingest pipeline of one source: source → decoder → appsink, and what it found out about
+//! the source (codec, size, rate, decoder in use).
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+
+use crate::config::{Hardware, RtspTransport, SourceUrl};
+use crate::frame::NATIVE_FORMATS;
+use crate::hardware;
+
+use super::source::{self, SourceOut};
+
+/// How the ingest pipeline behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    /// Pace file sources at their own frame rate (live mode). Off for `framegate process`.
+    pub realtime: bool,
+    /// Never drop a decoded frame: the appsink waits for the consumer (file processing).
+    /// Off in live mode, where the appsink callback hands frames over and returns at once.
+    pub lossless: bool,
+}
+
+/// What is known about a source once it plays.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceInfo {
+    /// The decoder element in use (`avdec_h264`, `nvh264dec`, ...); `None` for raw sources.
+    pub decoder: Option<String>,
+    /// Whether that decoder runs on the GPU.
+    pub hardware: bool,
+    /// Encoded caps as seen by the decoder (codec and profile).
+    pub codec: Option<String>,
+    /// Decoded width and height.
+    pub size: Option<(u32, u32)>,
+    /// Frame rate announced by the source, if any.
+    pub fps: Option<f64>,
+}
+
+/// A running (or ready) ingest pipeline. Dropping it stops it.
+pub struct Ingest {
+    pipeline: gst::Pipeline,
+    info: Arc<Mutex<SourceInfo>>,
+}
+
+impl Ingest {
+    /// Builds the pipeline; `on_frame` gets every decoded sample, on a GStreamer thread.
+    pub fn build(
+        source: &SourceUrl,
+        transport: RtspTransport,
+        decoder_hw: Hardware,
+        opts: IngestOptions,
+        on_frame: impl FnMut(gst::Sample) + Send + 'static,
+    ) -> Result<Self> {
+        hardware::check_decoder(decoder_hw).map_err(anyhow::Error::msg)?;
+        let pipeline = gst::Pipeline::new();
+        let info = Arc::new(Mutex::new(SourceInfo::default()));
+        let convert = crate::elements::make("videoconvert")?;
+        let sink = gst_app::AppSink::builder()
+            .caps(
+                &gst_video::VideoCapsBuilder::new()
+                    .format_list(NATIVE_FORMATS)
+                    .build(),
+            )
+            .sync(opts.realtime && matches!(source, SourceUrl::File(_)))
+            .max_buffers(if opts.lossless { 2 } else { 1 })
+            .drop(!opts.lossless)
+            .build();
+        pipeline.add_many([&convert, sink.upcast_ref()])?;
+        convert.link(&sink)?;
+        install_frame_callback(&sink, &info, on_frame);
+
+        match source::build(pipeline.upcast_ref(), source, transport)? {
+            SourceOut::Raw(src) => src.link(&convert)?,
+            SourceOut::Static(src) => {
+                let decodebin = decodebin(&pipeline, &convert, decoder_hw, &info)?;
+                src.link(&decodebin)
+                    .context("linking the source to the decoder")?;
+            }
+            SourceOut::Dynamic(src) => {
+                let decodebin = decodebin(&pipeline, &convert, decoder_hw, &info)?;
+                let weak = decodebin.downgrade();
+                src.connect_pad_added(move |_, pad| {
+                    let Some(decodebin) = weak.upgrade() else {
+                        return;
+                    };
+                    if let Some(sinkpad) = decodebin.static_pad("sink")
+                        && !sinkpad.is_linked()
+                        && let Err(e) = pad.link(&sinkpad)
+                    {
+                        tracing::warn!("cannot link the source to the decoder: {e:?}");
+                    }
+                });
+            }
+        }
+        Ok(Self { pipeline, info })
+    }
+
+    /// The GStreamer pipeline (to play it and watch its bus).
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.pipeline
+    }
+
+    /// What is known about the source so far.
+    pub fn info(&self) -> SourceInfo {
+        self.info.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn install_frame_callback(
+    sink: &gst_app::AppSink,
+    info: &Arc<Mutex<SourceInfo>>,
+    mut on_frame: impl FnMut(gst::Sample) + Send + 'static,
+) {
+    let info = info.clone();
+    let mut last_caps: Option<gst::Caps> = None;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(caps) = sample.caps()
+                    && last_caps.as_ref().is_none_or(|c| c.as_ref() != caps)
+                {
+                    if let Ok(vi) = gst_video::VideoInfo::from_caps(caps)
+                        && let Ok(mut i) = info.lock()
+                    {
+                        i.size = Some((vi.width(), vi.height()));
+                        let fps = vi.fps();
+                        if fps.numer() > 0 {
+                            i.fps = Some(f64::from(fps.numer()) / f64::from(fps.denom()));
+                        }
+                    }
+                    last_caps = Some(caps.to_owned());
+                }
+                on_frame(sample);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+fn decodebin(
+    pipeline: &gst::Pipeline,
+    convert: &gst::Element,
+    decoder_hw: Hardware,
+    info: &Arc<Mutex<SourceInfo>>,
+) -> Result<gst::Element> {
+    let decodebin = crate::elements::make("decodebin")?;
+    pipeline.add(&decodebin)?;
+    let convert_weak = convert.downgrade();
+    decodebin.connect_pad_added(move |_, pad| {
+        let is_video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+            .unwrap_or(false);
+        let Some(convert) = convert_weak.upgrade() else {
+            return;
+        };
+        if let Some(sinkpad) = convert.static_pad("sink")
+            && is_video
+            && !sinkpad.is_linked()
+            && let Err(e) = pad.link(&sinkpad)
+        {
+            tracing::warn!("cannot link the decoder to the frame sink: {e:?}");
+        }
+    });
+    if decoder_hw != Hardware::Auto {
+        decodebin.connect("autoplug-select", false, move |args| {
+            let factory = args.get(3)?.get::<gst::ElementFactory>().ok()?;
+            let decoder = factory.has_type(gst::ElementFactoryType::DECODER);
+            let skip = decoder
+                && match decoder_hw {
+                    Hardware::Off => hardware::is_nvidia(&factory),
+                    Hardware::On => !hardware::is_nvidia(&factory),
+                    Hardware::Auto => false,
+                };
+            select_result(if skip { SELECT_SKIP } else { SELECT_TRY })
+        });
+    }
+    let info = info.clone();
+    decodebin.connect("deep-element-added", false, move |args| {
+        let element = args.get(2)?.get::<gst::Element>().ok()?;
+        let factory = element.factory()?;
+        if factory.has_type(gst::ElementFactoryType::DECODER | gst::ElementFactoryType::MEDIA_VIDEO)
+        {
+            let name = factory.name().to_string();
+            let hw = hardware::is_nvidia(&factory);
+            if let Some(pad) = element.static_pad("sink") {
+                let info = info.clone();
+                pad.connect_notify(Some("caps"), move |pad, _| {
+                    if let (Some(caps), Ok(mut i)) = (pad.current_caps(), info.lock()) {
+                        i.codec = caps.structure(0).map(|s| s.to_string());
+                    }
+                });
+            }
+            tracing::info!(decoder = %name, hardware = hw, "decoder chosen");
+            if let Ok(mut i) = info.lock() {
+                i.decoder = Some(name);
+                i.hardware = hw;
+            }
+        }
+        None
+    });
+    Ok(decodebin)
+}
+
+/// `GST_AUTOPLUG_SELECT_TRY`: let decodebin use the factory.
+const SELECT_TRY: i32 = 0;
+/// `GST_AUTOPLUG_SELECT_SKIP`: let decodebin try the next factory.
+const SELECT_SKIP: i32 = 2;
+
+/// An answer to decodebin's `autoplug-select`, as a value of its enum type.
+fn select_result(answer: i32) -> Option<gst::glib::Value> {
+    let ty = gst::glib::Type::from_name("GstAutoplugSelectResult")?;
+    gst::glib::EnumClass::with_type(ty)?.to_value(answer)
+}

@@ -1,0 +1,18 @@
+//! framegate: a real-time video analytics gateway.
+//!
+//! The modules follow the path of a frame: [`ingest`] (source → decoder) → [`frame`] (the
+//! newest-frame slot) → [`process`] (processors) → [`encode`] (one H.264 encoder per stream) →
+//! [`publish`] (fan-out to RTSP, RTMP, ...). [`stream`] supervises that path for one stream;
+//! [`app`] holds the commands; [`config`] is the typed configuration.
+
+pub mod app;
+pub mod config;
+pub mod elements;
+pub mod encode;
+pub mod frame;
+pub mod hardware;
+pub mod ingest;
+pub mod process;
+pub mod publish;
+pub mod stream;
+pub mod supervise;

@@ -1,0 +1,197 @@
+//! The `framegate` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use framegate::app::{self, ProcessArgs};
+use framegate::config::{self, Config, EncoderConfig, Hardware, ProcessorConfig, X264Preset};
+
+/// A real-time video analytics gateway: pulls cameras, runs every frame through processors,
+/// re-encodes and republishes with low latency.
+#[derive(Parser)]
+#[command(name = "framegate", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config: a built-in demo of two test patterns on RTSP.
+    Run {
+        /// The config file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file: exit 0, or print what is wrong with its line and exit 1.
+    Check {
+        /// The config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run decode → processors → encode over a file as fast as possible and write an MP4.
+    Process {
+        /// The input media file.
+        #[arg(long)]
+        input: PathBuf,
+        /// The MP4 to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// A processor to run (repeatable, in order), e.g. `--processor overlay`.
+        #[arg(long = "processor")]
+        processors: Vec<String>,
+        /// Encoder bitrate in kbit/s.
+        #[arg(long, default_value_t = 2000)]
+        bitrate_kbps: u32,
+        /// Frames between key frames.
+        #[arg(long, default_value_t = 50)]
+        keyframe_interval: u32,
+        /// x264 speed preset.
+        #[arg(long, value_enum, default_value_t = Preset::Ultrafast)]
+        preset: Preset,
+        /// Use NVIDIA's decoder and encoder: auto, on or off.
+        #[arg(long, value_enum, default_value_t = Hw::Auto)]
+        hardware: Hw,
+    },
+    /// Print the config reference (Markdown), generated from the config types.
+    ConfigReference,
+    /// Print the JSON schema of the config file (for editors and validators).
+    ConfigSchema,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Preset {
+    Ultrafast,
+    Superfast,
+    Veryfast,
+    Faster,
+    Fast,
+    Medium,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Hw {
+    Auto,
+    On,
+    Off,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            let config = match &config {
+                Some(path) => load(path)?,
+                None => {
+                    tracing::info!("no --config given: running the built-in demo");
+                    config::parse_str(config::DEMO_CONFIG, Path::new("<built-in demo>"))?
+                }
+            };
+            app::run(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => match config::load_file(&config) {
+            Ok(c) => {
+                println!("{}: ok ({} streams)", config.display(), c.streams.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Process {
+            input,
+            output,
+            processors,
+            bitrate_kbps,
+            keyframe_interval,
+            preset,
+            hardware,
+        } => {
+            let processors = processors
+                .iter()
+                .map(|kind| processor_from_kind(kind))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let hw = match hardware {
+                Hw::Auto => Hardware::Auto,
+                Hw::On => Hardware::On,
+                Hw::Off => Hardware::Off,
+            };
+            let args = ProcessArgs {
+                input,
+                output,
+                processors,
+                encoder: EncoderConfig {
+                    bitrate_kbps,
+                    keyframe_interval,
+                    preset: match preset {
+                        Preset::Ultrafast => X264Preset::Ultrafast,
+                        Preset::Superfast => X264Preset::Superfast,
+                        Preset::Veryfast => X264Preset::Veryfast,
+                        Preset::Faster => X264Preset::Faster,
+                        Preset::Fast => X264Preset::Fast,
+                        Preset::Medium => X264Preset::Medium,
+                    },
+                    hardware: hw,
+                },
+                decoder_hardware: hw,
+            };
+            let report = app::process_file(&args)?;
+            println!(
+                "{}: {} frames in {:.2} s ({:.1} fps)",
+                args.output.display(),
+                report.frames,
+                report.elapsed.as_secs_f64(),
+                report.frames as f64 / report.elapsed.as_secs_f64().max(1e-9)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConfigReference => {
+            print!("{}", config::reference::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConfigSchema => {
+            println!("{:#}", config::reference::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Ok(config::load_file(path)?)
+}
+
+/// A processor with default settings from its `kind`, as `--processor overlay` gives it.
+fn processor_from_kind(kind: &str) -> anyhow::Result<ProcessorConfig> {
+    let mut table = toml::Table::new();
+    table.insert("kind".into(), toml::Value::String(kind.into()));
+    toml::Value::Table(table)
+        .try_into()
+        .with_context(|| format!("--processor {kind}: unknown processor"))
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("FRAMEGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,90 @@
+//! Processors: the Rust stages every frame goes through between decoder and encoder.
+//!
+//! A processor is a small trait object with its settings and its per-stream state. Adding one is
+//! one file here, one variant in [`crate::config::ProcessorConfig`], and one arm in
+//! [`Chain::from_config`].
+
+mod clock;
+mod overlay;
+
+use std::time::{Duration, Instant};
+
+use crate::config::ProcessorConfig;
+use crate::frame::Frame;
+
+pub use clock::utc_timestamp;
+pub use overlay::Overlay;
+
+/// A stage that sees every frame of one stream, in its native layout, and may draw on it or add
+/// metadata.
+pub trait Processor: Send {
+    /// The processor's `kind`, for logs and stats.
+    fn name(&self) -> &'static str;
+
+    /// Processes one frame in place. An error is logged and counted by the caller; the frame
+    /// goes on to the next processor and the encoder regardless.
+    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()>;
+}
+
+/// A stream's processors, in order.
+pub struct Chain {
+    processors: Vec<Box<dyn Processor>>,
+}
+
+/// What one pass through the chain did.
+#[derive(Debug, Default)]
+pub struct ChainReport {
+    /// Time spent in all processors.
+    pub elapsed: Duration,
+    /// Processors that failed on this frame, with their error.
+    pub errors: Vec<(&'static str, anyhow::Error)>,
+}
+
+impl Chain {
+    /// Builds the chain a stream's config asks for.
+    pub fn from_config(configs: &[ProcessorConfig]) -> Self {
+        let processors = configs
+            .iter()
+            .map(|c| -> Box<dyn Processor> {
+                match c {
+                    ProcessorConfig::Overlay(o) => Box::new(Overlay::new(o.clone())),
+                }
+            })
+            .collect();
+        Self { processors }
+    }
+
+    /// Number of processors.
+    pub fn len(&self) -> usize {
+        self.processors.len()
+    }
+
+    /// Whether the chain does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.processors.is_empty()
+    }
+
+    /// Runs every processor on the frame.
+    pub fn run(&mut self, frame: &mut Frame) -> ChainReport {
+        let start = Instant::now();
+        let mut report = ChainReport::default();
+        for p in &mut self.processors {
+            // A processor that panics loses this frame's work, not the stream.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.process(frame)))
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        Err(anyhow::anyhow!("panicked: {what}"))
+                    });
+            if let Err(e) = result {
+                report.errors.push((p.name(), e));
+            }
+        }
+        report.elapsed = start.elapsed();
+        report
+    }
+}

@@ -1,0 +1,20 @@
+//! Publish: the stream's one encode fanned out to every output.
+//!
+//! ```text
+//! encoder appsink ─→ Fanout ─┬→ AppSrcFeed → RTSP server mount (rtph264pay) → RTSP clients
+//!                            ├→ AppSrcFeed → h264parse → flvmux → rtmp2sink        (rtmp push)
+//!                            └→ AppSrcFeed → h264parse → rtspclientsink            (rtsp push)
+//! ```
+//! Each feed has its own small buffer (its appsrc queue). A feed that fills up drops frames
+//! and starts again at the next key frame (asking the encoder for one); the encoder and the
+//! other feeds never wait for it.
+
+mod fanout;
+mod feed;
+mod push;
+mod rtsp_server;
+
+pub use fanout::{EncodedSink, Fanout, FeedStats};
+pub use feed::AppSrcFeed;
+pub use push::PushOutput;
+pub use rtsp_server::RtspServer;

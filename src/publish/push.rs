@@ -1,0 +1,230 @@
+//! Push outputs (`rtmp`, `rtsp-push`): each runs in its own pipeline and worker thread, fed from
+//! the stream's fan-out, and reconnects with backoff when the server is down or goes away. A
+//! failing output never touches the stream or its other outputs.
+//!
+//! ```text
+//! rtmp:      appsrc → h264parse → flvmux (streamable) → rtmp2sink
+//! rtsp-push: appsrc → h264parse → rtspclientsink (ANNOUNCE/RECORD)
+//! ```
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+
+use crate::config::masked_url as masked;
+use crate::config::{OutputConfig, PushOutput as PushConfig, RtspTransport, StreamId};
+use crate::elements::{error_text, make, stop};
+use crate::supervise::{Backoff, Shutdown};
+
+use super::fanout::{EncodedSink, Fanout};
+use super::feed::AppSrcFeed;
+
+/// Access units a push output may hold before it drops and waits for a key frame.
+const PUSH_QUEUE_FRAMES: u64 = 25;
+/// An output that stayed up this long starts its next retry from the first delay.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a stopping output waits for end-of-stream to reach the server.
+const EOS_TIMEOUT: Duration = Duration::from_millis(1500);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Rtmp,
+    RtspPush,
+}
+
+/// A push output and its worker.
+pub struct PushOutput {
+    name: String,
+    stop: Shutdown,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl PushOutput {
+    /// Starts pushing; returns `None` for outputs that are not push outputs.
+    pub fn start(
+        stream: &StreamId,
+        config: &OutputConfig,
+        fanout: Arc<Fanout>,
+    ) -> Option<Result<Self>> {
+        let (kind, cfg) = match config {
+            OutputConfig::Rtmp(c) => (Kind::Rtmp, c.clone()),
+            OutputConfig::RtspPush(c) => (Kind::RtspPush, c.clone()),
+            OutputConfig::Rtsp(_) => return None,
+        };
+        let name = format!("{} {}", config.kind(), masked(&cfg.url));
+        let stop = Shutdown::new();
+        let worker = {
+            let (name, stop, stream) = (name.clone(), stop.clone(), stream.clone());
+            std::thread::Builder::new()
+                .name(format!("out-{stream}"))
+                .spawn(move || run(&stream, &name, kind, &cfg, &fanout, &stop))
+                .context("starting an output thread")
+        };
+        Some(worker.map(|w| Self {
+            name,
+            stop,
+            worker: Some(w),
+        }))
+    }
+
+    /// The output's name for logs (`rtmp rtmp://host/live/x`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Signals the worker to finish (end-of-stream to the server) without waiting.
+    pub fn begin_stop(&self) {
+        self.stop.trigger();
+    }
+}
+
+impl Drop for PushOutput {
+    fn drop(&mut self) {
+        self.stop.trigger();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn run(
+    stream: &StreamId,
+    name: &str,
+    kind: Kind,
+    cfg: &PushConfig,
+    fanout: &Arc<Fanout>,
+    stop: &Shutdown,
+) {
+    let mut backoff = Backoff::from_secs(cfg.retry_initial_s, cfg.retry_max_s);
+    while !stop.is_set() {
+        let started = Instant::now();
+        let result = run_once(stream, name, kind, cfg, fanout, stop);
+        let error = match result {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        if started.elapsed() > STABLE_AFTER {
+            backoff.reset();
+        }
+        let attempt = backoff.attempt();
+        let delay = backoff.next_delay();
+        tracing::warn!(
+            stream = %stream,
+            output = name,
+            attempt,
+            "output failed: {error:#}; retrying in {:.1} s",
+            delay.as_secs_f64()
+        );
+        if stop.wait(delay) {
+            return;
+        }
+    }
+}
+
+/// Runs one connection until it fails (`Err`) or the output is stopped (`Ok`).
+fn run_once(
+    stream: &StreamId,
+    name: &str,
+    kind: Kind,
+    cfg: &PushConfig,
+    fanout: &Arc<Fanout>,
+    stop: &Shutdown,
+) -> Result<()> {
+    let (pipeline, appsrc) = build(kind, cfg, fanout.caps().as_ref())?;
+    let _guard = PipelineGuard(pipeline.clone());
+    let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::new(name, &appsrc, PUSH_QUEUE_FRAMES));
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("cannot start the output pipeline")?;
+    fanout.add(sink.clone());
+    let _feed = FeedGuard(fanout.clone(), sink);
+    let bus = pipeline.bus().context("output pipeline has no bus")?;
+    let mut live = false;
+    loop {
+        if stop.is_set() {
+            let _ = appsrc.end_of_stream();
+            wait_eos(&bus, EOS_TIMEOUT);
+            tracing::info!(stream = %stream, output = name, "output stopped");
+            return Ok(());
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                anyhow::bail!("{}", error_text(&e));
+            }
+            gst::MessageView::Eos(_) => anyhow::bail!("the server ended the stream"),
+            gst::MessageView::StateChanged(s)
+                if !live
+                    && s.current() == gst::State::Playing
+                    && msg.src() == Some(pipeline.upcast_ref()) =>
+            {
+                live = true;
+                tracing::info!(stream = %stream, output = name, "output publishing");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn build(
+    kind: Kind,
+    cfg: &PushConfig,
+    caps: Option<&gst::Caps>,
+) -> Result<(gst::Pipeline, gst_app::AppSrc)> {
+    let pipeline = gst::Pipeline::new();
+    let appsrc = AppSrcFeed::appsrc(caps);
+    let parse = make("h264parse")?;
+    pipeline.add_many([appsrc.upcast_ref(), &parse])?;
+    appsrc.link(&parse)?;
+    match kind {
+        Kind::Rtmp => {
+            let mux = make("flvmux")?;
+            mux.set_property("streamable", true);
+            let sink = make("rtmp2sink")?;
+            sink.set_property("location", cfg.url.as_str());
+            pipeline.add_many([&mux, &sink])?;
+            gst::Element::link_many([&parse, &mux, &sink])?;
+        }
+        Kind::RtspPush => {
+            let sink = make("rtspclientsink")?;
+            sink.set_property("location", cfg.url.as_str());
+            sink.set_property("latency", 0u32);
+            sink.set_property_from_str(
+                "protocols",
+                match cfg.transport {
+                    RtspTransport::Tcp => "tcp",
+                    RtspTransport::Udp => "udp",
+                },
+            );
+            pipeline.add(&sink)?;
+            parse.link(&sink)?;
+        }
+    }
+    Ok((pipeline, appsrc))
+}
+
+fn wait_eos(bus: &gst::Bus, timeout: Duration) {
+    let _ = bus.timed_pop_filtered(
+        gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+}
+
+struct PipelineGuard(gst::Pipeline);
+impl Drop for PipelineGuard {
+    fn drop(&mut self) {
+        stop(&self.0);
+    }
+}
+
+struct FeedGuard(Arc<Fanout>, Arc<dyn EncodedSink>);
+impl Drop for FeedGuard {
+    fn drop(&mut self) {
+        self.0.remove(&self.1);
+    }
+}

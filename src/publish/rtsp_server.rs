@@ -1,0 +1,177 @@
+//! framegate's own RTSP server (gst-rtsp-server): one mount per stream, fed from the stream's
+//! fan-out. The media is shared by all clients of a mount, so a hundred viewers cost one
+//! payloader, not a hundred encoders.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use gst::glib;
+use gst::prelude::*;
+use gst_rtsp_server::prelude::*;
+use gst_rtsp_server::subclass::prelude::*;
+
+use super::fanout::Fanout;
+use super::feed::AppSrcFeed;
+
+/// Access units an RTSP mount may hold before it drops and waits for a key frame (1 s at 25 fps).
+const MOUNT_QUEUE_FRAMES: u64 = 25;
+
+/// A running RTSP server with its own GLib main loop thread.
+pub struct RtspServer {
+    server: gst_rtsp_server::RTSPServer,
+    main_loop: glib::MainLoop,
+    thread: Option<JoinHandle<()>>,
+    host: String,
+    port: u16,
+}
+
+impl RtspServer {
+    /// Listens on `bind:port` (`port` 0 picks a free one).
+    pub fn start(bind: IpAddr, port: u16) -> Result<Self> {
+        let server = gst_rtsp_server::RTSPServer::new();
+        server.set_address(&bind.to_string());
+        server.set_service(&port.to_string());
+        let context = glib::MainContext::new();
+        server.attach(Some(&context)).with_context(|| {
+            format!("RTSP server: cannot listen on {bind}:{port} (port in use?)")
+        })?;
+        let port = u16::try_from(server.bound_port()).context("RTSP server: no bound port")?;
+        let main_loop = glib::MainLoop::new(Some(&context), false);
+        let thread = {
+            let main_loop = main_loop.clone();
+            std::thread::Builder::new()
+                .name("rtsp-server".into())
+                .spawn(move || {
+                    let _ = context.with_thread_default(|| main_loop.run());
+                })
+                .context("starting the RTSP server thread")?
+        };
+        let host = if bind.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            match bind {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                IpAddr::V4(v4) => v4.to_string(),
+            }
+        };
+        tracing::info!("RTSP server listening on {bind}:{port}");
+        Ok(Self {
+            server,
+            main_loop,
+            thread: Some(thread),
+            host,
+            port,
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL a client opens for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("rtsp://{}:{}{}", self.host, self.port, path)
+    }
+
+    /// Serves a stream's fan-out at `path`.
+    pub fn mount(&self, path: &str, fanout: Arc<Fanout>) -> Result<()> {
+        let mounts = self
+            .server
+            .mount_points()
+            .context("RTSP server has no mount points")?;
+        let factory = StreamFactory::new(fanout, path);
+        mounts.add_factory(path, factory);
+        Ok(())
+    }
+
+    /// Stops serving `path`; its clients are disconnected.
+    pub fn unmount(&self, path: &str) {
+        if let Some(mounts) = self.server.mount_points() {
+            mounts.remove_factory(path);
+        }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+glib::wrapper! {
+    /// A media factory whose media reads the stream's encoded frames from its fan-out.
+    pub struct StreamFactory(ObjectSubclass<imp::StreamFactory>)
+        @extends gst_rtsp_server::RTSPMediaFactory;
+}
+
+impl StreamFactory {
+    fn new(fanout: Arc<Fanout>, path: &str) -> Self {
+        let factory: Self = glib::Object::new();
+        let imp = factory.imp();
+        let _ = imp.fanout.set(fanout);
+        let _ = imp.path.set(path.to_string());
+        // One media (one payloader) for all clients of the mount.
+        factory.set_shared(true);
+        factory
+    }
+}
+
+mod imp {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct StreamFactory {
+        pub(super) fanout: OnceLock<Arc<Fanout>>,
+        pub(super) path: OnceLock<String>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for StreamFactory {
+        const NAME: &'static str = "FramegateStreamFactory";
+        type Type = super::StreamFactory;
+        type ParentType = gst_rtsp_server::RTSPMediaFactory;
+    }
+
+    impl ObjectImpl for StreamFactory {}
+
+    impl RTSPMediaFactoryImpl for StreamFactory {
+        fn create_element(&self, _url: &gst_rtsp::RTSPUrl) -> Option<gst::Element> {
+            let fanout = self.fanout.get()?;
+            let path = self.path.get().map(String::as_str).unwrap_or("?");
+            match media_bin(fanout, path) {
+                Ok(bin) => Some(bin),
+                Err(e) => {
+                    tracing::error!("RTSP mount {path}: cannot build the media: {e:#}");
+                    None
+                }
+            }
+        }
+    }
+
+    /// `appsrc → h264parse → rtph264pay name=pay0`, the appsrc fed by the fan-out.
+    fn media_bin(fanout: &Arc<Fanout>, path: &str) -> Result<gst::Element> {
+        let bin = gst::Bin::new();
+        let appsrc = AppSrcFeed::appsrc(fanout.caps().as_ref());
+        let parse = crate::elements::make("h264parse")?;
+        let pay = gst::ElementFactory::make("rtph264pay")
+            .name("pay0")
+            .property("pt", 96u32)
+            .property("config-interval", -1i32)
+            .build()
+            .context("GStreamer element `rtph264pay` is missing")?;
+        bin.add_many([appsrc.upcast_ref(), &parse, &pay])?;
+        gst::Element::link_many([appsrc.upcast_ref(), &parse, &pay])?;
+        fanout.add(Arc::new(AppSrcFeed::new(
+            format!("rtsp {path}"),
+            &appsrc,
+            MOUNT_QUEUE_FRAMES,
+        )));
+        Ok(bin.upcast())
+    }
+}

@@ -1,0 +1,192 @@
+//! One stream at run time: its supervised ingest, its processing worker, its encoder and its
+//! outputs, wired as in the diagram below. Streams share nothing but the RTSP server, so one
+//! stream's failure never reaches another.
+//!
+//! ```text
+//!  ingest worker ──(newest-frame slot)──→ processing worker ──→ encoder ──→ fan-out ──→ outputs
+//!  (restarts the source                    (processors, then                (RTSP mount,
+//!   with backoff; owns the state)           encode; logs summaries)          push workers)
+//! ```
+
+mod ingest_worker;
+mod process_worker;
+mod state;
+mod stats;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::config::{ServerConfig, StreamConfig, StreamId};
+use crate::encode::{EncodeSink, Encoder};
+use crate::frame::{Frame, LatestSlot};
+use crate::process::Chain;
+use crate::publish::{Fanout, PushOutput, RtspServer};
+use crate::supervise::Shutdown;
+
+pub use state::{StateCell, StreamState};
+pub use stats::StreamStats;
+
+/// A running stream.
+pub struct Stream {
+    id: StreamId,
+    state: Arc<StateCell>,
+    stats: Arc<StreamStats>,
+    shutdown: Shutdown,
+    slot: Arc<LatestSlot<Frame>>,
+    ingest: Option<JoinHandle<()>>,
+    processing: Option<JoinHandle<()>>,
+    outputs: Vec<PushOutput>,
+    rtsp_urls: Vec<String>,
+    mounts: Vec<String>,
+}
+
+impl Stream {
+    /// Starts a stream: its encoder and outputs at once, its source as soon as it can be reached.
+    pub fn start(
+        config: &StreamConfig,
+        server: &ServerConfig,
+        rtsp: Option<&RtspServer>,
+    ) -> Result<Self> {
+        let id = config.id().clone();
+        let state = Arc::new(StateCell::new(id.clone()));
+        let stats = Arc::new(StreamStats::default());
+        let shutdown = Shutdown::new();
+        let slot = LatestSlot::new();
+
+        let encoder_cell: Arc<OnceLock<Weak<Encoder>>> = Arc::default();
+        let fanout = {
+            let cell = encoder_cell.clone();
+            Fanout::new(move || {
+                if let Some(e) = cell.get().and_then(Weak::upgrade) {
+                    e.request_keyframe();
+                }
+            })
+        };
+        let encoder = {
+            let (fanout, stats) = (fanout.clone(), stats.clone());
+            Arc::new(
+                Encoder::start(
+                    &config.encoder,
+                    EncodeSink::Samples(Box::new(move |sample, spent| {
+                        stats.record_encoded(spent);
+                        fanout.publish(&sample);
+                    })),
+                    true,
+                )
+                .with_context(|| format!("stream `{id}`: starting the encoder"))?,
+            )
+        };
+        let _ = encoder_cell.set(Arc::downgrade(&encoder));
+        tracing::info!(stream = %id, encoder = %encoder.kind(), "encoder ready");
+
+        let mut mounts = Vec::new();
+        let mut rtsp_urls = Vec::new();
+        for path in crate::config::rtsp_mounts(config) {
+            let server = rtsp.context("an `rtsp` output needs the RTSP server")?;
+            server.mount(&path, fanout.clone())?;
+            rtsp_urls.push(server.url(&path));
+            mounts.push(path);
+        }
+        let mut outputs = Vec::new();
+        for o in &config.outputs {
+            if let Some(out) = PushOutput::start(&id, o, fanout.clone()) {
+                outputs.push(out?);
+            }
+        }
+
+        let ingest = {
+            let ctx = ingest_worker::Context {
+                config: config.clone(),
+                state: state.clone(),
+                stats: stats.clone(),
+                slot: slot.clone(),
+                shutdown: shutdown.clone(),
+                seq: Arc::new(AtomicU64::new(0)),
+            };
+            std::thread::Builder::new()
+                .name(format!("in-{id}"))
+                .spawn(move || ingest_worker::run(ctx))
+                .context("starting the ingest thread")?
+        };
+        let processing = {
+            let ctx = process_worker::Context {
+                id: id.clone(),
+                chain: Chain::from_config(&config.processors),
+                slot: slot.clone(),
+                encoder,
+                fanout,
+                stats: stats.clone(),
+                state: state.clone(),
+                summary_interval: (server.summary_interval_s > 0.0)
+                    .then(|| Duration::from_secs_f64(server.summary_interval_s)),
+            };
+            std::thread::Builder::new()
+                .name(format!("proc-{id}"))
+                .spawn(move || process_worker::run(ctx))
+                .context("starting the processing thread")?
+        };
+        Ok(Self {
+            id,
+            state,
+            stats,
+            shutdown,
+            slot,
+            ingest: Some(ingest),
+            processing: Some(processing),
+            outputs,
+            rtsp_urls,
+            mounts,
+        })
+    }
+
+    /// The stream's id.
+    pub fn id(&self) -> &StreamId {
+        &self.id
+    }
+
+    /// Its current state.
+    pub fn state(&self) -> StreamState {
+        self.state.get()
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Arc<StreamStats> {
+        &self.stats
+    }
+
+    /// URLs of its RTSP mounts on framegate's server.
+    pub fn rtsp_urls(&self) -> &[String] {
+        &self.rtsp_urls
+    }
+
+    /// Starts stopping, without waiting: the source stops, outputs send end-of-stream.
+    pub fn begin_stop(&self) {
+        self.shutdown.trigger();
+        for o in &self.outputs {
+            o.begin_stop();
+        }
+    }
+
+    /// Stops the stream and waits for its workers; unmounts it from `rtsp`.
+    pub fn stop(mut self, rtsp: Option<&RtspServer>) {
+        self.begin_stop();
+        if let Some(t) = self.ingest.take() {
+            let _ = t.join();
+        }
+        self.slot.close();
+        if let Some(t) = self.processing.take() {
+            let _ = t.join();
+        }
+        self.outputs.clear();
+        if let Some(server) = rtsp {
+            for m in &self.mounts {
+                server.unmount(m);
+            }
+        }
+        self.state.set(StreamState::Stopped, None);
+    }
+}

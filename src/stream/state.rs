@@ -1,0 +1,87 @@
+//! A stream's state machine, visible in the logs (one line per change) and to the API.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::StreamId;
+
+/// Where a stream is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamState {
+    /// Opening the source.
+    Connecting,
+    /// Frames are flowing.
+    Live,
+    /// Waiting before the next attempt to open the source.
+    Reconnecting {
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Delay before it.
+        delay: Duration,
+    },
+    /// Stopped on purpose.
+    Stopped,
+}
+
+impl fmt::Display for StreamState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connecting => f.write_str("connecting"),
+            Self::Live => f.write_str("live"),
+            Self::Reconnecting { attempt, delay } => write!(
+                f,
+                "reconnecting (attempt {attempt}, in {:.1} s)",
+                delay.as_secs_f64()
+            ),
+            Self::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// The state of one stream, with when it was entered and why.
+pub struct StateCell {
+    id: StreamId,
+    inner: Mutex<(StreamState, Instant)>,
+}
+
+impl StateCell {
+    /// A stream that is connecting.
+    pub fn new(id: StreamId) -> Self {
+        Self {
+            id,
+            inner: Mutex::new((StreamState::Connecting, Instant::now())),
+        }
+    }
+
+    /// The current state.
+    pub fn get(&self) -> StreamState {
+        self.lock().0.clone()
+    }
+
+    /// How long the stream has been in its current state.
+    pub fn since(&self) -> Duration {
+        self.lock().1.elapsed()
+    }
+
+    /// Moves to `new`, logging the change with its reason; no-op when nothing changes.
+    pub fn set(&self, new: StreamState, reason: Option<&str>) {
+        let old = {
+            let mut g = self.lock();
+            if g.0 == new {
+                return;
+            }
+            let old = std::mem::replace(&mut g.0, new.clone());
+            g.1 = Instant::now();
+            old
+        };
+        match reason {
+            Some(r) => tracing::info!(stream = %self.id, "{old} → {new}: {r}"),
+            None => tracing::info!(stream = %self.id, "{old} → {new}"),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (StreamState, Instant)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
