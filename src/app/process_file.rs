@@ -106,7 +106,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => {
-                anyhow::bail!("reading {}: {}", args.input.display(), error_text(&e))
+                anyhow::bail!("reading {}: {}", args.input.display(), error_text(e))
             }
             _ => {}
         }

@@ -60,7 +60,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
 type Invalid = (Option<Range<usize>>, String);
 
 fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
-    if !(config.server.summary_interval_s >= 0.0) {
+    if config.server.summary_interval_s.is_nan() || config.server.summary_interval_s < 0.0 {
         return Err((None, "server.summary_interval_s must be 0 or more".into()));
     }
     let mut seen: HashMap<&str, Range<usize>> = HashMap::new();

@@ -114,6 +114,9 @@ fn type_name(prop: &Value, defs: &Map<String, Value>) -> String {
     if let Some(r) = prop.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap_or(r);
         return match defs.get(name) {
+            Some(def) if def.pointer("/oneOf/0/properties/kind").is_some() => {
+                "table chosen by `kind`".to_string()
+            }
             Some(def) if def.get("oneOf").is_some() || def.get("enum").is_some() => {
                 enum_values(def).unwrap_or_else(|| name.to_string())
             }

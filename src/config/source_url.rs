@@ -191,7 +191,7 @@ impl TestPattern {
                 }
             }
         }
-        if t.width % 2 != 0 || t.height % 2 != 0 {
+        if !t.width.is_multiple_of(2) || !t.height.is_multiple_of(2) {
             return Err("test source: width and height must be even".into());
         }
         Ok(t)

@@ -39,7 +39,7 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01 00:00:00.000");
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_377_262_123);
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_290_862_123);
         assert_eq!(utc_timestamp(t), "2026-11-21 19:54:22.123");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&utc_timestamp(leap)[..10], "2000-02-29");

@@ -95,6 +95,7 @@ fn draw_lines(canvas: &mut Canvas<'_>, scale: i32, lines: &[String]) {
 mod tests {
     use super::*;
     use crate::frame::{Detection, FrameMeta, Rect};
+    use gst_video::prelude::*;
 
     fn gray_frame(w: u32, h: u32) -> Frame {
         gst::init().expect("gstreamer");

@@ -155,7 +155,7 @@ fn run_once(
         };
         match msg.view() {
             gst::MessageView::Error(e) => {
-                anyhow::bail!("{}", error_text(&e));
+                anyhow::bail!("{}", error_text(e));
             }
             gst::MessageView::Eos(_) => anyhow::bail!("the server ended the stream"),
             gst::MessageView::StateChanged(s)

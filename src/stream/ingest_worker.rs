@@ -151,7 +151,7 @@ fn run_once(ctx: &Context) -> Ended {
             continue;
         };
         match msg.view() {
-            gst::MessageView::Error(e) => return Ended::Failed(error_text(&e)),
+            gst::MessageView::Error(e) => return Ended::Failed(error_text(e)),
             gst::MessageView::Eos(_) => {
                 return match config.source {
                     SourceUrl::File(_) => Ended::Looped,

@@ -85,7 +85,7 @@ fn watch_encoder(ctx: &Context) {
     while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
         match msg.view() {
             gst::MessageView::Error(e) => {
-                tracing::error!(stream = %ctx.id, "encoder error: {}", error_text(&e));
+                tracing::error!(stream = %ctx.id, "encoder error: {}", error_text(e));
             }
             gst::MessageView::Warning(w) => {
                 tracing::debug!(stream = %ctx.id, "encoder warning: {}", w.error());

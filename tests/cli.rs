@@ -1,0 +1,183 @@
+//! The command line: `check` on broken configs, `process` on a real clip.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn framegate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_framegate"))
+}
+
+/// Runs `framegate check` on `text`; returns (success, stdout + stderr).
+fn check(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streams.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = framegate()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+const GOOD: &str = r#"[server]
+rtsp_port = 8554
+
+[[streams]]
+id = "cam0"
+source = "rtsp://user:pass@127.0.0.1:8554/cam0"
+processors = [ { kind = "overlay" } ]
+outputs = [
+  { kind = "rtsp" },
+  { kind = "rtmp", url = "rtmp://127.0.0.1/live/cam0" },
+  { kind = "rtsp-push", url = "rtsp://127.0.0.1:8555/cam0" },
+]
+[streams.encoder]
+bitrate_kbps = 2000
+keyframe_interval = 50
+preset = "ultrafast"
+hardware = "auto"
+"#;
+
+#[test]
+fn check_accepts_the_documented_config() {
+    let (ok, out) = check(GOOD);
+    assert!(ok, "{out}");
+    assert!(out.contains("ok (1 streams)"), "{out}");
+}
+
+/// Each broken config gives one message with the file, the line and the field.
+#[test]
+fn check_names_line_and_field_of_each_mistake() {
+    let cases = [
+        (
+            GOOD.replace("keyframe_interval = 50", "keyframe_intervall = 50"),
+            ":15:",
+            "unknown field `keyframe_intervall`",
+        ),
+        (
+            GOOD.replace(
+                "rtsp://user:pass@127.0.0.1:8554/cam0",
+                "htp://127.0.0.1/cam0",
+            ),
+            ":6:",
+            "unsupported scheme `htp`",
+        ),
+        (
+            format!("{GOOD}\n[[streams]]\nid = \"cam0\"\nsource = \"test://ball\"\n"),
+            ":20:",
+            "duplicate stream id `cam0` (first defined at line 5)",
+        ),
+        (
+            "[[streams]]\nid = \"cam1\"\noutputs = []\n".to_string(),
+            ":1:",
+            "missing field `source`",
+        ),
+        (
+            GOOD.replace("bitrate_kbps = 2000", "bitrate_kbps = 5"),
+            ":5:",
+            "encoder.bitrate_kbps = 5 is out of range",
+        ),
+    ];
+    for (text, line, message) in cases {
+        let (ok, out) = check(&text);
+        assert!(!ok, "accepted a broken config:\n{text}");
+        assert!(
+            out.contains("streams.toml") && out.contains(line),
+            "no `{line}` in: {out}"
+        );
+        assert!(out.contains(message), "no `{message}` in: {out}");
+        assert_eq!(out.trim().lines().count(), 1, "not one clear line: {out}");
+        assert!(!out.contains("pass@"), "a password was echoed: {out}");
+    }
+}
+
+#[test]
+fn process_writes_a_playable_mp4_with_every_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    let output = dir.path().join("out.mp4");
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=60", "pattern=ball", "!"])
+        .args(["video/x-raw,width=640,height=360,framerate=25/1", "!"])
+        .args([
+            "x264enc",
+            "speed-preset=ultrafast",
+            "!",
+            "mp4mux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", input.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = framegate()
+        .args(["process", "--processor", "overlay", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count_frames(&output), 60);
+    assert_eq!(count_frames(&input), 60);
+}
+
+#[test]
+fn process_rejects_a_missing_input_and_an_unknown_processor() {
+    let out = framegate()
+        .args([
+            "process",
+            "--input",
+            "/nonexistent.mp4",
+            "--output",
+            "/tmp/x.mp4",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.mp4"));
+    let out = framegate()
+        .args([
+            "process",
+            "--input",
+            "Cargo.toml",
+            "--output",
+            "/tmp/x.mp4",
+            "--processor",
+            "blur",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--processor blur"));
+}
+
+fn count_frames(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text.trim().split(',');
+    assert_eq!(f.next(), Some("h264"), "not an H.264 file: {text}");
+    f.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}

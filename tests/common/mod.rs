@@ -1,0 +1,355 @@
+//! Test harness: real servers and clients on 127.0.0.1 and free ports, cleaned up on drop.
+//! No sleeps as synchronisation: everything waits for a condition with a deadline.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod rtsp;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until something accepts TCP connections on the port.
+pub fn wait_for_port(port: u16, timeout: Duration) {
+    wait_for(
+        &format!("port {port} to accept connections"),
+        timeout,
+        || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
+    );
+}
+
+/// A framegate process with its config in a temporary directory; terminated on drop.
+pub struct Framegate {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Framegate {
+    /// Starts `framegate run --config <config>`.
+    pub fn run(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("framegate.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("framegate.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_framegate"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("FRAMEGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            child: Some(child),
+            dir,
+            log,
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until its log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        wait_for(&format!("`{needle}` in the log"), timeout, || {
+            self.log().contains(needle).then_some(())
+        });
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = wait_for("framegate to exit", timeout, || {
+            child.try_wait().ok().flatten()
+        });
+        Some(status)
+    }
+}
+
+impl Drop for Framegate {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- framegate log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A child process killed on drop (servers and clients the tests start).
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ffprobe's view of the first video stream at `url`: (codec, width, height, r_frame_rate).
+pub fn ffprobe(url: &str) -> Option<(String, u32, u32, String)> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        "-analyzeduration",
+        "1000000",
+        "-probesize",
+        "500000",
+    ]);
+    if url.starts_with("rtsp://") {
+        cmd.args(["-rtsp_transport", "tcp"]);
+    }
+    let out = cmd
+        .args([
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,r_frame_rate",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text.trim().split(',');
+    Some((
+        f.next()?.to_string(),
+        f.next()?.parse().ok()?,
+        f.next()?.parse().ok()?,
+        f.next()?.to_string(),
+    ))
+}
+
+/// A decoded frame's luma plane.
+#[derive(Clone)]
+pub struct Gray {
+    pub width: usize,
+    pub height: usize,
+    pub luma: Vec<u8>,
+}
+
+impl Gray {
+    /// Writes the frame as a PGM picture (for looking at a failure).
+    pub fn save_pgm(&self, path: &str) {
+        let mut data = format!("P5\n{} {}\n255\n", self.width, self.height).into_bytes();
+        data.extend_from_slice(&self.luma);
+        let _ = std::fs::write(path, data);
+    }
+
+    /// Mean absolute difference against `other` over a rectangle.
+    pub fn diff(&self, other: &Gray, x: usize, y: usize, w: usize, h: usize) -> f64 {
+        let mut sum = 0u64;
+        for row in y..y + h {
+            for col in x..x + w {
+                let a = self.luma[row * self.width + col] as i64;
+                let b = other.luma[row * other.width + col] as i64;
+                sum += (a - b).unsigned_abs();
+            }
+        }
+        sum as f64 / (w * h) as f64
+    }
+}
+
+/// Reads `count` decoded frames from a URL GStreamer can open (RTSP over TCP, RTMP, a file).
+pub fn grab_frames(url: &str, count: usize, timeout: Duration) -> Vec<Gray> {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("uridecodebin")
+        .property("uri", url)
+        .build()
+        .unwrap();
+    src.connect("source-setup", false, |args| {
+        let source = args[1].get::<gst::Element>().unwrap();
+        if source.find_property("protocols").is_some() {
+            source.set_property_from_str("protocols", "tcp");
+            source.set_property("latency", 0u32);
+        }
+        None
+    });
+    let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
+    let sink = gst_app::AppSink::builder()
+        .caps(
+            &gst_video::VideoCapsBuilder::new()
+                .format(gst_video::VideoFormat::Gray8)
+                .build(),
+        )
+        .sync(false)
+        .build();
+    pipeline
+        .add_many([&src, &convert, sink.upcast_ref()])
+        .unwrap();
+    convert.link(&sink).unwrap();
+    let weak = convert.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let convert = weak.upgrade().unwrap();
+        let sinkpad = convert.static_pad("sink").unwrap();
+        let video = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+            .unwrap_or(false);
+        if video && !sinkpad.is_linked() {
+            pad.link(&sinkpad).unwrap();
+        }
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut frames = Vec::new();
+    while frames.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "got {} of {count} frames from {url}",
+            frames.len()
+        );
+        let Some(sample) =
+            sink.try_pull_sample(gst::ClockTime::from_mseconds(left.as_millis() as u64))
+        else {
+            continue;
+        };
+        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+        let buffer = sample.buffer_owned().unwrap();
+        let frame = gst_video::VideoFrame::from_buffer_readable(buffer, &info).unwrap();
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = frame.plane_stride()[0] as usize;
+        let data = frame.plane_data(0).unwrap();
+        let mut luma = Vec::with_capacity(w * h);
+        for row in 0..h {
+            luma.extend_from_slice(&data[row * stride..row * stride + w]);
+        }
+        frames.push(Gray {
+            width: w,
+            height: h,
+            luma,
+        });
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    frames
+}
+
+/// An nginx with the RTMP module, on its own config and a free port.
+pub struct Nginx {
+    _proc: Proc,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let module = ["/usr/lib/nginx/modules/ngx_rtmp_module.so"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("the nginx RTMP module (libnginx-mod-rtmp) is not installed");
+        let conf = format!(
+            "load_module {module};\n\
+             daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             error_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 256; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+               application live {{ live on; record off; }} }} }}\n",
+            d = dir.path().display()
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nginx is not installed");
+        let mut proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(_)) = proc.0.try_wait() {
+                let mut err = String::new();
+                let _ = proc.0.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("nginx exited: {err}");
+            }
+            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            _proc: proc,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
+    }
+}
+
+/// Publishes a moving test pattern to an RTMP URL with ffmpeg (as OBS would), in real time.
+pub fn ffmpeg_publish_rtmp(url: &str, size: &str) -> Proc {
+    let child = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=25"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "flv",
+        ])
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg is not installed");
+    Proc(child)
+}

@@ -1,0 +1,130 @@
+//! RTSP servers inside the test process (gst-rtsp-server): a camera-like source, and a
+//! RECORD-mode server that receives pushed streams.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gst::glib;
+use gst::prelude::*;
+use gst_rtsp_server::prelude::*;
+
+use super::free_port;
+
+/// The last frame size a RECORD mount decoded.
+pub type FrameSize = Arc<std::sync::Mutex<Option<(i32, i32)>>>;
+
+/// An RTSP server on a free port, with its own main loop thread.
+pub struct TestRtspServer {
+    pub port: u16,
+    server: gst_rtsp_server::RTSPServer,
+    main_loop: glib::MainLoop,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _source: glib::SourceId,
+}
+
+impl TestRtspServer {
+    fn start() -> Self {
+        gst::init().unwrap();
+        let port = free_port();
+        let server = gst_rtsp_server::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service(&port.to_string());
+        let ctx = glib::MainContext::new();
+        let source = server.attach(Some(&ctx)).unwrap();
+        let main_loop = glib::MainLoop::new(Some(&ctx), false);
+        let ml = main_loop.clone();
+        let thread = std::thread::spawn(move || {
+            ctx.with_thread_default(|| ml.run()).unwrap();
+        });
+        Self {
+            port,
+            server,
+            main_loop,
+            thread: Some(thread),
+            _source: source,
+        }
+    }
+
+    /// Serves an H.264 camera-like stream of a test pattern at `path`:
+    /// `videotestsrc pattern=<pattern> ! WxH@fps ! x264enc ! rtph264pay`.
+    pub fn camera(path: &str, pattern: &str, width: u32, height: u32, fps: u32) -> Self {
+        let s = Self::start();
+        s.add_camera(path, pattern, width, height, fps);
+        s
+    }
+
+    /// Adds another camera mount.
+    pub fn add_camera(&self, path: &str, pattern: &str, width: u32, height: u32, fps: u32) {
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        factory.set_launch(&format!(
+            "( videotestsrc is-live=true pattern={pattern} ! \
+               video/x-raw,width={width},height={height},framerate={fps}/1 ! \
+               x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=3000 ! \
+               rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        ));
+        factory.set_shared(true);
+        self.server
+            .mount_points()
+            .unwrap()
+            .add_factory(path, factory);
+    }
+
+    /// A RECORD-mode mount at `path` that accepts a pushed H.264 stream and counts its
+    /// decoded frames; returns the counter and the last frame size seen.
+    pub fn record(
+        path: &str,
+    ) -> (
+        Self,
+        Arc<AtomicU64>,
+        Arc<std::sync::Mutex<Option<(i32, i32)>>>,
+    ) {
+        let s = Self::start();
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        factory.set_transport_mode(gst_rtsp_server::RTSPTransportMode::RECORD);
+        factory.set_launch(
+            "( rtph264depay name=depay0 ! h264parse ! avdec_h264 ! appsink name=sink sync=false )",
+        );
+        let frames = Arc::new(AtomicU64::new(0));
+        let size = Arc::new(std::sync::Mutex::new(None));
+        let (f, sz) = (frames.clone(), size.clone());
+        factory.connect_media_configure(move |_, media| {
+            let bin = media.element().downcast::<gst::Bin>().unwrap();
+            let sink = bin
+                .by_name_recurse_up("sink")
+                .unwrap()
+                .downcast::<gst_app::AppSink>()
+                .unwrap();
+            let (f, sz) = (f.clone(), sz.clone());
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(s) = sample.caps().and_then(|c| c.structure(0)) {
+                            *sz.lock().unwrap() = Some((
+                                s.get::<i32>("width").unwrap_or(0),
+                                s.get::<i32>("height").unwrap_or(0),
+                            ));
+                        }
+                        f.fetch_add(1, Ordering::Relaxed);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        });
+        s.server.mount_points().unwrap().add_factory(path, factory);
+        (s, frames, size)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("rtsp://127.0.0.1:{}{}", self.port, path)
+    }
+}
+
+impl Drop for TestRtspServer {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
