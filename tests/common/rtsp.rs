@@ -71,13 +71,7 @@ impl TestRtspServer {
 
     /// A RECORD-mode mount at `path` that accepts a pushed H.264 stream and counts its
     /// decoded frames; returns the counter and the last frame size seen.
-    pub fn record(
-        path: &str,
-    ) -> (
-        Self,
-        Arc<AtomicU64>,
-        Arc<std::sync::Mutex<Option<(i32, i32)>>>,
-    ) {
+    pub fn record(path: &str) -> (Self, Arc<AtomicU64>, FrameSize) {
         let s = Self::start();
         let factory = gst_rtsp_server::RTSPMediaFactory::new();
         factory.set_transport_mode(gst_rtsp_server::RTSPTransportMode::RECORD);
