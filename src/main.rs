@@ -54,6 +54,36 @@ enum Command {
         /// Use NVIDIA's decoder and encoder: auto, on or off.
         #[arg(long, value_enum, default_value_t = Hw::Auto)]
         hardware: Hw,
+        /// Pace the input at its own frame rate, as a live source would be.
+        #[arg(long)]
+        realtime: bool,
+    },
+    /// Serve live H.264 test patterns over RTSP at rtsp://BIND:PORT/cam0 ... (stand-in cameras).
+    Testsrc {
+        /// RTSP port (0 picks a free one; the URLs are printed).
+        #[arg(long, default_value_t = 8554)]
+        rtsp_port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Number of streams.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Frame size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        size: (u32, u32),
+        /// Frames per second.
+        #[arg(long, default_value_t = 25)]
+        fps: u32,
+        /// The videotestsrc pattern (ball, smpte, white, ...).
+        #[arg(long, default_value = "ball")]
+        pattern: String,
+        /// H.264 bitrate in kbit/s.
+        #[arg(long, default_value_t = 2000)]
+        bitrate_kbps: u32,
+        /// Close every client connection this often, in milliseconds, as a flaky camera would.
+        #[arg(long)]
+        drop_clients_every_ms: Option<u64>,
     },
     /// Print the config reference (Markdown), generated from the config types.
     ConfigReference,
@@ -121,6 +151,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             keyframe_interval,
             preset,
             hardware,
+            realtime,
         } => {
             let processors = processors
                 .iter()
@@ -147,8 +178,10 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                         Preset::Medium => X264Preset::Medium,
                     },
                     hardware: hw,
+                    ..EncoderConfig::default()
                 },
                 decoder_hardware: hw,
+                realtime,
             };
             let report = app::process_file(&args)?;
             println!(
@@ -160,6 +193,29 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Testsrc {
+            rtsp_port,
+            bind,
+            count,
+            size,
+            fps,
+            pattern,
+            bitrate_kbps,
+            drop_clients_every_ms,
+        } => {
+            app::run_test_source(&app::TestSourceArgs {
+                bind,
+                port: rtsp_port,
+                count,
+                width: size.0,
+                height: size.1,
+                fps,
+                pattern,
+                bitrate_kbps,
+                drop_clients_every: drop_clients_every_ms.map(std::time::Duration::from_millis),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ConfigReference => {
             print!("{}", config::reference::markdown());
             Ok(ExitCode::SUCCESS)
@@ -169,6 +225,19 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("`{s}`: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let parse = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| (16..=7680).contains(n) && n % 2 == 0)
+            .ok_or_else(|| format!("`{s}`: sizes are even numbers from 16 to 7680"))
+    };
+    Ok((parse(w)?, parse(h)?))
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use gst::prelude::*;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use crate::config::{EncoderConfig, Hardware, ProcessorConfig, RtspTransport, SourceUrl, StreamId};
 use crate::elements::error_text;
@@ -27,6 +29,8 @@ pub struct ProcessArgs {
     pub encoder: EncoderConfig,
     /// Decoder hardware setting.
     pub decoder_hardware: Hardware,
+    /// Pace the file at its own frame rate instead of as fast as possible.
+    pub realtime: bool,
 }
 
 /// What a run did.
@@ -92,7 +96,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         RtspTransport::Tcp,
         args.decoder_hardware,
         IngestOptions {
-            realtime: false,
+            realtime: args.realtime,
             lossless: true,
         },
         on_frame,
@@ -102,6 +106,32 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         .set_state(gst::State::Playing)
         .context("starting the decoder")?;
     let bus = pipeline.bus().context("no bus")?;
+    // SIGINT/SIGTERM end the input early: what was processed so far is written out as a
+    // complete MP4. A second signal exits at once.
+    let signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let handle = signals.handle();
+    let watcher = {
+        let weak = pipeline.downgrade();
+        let mut signals = signals;
+        std::thread::spawn(move || {
+            let mut it = signals.forever();
+            if it.next().is_some() {
+                tracing::info!(
+                    "stopping: finishing the output file (a second signal exits at once)"
+                );
+                if let Some(p) = weak.upgrade() {
+                    p.send_event(gst::event::Eos::new());
+                }
+                if it.next().is_some() {
+                    std::process::exit(130);
+                }
+            }
+        })
+    };
+    let _stop_watcher = scopeguard(move || {
+        handle.close();
+        let _ = watcher.join();
+    });
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         match msg.view() {
             gst::MessageView::Eos(_) => break,
@@ -122,4 +152,17 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         frames: frames.load(std::sync::atomic::Ordering::Relaxed),
         elapsed: started.elapsed(),
     })
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

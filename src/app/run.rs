@@ -9,6 +9,9 @@ use crate::config::{Config, OutputConfig};
 use crate::publish::RtspServer;
 use crate::stream::Stream;
 
+/// The longest a graceful shutdown may take before the process exits regardless.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_millis(2700);
+
 /// Runs the gateway until a termination signal.
 pub fn run(config: &Config) -> Result<()> {
     super::init_media()?;
@@ -42,6 +45,13 @@ pub fn run(config: &Config) -> Result<()> {
         if signals.forever().next().is_some() {
             std::process::exit(130);
         }
+    });
+    // Outputs get end-of-stream and close cleanly; should something hang (a server that never
+    // answers a TEARDOWN), the process still ends in time for service managers.
+    std::thread::spawn(|| {
+        std::thread::sleep(SHUTDOWN_DEADLINE);
+        tracing::warn!("shutdown took longer than {SHUTDOWN_DEADLINE:?}: exiting now");
+        std::process::exit(0);
     });
     for s in &streams {
         s.begin_stop();

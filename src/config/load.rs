@@ -110,7 +110,40 @@ pub fn rtsp_mounts(stream: &StreamConfig) -> Vec<String> {
 }
 
 fn validate_stream(s: &StreamConfig) -> Result<(), String> {
+    let r = &s.reconnect;
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if !positive(s.stall_timeout_s) {
+        return Err(format!(
+            "stall_timeout_s = {} must be more than 0",
+            s.stall_timeout_s
+        ));
+    }
+    if !(positive(r.initial_s) && positive(r.max_s) && r.max_s >= r.initial_s) {
+        return Err("reconnect: initial_s must be > 0 and max_s >= initial_s".into());
+    }
+    if !(0.0..1.0).contains(&r.jitter) {
+        return Err(format!(
+            "reconnect.jitter = {} must be from 0 to below 1",
+            r.jitter
+        ));
+    }
+    if !(positive(r.connect_timeout_s) && positive(r.reset_after_s)) {
+        return Err("reconnect: connect_timeout_s and reset_after_s must be more than 0".into());
+    }
     let e = &s.encoder;
+    if let Some([w, h]) = e.size
+        && (w < 16 || h < 16 || w > 7680 || h > 4320 || w % 2 != 0 || h % 2 != 0)
+    {
+        return Err(format!(
+            "encoder.size = [{w}, {h}] must be even, from 16x16 to 7680x4320"
+        ));
+    }
+    if !(1..=240).contains(&e.fps) {
+        return Err(format!(
+            "encoder.fps = {} is out of range (1 to 240)",
+            e.fps
+        ));
+    }
     if !(50..=100_000).contains(&e.bitrate_kbps) {
         return Err(format!(
             "encoder.bitrate_kbps = {} is out of range (50 to 100000)",

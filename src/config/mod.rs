@@ -99,6 +99,62 @@ pub struct StreamConfig {
     /// How the processed frames are encoded (once, for every output).
     #[serde(default)]
     pub encoder: EncoderConfig,
+    /// Seconds without a new frame after which the stream counts as stalled and its outputs
+    /// show the NO SIGNAL slate; a stall that lasts as long again restarts the source.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout_s: f64,
+    /// How a failed source is retried.
+    #[serde(default)]
+    pub reconnect: ReconnectConfig,
+}
+
+fn default_stall_timeout() -> f64 {
+    2.0
+}
+
+/// Retry policy of a source: exponential backoff with jitter, capped.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectConfig {
+    /// First delay before reopening a failed source, in seconds; doubles at each failure.
+    #[serde(default = "default_retry_initial")]
+    pub initial_s: f64,
+    /// Longest delay between attempts, in seconds.
+    #[serde(default = "default_retry_max")]
+    pub max_s: f64,
+    /// Random spread of each delay, as a fraction (0.2: ±20%), so that cameras behind one
+    /// failed switch do not all retry at the same instant.
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// Seconds a source may take from opening to its first frame before the attempt counts as
+    /// failed.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_s: f64,
+    /// Seconds of being live after which the next failure starts again from `initial_s`.
+    #[serde(default = "default_reset_after")]
+    pub reset_after_s: f64,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        Self {
+            initial_s: default_retry_initial(),
+            max_s: default_retry_max(),
+            jitter: default_jitter(),
+            connect_timeout_s: default_connect_timeout(),
+            reset_after_s: default_reset_after(),
+        }
+    }
+}
+
+fn default_jitter() -> f64 {
+    0.2
+}
+fn default_connect_timeout() -> f64 {
+    10.0
+}
+fn default_reset_after() -> f64 {
+    30.0
 }
 
 impl StreamConfig {
@@ -160,6 +216,15 @@ pub struct EncoderConfig {
     /// x264 otherwise; `on` requires it; `off` never uses it.
     #[serde(default)]
     pub hardware: Hardware,
+    /// Output width and height in pixels. Unset: the size of the source's first frame. Either
+    /// way the output keeps its size for its whole life (a source that comes back at another
+    /// size is scaled into it). Set it to have the NO SIGNAL slate from start-up, before the
+    /// source was ever reached.
+    #[serde(default)]
+    pub size: Option<[u32; 2]>,
+    /// Output frame rate used for the slate when the source does not announce one.
+    #[serde(default = "default_fps")]
+    pub fps: u32,
 }
 
 impl Default for EncoderConfig {
@@ -169,8 +234,14 @@ impl Default for EncoderConfig {
             keyframe_interval: default_keyframe_interval(),
             preset: X264Preset::default(),
             hardware: Hardware::default(),
+            size: None,
+            fps: default_fps(),
         }
     }
+}
+
+fn default_fps() -> u32 {
+    25
 }
 
 fn default_bitrate() -> u32 {

@@ -123,6 +123,7 @@ impl Encoder {
                                 })
                                 .and_then(|rt| time_in_encoder(&in_flight, rt));
                             tracing::trace!(?spent, "encoded");
+                            if let Some(b) = sample.buffer() { tracing::trace!(size = b.size(), delta = b.flags().contains(gst::BufferFlags::DELTA_UNIT), pts = ?b.pts(), "au"); }
                             on_sample(sample, spent);
                             Ok(gst::FlowSuccess::Ok)
                         })
@@ -137,6 +138,17 @@ impl Encoder {
                 gst::Element::link_many([&parse, &mux, &file])?;
             }
         }
+        let mut state = PushState::default();
+        if let Some([w, h]) = settings.size {
+            size_filter.set_property(
+                "caps",
+                gst_video::VideoCapsBuilder::new()
+                    .width(w as i32)
+                    .height(h as i32)
+                    .build(),
+            );
+            state.out_size = Some((w, h));
+        }
         pipeline
             .set_state(gst::State::Playing)
             .context("starting the encoder pipeline")?;
@@ -147,7 +159,7 @@ impl Encoder {
             encoder,
             kind,
             live,
-            state: Mutex::default(),
+            state: Mutex::new(state),
             in_flight,
             last_key_request: Mutex::new(None),
         })

@@ -78,13 +78,28 @@ impl RtspServer {
 
     /// Serves a stream's fan-out at `path`.
     pub fn mount(&self, path: &str, fanout: Arc<Fanout>) -> Result<()> {
+        self.mount_factory(path, StreamFactory::new(fanout, path))
+    }
+
+    /// Serves any media factory at `path`.
+    pub fn mount_factory(
+        &self,
+        path: &str,
+        factory: impl IsA<gst_rtsp_server::RTSPMediaFactory>,
+    ) -> Result<()> {
         let mounts = self
             .server
             .mount_points()
             .context("RTSP server has no mount points")?;
-        let factory = StreamFactory::new(fanout, path);
         mounts.add_factory(path, factory);
         Ok(())
+    }
+
+    /// Closes every client connection (clients see the server go away, as when a camera
+    /// reboots).
+    pub fn disconnect_all(&self) {
+        self.server
+            .client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
     }
 
     /// Stops serving `path`; its clients are disconnected.
@@ -159,10 +174,12 @@ mod imp {
         let bin = gst::Bin::new();
         let appsrc = AppSrcFeed::appsrc(fanout.caps().as_ref());
         let parse = crate::elements::make("h264parse")?;
+        // No `config-interval` here: every key-frame access unit already starts with SPS/PPS
+        // (the encoder's h264parse puts them there), and rtph264pay 1.22 would insert them again
+        // before *each* IDR slice, in the middle of multi-slice frames, which breaks decoders.
         let pay = gst::ElementFactory::make("rtph264pay")
             .name("pay0")
             .property("pt", 96u32)
-            .property("config-interval", -1i32)
             .build()
             .context("GStreamer element `rtph264pay` is missing")?;
         bin.add_many([appsrc.upcast_ref(), &parse, &pay])?;

@@ -1,9 +1,19 @@
 //! The ingest worker of one stream: opens the source, hands its frames to the processing worker
-//! through the newest-frame slot, and restarts it with backoff when it fails. It owns the
-//! stream's state (connecting → live → reconnecting → ...).
+//! through the newest-frame slot, watches that they keep coming, and restarts the source with
+//! backoff when it fails or stalls. It owns the stream's state:
+//!
+//! ```text
+//! connecting ──first frame──▶ live ──no frame for stall_timeout──▶ stalled
+//!     ▲                        │  ▲                                  │ │
+//!     │                  error │  └────────── frames again ──────────┘ │ stalled as long again
+//!     │                        ▼                                       ▼
+//!     └──── after the delay ── reconnecting (attempt n, delay) ◀───────┘
+//! ```
+//! A failure before the first frame (unreachable camera, 404, no frame within the connect
+//! timeout) is retried the same way, so a camera that is down at start-up comes up by itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use gst::prelude::*;
@@ -16,8 +26,8 @@ use crate::supervise::{Backoff, Shutdown};
 
 use super::{StateCell, StreamState, StreamStats};
 
-/// A source that stayed live this long starts its next retry from the first delay.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How often the worker looks at its source's health.
+const TICK: Duration = Duration::from_millis(100);
 
 pub(super) struct Context {
     pub config: StreamConfig,
@@ -34,27 +44,30 @@ enum Ended {
     Shutdown,
     /// A file reached its end: play it again at once.
     Looped,
-    Failed(String),
+    /// The source failed, after being live for this long (if it ever was).
+    Failed {
+        reason: String,
+        live_for: Option<Duration>,
+    },
 }
 
 pub(super) fn run(ctx: Context) {
-    let mut backoff = Backoff::from_secs(0.5, 10.0);
-    let source = &ctx.config.source;
-    tracing::info!(stream = %ctx.config.id(), source = %source, "starting");
+    let r = &ctx.config.reconnect;
+    let mut backoff = Backoff::from_secs(r.initial_s, r.max_s).with_jitter(r.jitter);
+    let reset_after = Duration::from_secs_f64(r.reset_after_s);
+    tracing::info!(stream = %ctx.config.id(), source = %ctx.config.source, "starting");
     loop {
         ctx.state.set(StreamState::Connecting, None);
-        let started = Instant::now();
-        let ended = run_once(&ctx);
-        let reason = match ended {
+        let (reason, live_for) = match run_once(&ctx) {
             Ended::Shutdown => break,
             Ended::Looped => {
                 tracing::debug!(stream = %ctx.config.id(), "file ended; playing it again");
                 continue;
             }
-            Ended::Failed(reason) => reason,
+            Ended::Failed { reason, live_for } => (reason, live_for),
         };
         ctx.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        if ctx.state.get() == StreamState::Live && started.elapsed() > STABLE_AFTER {
+        if live_for.is_some_and(|d| d >= reset_after) {
             backoff.reset();
         }
         let attempt = backoff.attempt();
@@ -69,45 +82,10 @@ pub(super) fn run(ctx: Context) {
 
 fn run_once(ctx: &Context) -> Ended {
     let config = &ctx.config;
-    let first_frame = Arc::new(AtomicBool::new(false));
-    let on_frame = {
-        let (slot, stats, seq, state) = (
-            ctx.slot.clone(),
-            ctx.stats.clone(),
-            ctx.seq.clone(),
-            ctx.state.clone(),
-        );
-        let first_frame = first_frame.clone();
-        let id = config.id().clone();
-        let mut cached: Option<(gst::Caps, gst_video::VideoInfo)> = None;
-        move |sample: gst::Sample| {
-            let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps()) else {
-                return;
-            };
-            if cached.as_ref().is_none_or(|(c, _)| c.as_ref() != caps) {
-                match gst_video::VideoInfo::from_caps(caps) {
-                    Ok(info) => cached = Some((caps.to_owned(), info)),
-                    Err(_) => return,
-                }
-            }
-            let Some((_, info)) = &cached else { return };
-            drop(sample);
-            let meta = FrameMeta {
-                stream: id.clone(),
-                seq: seq.fetch_add(1, Ordering::Relaxed),
-                capture_time: SystemTime::now(),
-                detections: Vec::new(),
-            };
-            stats.frames_in.fetch_add(1, Ordering::Relaxed);
-            slot.put(Frame::new(buffer, info.clone(), meta));
-            stats
-                .dropped_ingest
-                .store(slot.dropped(), Ordering::Relaxed);
-            if !first_frame.swap(true, Ordering::Relaxed) {
-                state.set(StreamState::Live, None);
-            }
-        }
-    };
+    let opened = Instant::now();
+    // Milliseconds after `opened` of the newest frame, plus one (0: no frame yet).
+    let last_frame = Arc::new(AtomicU64::new(0));
+    let on_frame = frame_handler(ctx, opened, last_frame.clone());
     let opts = IngestOptions {
         realtime: true,
         lossless: false,
@@ -120,42 +98,67 @@ fn run_once(ctx: &Context) -> Ended {
         on_frame,
     ) {
         Ok(i) => i,
-        Err(e) => return Ended::Failed(format!("{e:#}")),
+        Err(e) => return failed(format!("{e:#}"), None),
     };
     let pipeline = ingest.pipeline();
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        return Ended::Failed(format!("the source pipeline would not start: {e}"));
+        return failed(format!("the source pipeline would not start: {e}"), None);
     }
     let Some(bus) = pipeline.bus() else {
-        return Ended::Failed("the source pipeline has no bus".into());
+        return failed("the source pipeline has no bus".into(), None);
     };
-    let mut logged_decoder = false;
+    let stall = Duration::from_secs_f64(config.stall_timeout_s);
+    let connect_timeout = Duration::from_secs_f64(config.reconnect.connect_timeout_s);
+    let mut live_since: Option<Instant> = None;
     loop {
         if ctx.shutdown.is_set() {
             return Ended::Shutdown;
         }
-        if !logged_decoder && first_frame.load(Ordering::Relaxed) {
-            logged_decoder = true;
-            let info = ingest.info();
-            tracing::info!(
-                stream = %config.id(),
-                decoder = info.decoder.as_deref().unwrap_or("none (raw source)"),
-                hardware = info.hardware,
-                size = ?info.size,
-                fps = ?info.fps,
-                codec = info.codec.as_deref().unwrap_or("raw"),
-                "source is live"
-            );
+        let last = last_frame.load(Ordering::Relaxed);
+        let live_for = live_since.map(|t| t.elapsed());
+        if last == 0 {
+            if opened.elapsed() > connect_timeout {
+                return failed(
+                    format!(
+                        "no frame within {:.1} s of opening the source",
+                        connect_timeout.as_secs_f64()
+                    ),
+                    None,
+                );
+            }
+        } else {
+            if live_since.is_none() {
+                live_since = Some(Instant::now());
+                log_source(ctx, &ingest);
+            }
+            let silent = opened
+                .elapsed()
+                .saturating_sub(Duration::from_millis(last - 1));
+            let state = ctx.state.get();
+            if silent >= 2 * stall {
+                return failed(
+                    format!("stalled: no frame for {:.1} s", silent.as_secs_f64()),
+                    live_for,
+                );
+            } else if silent >= stall && state == StreamState::Live {
+                ctx.state.set(
+                    StreamState::Stalled,
+                    Some(&format!("no frame for {:.1} s", silent.as_secs_f64())),
+                );
+            } else if silent < stall && state == StreamState::Stalled {
+                ctx.state
+                    .set(StreamState::Live, Some("frames are flowing again"));
+            }
         }
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(TICK.as_nanos() as u64)) else {
             continue;
         };
         match msg.view() {
-            gst::MessageView::Error(e) => return Ended::Failed(error_text(e)),
+            gst::MessageView::Error(e) => return failed(error_text(e), live_for),
             gst::MessageView::Eos(_) => {
                 return match config.source {
                     SourceUrl::File(_) => Ended::Looped,
-                    _ => Ended::Failed("the source ended the stream".into()),
+                    _ => failed("the source ended the stream".into(), live_for),
                 };
             }
             gst::MessageView::Warning(w) => {
@@ -164,4 +167,66 @@ fn run_once(ctx: &Context) -> Ended {
             _ => {}
         }
     }
+}
+
+fn failed(reason: String, live_for: Option<Duration>) -> Ended {
+    Ended::Failed { reason, live_for }
+}
+
+/// The appsink callback: wraps each decoded sample as a [`Frame`] and puts it in the slot.
+fn frame_handler(
+    ctx: &Context,
+    opened: Instant,
+    last_frame: Arc<AtomicU64>,
+) -> impl FnMut(gst::Sample) + Send + 'static {
+    let (slot, stats, seq, state) = (
+        ctx.slot.clone(),
+        ctx.stats.clone(),
+        ctx.seq.clone(),
+        ctx.state.clone(),
+    );
+    let id = ctx.config.id().clone();
+    let mut cached: Option<(gst::Caps, gst_video::VideoInfo)> = None;
+    move |sample: gst::Sample| {
+        let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps()) else {
+            return;
+        };
+        if cached.as_ref().is_none_or(|(c, _)| c.as_ref() != caps) {
+            match gst_video::VideoInfo::from_caps(caps) {
+                Ok(info) => cached = Some((caps.to_owned(), info)),
+                Err(_) => return,
+            }
+        }
+        let Some((_, info)) = &cached else { return };
+        drop(sample);
+        let meta = FrameMeta {
+            stream: id.clone(),
+            seq: seq.fetch_add(1, Ordering::Relaxed),
+            capture_time: SystemTime::now(),
+            detections: Vec::new(),
+        };
+        stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        slot.put(Frame::new(buffer, info.clone(), meta));
+        stats
+            .dropped_ingest
+            .store(slot.dropped(), Ordering::Relaxed);
+        let first =
+            last_frame.swap(opened.elapsed().as_millis() as u64 + 1, Ordering::Relaxed) == 0;
+        if first {
+            state.set(StreamState::Live, None);
+        }
+    }
+}
+
+fn log_source(ctx: &Context, ingest: &Ingest) {
+    let info = ingest.info();
+    tracing::info!(
+        stream = %ctx.config.id(),
+        decoder = info.decoder.as_deref().unwrap_or("none (raw source)"),
+        hardware = info.hardware,
+        size = ?info.size,
+        fps = ?info.fps,
+        codec = info.codec.as_deref().unwrap_or("raw"),
+        "source is live"
+    );
 }

@@ -10,6 +10,7 @@
 
 mod ingest_worker;
 mod process_worker;
+mod slate;
 mod state;
 mod stats;
 
@@ -123,6 +124,8 @@ impl Stream {
                 state: state.clone(),
                 summary_interval: (server.summary_interval_s > 0.0)
                     .then(|| Duration::from_secs_f64(server.summary_interval_s)),
+                stall_timeout: Duration::from_secs_f64(config.stall_timeout_s),
+                default_fps: config.encoder.fps,
             };
             std::thread::Builder::new()
                 .name(format!("proc-{id}"))

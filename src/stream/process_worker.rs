@@ -1,8 +1,11 @@
 //! The processing worker of one stream: takes the newest decoded frame, runs the processors,
-//! and hands the frame to the encoder. It also logs the stream's periodic summary.
+//! and hands the frame to the encoder. When no frame has come for the stall timeout it sends the
+//! NO SIGNAL slate instead, at the output's frame rate, until live frames return. It also logs
+//! the stream's periodic summary.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::StreamId;
 use crate::elements::error_text;
@@ -28,17 +31,63 @@ pub(super) struct Context {
     pub stats: Arc<StreamStats>,
     pub state: Arc<StateCell>,
     pub summary_interval: Option<Duration>,
+    pub stall_timeout: Duration,
+    /// Frame rate of the slate when the source announces none.
+    pub default_fps: u32,
+}
+
+/// The slate being shown.
+struct Slate {
+    info: gst_video::VideoInfo,
+    since: SystemTime,
+    buffer: gst::Buffer,
+    rendered: Instant,
+}
+
+/// The last live frame: when it came, and its output format.
+struct LastLive {
+    at: Instant,
+    wall: SystemTime,
+    fps: Option<gst::Fraction>,
+}
+
+/// What keeps the output's frame rate while no live frame comes: first the last frame again
+/// (short gaps), then, after the stall timeout, the slate.
+#[derive(Default)]
+struct GapFiller {
+    last_live: Option<LastLive>,
+    last_pushed: Option<(gst::Buffer, gst_video::VideoInfo)>,
+    slate: Option<Slate>,
+    next: Option<Instant>,
 }
 
 pub(super) fn run(mut ctx: Context) {
+    let started = Instant::now();
     let mut last_summary = (Instant::now(), Snapshot::default());
     let mut last_error_log: Option<Instant> = None;
+    let mut gap = GapFiller::default();
     loop {
-        match ctx.slot.recv_timeout(POLL) {
-            SlotRecv::Item(frame) => process(&mut ctx, frame, &mut last_error_log),
+        let wait = gap.next.map_or(POLL, |t| {
+            t.saturating_duration_since(Instant::now()).min(POLL)
+        });
+        match ctx.slot.recv_timeout(wait) {
+            SlotRecv::Item(frame) => {
+                if gap.slate.take().is_some() {
+                    tracing::info!(stream = %ctx.id, "live frames are back: slate off");
+                }
+                let fps = frame.info().fps();
+                gap.last_live = Some(LastLive {
+                    at: Instant::now(),
+                    wall: SystemTime::now(),
+                    fps: (fps.numer() > 0).then_some(fps),
+                });
+                gap.last_pushed = process(&mut ctx, frame, &mut last_error_log);
+                gap.next = Some(Instant::now() + 2 * gap.interval(&ctx));
+            }
             SlotRecv::Timeout => {}
             SlotRecv::Closed => break,
         }
+        gap.fill(&ctx, started);
         watch_encoder(&ctx);
         if let Some(every) = ctx.summary_interval
             && last_summary.0.elapsed() >= every
@@ -58,13 +107,103 @@ pub(super) fn run(mut ctx: Context) {
     }
 }
 
-fn process(ctx: &mut Context, mut frame: Frame, last_error_log: &mut Option<Instant>) {
+impl GapFiller {
+    /// Time between two output frames.
+    fn interval(&self, ctx: &Context) -> Duration {
+        let fps = self
+            .last_live
+            .as_ref()
+            .and_then(|l| l.fps)
+            .unwrap_or(gst::Fraction::new(ctx.default_fps as i32, 1));
+        Duration::from_secs_f64(f64::from(fps.denom()) / f64::from(fps.numer().max(1)))
+    }
+
+    /// Sends a filler frame when one is due: the last frame again while the gap is shorter than
+    /// the stall timeout, the slate after it (from start-up too, when the output size is set).
+    fn fill(&mut self, ctx: &Context, started: Instant) {
+        let now = Instant::now();
+        let silent_since = self.last_live.as_ref().map_or(started, |l| l.at);
+        let silent = now.duration_since(silent_since);
+        if silent >= ctx.stall_timeout && self.slate.is_none() {
+            self.start_slate(ctx);
+        }
+        let due = match self.next {
+            Some(t) => now >= t,
+            None => self.slate.is_some(),
+        };
+        if !due {
+            return;
+        }
+        let interval = self.interval(ctx);
+        if let Some(s) = self.slate.as_mut() {
+            // The slate shows the time now: redraw it once a second.
+            if s.rendered.elapsed() >= Duration::from_secs(1)
+                && let Some(b) = super::slate::render(&s.info, &ctx.id, s.since, SystemTime::now())
+            {
+                s.buffer = b;
+                s.rendered = now;
+            }
+            if ctx.encoder.push(s.buffer.clone(), &s.info).is_ok() {
+                ctx.stats.frames_slate.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if let Some((buffer, info)) = &self.last_pushed
+            && ctx.encoder.push(buffer.clone(), info).is_ok()
+        {
+            ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
+        }
+        let next = self.next.unwrap_or(now) + interval;
+        // Fell behind (a busy machine): carry on from now rather than send a burst.
+        self.next = Some(if next < now { now + interval } else { next });
+    }
+
+    fn start_slate(&mut self, ctx: &Context) {
+        // The output size is fixed by the first frame (or the config); without it there is
+        // nothing to keep alive yet.
+        let Some((w, h)) = ctx.encoder.output_size() else {
+            return;
+        };
+        let fps = self
+            .last_live
+            .as_ref()
+            .and_then(|l| l.fps)
+            .unwrap_or(gst::Fraction::new(ctx.default_fps as i32, 1));
+        let Ok(info) = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
+            .fps(fps)
+            .build()
+        else {
+            return;
+        };
+        let since = self
+            .last_live
+            .as_ref()
+            .map_or_else(SystemTime::now, |l| l.wall);
+        let Some(buffer) = super::slate::render(&info, &ctx.id, since, SystemTime::now()) else {
+            return;
+        };
+        tracing::info!(
+            stream = %ctx.id,
+            "no frame for {:.1} s: showing the NO SIGNAL slate",
+            ctx.stall_timeout.as_secs_f64()
+        );
+        self.slate = Some(Slate {
+            info,
+            since,
+            buffer,
+            rendered: Instant::now(),
+        });
+    }
+}
+
+/// Runs the processors and encodes the frame; returns it for repeating in short gaps.
+fn process(
+    ctx: &mut Context,
+    mut frame: Frame,
+    last_error_log: &mut Option<Instant>,
+) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
     let report = ctx.chain.run(&mut frame);
     ctx.stats.record_processed(report.elapsed);
     for (name, e) in report.errors {
-        ctx.stats
-            .processor_errors
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.stats.processor_errors.fetch_add(1, Ordering::Relaxed);
         // At most one line per second, whatever the frame rate.
         if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
             *last_error_log = Some(Instant::now());
@@ -72,9 +211,11 @@ fn process(ctx: &mut Context, mut frame: Frame, last_error_log: &mut Option<Inst
         }
     }
     let (buffer, info, _meta) = frame.into_parts();
+    let kept = buffer.clone();
     if let Err(e) = ctx.encoder.push(buffer, &info) {
         tracing::warn!(stream = %ctx.id, "the encoder refused a frame: {e:?}");
     }
+    Some((kept, info))
 }
 
 fn watch_encoder(ctx: &Context) {

@@ -13,6 +13,8 @@ pub enum StreamState {
     Connecting,
     /// Frames are flowing.
     Live,
+    /// Connected, but no frame for the stall timeout: outputs show the slate.
+    Stalled,
     /// Waiting before the next attempt to open the source.
     Reconnecting {
         /// Attempt number, from 1.
@@ -29,6 +31,7 @@ impl fmt::Display for StreamState {
         match self {
             Self::Connecting => f.write_str("connecting"),
             Self::Live => f.write_str("live"),
+            Self::Stalled => f.write_str("stalled"),
             Self::Reconnecting { attempt, delay } => write!(
                 f,
                 "reconnecting (attempt {attempt}, in {:.1} s)",

@@ -19,6 +19,10 @@ pub struct StreamStats {
     pub processor_errors: AtomicU64,
     /// Source restarts.
     pub reconnects: AtomicU64,
+    /// NO SIGNAL slate frames sent while the source was down.
+    pub frames_slate: AtomicU64,
+    /// Frames repeated to keep the output rate through gaps shorter than the stall timeout.
+    pub frames_held: AtomicU64,
     process_ns: AtomicU64,
     encode_ns: AtomicU64,
     encode_samples: AtomicU64,
@@ -39,6 +43,10 @@ pub struct Snapshot {
     pub dropped_outputs: u64,
     /// See [`StreamStats::reconnects`].
     pub reconnects: u64,
+    /// See [`StreamStats::frames_slate`].
+    pub frames_slate: u64,
+    /// See [`StreamStats::frames_held`].
+    pub frames_held: u64,
     /// Total nanoseconds in processors.
     pub process_ns: u64,
     /// Total nanoseconds frames spent in the encoder.
@@ -75,6 +83,8 @@ impl StreamStats {
             dropped_ingest: l(&self.dropped_ingest),
             dropped_outputs,
             reconnects: l(&self.reconnects),
+            frames_slate: l(&self.frames_slate),
+            frames_held: l(&self.frames_held),
             process_ns: l(&self.process_ns),
             encode_ns: l(&self.encode_ns),
             encode_samples: l(&self.encode_samples),
@@ -94,10 +104,12 @@ impl Snapshot {
             }
         };
         format!(
-            "fps in {:.1}, out {:.1}; dropped ingest {}, outputs {}; process {:.2} ms/frame, \
+            "fps in {:.1}, out {:.1} (held {:.1}, slate {:.1}); dropped ingest {}, outputs {}; process {:.2} ms/frame, \
              encode {:.2} ms/frame; reconnects {}",
             (self.frames_in - prev.frames_in) as f64 / secs,
             (self.frames_out - prev.frames_out) as f64 / secs,
+            (self.frames_held - prev.frames_held) as f64 / secs,
+            (self.frames_slate - prev.frames_slate) as f64 / secs,
             self.dropped_ingest - prev.dropped_ingest,
             self.dropped_outputs.saturating_sub(prev.dropped_outputs),
             per(
@@ -128,7 +140,9 @@ mod tests {
         }
         let line = s.snapshot(2).summary_since(&before, Duration::from_secs(2));
         assert!(
-            line.starts_with("fps in 25.0, out 25.0; dropped ingest 0, outputs 2"),
+            line.starts_with(
+                "fps in 25.0, out 25.0 (held 0.0, slate 0.0); dropped ingest 0, outputs 2"
+            ),
             "{line}"
         );
         assert!(

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use rand::Rng;
 
-/// Retry delays: `initial`, then doubling up to `max`, each with ±20% jitter so that many
-/// cameras behind one failed switch do not retry in lock-step.
+/// Retry delays: `initial`, then doubling up to `max`, each with a random spread (±20% by
+/// default) so that many cameras behind one failed switch do not retry in lock-step.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     initial: Duration,
     max: Duration,
+    jitter: f64,
     attempt: u32,
 }
 
@@ -19,8 +20,15 @@ impl Backoff {
         Self {
             initial,
             max: max.max(initial),
+            jitter: 0.2,
             attempt: 0,
         }
+    }
+
+    /// Sets the random spread of each delay, as a fraction (0.2: ±20%).
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter.clamp(0.0, 0.99);
+        self
     }
 
     /// From seconds, as written in the config.
@@ -46,8 +54,11 @@ impl Backoff {
     /// The delay before the next attempt, with jitter, then advances.
     pub fn next_delay(&mut self) -> Duration {
         let base = self.next_base();
-        let jitter = rand::rng().random_range(0.8..1.2);
-        base.mul_f64(jitter).min(self.max)
+        if self.jitter == 0.0 {
+            return base;
+        }
+        let factor = rand::rng().random_range(1.0 - self.jitter..1.0 + self.jitter);
+        base.mul_f64(factor).min(self.max)
     }
 
     /// Back to the first delay (after the worker has been up for a while).

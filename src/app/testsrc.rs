@@ -1,0 +1,151 @@
+//! `framegate testsrc`: a stand-in for a row of IP cameras. Serves K live H.264 test patterns
+//! over RTSP at `rtsp://<bind>:<port>/cam0` ... `/cam{K-1}`, for trying framegate, for its tests
+//! and for benchmarks. It can also drop every client now and then, as flaky cameras do.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Result;
+use gst::glib;
+use gst::prelude::*;
+use gst_rtsp_server::prelude::*;
+use gst_rtsp_server::subclass::prelude::*;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::elements::make;
+use crate::publish::RtspServer;
+use crate::supervise::Shutdown;
+
+/// What `testsrc` serves.
+#[derive(Debug, Clone)]
+pub struct TestSourceArgs {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// RTSP port.
+    pub port: u16,
+    /// Number of streams.
+    pub count: u32,
+    /// Frame size.
+    pub width: u32,
+    /// Frame size.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// `videotestsrc` pattern.
+    pub pattern: String,
+    /// H.264 bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Close every client connection this often (none: never).
+    pub drop_clients_every: Option<Duration>,
+}
+
+/// Serves until SIGINT/SIGTERM.
+pub fn run_test_source(args: &TestSourceArgs) -> Result<()> {
+    super::init_media()?;
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let server = RtspServer::start(args.bind, args.port)?;
+    for i in 0..args.count {
+        let path = format!("/cam{i}");
+        server.mount_factory(&path, TestPatternFactory::new(args.clone()))?;
+        println!("{}", server.url(&path));
+    }
+    let stop = Shutdown::new();
+    let dropper = args.drop_clients_every.map(|every| {
+        let stop = stop.clone();
+        let server = &server;
+        move || {
+            while !stop.wait(every) {
+                server.disconnect_all();
+            }
+        }
+    });
+    std::thread::scope(|scope| {
+        if let Some(dropper) = dropper {
+            scope.spawn(dropper);
+        }
+        signals.forever().next();
+        stop.trigger();
+    });
+    Ok(())
+}
+
+glib::wrapper! {
+    /// A media factory producing one encoded test pattern.
+    pub struct TestPatternFactory(ObjectSubclass<imp::TestPatternFactory>)
+        @extends gst_rtsp_server::RTSPMediaFactory;
+}
+
+impl TestPatternFactory {
+    fn new(args: TestSourceArgs) -> Self {
+        let f: Self = glib::Object::new();
+        let _ = f.imp().args.set(args);
+        f.set_shared(true);
+        f
+    }
+}
+
+mod imp {
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub struct TestPatternFactory {
+        pub(super) args: OnceLock<TestSourceArgs>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for TestPatternFactory {
+        const NAME: &'static str = "FramegateTestPatternFactory";
+        type Type = super::TestPatternFactory;
+        type ParentType = gst_rtsp_server::RTSPMediaFactory;
+    }
+
+    impl ObjectImpl for TestPatternFactory {}
+
+    impl RTSPMediaFactoryImpl for TestPatternFactory {
+        fn create_element(&self, _url: &gst_rtsp::RTSPUrl) -> Option<gst::Element> {
+            let args = self.args.get()?;
+            match camera_bin(args) {
+                Ok(bin) => Some(bin),
+                Err(e) => {
+                    tracing::error!("testsrc: {e:#}");
+                    None
+                }
+            }
+        }
+    }
+
+    /// `videotestsrc (live) → caps → x264enc (zerolatency) → rtph264pay name=pay0`.
+    fn camera_bin(a: &TestSourceArgs) -> Result<gst::Element> {
+        let bin = gst::Bin::new();
+        let src = make("videotestsrc")?;
+        src.set_property("is-live", true);
+        src.set_property_from_str("pattern", &a.pattern);
+        let caps = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst_video::VideoCapsBuilder::new()
+                    .format(gst_video::VideoFormat::I420)
+                    .width(a.width as i32)
+                    .height(a.height as i32)
+                    .framerate(gst::Fraction::new(a.fps as i32, 1))
+                    .build(),
+            )
+            .build()?;
+        let enc = make("x264enc")?;
+        enc.set_property_from_str("tune", "zerolatency");
+        enc.set_property_from_str("speed-preset", "ultrafast");
+        enc.set_property("bitrate", a.bitrate_kbps);
+        enc.set_property("key-int-max", a.fps);
+        let pay = gst::ElementFactory::make("rtph264pay")
+            .name("pay0")
+            .property("pt", 96u32)
+            .property("config-interval", -1i32)
+            .build()?;
+        bin.add_many([&src, &caps, &enc, &pay])?;
+        gst::Element::link_many([&src, &caps, &enc, &pay])?;
+        Ok(bin.upcast())
+    }
+}

@@ -1,0 +1,475 @@
+//! A stream never dies of its source: slate while the camera is gone, reconnect with backoff,
+//! outputs that outlive their servers, bad input, and clean shutdown. Real processes throughout:
+//! the camera is `framegate testsrc` (killed and restarted like a real one), nginx-rtmp, ffmpeg.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Framegate, Nginx, Proc, ffprobe, free_port, grab_frames, wait_for, wait_for_port};
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A stand-in camera: `framegate testsrc` serving `/cam0` on `port`.
+fn camera(port: u16, pattern: &str) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_framegate"))
+        .args([
+            "testsrc",
+            "--rtsp-port",
+            &port.to_string(),
+            "--size",
+            "320x240",
+        ])
+        .args(["--pattern", pattern])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, LONG);
+    Proc(child)
+}
+
+/// What a client watching one output saw, frame by frame: arrival time and mean luma.
+struct Watcher {
+    frames: Arc<Mutex<Vec<(Instant, f64)>>>,
+    errors: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Opens `url` once and keeps reading it; never reconnects.
+    fn open(url: &str) -> Self {
+        gst::init().unwrap();
+        let frames: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
+        let errors = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let pipeline = gst::parse::launch(&format!(
+            "rtspsrc location={url} protocols=tcp latency=200 ! decodebin ! videoconvert ! \
+             video/x-raw,format=GRAY8 ! appsink name=sink sync=false"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let sink = pipeline
+            .by_name("sink")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        let f = frames.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(
+                        sample.buffer().unwrap(),
+                        &info,
+                    )
+                    .unwrap();
+                    let (w, h, stride) = (
+                        info.width() as usize,
+                        info.height() as usize,
+                        frame.plane_stride()[0] as usize,
+                    );
+                    let data = frame.plane_data(0).unwrap();
+                    // Mean luma of the lower third, away from the slate's text.
+                    let (mut sum, mut n) = (0u64, 0u64);
+                    for row in (2 * h / 3)..h {
+                        for v in &data[row * stride..row * stride + w] {
+                            sum += *v as u64;
+                            n += 1;
+                        }
+                    }
+                    f.lock()
+                        .unwrap()
+                        .push((Instant::now(), sum as f64 / n as f64));
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let (e, st) = (errors.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            pipeline.set_state(gst::State::Playing).unwrap();
+            let bus = pipeline.bus().unwrap();
+            while !st.load(Ordering::Relaxed) {
+                if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100))
+                    && let gst::MessageView::Error(_) | gst::MessageView::Eos(_) = msg.view()
+                {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            pipeline.set_state(gst::State::Null).unwrap();
+        });
+        Self {
+            frames,
+            errors,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The first frame after `after` whose brightness satisfies `pred`.
+    fn first_after(&self, after: Instant, pred: impl Fn(f64) -> bool) -> Option<Instant> {
+        self.frames
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, l)| *t > after && pred(*l))
+            .map(|(t, _)| *t)
+    }
+
+    /// Frames received in the window [from, to).
+    fn frames_between(&self, from: Instant, to: Instant) -> usize {
+        self.frames
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .count()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The white test pattern is bright; the slate is dark grey.
+fn is_live(luma: f64) -> bool {
+    luma > 150.0
+}
+fn is_slate(luma: f64) -> bool {
+    luma < 80.0
+}
+
+#[test]
+fn output_shows_the_slate_while_the_camera_is_gone_and_live_again_without_reconnecting() {
+    let cam_port = free_port();
+    let mut cam = Some(camera(cam_port, "white"));
+    let port = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+summary_interval_s = 1
+
+[[streams]]
+id = "cam0"
+source = "rtsp://127.0.0.1:{cam_port}/cam0"
+stall_timeout_s = 1.0
+reconnect = {{ initial_s = 0.2, max_s = 1.0 }}
+outputs = [ {{ kind = "rtsp" }} ]
+"#
+    ));
+    fg.wait_log("connecting → live", LONG);
+    wait_for_port(port, LONG);
+    let watcher = Watcher::open(&format!("rtsp://127.0.0.1:{port}/cam0"));
+    let start = Instant::now();
+    wait_for("live frames at the client", LONG, || {
+        watcher.first_after(start, is_live)
+    });
+
+    // The camera dies: within the stall timeout (plus decode and delivery) the slate shows.
+    drop(cam.take());
+    let killed = Instant::now();
+    let slate_at = wait_for("the slate at the client", LONG, || {
+        watcher.first_after(killed, is_slate)
+    });
+    let delay = slate_at - killed;
+    assert!(delay < Duration::from_millis(2500), "slate after {delay:?}");
+    // The output keeps its frame rate while the source is down.
+    wait_for("two seconds of slate", LONG, || {
+        watcher.first_after(slate_at + Duration::from_secs(2), |_| true)
+    });
+    let slate_frames = watcher.frames_between(slate_at, slate_at + Duration::from_secs(2));
+    assert!(
+        slate_frames >= 40,
+        "only {slate_frames} slate frames in 2 s"
+    );
+
+    // The camera comes back: live frames replace the slate on the same connection.
+    let _cam = camera(cam_port, "white");
+    let back = Instant::now();
+    let live_again = wait_for("live frames after the camera returned", LONG, || {
+        watcher.first_after(back, is_live)
+    });
+    assert!(
+        live_again - back < Duration::from_secs(5),
+        "back after {:?}",
+        live_again - back
+    );
+    assert_eq!(
+        watcher.errors.load(Ordering::Relaxed),
+        0,
+        "the client saw an error or EOS"
+    );
+    let log = fg.log();
+    let order = [
+        "connecting → live",
+        "reconnecting (attempt 1",
+        "showing the NO SIGNAL slate",
+        "slate off",
+    ];
+    let mut pos = 0;
+    for step in order {
+        let found = log[pos..]
+            .find(step)
+            .unwrap_or_else(|| panic!("no `{step}` after the previous step in:\n{log}"));
+        pos += found;
+    }
+    // Frames never stopped: over the whole run the client got the output's full rate.
+    let (first, last, n) = {
+        let f = watcher.frames.lock().unwrap();
+        (f[0].0, f[f.len() - 1].0, f.len())
+    };
+    let expected = (last - first).as_secs_f64() * 25.0;
+    assert!(
+        n as f64 > 0.8 * expected,
+        "{n} frames where {expected:.0} were due"
+    );
+}
+
+#[test]
+fn a_camera_that_is_down_at_start_comes_up_by_itself() {
+    let cam_port = free_port();
+    let port = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+
+[[streams]]
+id = "late"
+source = "rtsp://127.0.0.1:{cam_port}/cam0"
+reconnect = {{ initial_s = 0.1, max_s = 0.5 }}
+outputs = [ {{ kind = "rtsp" }} ]
+"#
+    ));
+    fg.wait_log("reconnecting (attempt 2", LONG);
+    assert!(!fg.log().contains("→ live"));
+    let _cam = camera(cam_port, "smpte");
+    fg.wait_log("connecting → live", LONG);
+    let frames = grab_frames(&format!("rtsp://127.0.0.1:{port}/late"), 5, LONG);
+    assert_eq!(frames[0].width, 320);
+}
+
+#[test]
+fn rtmp_push_resumes_after_the_server_restarts() {
+    let nginx_port = free_port();
+    let nginx = Nginx::start_on(nginx_port);
+    let rtsp_port = free_port();
+    let url = nginx.url("cam0");
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {rtsp_port}
+
+[[streams]]
+id = "pushed"
+source = "test://smpte?width=320&height=240&fps=25"
+outputs = [ {{ kind = "rtmp", url = "{url}", retry_initial_s = 0.2, retry_max_s = 1.0 }} ]
+"#
+    ));
+    fg.wait_log("output publishing", LONG);
+    wait_for("the stream on nginx", LONG, || {
+        ffprobe(&url).filter(|p| p.0 == "h264")
+    });
+    drop(nginx);
+    fg.wait_log("output failed", LONG);
+    let restarted = Nginx::start_on(nginx_port);
+    let (codec, w, h, _) = wait_for("the push to resume", LONG, || {
+        ffprobe(&restarted.url("cam0")).filter(|p| p.0 == "h264")
+    });
+    assert_eq!((codec.as_str(), w, h), ("h264", 320, 240));
+    assert_eq!(
+        fg.log().matches("output publishing").count(),
+        2,
+        "{}",
+        fg.log()
+    );
+}
+
+#[test]
+fn bad_sources_fail_with_a_reason_and_leave_the_good_stream_alone() {
+    let cam_port = free_port();
+    let _cam = camera(cam_port, "smpte");
+    let dir = tempfile::tempdir().unwrap();
+    // A clip whose NAL units are damaged: garbage over most of each packet.
+    let clip = dir.path().join("corrupt.h264");
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=100", "pattern=ball", "!"])
+        .args([
+            "video/x-raw,width=320,height=240",
+            "!",
+            "x264enc",
+            "key-int-max=25",
+            "!",
+        ])
+        .args(["video/x-h264,stream-format=byte-stream", "!", "filesink"])
+        .arg(format!("location={}", clip.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut bytes = std::fs::read(&clip).unwrap();
+    let mut x = 12345u32;
+    for b in bytes.iter_mut().skip(2000) {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        if x.is_multiple_of(7) {
+            *b = (x >> 16) as u8;
+        }
+    }
+    std::fs::write(&clip, bytes).unwrap();
+
+    let port = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+
+[[streams]]
+id = "good"
+source = "rtsp://127.0.0.1:{cam_port}/cam0"
+outputs = [ {{ kind = "rtsp" }} ]
+
+[[streams]]
+id = "missing"
+source = "rtsp://127.0.0.1:{cam_port}/no-such-path"
+reconnect = {{ initial_s = 0.2, max_s = 1.0 }}
+
+[[streams]]
+id = "nohost"
+source = "rtsp://no-such-host.invalid/cam"
+reconnect = {{ initial_s = 0.2, max_s = 1.0 }}
+
+[[streams]]
+id = "corrupt"
+source = "file://{clip}"
+reconnect = {{ initial_s = 0.2, max_s = 1.0 }}
+outputs = [ {{ kind = "rtsp" }} ]
+"#,
+        clip = clip.display()
+    ));
+    fg.wait_log("stream=good", LONG);
+    let line_of = |id: &str, needle: &str| {
+        let log = fg.log();
+        log.lines()
+            .find(|l| l.contains(&format!("stream={id}")) && l.contains(needle))
+            .map(str::to_string)
+    };
+    let missing = wait_for("the 404 stream to fail", LONG, || {
+        line_of("missing", "→ reconnecting")
+    });
+    assert!(missing.to_lowercase().contains("not found"), "{missing}");
+    let nohost = wait_for("the unknown host to fail", LONG, || {
+        line_of("nohost", "→ reconnecting")
+    });
+    assert!(nohost.contains("rtspsrc"), "{nohost}");
+    // The good stream still serves while the others keep failing.
+    let frames = grab_frames(&format!("rtsp://127.0.0.1:{port}/good"), 25, LONG);
+    assert_eq!(frames[24].width, 320);
+    let log = fg.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        line_of("good", "→ reconnecting").is_none(),
+        "the good stream was disturbed:\n{log}"
+    );
+}
+
+#[test]
+fn sigterm_exits_zero_within_three_seconds() {
+    let nginx = Nginx::start();
+    let port = free_port();
+    let mut fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+
+[[streams]]
+id = "a"
+source = "test://ball?width=320&height=240"
+outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtmp", url = "{url}" }} ]
+"#,
+        url = nginx.url("a")
+    ));
+    fg.wait_log("output publishing", LONG);
+    let _viewer = grab_frames(&format!("rtsp://127.0.0.1:{port}/a"), 3, LONG);
+    let sent = Instant::now();
+    let status = fg.terminate(Duration::from_secs(10)).unwrap();
+    let took = sent.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(fg.log().contains("output stopped"), "{}", fg.log());
+}
+
+#[test]
+fn sigterm_during_process_leaves_a_playable_mp4() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.mp4");
+    let output = dir.path().join("out.mp4");
+    let status = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=3000",
+            "pattern=ball",
+            "!",
+        ])
+        .args(["video/x-raw,width=320,height=180,framerate=25/1", "!"])
+        .args([
+            "x264enc",
+            "speed-preset=ultrafast",
+            "!",
+            "mp4mux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", input.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Slow the run down to real time so that the signal lands in the middle of it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_framegate"))
+        .args(["process", "--processor", "overlay", "--realtime", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the output file to grow", LONG, || {
+        std::fs::metadata(&output)
+            .ok()
+            .filter(|m| m.len() > 50_000)
+            .map(|_| ())
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_for("process to exit", LONG, || child.try_wait().ok().flatten());
+    assert!(status.success(), "{status:?}");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    let frames: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        frames > 10 && frames < 3000,
+        "{frames} frames in the interrupted MP4"
+    );
+}
