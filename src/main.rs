@@ -84,6 +84,9 @@ enum Command {
         /// Close every client connection this often, in milliseconds, as a flaky camera would.
         #[arg(long)]
         drop_clients_every_ms: Option<u64>,
+        /// Require RTSP credentials, USER:PASSWORD (clients without them get 401).
+        #[arg(long)]
+        credentials: Option<String>,
     },
     /// Print the config reference (Markdown), generated from the config types.
     ConfigReference,
@@ -202,7 +205,15 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             pattern,
             bitrate_kbps,
             drop_clients_every_ms,
+            credentials,
         } => {
+            let credentials = credentials
+                .map(|c| {
+                    c.split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                        .context("--credentials takes USER:PASSWORD")
+                })
+                .transpose()?;
             app::run_test_source(&app::TestSourceArgs {
                 bind,
                 port: rtsp_port,
@@ -213,6 +224,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 pattern,
                 bitrate_kbps,
                 drop_clients_every: drop_clients_every_ms.map(std::time::Duration::from_millis),
+                credentials,
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -16,16 +16,16 @@ use gst_video::prelude::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// A stand-in camera: `framegate testsrc` serving `/cam0` on `port`.
+/// A stand-in camera: `framegate testsrc` serving a 320x240 `/cam0` on `port`.
 fn camera(port: u16, pattern: &str) -> Proc {
+    camera_with(port, pattern, &["--size", "320x240"])
+}
+
+/// A stand-in camera with more `testsrc` arguments.
+fn camera_with(port: u16, pattern: &str, args: &[&str]) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_framegate"))
-        .args([
-            "testsrc",
-            "--rtsp-port",
-            &port.to_string(),
-            "--size",
-            "320x240",
-        ])
+        .args(["testsrc", "--rtsp-port", &port.to_string()])
+        .args(args)
         .args(["--pattern", pattern])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -38,6 +38,7 @@ fn camera(port: u16, pattern: &str) -> Proc {
 /// What a client watching one output saw, frame by frame: arrival time and mean luma.
 struct Watcher {
     frames: Arc<Mutex<Vec<(Instant, f64)>>>,
+    widths: Arc<Mutex<Vec<(Instant, u32)>>>,
     errors: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -48,6 +49,7 @@ impl Watcher {
     fn open(url: &str) -> Self {
         gst::init().unwrap();
         let frames: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
+        let widths: Arc<Mutex<Vec<(Instant, u32)>>> = Arc::default();
         let errors = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let pipeline = gst::parse::launch(&format!(
@@ -62,7 +64,7 @@ impl Watcher {
             .unwrap()
             .downcast::<gst_app::AppSink>()
             .unwrap();
-        let f = frames.clone();
+        let (f, wd) = (frames.clone(), widths.clone());
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| {
@@ -109,6 +111,7 @@ impl Watcher {
         });
         Self {
             frames,
+            widths,
             errors,
             stop,
             thread: Some(thread),
@@ -198,8 +201,9 @@ outputs = [ {{ kind = "rtsp" }} ]
         "only {slate_frames} slate frames in 2 s"
     );
 
-    // The camera comes back: live frames replace the slate on the same connection.
-    let _cam = camera(cam_port, "white");
+    // The camera comes back, at another size: live frames replace the slate on the same
+    // connection, scaled to the output's size.
+    let _cam = camera_with(cam_port, "white", &["--size", "640x480"]);
     let back = Instant::now();
     let live_again = wait_for("live frames after the camera returned", LONG, || {
         watcher.first_after(back, is_live)
@@ -471,5 +475,153 @@ fn sigterm_during_process_leaves_a_playable_mp4() {
     assert!(
         frames > 10 && frames < 3000,
         "{frames} frames in the interrupted MP4"
+    );
+}
+
+#[test]
+fn a_frozen_camera_goes_stalled_then_is_reopened_and_recovers() {
+    let cam_port = free_port();
+    let cam = camera(cam_port, "smpte");
+    let port = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+
+[[streams]]
+id = "frozen"
+source = "rtsp://127.0.0.1:{cam_port}/cam0"
+stall_timeout_s = 1.0
+reconnect = {{ initial_s = 0.2, max_s = 1.0, connect_timeout_s = 2.0 }}
+outputs = [ {{ kind = "rtsp" }} ]
+"#
+    ));
+    fg.wait_log("connecting → live", LONG);
+    // The camera stops sending but keeps its connection open (a hung encoder, a frozen box).
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &cam.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    fg.wait_log("live → stalled: no frame for", LONG);
+    fg.wait_log("stalled → reconnecting (attempt 1", LONG);
+    fg.wait_log("showing the NO SIGNAL slate", LONG);
+    signal("-CONT");
+    wait_for("the stream to be live again", LONG, || {
+        (fg.log().matches("connecting → live").count() >= 2).then_some(())
+    });
+}
+
+#[test]
+fn credentials_reach_the_camera_and_a_wrong_password_gets_a_clear_401() {
+    let cam_port = free_port();
+    let _cam = camera_with(
+        cam_port,
+        "smpte",
+        &["--size", "320x240", "--credentials", "admin:s3cret"],
+    );
+    let fg = Framegate::run(&format!(
+        r#"
+[[streams]]
+id = "right"
+source = "rtsp://admin:s3cret@127.0.0.1:{cam_port}/cam0"
+
+[[streams]]
+id = "wrong"
+source = "rtsp://admin:n0pe-n0pe@127.0.0.1:{cam_port}/cam0"
+reconnect = {{ initial_s = 0.2, max_s = 1.0 }}
+"#
+    ));
+    wait_for("the right password to go live", LONG, || {
+        fg.log()
+            .lines()
+            .find(|l| l.contains("stream=right") && l.contains("connecting → live"))
+            .map(|_| ())
+    });
+    let wrong = wait_for("the wrong password to fail", LONG, || {
+        fg.log()
+            .lines()
+            .find(|l| l.contains("stream=wrong") && l.contains("→ reconnecting"))
+            .map(str::to_string)
+    });
+    assert!(wrong.to_lowercase().contains("unauthorized"), "{wrong}");
+    let log = fg.log();
+    assert!(
+        !log.contains("s3cret") && !log.contains("n0pe-n0pe"),
+        "a password leaked:\n{log}"
+    );
+}
+
+#[test]
+fn a_server_that_accepts_but_never_answers_times_out_and_is_retried() {
+    // Accepts TCP connections and says nothing, like a camera whose RTSP service hung.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let fg = Framegate::run(&format!(
+        r#"
+[[streams]]
+id = "silent"
+source = "rtsp://127.0.0.1:{silent_port}/cam0"
+reconnect = {{ initial_s = 0.2, max_s = 0.5, connect_timeout_s = 1.0 }}
+"#
+    ));
+    fg.wait_log("no frame within 1.0 s of opening the source", LONG);
+    fg.wait_log("reconnecting (attempt 2", LONG);
+}
+
+#[test]
+fn reconnect_cycles_leave_memory_and_threads_flat() {
+    // A camera that drops its clients every 200 ms: each drop is a full disconnect and
+    // reconnect of the source pipeline.
+    let cam_port = free_port();
+    let _cam = camera_with(
+        cam_port,
+        "ball",
+        &["--size", "320x240", "--drop-clients-every-ms", "200"],
+    );
+    let port = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+
+[[streams]]
+id = "flaky"
+source = "rtsp://127.0.0.1:{cam_port}/cam0"
+reconnect = {{ initial_s = 0.01, max_s = 0.02 }}
+processors = [ {{ kind = "overlay" }} ]
+outputs = [ {{ kind = "rtsp" }} ]
+"#
+    ));
+    let cycles = || fg.log().matches("connecting → live").count();
+    let long = Duration::from_secs(240);
+    wait_for("30 reconnect cycles", long, || {
+        (cycles() >= 30).then_some(())
+    });
+    let (rss_before, threads_before) = fg.rss_and_threads();
+    wait_for("230 reconnect cycles", long, || {
+        (cycles() >= 230).then_some(())
+    });
+    let (rss_after, threads_after) = fg.rss_and_threads();
+    eprintln!(
+        "after 30 cycles: {rss_before} KiB, {threads_before} threads; \
+         after 230: {rss_after} KiB, {threads_after} threads"
+    );
+    assert!(
+        threads_after <= threads_before + 2,
+        "threads grew from {threads_before} to {threads_after}"
+    );
+    assert!(
+        rss_after <= rss_before + 8 * 1024,
+        "memory grew from {rss_before} KiB to {rss_after} KiB over 200 cycles"
     );
 }

@@ -38,6 +38,8 @@ pub struct TestSourceArgs {
     pub bitrate_kbps: u32,
     /// Close every client connection this often (none: never).
     pub drop_clients_every: Option<Duration>,
+    /// Require these credentials (user, password), as most cameras do.
+    pub credentials: Option<(String, String)>,
 }
 
 /// Serves until SIGINT/SIGTERM.
@@ -45,6 +47,9 @@ pub fn run_test_source(args: &TestSourceArgs) -> Result<()> {
     super::init_media()?;
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let server = RtspServer::start(args.bind, args.port)?;
+    if let Some((user, password)) = &args.credentials {
+        server.require_basic_auth(user, password);
+    }
     for i in 0..args.count {
         let path = format!("/cam{i}");
         server.mount_factory(&path, TestPatternFactory::new(args.clone()))?;

@@ -15,12 +15,17 @@ use gst_rtsp_server::subclass::prelude::*;
 use super::fanout::Fanout;
 use super::feed::AppSrcFeed;
 
+/// The role given to authenticated viewers.
+const VIEWER_ROLE: &str = "viewer";
+
 /// Access units an RTSP mount may hold before it drops and waits for a key frame (1 s at 25 fps).
 const MOUNT_QUEUE_FRAMES: u64 = 25;
 
 /// A running RTSP server with its own GLib main loop thread.
 pub struct RtspServer {
     server: gst_rtsp_server::RTSPServer,
+    /// Set when clients must authenticate (HTTP Basic).
+    auth: std::sync::Mutex<bool>,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
     host: String,
@@ -59,6 +64,7 @@ impl RtspServer {
         tracing::info!("RTSP server listening on {bind}:{port}");
         Ok(Self {
             server,
+            auth: std::sync::Mutex::new(false),
             main_loop,
             thread: Some(thread),
             host,
@@ -91,8 +97,30 @@ impl RtspServer {
             .server
             .mount_points()
             .context("RTSP server has no mount points")?;
+        if *self.auth.lock().unwrap_or_else(|e| e.into_inner()) {
+            factory.add_role_from_structure(
+                &gst::Structure::builder(VIEWER_ROLE)
+                    .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                    .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                    .build(),
+            );
+        }
         mounts.add_factory(path, factory);
         Ok(())
+    }
+
+    /// Makes every mount added from now on require HTTP Basic credentials; others get 401.
+    pub fn require_basic_auth(&self, user: &str, password: &str) {
+        let auth = gst_rtsp_server::RTSPAuth::new();
+        let token = gst_rtsp_server::RTSPToken::builder()
+            .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE)
+            .build();
+        auth.add_basic(
+            gst_rtsp_server::RTSPAuth::make_basic(user, password).as_str(),
+            &token,
+        );
+        self.server.set_auth(Some(&auth));
+        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }
 
     /// Closes every client connection (clients see the server go away, as when a camera
