@@ -89,9 +89,9 @@ impl Watcher {
                             n += 1;
                         }
                     }
-                    f.lock()
-                        .unwrap()
-                        .push((Instant::now(), sum as f64 / n as f64));
+                    let now = Instant::now();
+                    f.lock().unwrap().push((now, sum as f64 / n as f64));
+                    wd.lock().unwrap().push((now, w as u32));
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -218,6 +218,12 @@ outputs = [ {{ kind = "rtsp" }} ]
         0,
         "the client saw an error or EOS"
     );
+    let widths: Vec<u32> = watcher.widths.lock().unwrap().iter().map(|w| w.1).collect();
+    assert!(
+        widths.iter().all(|w| *w == 320),
+        "the output changed size: {widths:?}"
+    );
+    fg.wait_log("size=Some((640, 480))", LONG);
     let log = fg.log();
     let order = [
         "connecting → live",
