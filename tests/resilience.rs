@@ -40,6 +40,7 @@ struct Watcher {
     frames: Arc<Mutex<Vec<(Instant, f64)>>>,
     widths: Arc<Mutex<Vec<(Instant, u32)>>>,
     errors: Arc<AtomicU64>,
+    eos: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -51,6 +52,7 @@ impl Watcher {
         let frames: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
         let widths: Arc<Mutex<Vec<(Instant, u32)>>> = Arc::default();
         let errors = Arc::new(AtomicU64::new(0));
+        let eos = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let pipeline = gst::parse::launch(&format!(
             "rtspsrc location={url} protocols=tcp latency=200 ! decodebin ! videoconvert ! \
@@ -96,15 +98,21 @@ impl Watcher {
                 })
                 .build(),
         );
-        let (e, st) = (errors.clone(), stop.clone());
+        let (e, eo, st) = (errors.clone(), eos.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             pipeline.set_state(gst::State::Playing).unwrap();
             let bus = pipeline.bus().unwrap();
             while !st.load(Ordering::Relaxed) {
-                if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100))
-                    && let gst::MessageView::Error(_) | gst::MessageView::Eos(_) = msg.view()
+                match bus
+                    .timed_pop(gst::ClockTime::from_mseconds(100))
+                    .as_ref()
+                    .map(|m| m.view())
                 {
-                    e.fetch_add(1, Ordering::Relaxed);
+                    Some(gst::MessageView::Error(_)) => {
+                        e.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(gst::MessageView::Eos(_)) => eo.store(true, Ordering::Relaxed),
+                    _ => {}
                 }
             }
             pipeline.set_state(gst::State::Null).unwrap();
@@ -113,6 +121,7 @@ impl Watcher {
             frames,
             widths,
             errors,
+            eos,
             stop,
             thread: Some(thread),
         }
@@ -216,7 +225,11 @@ outputs = [ {{ kind = "rtsp" }} ]
     assert_eq!(
         watcher.errors.load(Ordering::Relaxed),
         0,
-        "the client saw an error or EOS"
+        "the client saw an error"
+    );
+    assert!(
+        !watcher.eos.load(Ordering::Relaxed),
+        "the client saw end-of-stream"
     );
     let widths: Vec<u32> = watcher.widths.lock().unwrap().iter().map(|w| w.1).collect();
     assert!(
@@ -413,13 +426,21 @@ outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtmp", url = "{url}" }} ]
         url = nginx.url("a")
     ));
     fg.wait_log("output publishing", LONG);
-    let _viewer = grab_frames(&format!("rtsp://127.0.0.1:{port}/a"), 3, LONG);
+    let opened = Instant::now();
+    let viewer = Watcher::open(&format!("rtsp://127.0.0.1:{port}/a"));
+    wait_for("the viewer's first frame", LONG, || {
+        viewer.first_after(opened, |_| true)
+    });
     let sent = Instant::now();
     let status = fg.terminate(Duration::from_secs(10)).unwrap();
     let took = sent.elapsed();
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert!(fg.log().contains("output stopped"), "{}", fg.log());
+    // The RTSP viewer was told the stream ended, rather than losing its connection.
+    wait_for("end-of-stream at the RTSP viewer", LONG, || {
+        viewer.eos.load(Ordering::Relaxed).then_some(())
+    });
 }
 
 #[test]

@@ -9,6 +9,8 @@ pub trait EncodedSink: Send + Sync {
     fn name(&self) -> &str;
     /// Offers one access unit; must not block.
     fn offer(&self, sample: &gst::Sample) -> Offer;
+    /// The stream is ending: pass end-of-stream on, so that the consumer closes cleanly.
+    fn finish(&self) {}
 }
 
 /// What a sink did with an access unit.
@@ -131,6 +133,14 @@ impl Fanout {
         });
         if need_key {
             (self.keyframe_request)();
+        }
+    }
+
+    /// Ends every feed (end-of-stream) and removes them all.
+    pub fn finish(&self) {
+        let entries = std::mem::take(&mut *self.lock());
+        for e in entries {
+            e.sink.finish();
         }
     }
 

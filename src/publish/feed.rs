@@ -74,4 +74,10 @@ impl EncodedSink for AppSrcFeed {
             Err(_) => Offer::Full,
         }
     }
+
+    fn finish(&self) {
+        if let Some(appsrc) = self.appsrc.upgrade() {
+            let _ = appsrc.end_of_stream();
+        }
+    }
 }

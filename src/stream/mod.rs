@@ -41,6 +41,7 @@ pub struct Stream {
     ingest: Option<JoinHandle<()>>,
     processing: Option<JoinHandle<()>>,
     outputs: Vec<PushOutput>,
+    fanout: Arc<Fanout>,
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
 }
@@ -119,7 +120,7 @@ impl Stream {
                 chain: Chain::from_config(&config.processors),
                 slot: slot.clone(),
                 encoder,
-                fanout,
+                fanout: fanout.clone(),
                 stats: stats.clone(),
                 state: state.clone(),
                 summary_interval: (server.summary_interval_s > 0.0)
@@ -141,6 +142,7 @@ impl Stream {
             ingest: Some(ingest),
             processing: Some(processing),
             outputs,
+            fanout,
             rtsp_urls,
             mounts,
         })
@@ -184,7 +186,10 @@ impl Stream {
         if let Some(t) = self.processing.take() {
             let _ = t.join();
         }
+        // Push outputs send end-of-stream to their servers as they stop; RTSP viewers get it
+        // through their mount's feed.
         self.outputs.clear();
+        self.fanout.finish();
         if let Some(server) = rtsp {
             for m in &self.mounts {
                 server.unmount(m);
