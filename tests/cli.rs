@@ -181,3 +181,17 @@ fn count_frames(path: &Path) -> u64 {
     assert_eq!(f.next(), Some("h264"), "not an H.264 file: {text}");
     f.next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
+
+/// The config shown in the README is valid: docs that cannot rot.
+#[test]
+fn readme_config_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```toml\n")
+        .expect("a toml block in the README")
+        + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let (ok, out) = check(&readme[start..end]);
+    assert!(ok, "{out}");
+}
