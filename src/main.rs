@@ -87,6 +87,9 @@ enum Command {
         /// Require RTSP credentials, USER:PASSWORD (clients without them get 401).
         #[arg(long)]
         credentials: Option<String>,
+        /// Serve H.265 instead of H.264.
+        #[arg(long)]
+        h265: bool,
     },
     /// Print the config reference (Markdown), generated from the config types.
     ConfigReference,
@@ -206,6 +209,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             bitrate_kbps,
             drop_clients_every_ms,
             credentials,
+            h265,
         } => {
             let credentials = credentials
                 .map(|c| {
@@ -225,6 +229,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 bitrate_kbps,
                 drop_clients_every: drop_clients_every_ms.map(std::time::Duration::from_millis),
                 credentials,
+                h265,
             })?;
             Ok(ExitCode::SUCCESS)
         }

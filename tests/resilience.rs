@@ -506,6 +506,29 @@ fn sigterm_during_process_leaves_a_playable_mp4() {
 }
 
 #[test]
+fn an_h265_camera_is_decoded_and_republished_as_h264() {
+    let cam_port = free_port();
+    let _cam = camera_with(cam_port, "smpte", &["--size", "320x240", "--h265"]);
+    let port = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+
+[[streams]]
+id = "hevc"
+source = "rtsp://127.0.0.1:{cam_port}/cam0"
+outputs = [ {{ kind = "rtsp" }} ]
+"#
+    ));
+    fg.wait_log("decoder=\"avdec_h265\"", LONG);
+    let (codec, w, h, _) = wait_for("the H.264 output", LONG, || {
+        ffprobe(&format!("rtsp://127.0.0.1:{port}/hevc"))
+    });
+    assert_eq!((codec.as_str(), w, h), ("h264", 320, 240));
+}
+
+#[test]
 fn a_frozen_camera_goes_stalled_then_is_reopened_and_recovers() {
     let cam_port = free_port();
     let cam = camera(cam_port, "smpte");

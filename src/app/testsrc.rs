@@ -40,6 +40,8 @@ pub struct TestSourceArgs {
     pub drop_clients_every: Option<Duration>,
     /// Require these credentials (user, password), as most cameras do.
     pub credentials: Option<(String, String)>,
+    /// Serve H.265 instead of H.264.
+    pub h265: bool,
 }
 
 /// Serves until SIGINT/SIGTERM.
@@ -122,7 +124,7 @@ mod imp {
         }
     }
 
-    /// `videotestsrc (live) → caps → x264enc (zerolatency) → rtph264pay name=pay0`.
+    /// `videotestsrc (live) → caps → x264enc|x265enc (zerolatency) → rtph264pay|rtph265pay`.
     fn camera_bin(a: &TestSourceArgs) -> Result<gst::Element> {
         let bin = gst::Bin::new();
         let src = make("videotestsrc")?;
@@ -139,12 +141,22 @@ mod imp {
                     .build(),
             )
             .build()?;
-        let enc = make("x264enc")?;
-        enc.set_property_from_str("tune", "zerolatency");
-        enc.set_property_from_str("speed-preset", "ultrafast");
-        enc.set_property("bitrate", a.bitrate_kbps);
-        enc.set_property("key-int-max", a.fps);
-        let pay = gst::ElementFactory::make("rtph264pay")
+        let (enc, pay) = if a.h265 {
+            let enc = make("x265enc")?;
+            enc.set_property_from_str("tune", "zerolatency");
+            enc.set_property_from_str("speed-preset", "ultrafast");
+            enc.set_property("bitrate", a.bitrate_kbps);
+            enc.set_property("key-int-max", a.fps as i32);
+            (enc, "rtph265pay")
+        } else {
+            let enc = make("x264enc")?;
+            enc.set_property_from_str("tune", "zerolatency");
+            enc.set_property_from_str("speed-preset", "ultrafast");
+            enc.set_property("bitrate", a.bitrate_kbps);
+            enc.set_property("key-int-max", a.fps);
+            (enc, "rtph264pay")
+        };
+        let pay = gst::ElementFactory::make(pay)
             .name("pay0")
             .property("pt", 96u32)
             .property("config-interval", -1i32)
