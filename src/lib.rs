@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod elements;
 pub mod encode;
 pub mod frame;

@@ -24,6 +24,9 @@ enum Command {
         /// The config file (TOML).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Address of the REST API, overriding `[server] http` (port 0: a free one).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
     },
     /// Validate a config file: exit 0, or print what is wrong with its line and exit 1.
     Check {
@@ -128,15 +131,22 @@ fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { config } => {
-            let config = match &config {
-                Some(path) => load(path)?,
+        Command::Run { config, http } => {
+            let config = match config {
+                Some(path) => (load(&path)?, Some(path)),
                 None => {
                     tracing::info!("no --config given: running the built-in demo");
-                    config::parse_str(config::DEMO_CONFIG, Path::new("<built-in demo>"))?
+                    (
+                        config::parse_str(config::DEMO_CONFIG, Path::new("<built-in demo>"))?,
+                        None,
+                    )
                 }
             };
-            app::run(&config)?;
+            let (mut config, path) = config;
+            if let Some(http) = http {
+                config.server.http = http;
+            }
+            app::run(&config, path.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => match config::load_file(&config) {

@@ -99,6 +99,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
             realtime: args.realtime,
             lossless: true,
         },
+        Arc::default(),
         on_frame,
     )?;
     let pipeline = ingest.pipeline();

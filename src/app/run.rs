@@ -1,48 +1,80 @@
-//! `framegate run`: start every stream of the config, print where to watch them, and run until
-//! SIGINT or SIGTERM. A second signal exits at once.
+//! `framegate run`: start every stream of the config under the stream manager, serve the REST
+//! API, print where to watch, and run until SIGINT or SIGTERM (a second one exits at once).
+//! SIGHUP re-reads the config file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{Config, OutputConfig};
+use crate::config::Config;
+use crate::control::{Manager, api};
 use crate::publish::RtspServer;
-use crate::stream::Stream;
 
 /// The longest a graceful shutdown may take before the process exits regardless.
-const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_millis(2700);
+const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(2700);
 
 /// Runs the gateway until a termination signal.
-pub fn run(config: &Config) -> Result<()> {
+pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     super::init_media()?;
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
-    let needs_rtsp = config
-        .streams
-        .iter()
-        .any(|s| s.outputs.iter().any(|o| matches!(o, OutputConfig::Rtsp(_))));
-    let rtsp = if needs_rtsp {
-        Some(RtspServer::start(
-            config.server.bind,
-            config.server.rtsp_port,
-        )?)
-    } else {
-        None
-    };
-    let mut streams = Vec::new();
-    for s in &config.streams {
-        match Stream::start(s, &config.server, rtsp.as_ref()) {
-            Ok(stream) => streams.push(stream),
-            // One stream that cannot start (say, `hardware = "on"` without a GPU) is reported
-            // and left out; the others run.
-            Err(e) => tracing::error!(stream = %s.id(), "not started: {e:#}"),
-        }
-    }
-    print_urls(&streams);
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    let rtsp = Arc::new(RtspServer::start(
+        config.server.bind,
+        config.server.rtsp_port,
+    )?);
+    let manager = Manager::start(config, config_path, rtsp)?;
 
-    let signal = signals.forever().next();
-    tracing::info!(signal, "shutting down (a second signal exits at once)");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(config.server.http))
+        .with_context(|| {
+            format!(
+                "HTTP API: cannot listen on {} (port in use?)",
+                config.server.http
+            )
+        })?;
+    let http_addr = listener.local_addr()?;
+    let token = std::env::var("FRAMEGATE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| config.server.api_token.clone());
+    tracing::info!(
+        auth = if token.is_some() {
+            "bearer token"
+        } else {
+            "open"
+        },
+        "HTTP API listening on http://{http_addr}"
+    );
+    let app = api::router(manager.clone(), token, config.server.api_read_open);
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(api::serve(listener, app, async {
+        let _ = http_stopped.await;
+    }));
+    print_urls(&manager, http_addr);
+
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            tracing::info!("SIGHUP: reloading the config");
+            if let Err(e) = manager.reload() {
+                tracing::error!("reload failed, nothing changed: {e}");
+            }
+            continue;
+        }
+        tracing::info!(signal, "shutting down (a second signal exits at once)");
+        break;
+    }
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        if signals.forever().any(|s| s != SIGHUP) {
             std::process::exit(130);
         }
     });
@@ -53,26 +85,27 @@ pub fn run(config: &Config) -> Result<()> {
         tracing::warn!("shutdown took longer than {SHUTDOWN_DEADLINE:?}: exiting now");
         std::process::exit(0);
     });
-    for s in &streams {
-        s.begin_stop();
-    }
-    for s in streams {
-        s.stop(rtsp.as_ref());
-    }
-    drop(rtsp);
+    let _ = stop_http.send(());
+    manager.shutdown();
+    let _ =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_millis(500), server).await });
+    runtime.shutdown_timeout(Duration::from_millis(200));
     tracing::info!("stopped");
     Ok(())
 }
 
-fn print_urls(streams: &[Stream]) {
-    let urls: Vec<_> = streams
+fn print_urls(manager: &Manager, http: std::net::SocketAddr) {
+    let streams = manager.list();
+    println!("framegate is running; API at http://{http}/api/streams");
+    let urls: Vec<(String, String)> = streams
         .iter()
-        .flat_map(|s| s.rtsp_urls().iter().map(move |u| (s.id(), u)))
+        .flat_map(|s| {
+            s.outputs
+                .iter()
+                .filter(|o| o.kind == "rtsp")
+                .map(move |o| (s.id.clone(), o.url.clone()))
+        })
         .collect();
-    if urls.is_empty() {
-        return;
-    }
-    println!("framegate is serving:");
     for (id, url) in &urls {
         println!("  {id:<16} {url}");
     }

@@ -63,34 +63,64 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
     if config.server.summary_interval_s.is_nan() || config.server.summary_interval_s < 0.0 {
         return Err((None, "server.summary_interval_s must be 0 or more".into()));
     }
-    let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
-    let mut mounts: HashMap<String, &str> = HashMap::new();
-    for stream in &config.streams {
-        let id = stream.id.get_ref().as_str();
-        let span = stream.id.span();
-        if let Some(first) = seen.get(id) {
+    let at = |i: usize| stream_id_span(text, i);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, stream) in config.streams.iter().enumerate() {
+        let id = stream.id.as_str();
+        if let Some(first) = seen.insert(id, i) {
+            let first_line = at(first).map_or(0, |s| line_col(text, s.start).0);
             return Err((
-                Some(span),
+                at(i),
                 format!(
-                    "streams.id: duplicate stream id `{id}` (first defined at line {})",
-                    line_col(text, first.start).0
+                    "streams.id: duplicate stream id `{id}` (first defined at line {first_line})"
                 ),
             ));
         }
-        seen.insert(id, span.clone());
-        validate_stream(stream).map_err(|m| (Some(span.clone()), format!("stream `{id}`: {m}")))?;
+        validate_stream(stream).map_err(|m| (at(i), format!("stream `{id}`: {m}")))?;
+    }
+    check_mounts(&config.streams).map_err(|(i, m)| (at(i), m))
+}
+
+/// Checks that no two streams are served at the same RTSP path; on a clash, the index of the
+/// second stream and the message.
+pub fn check_mounts(streams: &[StreamConfig]) -> Result<(), (usize, String)> {
+    let mut mounts: HashMap<String, &str> = HashMap::new();
+    for (i, stream) in streams.iter().enumerate() {
         for path in rtsp_mounts(stream) {
-            if let Some(other) = mounts.insert(path.clone(), id) {
+            if let Some(other) = mounts.insert(path.clone(), stream.id.as_str()) {
                 return Err((
-                    Some(span),
+                    i,
                     format!(
-                        "stream `{id}`: outputs.path `{path}` is already served by stream `{other}`"
+                        "stream `{}`: outputs.path `{path}` is already served by stream `{other}`",
+                        stream.id
                     ),
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// The span of `streams[index].id` in the TOML text (or of the whole table), for messages.
+fn stream_id_span(text: &str, index: usize) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let (_, streams) = root
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == "streams")?;
+    let DeValue::Array(items) = streams.get_ref() else {
+        return None;
+    };
+    let item = items.get(index)?;
+    let DeValue::Table(table) = item.get_ref() else {
+        return Some(item.span());
+    };
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == "id")
+        .map(|(_, v)| v.span())
+        .or_else(|| Some(item.span()))
 }
 
 /// The RTSP mount paths a stream is served at.
@@ -109,7 +139,9 @@ pub fn rtsp_mounts(stream: &StreamConfig) -> Vec<String> {
         .collect()
 }
 
-fn validate_stream(s: &StreamConfig) -> Result<(), String> {
+/// Checks one stream's settings beyond their types (ranges, URL schemes); the message names
+/// the field.
+pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
     let r = &s.reconnect;
     let positive = |v: f64| v.is_finite() && v > 0.0;
     if !positive(s.stall_timeout_s) {

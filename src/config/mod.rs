@@ -5,12 +5,13 @@
 //! Parsing and validation live in [`load`]; errors name the file, line and field.
 
 mod load;
-pub use load::rtsp_mounts;
+pub use load::{check_mounts, rtsp_mounts, validate_stream};
 pub mod reference;
 mod source_url;
 mod stream_id;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// framegate's own servers.
@@ -32,7 +33,7 @@ pub struct Config {
 }
 
 /// framegate's own servers and process-wide settings.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address framegate's own servers listen on. Loopback by default: set `0.0.0.0` to serve
@@ -47,6 +48,23 @@ pub struct ServerConfig {
     /// processing and encode time per frame). `0` turns them off.
     #[serde(default = "default_summary_interval")]
     pub summary_interval_s: f64,
+    /// Address and port of the REST API, the metrics (`/metrics`) and the health checks
+    /// (`/healthz`, `/readyz`). Port `0` picks a free one (logged at start).
+    #[serde(default = "default_http")]
+    #[schemars(with = "String")]
+    pub http: SocketAddr,
+    /// Bearer token that API requests must carry (`Authorization: Bearer <token>`). The
+    /// environment variable `FRAMEGATE_API_TOKEN` overrides it. Unset: the API is open.
+    #[serde(default)]
+    pub api_token: Option<String>,
+    /// With a token set: whether reading (GET) stays open to anyone. Changes always need it.
+    #[serde(default = "default_true")]
+    pub api_read_open: bool,
+    /// Where changes made through the API are kept so that they survive a restart. Default:
+    /// next to the config file, `<config name>.api-state.toml`; the built-in demo keeps them in
+    /// memory only.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -55,8 +73,16 @@ impl Default for ServerConfig {
             bind: default_bind(),
             rtsp_port: default_rtsp_port(),
             summary_interval_s: default_summary_interval(),
+            http: default_http(),
+            api_token: None,
+            api_read_open: true,
+            state_file: None,
         }
     }
+}
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))
 }
 
 fn default_bind() -> IpAddr {
@@ -70,19 +96,23 @@ fn default_summary_interval() -> f64 {
 }
 
 /// One stream: a source, the processors every frame goes through, and where the result goes.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
     /// Unique name of the stream: letters, digits, `-` and `_`, at most 64 characters.
     /// Used in URLs (`rtsp://host:port/<id>`) and logs.
     #[schemars(with = "String")]
-    pub id: toml::Spanned<StreamId>,
+    pub id: StreamId,
     /// Where the video comes from: `rtsp://[user:pass@]host[:port]/path`, `rtsps://...`,
     /// `rtmp://host[:port]/app/key`, `file:///absolute/path.mp4` (played in real time, looped),
     /// or `test://<pattern>[?width=W&height=H&fps=F]` (a GStreamer test pattern such as `ball`
     /// or `smpte`). Credentials in the URL are never printed.
     #[schemars(with = "String")]
     pub source: SourceUrl,
+    /// Whether the stream runs. `false` keeps it configured but stopped (what
+    /// `POST /api/streams/{id}/stop` sets).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// RTSP transport for `rtsp://` sources: `tcp` (interleaved, the default: survives NAT and
     /// loss) or `udp` (lower overhead on clean networks).
     #[serde(default)]
@@ -108,12 +138,16 @@ pub struct StreamConfig {
     pub reconnect: ReconnectConfig,
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_stall_timeout() -> f64 {
     2.0
 }
 
 /// Retry policy of a source: exponential backoff with jitter, capped.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReconnectConfig {
     /// First delay before reopening a failed source, in seconds; doubles at each failure.
@@ -160,7 +194,59 @@ fn default_reset_after() -> f64 {
 impl StreamConfig {
     /// The stream's id.
     pub fn id(&self) -> &StreamId {
-        self.id.get_ref()
+        &self.id
+    }
+
+    /// A copy with every password replaced by `***`, for the API and logs.
+    pub fn masked(&self) -> StreamConfig {
+        let mut c = self.clone();
+        if let SourceUrl::Rtsp(u) | SourceUrl::Rtmp(u) = &mut c.source {
+            mask_password(u);
+        }
+        for o in &mut c.outputs {
+            if let OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) = o {
+                mask_password(&mut p.url);
+            }
+        }
+        c
+    }
+
+    /// Puts back the passwords of `old` where this config carries `***` for the same URL
+    /// otherwise: a client that read a stream (masked) and writes it back keeps its secrets.
+    pub fn unmask_from(&mut self, old: &StreamConfig) {
+        if let (
+            SourceUrl::Rtsp(new) | SourceUrl::Rtmp(new),
+            SourceUrl::Rtsp(prev) | SourceUrl::Rtmp(prev),
+        ) = (&mut self.source, &old.source)
+        {
+            restore_password(new, prev);
+        }
+        for o in &mut self.outputs {
+            if let OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) = o {
+                for prev in &old.outputs {
+                    if let OutputConfig::Rtmp(q) | OutputConfig::RtspPush(q) = prev {
+                        restore_password(&mut p.url, &q.url);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mask_password(u: &mut url::Url) {
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+}
+
+fn restore_password(new: &mut url::Url, old: &url::Url) {
+    if new.password() != Some("***") {
+        return;
+    }
+    let mut masked_old = old.clone();
+    mask_password(&mut masked_old);
+    if *new == masked_old {
+        *new = old.clone();
     }
 }
 
@@ -189,7 +275,7 @@ pub enum Hardware {
 }
 
 /// Decoder settings.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderConfig {
     /// `auto` takes NVIDIA's NVDEC decoder (`nvh264dec`, `nvh265dec`) when it registers on this
@@ -199,7 +285,7 @@ pub struct DecoderConfig {
 }
 
 /// Encoder settings: one H.264 encoder per stream, shared by all its outputs.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderConfig {
     /// Target bitrate in kbit/s (50 to 100000).
@@ -286,7 +372,7 @@ impl X264Preset {
 }
 
 /// A processor in a stream's chain, chosen by `kind`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProcessorConfig {
     /// Draws the stream id, wall-clock time, frame number and the boxes found by detectors.
@@ -294,7 +380,7 @@ pub enum ProcessorConfig {
 }
 
 /// Settings of the `overlay` processor.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverlayConfig {
     /// An extra line of text under the stream id (for example the camera's location).
@@ -306,7 +392,7 @@ pub struct OverlayConfig {
 }
 
 /// An output of a stream, chosen by `kind`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "kind", deny_unknown_fields)]
 pub enum OutputConfig {
     /// Served by framegate's own RTSP server at `rtsp://<bind>:<rtsp_port>/<id>`.
@@ -332,7 +418,7 @@ impl OutputConfig {
 }
 
 /// Settings of an `rtsp` output.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RtspServeOutput {
     /// Mount path on framegate's RTSP server; `/<stream id>` by default.
@@ -341,7 +427,7 @@ pub struct RtspServeOutput {
 }
 
 /// Settings of a push output (`rtmp`, `rtsp-push`).
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushOutput {
     /// Where to push: `rtmp://host[:port]/app/key` for `rtmp`, `rtsp://host[:port]/path` for

@@ -44,17 +44,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Builds the pipeline; `on_frame` gets every decoded sample, on a GStreamer thread.
+    /// Builds the pipeline; `on_frame` gets every decoded sample, on a GStreamer thread; what
+    /// is learnt about the source goes into `info` (shared, so that it outlives reconnects).
     pub fn build(
         source: &SourceUrl,
         transport: RtspTransport,
         decoder_hw: Hardware,
         opts: IngestOptions,
+        info: Arc<Mutex<SourceInfo>>,
         on_frame: impl FnMut(gst::Sample) + Send + 'static,
     ) -> Result<Self> {
         hardware::check_decoder(decoder_hw).map_err(anyhow::Error::msg)?;
         let pipeline = gst::Pipeline::new();
-        let info = Arc::new(Mutex::new(SourceInfo::default()));
         let convert = crate::elements::make("videoconvert")?;
         let sink = gst_app::AppSink::builder()
             .caps(
@@ -195,7 +196,7 @@ fn decodebin(
                 let info = info.clone();
                 pad.connect_notify(Some("caps"), move |pad, _| {
                     if let (Some(caps), Ok(mut i)) = (pad.current_caps(), info.lock()) {
-                        i.codec = caps.structure(0).map(|s| s.to_string());
+                        i.codec = caps.structure(0).map(codec_name);
                     }
                 });
             }
@@ -219,4 +220,13 @@ const SELECT_SKIP: i32 = 2;
 fn select_result(answer: i32) -> Option<gst::glib::Value> {
     let ty = gst::glib::Type::from_name("GstAutoplugSelectResult")?;
     gst::glib::EnumClass::with_type(ty)?.to_value(answer)
+}
+
+/// A short codec description from encoded caps: `h264 (high)`, `h265 (main)`.
+fn codec_name(s: &gst::StructureRef) -> String {
+    let name = s.name().trim_start_matches("video/x-");
+    match s.get::<&str>("profile") {
+        Ok(profile) => format!("{name} ({profile})"),
+        Err(_) => name.to_string(),
+    }
 }

@@ -16,5 +16,5 @@ mod rtsp_server;
 
 pub use fanout::{EncodedSink, Fanout, FeedStats};
 pub use feed::AppSrcFeed;
-pub use push::PushOutput;
+pub use push::{PushOutput, PushStatus};
 pub use rtsp_server::RtspServer;

@@ -7,9 +7,9 @@
 //! rtsp-push: appsrc → h264parse → rtspclientsink (ANNOUNCE/RECORD)
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use gst::prelude::*;
@@ -35,9 +35,23 @@ enum Kind {
     RtspPush,
 }
 
+/// Where a push output is, for status and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct PushStatus {
+    /// `connecting`, `publishing` or `retrying`.
+    pub state: &'static str,
+    /// The last failure and when it happened.
+    pub last_error: Option<(String, SystemTime)>,
+    /// Connections that failed.
+    pub failures: u64,
+}
+
 /// A push output and its worker.
 pub struct PushOutput {
     name: String,
+    kind: &'static str,
+    url: String,
+    status: Arc<Mutex<PushStatus>>,
     stop: Shutdown,
     worker: Option<JoinHandle<()>>,
 }
@@ -54,17 +68,37 @@ impl PushOutput {
             OutputConfig::RtspPush(c) => (Kind::RtspPush, c.clone()),
             OutputConfig::Rtsp(_) => return None,
         };
-        let name = format!("{} {}", config.kind(), masked(&cfg.url));
+        let url = masked(&cfg.url);
+        let name = format!("{} {url}", config.kind());
         let stop = Shutdown::new();
+        let status = Arc::new(Mutex::new(PushStatus {
+            state: "connecting",
+            ..PushStatus::default()
+        }));
         let worker = {
-            let (name, stop, stream) = (name.clone(), stop.clone(), stream.clone());
+            let (name, stop, stream, status) =
+                (name.clone(), stop.clone(), stream.clone(), status.clone());
             std::thread::Builder::new()
                 .name(format!("out-{stream}"))
-                .spawn(move || run(&stream, &name, kind, &cfg, &fanout, &stop))
+                .spawn(move || {
+                    let w = Worker {
+                        stream: &stream,
+                        name: &name,
+                        kind,
+                        cfg: &cfg,
+                        fanout: &fanout,
+                        stop: &stop,
+                        status: &status,
+                    };
+                    w.run();
+                })
                 .context("starting an output thread")
         };
         Some(worker.map(|w| Self {
             name,
+            kind: config.kind(),
+            url,
+            status,
             stop,
             worker: Some(w),
         }))
@@ -73,6 +107,21 @@ impl PushOutput {
     /// The output's name for logs (`rtmp rtmp://host/live/x`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The output's `kind`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Where it pushes to (password masked).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its current status.
+    pub fn status(&self) -> PushStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Signals the worker to finish (end-of-stream to the server) without waiting.
@@ -90,83 +139,100 @@ impl Drop for PushOutput {
     }
 }
 
-fn run(
-    stream: &StreamId,
-    name: &str,
+/// The output's worker: everything it needs, borrowed for its thread's life.
+struct Worker<'a> {
+    stream: &'a StreamId,
+    name: &'a str,
     kind: Kind,
-    cfg: &PushConfig,
-    fanout: &Arc<Fanout>,
-    stop: &Shutdown,
-) {
-    let mut backoff = Backoff::from_secs(cfg.retry_initial_s, cfg.retry_max_s);
-    while !stop.is_set() {
-        let started = Instant::now();
-        let result = run_once(stream, name, kind, cfg, fanout, stop);
-        let error = match result {
-            Ok(()) => return,
-            Err(e) => e,
-        };
-        if started.elapsed() > STABLE_AFTER {
-            backoff.reset();
-        }
-        let attempt = backoff.attempt();
-        let delay = backoff.next_delay();
-        tracing::warn!(
-            stream = %stream,
-            output = name,
-            attempt,
-            "output failed: {error:#}; retrying in {:.1} s",
-            delay.as_secs_f64()
-        );
-        if stop.wait(delay) {
-            return;
-        }
-    }
+    cfg: &'a PushConfig,
+    fanout: &'a Arc<Fanout>,
+    stop: &'a Shutdown,
+    status: &'a Mutex<PushStatus>,
 }
 
-/// Runs one connection until it fails (`Err`) or the output is stopped (`Ok`).
-fn run_once(
-    stream: &StreamId,
-    name: &str,
-    kind: Kind,
-    cfg: &PushConfig,
-    fanout: &Arc<Fanout>,
-    stop: &Shutdown,
-) -> Result<()> {
-    let (pipeline, appsrc) = build(kind, cfg, fanout.caps().as_ref())?;
-    let _guard = PipelineGuard(pipeline.clone());
-    let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::new(name, &appsrc, PUSH_QUEUE_FRAMES));
-    pipeline
-        .set_state(gst::State::Playing)
-        .context("cannot start the output pipeline")?;
-    fanout.add(sink.clone());
-    let _feed = FeedGuard(fanout.clone(), sink);
-    let bus = pipeline.bus().context("output pipeline has no bus")?;
-    let mut live = false;
-    loop {
-        if stop.is_set() {
-            let _ = appsrc.end_of_stream();
-            wait_eos(&bus, EOS_TIMEOUT);
-            tracing::info!(stream = %stream, output = name, "output stopped");
-            return Ok(());
+impl Worker<'_> {
+    fn set(&self, f: impl FnOnce(&mut PushStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
         }
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
-            continue;
-        };
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                anyhow::bail!("{}", error_text(e));
+    }
+
+    fn run(&self) {
+        let mut backoff = Backoff::from_secs(self.cfg.retry_initial_s, self.cfg.retry_max_s);
+        while !self.stop.is_set() {
+            let started = Instant::now();
+            self.set(|s| s.state = "connecting");
+            let error = match self.run_once() {
+                Ok(()) => return,
+                Err(e) => format!("{e:#}"),
+            };
+            if started.elapsed() > STABLE_AFTER {
+                backoff.reset();
             }
-            gst::MessageView::Eos(_) => anyhow::bail!("the server ended the stream"),
-            gst::MessageView::StateChanged(s)
-                if !live
-                    && s.current() == gst::State::Playing
-                    && msg.src() == Some(pipeline.upcast_ref()) =>
-            {
-                live = true;
-                tracing::info!(stream = %stream, output = name, "output publishing");
+            let attempt = backoff.attempt();
+            let delay = backoff.next_delay();
+            tracing::warn!(
+                stream = %self.stream,
+                output = self.name,
+                attempt,
+                "output failed: {error}; retrying in {:.1} s",
+                delay.as_secs_f64()
+            );
+            self.set(|s| {
+                s.state = "retrying";
+                s.failures += 1;
+                s.last_error = Some((error, SystemTime::now()));
+            });
+            if self.stop.wait(delay) {
+                return;
             }
-            _ => {}
+        }
+    }
+
+    /// Runs one connection until it fails (`Err`) or the output is stopped (`Ok`).
+    fn run_once(&self) -> Result<()> {
+        let (pipeline, appsrc) = build(self.kind, self.cfg, self.fanout.caps().as_ref())?;
+        let _guard = PipelineGuard(pipeline.clone());
+        let sink: Arc<dyn EncodedSink> =
+            Arc::new(AppSrcFeed::new(self.name, &appsrc, PUSH_QUEUE_FRAMES));
+        pipeline
+            .set_state(gst::State::Playing)
+            .context("cannot start the output pipeline")?;
+        self.fanout.add(sink.clone());
+        let _feed = FeedGuard(self.fanout.clone(), sink);
+        let bus = pipeline.bus().context("output pipeline has no bus")?;
+        let mut live = false;
+        loop {
+            if self.stop.is_set() {
+                let _ = appsrc.end_of_stream();
+                wait_eos(&bus, EOS_TIMEOUT);
+                tracing::info!(stream = %self.stream, output = self.name, "output stopped");
+                return Ok(());
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    anyhow::bail!("{}", error_text(e));
+                }
+                gst::MessageView::Eos(_) if self.stop.is_set() => {
+                    // The stream is ending and its end-of-stream went through.
+                    tracing::info!(stream = %self.stream, output = self.name, "output stopped");
+                    return Ok(());
+                }
+                gst::MessageView::Eos(_) => anyhow::bail!("the server ended the stream"),
+                gst::MessageView::StateChanged(s)
+                    if !live
+                        && s.current() == gst::State::Playing
+                        && msg.src() == Some(pipeline.upcast_ref()) =>
+                {
+                    live = true;
+                    self.set(|s| s.state = "publishing");
+                    tracing::info!(stream = %self.stream, output = self.name, "output publishing");
+                }
+                _ => {}
+            }
         }
     }
 }

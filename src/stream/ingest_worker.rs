@@ -12,8 +12,8 @@
 //! A failure before the first frame (unreachable camera, 404, no frame within the connect
 //! timeout) is retried the same way, so a camera that is down at start-up comes up by itself.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use gst::prelude::*;
@@ -21,7 +21,7 @@ use gst::prelude::*;
 use crate::config::{SourceUrl, StreamConfig};
 use crate::elements::error_text;
 use crate::frame::{Frame, FrameMeta, LatestSlot};
-use crate::ingest::{Ingest, IngestOptions};
+use crate::ingest::{Ingest, IngestOptions, SourceInfo};
 use crate::supervise::{Backoff, Shutdown};
 
 use super::{StateCell, StreamState, StreamStats};
@@ -37,6 +37,8 @@ pub(super) struct Context {
     pub shutdown: Shutdown,
     /// Frame numbers continue across reconnects.
     pub seq: Arc<AtomicU64>,
+    /// What is known about the source (codec, size, decoder).
+    pub source_info: Arc<Mutex<SourceInfo>>,
 }
 
 /// Why one run of the source ended.
@@ -95,6 +97,7 @@ fn run_once(ctx: &Context) -> Ended {
         config.transport,
         config.decoder.hardware,
         opts,
+        ctx.source_info.clone(),
         on_frame,
     ) {
         Ok(i) => i,

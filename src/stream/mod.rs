@@ -5,9 +5,11 @@
 //! ```text
 //!  ingest worker ──(newest-frame slot)──→ processing worker ──→ encoder ──→ fan-out ──→ outputs
 //!  (restarts the source                    (processors, then                (RTSP mount,
-//!   with backoff; owns the state)           encode; logs summaries)          push workers)
+//!   with backoff; owns the state)           encode; fills gaps;              push workers)
+//!                                            logs summaries)
 //! ```
 
+mod histogram;
 mod ingest_worker;
 mod process_worker;
 mod slate;
@@ -15,19 +17,21 @@ mod state;
 mod stats;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use crate::config::{ServerConfig, StreamConfig, StreamId};
-use crate::encode::{EncodeSink, Encoder};
+use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot};
+use crate::ingest::SourceInfo;
 use crate::process::Chain;
 use crate::publish::{Fanout, PushOutput, RtspServer};
 use crate::supervise::Shutdown;
 
+pub use histogram::Histogram;
 pub use state::{StateCell, StreamState};
 pub use stats::StreamStats;
 
@@ -36,6 +40,9 @@ pub struct Stream {
     id: StreamId,
     state: Arc<StateCell>,
     stats: Arc<StreamStats>,
+    source_info: Arc<Mutex<SourceInfo>>,
+    encoder_kind: EncoderKind,
+    started: Instant,
     shutdown: Shutdown,
     slot: Arc<LatestSlot<Frame>>,
     ingest: Option<JoinHandle<()>>,
@@ -56,6 +63,7 @@ impl Stream {
         let id = config.id().clone();
         let state = Arc::new(StateCell::new(id.clone()));
         let stats = Arc::new(StreamStats::default());
+        let source_info: Arc<Mutex<SourceInfo>> = Arc::default();
         let shutdown = Shutdown::new();
         let slot = LatestSlot::new();
 
@@ -83,7 +91,8 @@ impl Stream {
             )
         };
         let _ = encoder_cell.set(Arc::downgrade(&encoder));
-        tracing::info!(stream = %id, encoder = %encoder.kind(), "encoder ready");
+        let encoder_kind = encoder.kind();
+        tracing::info!(stream = %id, encoder = %encoder_kind, "encoder ready");
 
         let mut mounts = Vec::new();
         let mut rtsp_urls = Vec::new();
@@ -108,6 +117,7 @@ impl Stream {
                 slot: slot.clone(),
                 shutdown: shutdown.clone(),
                 seq: Arc::new(AtomicU64::new(0)),
+                source_info: source_info.clone(),
             };
             std::thread::Builder::new()
                 .name(format!("in-{id}"))
@@ -137,6 +147,9 @@ impl Stream {
             id,
             state,
             stats,
+            source_info,
+            encoder_kind,
+            started: Instant::now(),
             shutdown,
             slot,
             ingest: Some(ingest),
@@ -158,14 +171,47 @@ impl Stream {
         self.state.get()
     }
 
+    /// Its state cell (state, time in it, last error).
+    pub fn state_cell(&self) -> &StateCell {
+        &self.state
+    }
+
     /// Its counters.
     pub fn stats(&self) -> &Arc<StreamStats> {
         &self.stats
     }
 
+    /// What is known about its source.
+    pub fn source_info(&self) -> SourceInfo {
+        self.source_info
+            .lock()
+            .map(|i| i.clone())
+            .unwrap_or_default()
+    }
+
+    /// The encoder element it runs.
+    pub fn encoder_kind(&self) -> EncoderKind {
+        self.encoder_kind
+    }
+
+    /// Time since it started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Access units dropped by its outputs.
+    pub fn dropped_outputs(&self) -> u64 {
+        self.fanout.dropped()
+    }
+
     /// URLs of its RTSP mounts on framegate's server.
     pub fn rtsp_urls(&self) -> &[String] {
         &self.rtsp_urls
+    }
+
+    /// Its push outputs.
+    pub fn push_outputs(&self) -> &[PushOutput] {
+        &self.outputs
     }
 
     /// Starts stopping, without waiting: the source stops, outputs send end-of-stream.
@@ -176,8 +222,19 @@ impl Stream {
         }
     }
 
-    /// Stops the stream and waits for its workers; unmounts it from `rtsp`.
-    pub fn stop(mut self, rtsp: Option<&RtspServer>) {
+    /// Removes its RTSP mounts (their viewers get end-of-stream first). Done before
+    /// [`Stream::stop`], so that a stream started again under the same name can mount at once.
+    pub fn unmount(&mut self, rtsp: Option<&RtspServer>) {
+        self.fanout.finish();
+        if let Some(server) = rtsp {
+            for m in self.mounts.drain(..) {
+                server.unmount(&m);
+            }
+        }
+    }
+
+    /// Stops the stream and waits for its workers (about a second, at most a few).
+    pub fn stop(mut self) {
         self.begin_stop();
         if let Some(t) = self.ingest.take() {
             let _ = t.join();
@@ -186,15 +243,9 @@ impl Stream {
         if let Some(t) = self.processing.take() {
             let _ = t.join();
         }
-        // Push outputs send end-of-stream to their servers as they stop; RTSP viewers get it
-        // through their mount's feed.
+        // Push outputs send end-of-stream to their servers as they stop.
         self.outputs.clear();
         self.fanout.finish();
-        if let Some(server) = rtsp {
-            for m in &self.mounts {
-                server.unmount(m);
-            }
-        }
         self.state.set(StreamState::Stopped, None);
     }
 }

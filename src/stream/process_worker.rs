@@ -19,6 +19,8 @@ use super::{StateCell, StreamStats};
 
 /// How long the worker waits for a frame before it looks at its other duties.
 const POLL: Duration = Duration::from_millis(200);
+/// How often the recent frame rates are updated.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long the encoder gets to flush at the end.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -64,6 +66,7 @@ struct GapFiller {
 pub(super) fn run(mut ctx: Context) {
     let started = Instant::now();
     let mut last_summary = (Instant::now(), Snapshot::default());
+    let mut last_rates = (Instant::now(), Snapshot::default());
     let mut last_error_log: Option<Instant> = None;
     let mut gap = GapFiller::default();
     loop {
@@ -89,6 +92,12 @@ pub(super) fn run(mut ctx: Context) {
         }
         gap.fill(&ctx, started);
         watch_encoder(&ctx);
+        if last_rates.0.elapsed() >= RATE_WINDOW {
+            let now = ctx.stats.snapshot(0);
+            let (fps_in, fps_out) = now.rates_since(&last_rates.1, last_rates.0.elapsed());
+            ctx.stats.set_rates(fps_in, fps_out);
+            last_rates = (Instant::now(), now);
+        }
         if let Some(every) = ctx.summary_interval
             && last_summary.0.elapsed() >= every
         {
@@ -200,6 +209,9 @@ fn process(
     mut frame: Frame,
     last_error_log: &mut Option<Instant>,
 ) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
+    if let Ok(waited) = frame.meta.capture_time.elapsed() {
+        ctx.stats.queue_latency.record(waited);
+    }
     let report = ctx.chain.run(&mut frame);
     ctx.stats.record_processed(report.elapsed);
     for (name, e) in report.errors {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::StreamId;
 
@@ -42,10 +42,11 @@ impl fmt::Display for StreamState {
     }
 }
 
-/// The state of one stream, with when it was entered and why.
+/// The state of one stream, with when it was entered, and the last failure.
 pub struct StateCell {
     id: StreamId,
     inner: Mutex<(StreamState, Instant)>,
+    last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl StateCell {
@@ -54,7 +55,13 @@ impl StateCell {
         Self {
             id,
             inner: Mutex::new((StreamState::Connecting, Instant::now())),
+            last_error: Mutex::new(None),
         }
+    }
+
+    /// The last reason the source failed or stalled, and when.
+    pub fn last_error(&self) -> Option<(String, SystemTime)> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
     /// The current state.
@@ -78,6 +85,11 @@ impl StateCell {
             g.1 = Instant::now();
             old
         };
+        if let (Some(r), StreamState::Reconnecting { .. } | StreamState::Stalled) = (reason, &new)
+            && let Ok(mut e) = self.last_error.lock()
+        {
+            *e = Some((r.to_string(), SystemTime::now()));
+        }
         match reason {
             Some(r) => tracing::info!(stream = %self.id, "{old} → {new}: {r}"),
             None => tracing::info!(stream = %self.id, "{old} → {new}"),

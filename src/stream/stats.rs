@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::histogram::Histogram;
+
 /// Counters of one stream since it started.
 #[derive(Debug, Default)]
 pub struct StreamStats {
@@ -23,6 +25,16 @@ pub struct StreamStats {
     pub frames_slate: AtomicU64,
     /// Frames repeated to keep the output rate through gaps shorter than the stall timeout.
     pub frames_held: AtomicU64,
+    /// Time from decode to the start of processing (waiting in the slot).
+    pub queue_latency: Histogram,
+    /// Time in the processors.
+    pub process_latency: Histogram,
+    /// Time inside the encoder pipeline.
+    pub encode_latency: Histogram,
+    /// Recent input rate (frames per second, as f64 bits), updated about once a second.
+    fps_in: AtomicU64,
+    /// Recent output rate (frames per second, as f64 bits).
+    fps_out: AtomicU64,
     process_ns: AtomicU64,
     encode_ns: AtomicU64,
     encode_samples: AtomicU64,
@@ -61,6 +73,7 @@ impl StreamStats {
         self.frames_processed.fetch_add(1, Ordering::Relaxed);
         self.process_ns
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.process_latency.record(elapsed);
     }
 
     /// Counts an encoded access unit and the time its frame spent in the encoder.
@@ -70,7 +83,22 @@ impl StreamStats {
             self.encode_ns
                 .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
             self.encode_samples.fetch_add(1, Ordering::Relaxed);
+            self.encode_latency.record(d);
         }
+    }
+
+    /// Stores the recent input and output rates.
+    pub fn set_rates(&self, fps_in: f64, fps_out: f64) {
+        self.fps_in.store(fps_in.to_bits(), Ordering::Relaxed);
+        self.fps_out.store(fps_out.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Recent input and output rates, frames per second.
+    pub fn rates(&self) -> (f64, f64) {
+        (
+            f64::from_bits(self.fps_in.load(Ordering::Relaxed)),
+            f64::from_bits(self.fps_out.load(Ordering::Relaxed)),
+        )
     }
 
     /// The counters now; `dropped_outputs` comes from the fan-out.
@@ -93,6 +121,15 @@ impl StreamStats {
 }
 
 impl Snapshot {
+    /// Input and output frame rates between `prev` and `self`.
+    pub fn rates_since(&self, prev: &Snapshot, elapsed: Duration) -> (f64, f64) {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        (
+            (self.frames_in - prev.frames_in) as f64 / secs,
+            (self.frames_out - prev.frames_out) as f64 / secs,
+        )
+    }
+
     /// One line describing what happened between `prev` and `self`, `elapsed` apart.
     pub fn summary_since(&self, prev: &Snapshot, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64().max(1e-9);

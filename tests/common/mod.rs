@@ -60,9 +60,13 @@ impl Framegate {
         let path = dir.path().join("framegate.toml");
         std::fs::write(&path, config).unwrap();
         let log = dir.path().join("framegate.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_framegate"))
-            .args(["run", "--config"])
-            .arg(&path)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_framegate"));
+        cmd.args(["run", "--config"]).arg(&path);
+        if !config.contains("http =") {
+            // Tests run side by side: never the default API port.
+            cmd.args(["--http", "127.0.0.1:0"]);
+        }
+        let child = cmd
             .env("FRAMEGATE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

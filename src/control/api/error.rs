@@ -1,0 +1,102 @@
+//! API errors: every failure is a JSON body `{"error": "...", "detail": ...}` with the right
+//! status, mapped from the manager's errors in one place.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::control::ManagerError;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in a few words.
+    pub error: String,
+    /// More about it: the field at fault, the reason; may be null.
+    pub detail: serde_json::Value,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with a status, a short message and a detail.
+    pub fn new(
+        status: StatusCode,
+        error: impl Into<String>,
+        detail: impl Into<serde_json::Value>,
+    ) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                detail: detail.into(),
+            },
+        }
+    }
+
+    /// 400: the request body is not a valid stream config.
+    pub fn bad_body(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid stream config",
+            detail.into(),
+        )
+    }
+
+    /// 401: no valid token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this request needs the header `Authorization: Bearer <api token>`",
+        )
+    }
+
+    /// 404 for a stream id.
+    pub fn no_stream(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "no such stream",
+            format!("no stream `{id}`"),
+        )
+    }
+}
+
+impl From<ManagerError> for ApiError {
+    fn from(e: ManagerError) -> Self {
+        let status = match &e {
+            ManagerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ManagerError::Duplicate(_) => StatusCode::CONFLICT,
+            ManagerError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ManagerError::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ManagerError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let error = match &e {
+            ManagerError::NotFound(_) => "no such stream",
+            ManagerError::Duplicate(_) => "duplicate stream id",
+            ManagerError::Invalid(_) => "invalid stream config",
+            ManagerError::Reload(_) => "cannot reload the config",
+            ManagerError::Persist(_) => "cannot save the change",
+        };
+        Self::new(status, error, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let mut r = (self.status, Json(self.body)).into_response();
+        if unauthorized {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}

@@ -1,0 +1,285 @@
+//! The REST API (axum): streams, reload, OpenAPI document, metrics and health checks.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/streams`, `GET /api/streams/{id}` | config and live status |
+//! | `POST /api/streams` | add a stream |
+//! | `PUT /api/streams/{id}` | replace a stream (restarted only if it changed) |
+//! | `DELETE /api/streams/{id}` | stop and remove |
+//! | `POST /api/streams/{id}/start`, `.../stop` | start or stop (kept across restarts) |
+//! | `POST /api/reload` | re-read the config file |
+//! | `GET /api/openapi.json` | this API, described |
+//! | `GET /metrics` | Prometheus metrics |
+//! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
+
+mod auth;
+mod error;
+mod openapi;
+mod streams;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::{MethodRouter, delete, get, post, put};
+
+use crate::control::status::StreamStatus;
+use crate::control::{Manager, ReloadReport};
+
+pub use error::{ApiError, ErrorBody};
+use openapi::{Doc, Op, schema};
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    /// The stream manager.
+    pub manager: Arc<Manager>,
+    /// The API token, if one is required.
+    pub token: Option<String>,
+    /// Whether reads are open without the token.
+    pub read_open: bool,
+    openapi: Arc<serde_json::Value>,
+}
+
+/// Routes and their documentation, registered together.
+struct Api {
+    router: Router<AppState>,
+    doc: Doc,
+}
+
+impl Api {
+    fn route<H, T>(mut self, method: &str, path: &str, handler: H, op: Op) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let m: MethodRouter<AppState> = match method {
+            "get" => get(handler),
+            "post" => post(handler),
+            "put" => put(handler),
+            "delete" => delete(handler),
+            other => unreachable!("method {other} is not used by the API"),
+        };
+        self.router = self.router.route(path, m);
+        self.doc.add(method, path, &op);
+        self
+    }
+}
+
+const STREAM_ERRORS: &[u16] = &[404];
+
+fn api() -> Api {
+    let api = Api {
+        router: Router::new(),
+        doc: Doc::default(),
+    };
+    api.route(
+        "get",
+        "/api/streams",
+        streams::list,
+        Op {
+            summary: "List streams",
+            description: "Every configured stream with its config (passwords masked) and live status.",
+            request: None,
+            response: (200, "The streams.", Some(schema::<Vec<StreamStatus>>)),
+            text: None,
+            errors: &[],
+            secured: true,
+        },
+    )
+    .route(
+        "post",
+        "/api/streams",
+        streams::create,
+        Op {
+            summary: "Add a stream",
+            description: "Adds a stream (the same fields as a `[[streams]]` table of the config file) and starts it. Kept across restarts.",
+            request: Some(schema::<crate::config::StreamConfig>),
+            response: (201, "Added; `Location` names it.", Some(schema::<StreamStatus>)),
+            text: None,
+            errors: &[400, 409],
+            secured: true,
+        },
+    )
+    .route(
+        "get",
+        "/api/streams/{id}",
+        streams::get,
+        Op {
+            summary: "Get a stream",
+            description: "A stream's config (passwords masked) and live status: state, source, rates, drops, latencies, reconnects, last error, outputs.",
+            request: None,
+            response: (200, "The stream.", Some(schema::<StreamStatus>)),
+            text: None,
+            errors: STREAM_ERRORS,
+            secured: true,
+        },
+    )
+    .route(
+        "put",
+        "/api/streams/{id}",
+        streams::replace,
+        Op {
+            summary: "Replace a stream",
+            description: "Replaces a stream's config; the stream restarts only if something changed. A password given as `***` keeps the current one. Kept across restarts.",
+            request: Some(schema::<crate::config::StreamConfig>),
+            response: (200, "The stream as it is now.", Some(schema::<StreamStatus>)),
+            text: None,
+            errors: &[400, 404],
+            secured: true,
+        },
+    )
+    .route(
+        "delete",
+        "/api/streams/{id}",
+        streams::delete,
+        Op {
+            summary: "Remove a stream",
+            description: "Stops the stream (outputs get end-of-stream) and removes it. Kept across restarts.",
+            request: None,
+            response: (204, "Removed.", None),
+            text: None,
+            errors: STREAM_ERRORS,
+            secured: true,
+        },
+    )
+    .route(
+        "post",
+        "/api/streams/{id}/start",
+        streams::start,
+        Op {
+            summary: "Start a stream",
+            description: "Starts a stopped stream (sets `enabled = true`).",
+            request: None,
+            response: (200, "The stream.", Some(schema::<StreamStatus>)),
+            text: None,
+            errors: STREAM_ERRORS,
+            secured: true,
+        },
+    )
+    .route(
+        "post",
+        "/api/streams/{id}/stop",
+        streams::stop,
+        Op {
+            summary: "Stop a stream",
+            description: "Stops a stream but keeps its config (sets `enabled = false`).",
+            request: None,
+            response: (200, "The stream.", Some(schema::<StreamStatus>)),
+            text: None,
+            errors: STREAM_ERRORS,
+            secured: true,
+        },
+    )
+    .route(
+        "post",
+        "/api/reload",
+        streams::reload,
+        Op {
+            summary: "Reload the config file",
+            description: "Re-reads the config file (as SIGHUP does) and restarts only the streams whose config changed.",
+            request: None,
+            response: (200, "What changed.", Some(schema::<ReloadReport>)),
+            text: None,
+            errors: &[422],
+            secured: true,
+        },
+    )
+    .route(
+        "get",
+        "/api/openapi.json",
+        streams::openapi,
+        Op {
+            summary: "This document",
+            description: "The OpenAPI 3.0 description of the API.",
+            request: None,
+            response: (200, "OpenAPI document.", None),
+            text: Some("application/json"),
+            errors: &[],
+            secured: true,
+        },
+    )
+    .route(
+        "get",
+        "/metrics",
+        streams::prometheus,
+        Op {
+            summary: "Prometheus metrics",
+            description: "Per stream: frames and drops per stage, fps, state, reconnects, latency histograms per stage; process CPU, memory and threads.",
+            request: None,
+            response: (200, "Prometheus text format 0.0.4.", None),
+            text: Some("text/plain"),
+            errors: &[],
+            secured: true,
+        },
+    )
+    .route(
+        "get",
+        "/healthz",
+        streams::healthz,
+        Op {
+            summary: "Liveness",
+            description: "200 while the process runs.",
+            request: None,
+            response: (200, "Up.", None),
+            text: Some("text/plain"),
+            errors: &[],
+            secured: false,
+        },
+    )
+    .route(
+        "get",
+        "/readyz",
+        streams::readyz,
+        Op {
+            summary: "Readiness",
+            description: "200 when every enabled stream is live, 503 with the others listed otherwise.",
+            request: None,
+            response: (200, "Ready.", None),
+            text: Some("application/json"),
+            errors: &[503],
+            secured: false,
+        },
+    )
+}
+
+/// The OpenAPI document of the API.
+pub fn openapi_document() -> serde_json::Value {
+    api().doc.finish()
+}
+
+/// The application: routes, auth, state.
+pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> Router {
+    let Api { router, doc } = api();
+    let state = AppState {
+        manager,
+        token,
+        read_open,
+        openapi: Arc::new(doc.finish()),
+    };
+    router
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not found",
+                "no such route; see /api/openapi.json",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

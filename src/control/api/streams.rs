@@ -1,0 +1,143 @@
+//! The handlers. Each runs the manager's blocking work on a blocking thread, so no async
+//! worker waits on a pipeline.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::config::{StreamConfig, StreamId};
+use crate::control::status::StreamStatus;
+use crate::control::{Manager, ReloadReport, metrics};
+
+use super::AppState;
+use super::error::ApiError;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking manager work off the async workers.
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Manager) -> T + Send + 'static,
+) -> ApiResult<T> {
+    let manager = state.manager.clone();
+    tokio::task::spawn_blocking(move || f(&manager))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                e.to_string(),
+            )
+        })
+}
+
+fn stream_id(raw: &str) -> ApiResult<StreamId> {
+    StreamId::try_from(raw.to_string()).map_err(|_| ApiError::no_stream(raw))
+}
+
+/// A stream config from a JSON body; serde's message names the field and position.
+fn parse_config(body: &[u8]) -> ApiResult<StreamConfig> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_body(e.to_string()))
+}
+
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<StreamStatus>>> {
+    Ok(Json(blocking(&state, |m| m.list()).await?))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StreamStatus>> {
+    let id = stream_id(&id)?;
+    Ok(Json(blocking(&state, move |m| m.get(&id)).await??))
+}
+
+pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let config = parse_config(&body)?;
+    let st = blocking(&state, move |m| m.add(config)).await??;
+    let location = format!("/api/streams/{}", st.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(st),
+    )
+        .into_response())
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<StreamStatus>> {
+    let id = stream_id(&id)?;
+    let config = parse_config(&body)?;
+    Ok(Json(
+        blocking(&state, move |m| m.replace(&id, config)).await??,
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = stream_id(&id)?;
+    blocking(&state, move |m| m.remove(&id)).await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StreamStatus>> {
+    let id = stream_id(&id)?;
+    Ok(Json(
+        blocking(&state, move |m| m.set_enabled(&id, true)).await??,
+    ))
+}
+
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StreamStatus>> {
+    let id = stream_id(&id)?;
+    Ok(Json(
+        blocking(&state, move |m| m.set_enabled(&id, false)).await??,
+    ))
+}
+
+pub async fn reload(State(state): State<AppState>) -> ApiResult<Json<ReloadReport>> {
+    Ok(Json(blocking(&state, |m| m.reload()).await??))
+}
+
+pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json((*state.openapi).clone())
+}
+
+pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
+    let text = blocking(&state, metrics::render).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
+    let (ready, waiting) = blocking(&state, |m| m.readiness()).await?;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(json!({ "ready": ready, "not_live": waiting }))).into_response())
+}

@@ -1,0 +1,476 @@
+//! The stream manager: the one owner of the running streams. Everything that adds, changes,
+//! stops or removes a stream goes through it (the API, a config reload, shutdown), so the
+//! running set, the config and the persisted API changes never disagree.
+//!
+//! Its methods block (starting and stopping GStreamer pipelines); async callers run them on a
+//! blocking thread. Its lock is never held while a stream stops: the stream is taken out and
+//! unmounted under the lock, and stopped after.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::Result;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::{self, ServerConfig, StreamConfig, StreamId};
+use crate::publish::RtspServer;
+use crate::stream::Stream;
+
+use super::overlay::Overlay;
+use super::status::{StreamStatus, status};
+
+/// Why a request to the manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// No stream has this id.
+    #[error("no stream `{0}`")]
+    NotFound(StreamId),
+    /// A stream with this id exists already.
+    #[error("a stream `{0}` exists already")]
+    Duplicate(StreamId),
+    /// The stream's config is invalid; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// The change could not be saved; nothing was changed.
+    #[error("cannot save the change: {0}")]
+    Persist(String),
+    /// The config file could not be read again.
+    #[error("{0}")]
+    Reload(String),
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct ReloadReport {
+    /// Streams started because they are new.
+    pub added: Vec<String>,
+    /// Streams restarted because their config changed.
+    pub restarted: Vec<String>,
+    /// Streams stopped and removed because they are gone.
+    pub removed: Vec<String>,
+    /// Streams left running untouched.
+    pub unchanged: Vec<String>,
+}
+
+struct Entry {
+    config: StreamConfig,
+    running: Option<Stream>,
+    start_error: Option<String>,
+}
+
+struct Inner {
+    /// The config file's streams, as last read.
+    base: Vec<StreamConfig>,
+    overlay: Overlay,
+    entries: BTreeMap<StreamId, Entry>,
+}
+
+/// Owns the running streams.
+pub struct Manager {
+    server: ServerConfig,
+    rtsp: Arc<RtspServer>,
+    config_path: Option<PathBuf>,
+    state_path: Option<PathBuf>,
+    inner: Mutex<Inner>,
+}
+
+impl Manager {
+    /// Starts the RTSP server and every enabled stream of `config` (with the persisted API
+    /// changes applied). A stream that cannot start is reported in its status; the others run.
+    pub fn start(
+        config: &config::Config,
+        config_path: Option<&Path>,
+        rtsp: Arc<RtspServer>,
+    ) -> Result<Arc<Self>> {
+        let state_path = config
+            .server
+            .state_file
+            .clone()
+            .or_else(|| config_path.map(default_state_path));
+        let overlay = match &state_path {
+            Some(p) => Overlay::load(p)?,
+            None => Overlay::default(),
+        };
+        if let Some(p) = &state_path {
+            tracing::info!("API changes are kept in {}", p.display());
+        }
+        let manager = Arc::new(Self {
+            server: config.server.clone(),
+            rtsp,
+            config_path: config_path.map(Path::to_path_buf),
+            state_path,
+            inner: Mutex::new(Inner {
+                base: config.streams.clone(),
+                overlay,
+                entries: BTreeMap::new(),
+            }),
+        });
+        {
+            let mut inner = manager.lock();
+            let effective = inner.overlay.apply(&inner.base);
+            if let Err((i, m)) = config::check_mounts(&effective) {
+                anyhow::bail!("stream `{}`: {m}", effective[i].id());
+            }
+            for c in effective {
+                let entry = manager.launch(c);
+                inner.entries.insert(entry.config.id().clone(), entry);
+            }
+        }
+        Ok(manager)
+    }
+
+    /// The RTSP server streams are served on.
+    pub fn rtsp(&self) -> &RtspServer {
+        &self.rtsp
+    }
+
+    /// Every stream's status, by id.
+    pub fn list(&self) -> Vec<StreamStatus> {
+        self.lock()
+            .entries
+            .values()
+            .map(|e| status(&e.config, e.running.as_ref(), e.start_error.as_deref()))
+            .collect()
+    }
+
+    /// One stream's status.
+    pub fn get(&self, id: &StreamId) -> Result<StreamStatus, ManagerError> {
+        let inner = self.lock();
+        let e = inner
+            .entries
+            .get(id)
+            .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
+        Ok(status(
+            &e.config,
+            e.running.as_ref(),
+            e.start_error.as_deref(),
+        ))
+    }
+
+    /// Calls `f` with every stream (config and, while running, the stream), for metrics.
+    pub fn for_each(&self, mut f: impl FnMut(&StreamConfig, Option<&Stream>)) {
+        for e in self.lock().entries.values() {
+            f(&e.config, e.running.as_ref());
+        }
+    }
+
+    /// Adds a stream and starts it (if enabled).
+    pub fn add(&self, config: StreamConfig) -> Result<StreamStatus, ManagerError> {
+        let id = config.id().clone();
+        let mut inner = self.lock();
+        if inner.entries.contains_key(&id) {
+            return Err(ManagerError::Duplicate(id));
+        }
+        self.validate(&inner, &config)?;
+        let mut overlay = inner.overlay.clone();
+        overlay.upsert(config.clone());
+        self.persist(&overlay)?;
+        inner.overlay = overlay;
+        tracing::info!(stream = %id, "added through the API");
+        let entry = self.launch(config);
+        let st = status(
+            &entry.config,
+            entry.running.as_ref(),
+            entry.start_error.as_deref(),
+        );
+        inner.entries.insert(id, entry);
+        Ok(st)
+    }
+
+    /// Replaces a stream's config; restarts it only if something changed.
+    pub fn replace(
+        &self,
+        id: &StreamId,
+        mut config: StreamConfig,
+    ) -> Result<StreamStatus, ManagerError> {
+        if config.id() != id {
+            return Err(ManagerError::Invalid(format!(
+                "id: the body says `{}` but the URL says `{id}`",
+                config.id()
+            )));
+        }
+        let old = {
+            let mut inner = self.lock();
+            let current = &inner
+                .entries
+                .get(id)
+                .ok_or_else(|| ManagerError::NotFound(id.clone()))?
+                .config;
+            config.unmask_from(current);
+            if *current == config {
+                let e = &inner.entries[id];
+                return Ok(status(
+                    &e.config,
+                    e.running.as_ref(),
+                    e.start_error.as_deref(),
+                ));
+            }
+            self.validate(&inner, &config)?;
+            let mut overlay = inner.overlay.clone();
+            overlay.upsert(config.clone());
+            self.persist(&overlay)?;
+            inner.overlay = overlay;
+            inner.entries.get_mut(id).and_then(|e| self.detach(e))
+        };
+        if let Some(s) = old {
+            s.stop();
+        }
+        tracing::info!(stream = %id, "replaced through the API");
+        let mut inner = self.lock();
+        let entry = self.launch(config);
+        let st = status(
+            &entry.config,
+            entry.running.as_ref(),
+            entry.start_error.as_deref(),
+        );
+        inner.entries.insert(id.clone(), entry);
+        Ok(st)
+    }
+
+    /// Stops and removes a stream.
+    pub fn remove(&self, id: &StreamId) -> Result<(), ManagerError> {
+        let old = {
+            let mut inner = self.lock();
+            if !inner.entries.contains_key(id) {
+                return Err(ManagerError::NotFound(id.clone()));
+            }
+            let in_base = inner.base.iter().any(|s| s.id() == id);
+            let mut overlay = inner.overlay.clone();
+            overlay.delete(id, in_base);
+            self.persist(&overlay)?;
+            inner.overlay = overlay;
+            inner
+                .entries
+                .remove(id)
+                .and_then(|mut e| self.detach(&mut e))
+        };
+        if let Some(s) = old {
+            s.stop();
+        }
+        tracing::info!(stream = %id, "removed through the API");
+        Ok(())
+    }
+
+    /// Starts (`true`) or stops (`false`) a stream; the choice is kept across restarts.
+    pub fn set_enabled(&self, id: &StreamId, enabled: bool) -> Result<StreamStatus, ManagerError> {
+        let config = {
+            let inner = self.lock();
+            let e = inner
+                .entries
+                .get(id)
+                .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
+            if e.config.enabled == enabled && e.running.is_some() == enabled {
+                return Ok(status(
+                    &e.config,
+                    e.running.as_ref(),
+                    e.start_error.as_deref(),
+                ));
+            }
+            let mut c = e.config.clone();
+            c.enabled = enabled;
+            c
+        };
+        self.replace_forced(id, config)
+    }
+
+    /// Re-reads the config file and restarts only the streams whose config changed.
+    pub fn reload(&self) -> Result<ReloadReport, ManagerError> {
+        let Some(path) = &self.config_path else {
+            return Err(ManagerError::Reload(
+                "framegate runs without a config file (the built-in demo): nothing to reload"
+                    .into(),
+            ));
+        };
+        let fresh = config::load_file(path).map_err(|e| ManagerError::Reload(e.to_string()))?;
+        if fresh.server != self.server {
+            tracing::warn!("reload: [server] settings changed; they take effect at the next start");
+        }
+        let mut report = ReloadReport::default();
+        let mut to_stop = Vec::new();
+        let mut inner = self.lock();
+        let effective = inner.overlay.apply(&fresh.streams);
+        if let Err((i, m)) = config::check_mounts(&effective) {
+            return Err(ManagerError::Reload(format!(
+                "stream `{}`: {m}",
+                effective[i].id()
+            )));
+        }
+        inner.base = fresh.streams;
+        let keep: Vec<StreamId> = effective.iter().map(|c| c.id().clone()).collect();
+        let gone: Vec<StreamId> = inner
+            .entries
+            .keys()
+            .filter(|id| !keep.contains(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(mut e) = inner.entries.remove(&id) {
+                to_stop.extend(self.detach(&mut e));
+            }
+            report.removed.push(id.to_string());
+        }
+        let mut to_start = Vec::new();
+        for c in effective {
+            let id = c.id().clone();
+            match inner.entries.get_mut(&id) {
+                Some(e) if e.config == c => report.unchanged.push(id.to_string()),
+                Some(e) => {
+                    to_stop.extend(self.detach(e));
+                    report.restarted.push(id.to_string());
+                    to_start.push(c);
+                }
+                None => {
+                    report.added.push(id.to_string());
+                    to_start.push(c);
+                }
+            }
+        }
+        drop(inner);
+        for s in to_stop {
+            s.stop();
+        }
+        let mut inner = self.lock();
+        for c in to_start {
+            let entry = self.launch(c);
+            inner.entries.insert(entry.config.id().clone(), entry);
+        }
+        tracing::info!(
+            added = report.added.len(),
+            restarted = report.restarted.len(),
+            removed = report.removed.len(),
+            unchanged = report.unchanged.len(),
+            "config reloaded"
+        );
+        Ok(report)
+    }
+
+    /// Whether every enabled stream is live, with the ids of those that are not.
+    pub fn readiness(&self) -> (bool, Vec<String>) {
+        let not_ready: Vec<String> = self
+            .lock()
+            .entries
+            .values()
+            .filter(|e| e.config.enabled)
+            .filter(|e| {
+                e.running
+                    .as_ref()
+                    .is_none_or(|s| s.state() != crate::stream::StreamState::Live)
+            })
+            .map(|e| e.config.id().to_string())
+            .collect();
+        (not_ready.is_empty(), not_ready)
+    }
+
+    /// Stops every stream (in parallel) and waits for them.
+    pub fn shutdown(&self) {
+        let streams: Vec<Stream> = {
+            let mut inner = self.lock();
+            inner
+                .entries
+                .values_mut()
+                .filter_map(|e| self.detach(e))
+                .collect()
+        };
+        for s in streams {
+            s.stop();
+        }
+    }
+
+    fn replace_forced(
+        &self,
+        id: &StreamId,
+        config: StreamConfig,
+    ) -> Result<StreamStatus, ManagerError> {
+        let old = {
+            let mut inner = self.lock();
+            let mut overlay = inner.overlay.clone();
+            overlay.upsert(config.clone());
+            self.persist(&overlay)?;
+            inner.overlay = overlay;
+            inner.entries.get_mut(id).and_then(|e| self.detach(e))
+        };
+        if let Some(s) = old {
+            s.stop();
+        }
+        let mut inner = self.lock();
+        let entry = self.launch(config);
+        let st = status(
+            &entry.config,
+            entry.running.as_ref(),
+            entry.start_error.as_deref(),
+        );
+        inner.entries.insert(id.clone(), entry);
+        Ok(st)
+    }
+
+    /// Starts a stream if it is enabled; a failure is kept in the entry, not returned.
+    fn launch(&self, config: StreamConfig) -> Entry {
+        if !config.enabled {
+            return Entry {
+                config,
+                running: None,
+                start_error: None,
+            };
+        }
+        match Stream::start(&config, &self.server, Some(&self.rtsp)) {
+            Ok(s) => Entry {
+                config,
+                running: Some(s),
+                start_error: None,
+            },
+            Err(e) => {
+                tracing::error!(stream = %config.id(), "not started: {e:#}");
+                Entry {
+                    config,
+                    running: None,
+                    start_error: Some(format!("{e:#}")),
+                }
+            }
+        }
+    }
+
+    /// Takes a running stream out of its entry and unmounts it; the caller stops it after
+    /// releasing the lock.
+    fn detach(&self, e: &mut Entry) -> Option<Stream> {
+        let mut s = e.running.take()?;
+        s.begin_stop();
+        s.unmount(Some(&self.rtsp));
+        Some(s)
+    }
+
+    fn validate(&self, inner: &Inner, config: &StreamConfig) -> Result<(), ManagerError> {
+        config::validate_stream(config).map_err(ManagerError::Invalid)?;
+        let mut all: Vec<StreamConfig> = inner
+            .entries
+            .values()
+            .filter(|e| e.config.id() != config.id())
+            .map(|e| e.config.clone())
+            .collect();
+        all.push(config.clone());
+        config::check_mounts(&all).map_err(|(_, m)| ManagerError::Invalid(m))
+    }
+
+    fn persist(&self, overlay: &Overlay) -> Result<(), ManagerError> {
+        match &self.state_path {
+            Some(p) => overlay
+                .save(p)
+                .map_err(|e| ManagerError::Persist(format!("{e:#}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `streams.toml` → `streams.api-state.toml`, next to it.
+fn default_state_path(config: &Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "framegate".into());
+    config.with_file_name(format!("{stem}.api-state.toml"))
+}

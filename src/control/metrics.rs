@@ -1,0 +1,233 @@
+//! `/metrics`: the Prometheus text exposition format, written out directly from the streams'
+//! counters and histograms (no registry to keep in sync).
+
+use std::fmt::Write;
+
+use crate::stream::{Histogram, Stream, StreamState};
+
+use super::Manager;
+
+/// The states a stream can be in, for the one-hot `framegate_stream_state` gauge.
+const STATES: [&str; 5] = ["connecting", "live", "stalled", "reconnecting", "stopped"];
+
+/// Renders every metric.
+pub fn render(manager: &Manager) -> String {
+    let mut m = Metrics::default();
+    manager.for_each(|config, running| {
+        let id = config.id().as_str();
+        m.stream(id, running);
+    });
+    let mut out = String::new();
+    for family in m.families() {
+        out.push_str(&family);
+    }
+    process_metrics(&mut out);
+    out
+}
+
+/// Samples grouped by metric family (a family's lines must be together).
+#[derive(Default)]
+struct Metrics {
+    frames: String,
+    dropped: String,
+    fps: String,
+    reconnects: String,
+    state: String,
+    latency: String,
+    output_failures: String,
+}
+
+impl Metrics {
+    fn stream(&mut self, id: &str, running: Option<&Stream>) {
+        let label = escape(id);
+        let state = running.map_or("stopped", |s| match s.state() {
+            StreamState::Connecting => "connecting",
+            StreamState::Live => "live",
+            StreamState::Stalled => "stalled",
+            StreamState::Reconnecting { .. } => "reconnecting",
+            StreamState::Stopped => "stopped",
+        });
+        for st in STATES {
+            let _ = writeln!(
+                self.state,
+                "framegate_stream_state{{stream=\"{label}\",state=\"{st}\"}} {}",
+                u8::from(st == state)
+            );
+        }
+        let Some(s) = running else { return };
+        let stats = s.stats();
+        let snap = stats.snapshot(s.dropped_outputs());
+        for (stage, v) in [
+            ("decoded", snap.frames_in),
+            ("encoded", snap.frames_out),
+            ("held", snap.frames_held),
+            ("slate", snap.frames_slate),
+        ] {
+            let _ = writeln!(
+                self.frames,
+                "framegate_stream_frames_total{{stream=\"{label}\",stage=\"{stage}\"}} {v}"
+            );
+        }
+        for (stage, v) in [
+            ("ingest", snap.dropped_ingest),
+            ("outputs", snap.dropped_outputs),
+        ] {
+            let _ = writeln!(
+                self.dropped,
+                "framegate_stream_dropped_frames_total{{stream=\"{label}\",stage=\"{stage}\"}} {v}"
+            );
+        }
+        let (fin, fout) = stats.rates();
+        let _ = writeln!(
+            self.fps,
+            "framegate_stream_fps{{stream=\"{label}\",direction=\"in\"}} {fin:.3}"
+        );
+        let _ = writeln!(
+            self.fps,
+            "framegate_stream_fps{{stream=\"{label}\",direction=\"out\"}} {fout:.3}"
+        );
+        let _ = writeln!(
+            self.reconnects,
+            "framegate_stream_reconnects_total{{stream=\"{label}\"}} {}",
+            snap.reconnects
+        );
+        for (stage, h) in [
+            ("queue", &stats.queue_latency),
+            ("process", &stats.process_latency),
+            ("encode", &stats.encode_latency),
+        ] {
+            histogram(&mut self.latency, &label, stage, h);
+        }
+        for o in s.push_outputs() {
+            let _ = writeln!(
+                self.output_failures,
+                "framegate_output_failures_total{{stream=\"{label}\",output=\"{}\"}} {}",
+                escape(o.name()),
+                o.status().failures
+            );
+        }
+    }
+
+    fn families(self) -> Vec<String> {
+        let family = |name: &str, kind: &str, help: &str, body: String| {
+            format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{body}")
+        };
+        vec![
+            family(
+                "framegate_stream_state",
+                "gauge",
+                "1 for the state the stream is in.",
+                self.state,
+            ),
+            family(
+                "framegate_stream_frames_total",
+                "counter",
+                "Frames per stage: decoded from the source; encoded (live, held and slate); held (repeated through short gaps); slate (NO SIGNAL).",
+                self.frames,
+            ),
+            family(
+                "framegate_stream_dropped_frames_total",
+                "counter",
+                "Frames dropped: ingest (replaced by a newer one before processing), outputs (slow viewers or servers).",
+                self.dropped,
+            ),
+            family(
+                "framegate_stream_fps",
+                "gauge",
+                "Frames per second over the last second.",
+                self.fps,
+            ),
+            family(
+                "framegate_stream_reconnects_total",
+                "counter",
+                "Times the source was reopened.",
+                self.reconnects,
+            ),
+            family(
+                "framegate_stage_latency_seconds",
+                "histogram",
+                "Time per frame in each stage: queue (decoder to processing), process, encode.",
+                self.latency,
+            ),
+            family(
+                "framegate_output_failures_total",
+                "counter",
+                "Failed connections of push outputs.",
+                self.output_failures,
+            ),
+        ]
+    }
+}
+
+fn histogram(out: &mut String, stream: &str, stage: &str, h: &Histogram) {
+    let name = "framegate_stage_latency_seconds";
+    for (le, count) in h.cumulative() {
+        let le = le.map_or("+Inf".to_string(), |v| format!("{v}"));
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{stream=\"{stream}\",stage=\"{stage}\",le=\"{le}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{name}_sum{{stream=\"{stream}\",stage=\"{stage}\"}} {}",
+        h.sum_secs()
+    );
+    let _ = writeln!(
+        out,
+        "{name}_count{{stream=\"{stream}\",stage=\"{stage}\"}} {}",
+        h.count()
+    );
+}
+
+/// CPU time, resident memory and threads of this process, from /proc.
+fn process_metrics(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    if let Some(cpu) = process_cpu_seconds() {
+        let _ = write!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time.\n\
+             # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}\n"
+        );
+    }
+    if let Some(rss) = field("VmRSS:") {
+        let _ = write!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory.\n\
+             # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n",
+            rss * 1024
+        );
+    }
+    if let Some(threads) = field("Threads:") {
+        let _ = write!(
+            out,
+            "# HELP process_threads Threads of the process.\n\
+             # TYPE process_threads gauge\nprocess_threads {threads}\n"
+        );
+    }
+}
+
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks per second: 100 on every Linux this runs on.
+    Some((utime + stime) / 100.0)
+}
+
+/// Escapes a label value.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,263 @@
+//! What the API says about a stream: its config (passwords masked) and its live status. These
+//! types are the API's response bodies and, through their JSON schema, its OpenAPI document.
+
+use std::time::{Duration, SystemTime};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::StreamConfig;
+use crate::process::utc_timestamp;
+use crate::stream::{Histogram, Stream, StreamState};
+
+/// A stream: its config and, while it runs, its live status.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StreamStatus {
+    /// The stream's id.
+    pub id: String,
+    /// `connecting`, `live`, `stalled`, `reconnecting` or `stopped`.
+    pub state: String,
+    /// Seconds in the current state.
+    pub state_for_s: f64,
+    /// While reconnecting: the attempt number and the delay before it.
+    pub reconnect: Option<ReconnectInfo>,
+    /// Seconds since the stream (re)started; none while stopped.
+    pub uptime_s: Option<f64>,
+    /// What is known about the source.
+    pub source: SourceStatus,
+    /// Decoded frames per second, over the last second.
+    pub fps_in: f64,
+    /// Encoded frames per second, over the last second.
+    pub fps_out: f64,
+    /// Frame counts since the stream started.
+    pub frames: FrameCounts,
+    /// Frames dropped, per stage.
+    pub dropped: Drops,
+    /// Time per frame in each stage, in milliseconds.
+    pub latency_ms: StageLatencies,
+    /// Times the source was reopened.
+    pub reconnects: u64,
+    /// The last time the source failed or stalled, and why.
+    pub last_error: Option<ErrorInfo>,
+    /// Why the stream could not start, if it could not.
+    pub start_error: Option<String>,
+    /// The H.264 encoder in use (`x264enc` or `nvh264enc`).
+    pub encoder: Option<String>,
+    /// The stream's outputs and their state.
+    pub outputs: Vec<OutputStatus>,
+    /// The stream's config, passwords replaced by `***`.
+    pub config: StreamConfig,
+}
+
+/// Reconnection in progress.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReconnectInfo {
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Delay before it, in seconds.
+    pub delay_s: f64,
+}
+
+/// The source as seen by the decoder.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct SourceStatus {
+    /// The source URL, password masked.
+    pub url: String,
+    /// `rtsp`, `rtmp`, `file` or `test`.
+    pub kind: String,
+    /// The codec, e.g. `h264 (high)`; none for raw test patterns.
+    pub codec: Option<String>,
+    /// Frame width.
+    pub width: Option<u32>,
+    /// Frame height.
+    pub height: Option<u32>,
+    /// Frame rate the source announces.
+    pub fps: Option<f64>,
+    /// The decoder element (`avdec_h264`, `nvh264dec`, ...).
+    pub decoder: Option<String>,
+    /// Whether the decoder runs on the GPU.
+    pub hardware: bool,
+}
+
+/// Frame counts.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct FrameCounts {
+    /// Decoded from the source.
+    pub decoded: u64,
+    /// Encoded for the outputs (live, held and slate frames).
+    pub encoded: u64,
+    /// Last frames repeated through short gaps.
+    pub held: u64,
+    /// NO SIGNAL slate frames.
+    pub slate: u64,
+}
+
+/// Dropped frames per stage.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct Drops {
+    /// Decoded frames replaced by a newer one before processing (the machine is behind).
+    pub ingest: u64,
+    /// Encoded frames outputs could not take (slow viewers or servers).
+    pub outputs: u64,
+}
+
+/// Median and 99th percentile of a stage's time per frame.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct Percentiles {
+    /// Median, milliseconds.
+    pub p50: Option<f64>,
+    /// 99th percentile, milliseconds.
+    pub p99: Option<f64>,
+}
+
+/// Time per frame in each stage.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct StageLatencies {
+    /// From the decoder to the start of processing.
+    pub queue: Percentiles,
+    /// In the processors.
+    pub process: Percentiles,
+    /// In the encoder.
+    pub encode: Percentiles,
+}
+
+/// A failure and when it happened.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ErrorInfo {
+    /// What went wrong.
+    pub message: String,
+    /// When, UTC (`2026-11-21 19:54:22.123`).
+    pub at: String,
+    /// Seconds ago.
+    pub ago_s: f64,
+}
+
+/// An output of a stream.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OutputStatus {
+    /// `rtsp`, `rtmp` or `rtsp-push`.
+    pub kind: String,
+    /// Where to watch it (`rtsp`) or where it is pushed (password masked).
+    pub url: String,
+    /// `serving` (rtsp), `connecting`, `publishing` or `retrying`.
+    pub state: String,
+    /// Failed connections so far.
+    pub failures: u64,
+    /// The last failure.
+    pub last_error: Option<ErrorInfo>,
+}
+
+fn ms(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0)
+}
+
+fn percentiles(h: &Histogram) -> Percentiles {
+    Percentiles {
+        p50: ms(h.quantile(0.5)),
+        p99: ms(h.quantile(0.99)),
+    }
+}
+
+fn error_info((message, at): (String, SystemTime)) -> ErrorInfo {
+    ErrorInfo {
+        message,
+        at: utc_timestamp(at),
+        ago_s: at.elapsed().unwrap_or_default().as_secs_f64(),
+    }
+}
+
+/// The status of a configured stream, running (`Some`) or not.
+pub fn status(
+    config: &StreamConfig,
+    running: Option<&Stream>,
+    start_error: Option<&str>,
+) -> StreamStatus {
+    let masked = config.masked();
+    let mut st = StreamStatus {
+        id: config.id().to_string(),
+        state: "stopped".into(),
+        state_for_s: 0.0,
+        reconnect: None,
+        uptime_s: None,
+        source: SourceStatus {
+            url: masked.source.masked(),
+            kind: config.source.kind().into(),
+            ..SourceStatus::default()
+        },
+        fps_in: 0.0,
+        fps_out: 0.0,
+        frames: FrameCounts::default(),
+        dropped: Drops::default(),
+        latency_ms: StageLatencies::default(),
+        reconnects: 0,
+        last_error: None,
+        start_error: start_error.map(str::to_string),
+        encoder: None,
+        outputs: Vec::new(),
+        config: masked,
+    };
+    let Some(s) = running else { return st };
+    let state = s.state();
+    st.state = match &state {
+        StreamState::Reconnecting { .. } => "reconnecting".into(),
+        other => other.to_string(),
+    };
+    if let StreamState::Reconnecting { attempt, delay } = state {
+        st.reconnect = Some(ReconnectInfo {
+            attempt,
+            delay_s: delay.as_secs_f64(),
+        });
+    }
+    st.state_for_s = s.state_cell().since().as_secs_f64();
+    st.uptime_s = Some(s.uptime().as_secs_f64());
+    let info = s.source_info();
+    st.source.codec = info.codec;
+    st.source.width = info.size.map(|(w, _)| w);
+    st.source.height = info.size.map(|(_, h)| h);
+    st.source.fps = info.fps;
+    st.source.decoder = info.decoder;
+    st.source.hardware = info.hardware;
+    let stats = s.stats();
+    (st.fps_in, st.fps_out) = stats.rates();
+    let snap = stats.snapshot(s.dropped_outputs());
+    st.frames = FrameCounts {
+        decoded: snap.frames_in,
+        encoded: snap.frames_out,
+        held: snap.frames_held,
+        slate: snap.frames_slate,
+    };
+    st.dropped = Drops {
+        ingest: snap.dropped_ingest,
+        outputs: snap.dropped_outputs,
+    };
+    st.latency_ms = StageLatencies {
+        queue: percentiles(&stats.queue_latency),
+        process: percentiles(&stats.process_latency),
+        encode: percentiles(&stats.encode_latency),
+    };
+    st.reconnects = snap.reconnects;
+    st.last_error = s.state_cell().last_error().map(error_info);
+    st.encoder = Some(s.encoder_kind().to_string());
+    st.outputs = s
+        .rtsp_urls()
+        .iter()
+        .map(|u| OutputStatus {
+            kind: "rtsp".into(),
+            url: u.clone(),
+            state: "serving".into(),
+            failures: 0,
+            last_error: None,
+        })
+        .chain(s.push_outputs().iter().map(|o| {
+            let ps = o.status();
+            OutputStatus {
+                kind: o.kind().into(),
+                url: o.url().into(),
+                state: ps.state.into(),
+                failures: ps.failures,
+                last_error: ps.last_error.map(error_info),
+            }
+        }))
+        .collect();
+    st
+}
