@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything framegate needs to build, run and test on Debian 12:
-# GStreamer 1.22 (development files and the plugin sets framegate uses), and the
-# real servers and clients the tests start (nginx with the RTMP module, ffmpeg).
+# GStreamer 1.22 (development files and the plugin sets framegate uses), the real
+# servers and clients the tests start (nginx with the RTMP module, ffmpeg), and two
+# Python validators for the tests.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -20,5 +21,14 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
   gstreamer1.0-rtsp gstreamer1.0-x \
-  nginx-light libnginx-mod-rtmp ffmpeg fonts-dejavu-core \
+  nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv \
   >/dev/null
+
+# Python validators the tests use as independent checkers (OpenAPI document, Prometheus text),
+# in a virtual environment inside target/ (ignored by git).
+cd "$(dirname "$0")/.."
+if [ ! -x target/pytools/bin/python ]; then
+  python3 -m venv target/pytools
+fi
+target/pytools/bin/pip install --quiet --disable-pip-version-check \
+  "openapi-spec-validator==0.7.2" "prometheus-client==0.21.1"

@@ -84,7 +84,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
                 tracing::warn!(processor = name, frame = seq, "processor failed: {e:#}");
             }
             let (buffer, info, _) = frame.into_parts();
-            if let Err(e) = encoder.push(buffer, &info)
+            if let Err(e) = encoder.push(buffer, &info, None)
                 && let Ok(mut f) = failure.lock()
             {
                 f.get_or_insert_with(|| format!("the encoder refused frame {seq}: {e:?}"));

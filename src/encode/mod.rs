@@ -11,6 +11,7 @@
 //! scaled into it, so viewers never see the stream renegotiate.
 
 mod element;
+mod timeline;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -24,6 +25,7 @@ use crate::config::EncoderConfig;
 use crate::elements::make;
 
 pub use element::EncoderKind;
+pub use timeline::{MAX_DRIFT, Timeline};
 
 /// Where encoded video goes.
 pub enum EncodeSink {
@@ -180,12 +182,22 @@ impl Encoder {
         &self.pipeline
     }
 
-    /// Encodes one frame. Blocks while the encoder is busy with earlier ones (at most two
-    /// frames wait), which is what lets the stage before it keep only the newest frame.
+    /// The encoder pipeline's running time now (the clock live timestamps are on).
+    pub fn running_time(&self) -> gst::ClockTime {
+        self.pipeline
+            .current_running_time()
+            .unwrap_or(gst::ClockTime::ZERO)
+    }
+
+    /// Encodes one frame. In live mode it is stamped `pts` (on [`Encoder::running_time`]'s
+    /// clock; now when `None`); in file mode it keeps its own timestamps. Blocks while the
+    /// encoder is busy with earlier ones (at most two frames wait), which is what lets the stage
+    /// before it keep only the newest frame.
     pub fn push(
         &self,
         buffer: gst::Buffer,
         info: &gst_video::VideoInfo,
+        pts: Option<gst::ClockTime>,
     ) -> Result<(), gst::FlowError> {
         let mut buffer = buffer;
         {
@@ -205,10 +217,7 @@ impl Encoder {
             }
         }
         if self.live {
-            let now = self
-                .pipeline
-                .current_running_time()
-                .unwrap_or(gst::ClockTime::ZERO);
+            let now = pts.unwrap_or_else(|| self.running_time());
             let b = buffer.make_mut();
             b.set_pts(now);
             b.set_dts(now);

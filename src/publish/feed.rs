@@ -11,6 +11,8 @@ pub struct AppSrcFeed {
     name: String,
     appsrc: gst::glib::WeakRef<gst_app::AppSrc>,
     max_frames: u64,
+    /// Output time minus encoder time: this pipeline's timeline keeps the encoder's spacing.
+    offset: std::sync::Mutex<Option<i128>>,
 }
 
 impl AppSrcFeed {
@@ -20,11 +22,13 @@ impl AppSrcFeed {
             name: name.into(),
             appsrc: appsrc.downgrade(),
             max_frames,
+            offset: std::sync::Mutex::new(None),
         }
     }
 
-    /// Makes an appsrc ready for this use: live, time-stamped by its own pipeline clock on
-    /// arrival (each output pipeline has its own timeline), never blocking the publisher.
+    /// Makes an appsrc ready for this use: live, never blocking the publisher. Buffers keep
+    /// the encoder's spacing, moved onto this pipeline's own timeline; until that pipeline has
+    /// a clock, the appsrc stamps them on arrival.
     pub fn appsrc(caps: Option<&gst::Caps>) -> gst_app::AppSrc {
         let default_caps = gst::Caps::builder("video/x-h264")
             .field("stream-format", "byte-stream")
@@ -37,6 +41,30 @@ impl AppSrcFeed {
             .do_timestamp(true)
             .block(false)
             .build()
+    }
+}
+
+impl AppSrcFeed {
+    /// Moves an encoder timestamp onto this pipeline's timeline, keeping the spacing; re-anchors
+    /// on this pipeline's clock when they drift apart (a backlog, a pause). `None`: let the
+    /// appsrc stamp it.
+    fn retime(
+        &self,
+        pts: Option<gst::ClockTime>,
+        now: Option<gst::ClockTime>,
+    ) -> Option<gst::ClockTime> {
+        let (pts, now) = (pts?.nseconds() as i128, now?.nseconds() as i128);
+        let mut offset = self.offset.lock().ok()?;
+        let out = match *offset {
+            Some(o) if (pts + o - now).unsigned_abs() <= u128::from(crate::encode::MAX_DRIFT) => {
+                pts + o
+            }
+            _ => {
+                *offset = Some(now - pts);
+                now
+            }
+        };
+        Some(gst::ClockTime::from_nseconds(out.max(0) as u64))
     }
 }
 
@@ -60,13 +88,12 @@ impl EncodedSink for AppSrcFeed {
         {
             appsrc.set_caps(Some(&caps.to_owned()));
         }
-        // Timestamps of the encoder's timeline mean nothing to this pipeline: clear them so the
-        // appsrc stamps the buffer with its own running time.
         let mut buffer = buffer;
+        let out = self.retime(buffer.pts(), appsrc.current_running_time());
         {
             let b = buffer.make_mut();
-            b.set_pts(gst::ClockTime::NONE);
-            b.set_dts(gst::ClockTime::NONE);
+            b.set_pts(out);
+            b.set_dts(out);
         }
         match appsrc.push_buffer(buffer) {
             Ok(_) => Offer::Taken,

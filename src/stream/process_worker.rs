@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::StreamId;
 use crate::elements::error_text;
-use crate::encode::Encoder;
+use crate::encode::{Encoder, Timeline};
 use crate::frame::{Frame, LatestSlot, SlotRecv};
 use crate::process::Chain;
 use crate::publish::Fanout;
@@ -61,6 +61,7 @@ struct GapFiller {
     last_pushed: Option<(gst::Buffer, gst_video::VideoInfo)>,
     slate: Option<Slate>,
     next: Option<Instant>,
+    timeline: Timeline,
 }
 
 pub(super) fn run(mut ctx: Context) {
@@ -84,7 +85,7 @@ pub(super) fn run(mut ctx: Context) {
                     wall: SystemTime::now(),
                     fps: (fps.numer() > 0).then_some(fps),
                 });
-                gap.last_pushed = process(&mut ctx, frame, &mut last_error_log);
+                gap.last_pushed = process(&mut ctx, frame, &mut gap.timeline, &mut last_error_log);
                 gap.next = Some(Instant::now() + 2 * gap.interval(&ctx));
             }
             SlotRecv::Timeout => {}
@@ -144,6 +145,10 @@ impl GapFiller {
             return;
         }
         let interval = self.interval(ctx);
+        let pts = gst::ClockTime::from_nseconds(self.timeline.filler(
+            ctx.encoder.running_time().nseconds(),
+            interval.as_nanos() as u64,
+        ));
         if let Some(s) = self.slate.as_mut() {
             // The slate shows the time now: redraw it once a second.
             if s.rendered.elapsed() >= Duration::from_secs(1)
@@ -152,11 +157,15 @@ impl GapFiller {
                 s.buffer = b;
                 s.rendered = now;
             }
-            if ctx.encoder.push(s.buffer.clone(), &s.info).is_ok() {
+            if ctx
+                .encoder
+                .push(s.buffer.clone(), &s.info, Some(pts))
+                .is_ok()
+            {
                 ctx.stats.frames_slate.fetch_add(1, Ordering::Relaxed);
             }
         } else if let Some((buffer, info)) = &self.last_pushed
-            && ctx.encoder.push(buffer.clone(), info).is_ok()
+            && ctx.encoder.push(buffer.clone(), info, Some(pts)).is_ok()
         {
             ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
         }
@@ -207,6 +216,7 @@ impl GapFiller {
 fn process(
     ctx: &mut Context,
     mut frame: Frame,
+    timeline: &mut Timeline,
     last_error_log: &mut Option<Instant>,
 ) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
     if let Ok(waited) = frame.meta.capture_time.elapsed() {
@@ -224,7 +234,14 @@ fn process(
     }
     let (buffer, info, _meta) = frame.into_parts();
     let kept = buffer.clone();
-    if let Err(e) = ctx.encoder.push(buffer, &info) {
+    let pts = timeline.live(
+        buffer.pts().map(gst::ClockTime::nseconds),
+        ctx.encoder.running_time().nseconds(),
+    );
+    if let Err(e) = ctx
+        .encoder
+        .push(buffer, &info, Some(gst::ClockTime::from_nseconds(pts)))
+    {
         tracing::warn!(stream = %ctx.id, "the encoder refused a frame: {e:?}");
     }
     Some((kept, info))

@@ -2,6 +2,7 @@
 //! No sleeps as synchronisation: everything waits for a condition with a deadline.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod http;
 pub mod rtsp;
 
 use std::io::Read;
@@ -51,6 +52,8 @@ pub struct Framegate {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     log: PathBuf,
+    args: Vec<String>,
+    runs: u32,
 }
 
 impl Framegate {
@@ -59,24 +62,48 @@ impl Framegate {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("framegate.toml");
         std::fs::write(&path, config).unwrap();
-        let log = dir.path().join("framegate.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_framegate"));
-        cmd.args(["run", "--config"]).arg(&path);
+        let mut args = vec![
+            "run".to_string(),
+            "--config".into(),
+            path.display().to_string(),
+        ];
         if !config.contains("http =") {
             // Tests run side by side: never the default API port.
-            cmd.args(["--http", "127.0.0.1:0"]);
+            args.extend(["--http".into(), "127.0.0.1:0".into()]);
         }
-        let child = cmd
+        let mut fg = Self {
+            child: None,
+            log: dir.path().join("framegate.log"),
+            dir,
+            args,
+            runs: 0,
+        };
+        fg.spawn();
+        fg
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        self.log = self.dir.path().join(format!("framegate-{}.log", self.runs));
+        let child = Command::new(env!("CARGO_BIN_EXE_framegate"))
+            .args(&self.args)
             .env("FRAMEGATE_LOG", "info")
+            .env_remove("FRAMEGATE_API_TOKEN")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(&self.log).unwrap())
             .spawn()
             .unwrap();
-        Self {
-            child: Some(child),
-            dir,
-            log,
-        }
+        self.child = Some(child);
+    }
+
+    /// Stops it (SIGTERM) and starts it again on the same config and directory.
+    pub fn restart(&mut self) {
+        let status = self.terminate(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "exit status {status:?}"
+        );
+        self.spawn();
     }
 
     /// Its process id.
@@ -133,6 +160,17 @@ impl Drop for Framegate {
             eprintln!("---- framegate log ----\n{}", self.log());
         }
     }
+}
+
+/// The Python interpreter of the test tools venv (`scripts/setup-debian.sh` makes it).
+pub fn pytools() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup-debian.sh",
+        p.display()
+    );
+    p
 }
 
 /// A child process killed on drop (servers and clients the tests start).
