@@ -19,6 +19,8 @@ use super::{StateCell, StreamStats};
 
 /// How long the worker waits for a frame before it looks at its other duties.
 const POLL: Duration = Duration::from_millis(200);
+/// The shortest gap after which the last frame is repeated.
+const HOLD_AFTER_MIN: Duration = Duration::from_millis(250);
 /// How often the recent frame rates are updated.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long the encoder gets to flush at the end.
@@ -86,7 +88,7 @@ pub(super) fn run(mut ctx: Context) {
                     fps: (fps.numer() > 0).then_some(fps),
                 });
                 gap.last_pushed = process(&mut ctx, frame, &mut gap.timeline, &mut last_error_log);
-                gap.next = Some(Instant::now() + 2 * gap.interval(&ctx));
+                gap.next = Some(Instant::now() + gap.hold_after(&ctx));
             }
             SlotRecv::Timeout => {}
             SlotRecv::Closed => break,
@@ -126,6 +128,12 @@ impl GapFiller {
             .and_then(|l| l.fps)
             .unwrap_or(gst::Fraction::new(ctx.default_fps as i32, 1));
         Duration::from_secs_f64(f64::from(fps.denom()) / f64::from(fps.numer().max(1)))
+    }
+
+    /// How long after a live frame the last frame is repeated: longer than network jitter, so
+    /// that a late frame is not doubled, and well under the stall timeout.
+    fn hold_after(&self, ctx: &Context) -> Duration {
+        (3 * self.interval(ctx)).max(HOLD_AFTER_MIN)
     }
 
     /// Sends a filler frame when one is due: the last frame again while the gap is shorter than
