@@ -246,6 +246,22 @@ fn streams_are_added_changed_stopped_started_and_deleted_and_changes_survive_a_r
     fg.wait_log("replaced through the API", LONG);
     api.wait_state("cam1", "live");
 
+    // Readiness lists the enabled streams that are not live.
+    let down = json!({ "id": "down", "source": "rtsp://127.0.0.1:1/none", "reconnect": { "initial_s": 5.0 } });
+    assert_eq!(
+        api.call("POST", "/api/streams", Some(&down), true).status,
+        201
+    );
+    let r = api.call("GET", "/readyz", None, false);
+    assert_eq!(
+        (r.status, r.json()["not_live"].clone()),
+        (503, json!(["down"]))
+    );
+    assert_eq!(
+        api.call("DELETE", "/api/streams/down", None, true).status,
+        204
+    );
+
     // Stop and start.
     let r = api.call("POST", "/api/streams/cam1/stop", None, true);
     assert_eq!(
