@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use framegate::app::{self, ProcessArgs};
 use framegate::config::{self, Config, EncoderConfig, Hardware, ProcessorConfig, X264Preset};
 
@@ -52,11 +52,11 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         keyframe_interval: u32,
         /// x264 speed preset.
-        #[arg(long, value_enum, default_value_t = Preset::Ultrafast)]
-        preset: Preset,
+        #[arg(long, value_enum, default_value_t = X264Preset::Ultrafast)]
+        preset: X264Preset,
         /// Use NVIDIA's decoder and encoder: auto, on or off.
-        #[arg(long, value_enum, default_value_t = Hw::Auto)]
-        hardware: Hw,
+        #[arg(long, value_enum, default_value_t = Hardware::Auto)]
+        hardware: Hardware,
         /// Pace the input at its own frame rate, as a live source would be.
         #[arg(long)]
         realtime: bool,
@@ -98,23 +98,6 @@ enum Command {
     ConfigReference,
     /// Print the JSON schema of the config file (for editors and validators).
     ConfigSchema,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Preset {
-    Ultrafast,
-    Superfast,
-    Veryfast,
-    Faster,
-    Fast,
-    Medium,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Hw {
-    Auto,
-    On,
-    Off,
 }
 
 fn main() -> ExitCode {
@@ -173,11 +156,6 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|kind| processor_from_kind(kind))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let hw = match hardware {
-                Hw::Auto => Hardware::Auto,
-                Hw::On => Hardware::On,
-                Hw::Off => Hardware::Off,
-            };
             let args = ProcessArgs {
                 input,
                 output,
@@ -185,18 +163,11 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 encoder: EncoderConfig {
                     bitrate_kbps,
                     keyframe_interval,
-                    preset: match preset {
-                        Preset::Ultrafast => X264Preset::Ultrafast,
-                        Preset::Superfast => X264Preset::Superfast,
-                        Preset::Veryfast => X264Preset::Veryfast,
-                        Preset::Faster => X264Preset::Faster,
-                        Preset::Fast => X264Preset::Fast,
-                        Preset::Medium => X264Preset::Medium,
-                    },
-                    hardware: hw,
+                    preset,
+                    hardware,
                     ..EncoderConfig::default()
                 },
-                decoder_hardware: hw,
+                decoder_hardware: hardware,
                 realtime,
             };
             let report = app::process_file(&args)?;

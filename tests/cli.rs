@@ -1,8 +1,11 @@
 //! The command line: `check` on broken configs, `process` on a real clip.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
+
+use common::{count_frames, make_clip};
 
 fn framegate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_framegate"))
@@ -103,21 +106,7 @@ fn process_writes_a_playable_mp4_with_every_frame() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.mp4");
     let output = dir.path().join("out.mp4");
-    let status = Command::new("gst-launch-1.0")
-        .args(["-q", "videotestsrc", "num-buffers=60", "pattern=ball", "!"])
-        .args(["video/x-raw,width=640,height=360,framerate=25/1", "!"])
-        .args([
-            "x264enc",
-            "speed-preset=ultrafast",
-            "!",
-            "mp4mux",
-            "!",
-            "filesink",
-        ])
-        .arg(format!("location={}", input.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    make_clip(&input, 60, 640, 360);
     let out = framegate()
         .args(["process", "--processor", "overlay", "--input"])
         .arg(&input)
@@ -162,24 +151,6 @@ fn process_rejects_a_missing_input_and_an_unknown_processor() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--processor blur"));
-}
-
-fn count_frames(path: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=nb_read_frames,codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut f = text.trim().split(',');
-    assert_eq!(f.next(), Some("h264"), "not an H.264 file: {text}");
-    f.next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// The config shown in the README is valid: docs that cannot rot.

@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Framegate, Nginx, Proc, ffprobe, free_port, grab_frames, wait_for, wait_for_port};
+use common::{
+    Framegate, Nginx, Proc, count_frames, ffprobe, free_port, grab_frames, make_clip, wait_for,
+    wait_for_port,
+};
 use gst::prelude::*;
 use gst_video::prelude::*;
 
@@ -448,27 +451,7 @@ fn sigterm_during_process_leaves_a_playable_mp4() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("long.mp4");
     let output = dir.path().join("out.mp4");
-    let status = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "num-buffers=3000",
-            "pattern=ball",
-            "!",
-        ])
-        .args(["video/x-raw,width=320,height=180,framerate=25/1", "!"])
-        .args([
-            "x264enc",
-            "speed-preset=ultrafast",
-            "!",
-            "mp4mux",
-            "!",
-            "filesink",
-        ])
-        .arg(format!("location={}", input.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    make_clip(&input, 3000, 320, 180);
     // Slow the run down to real time so that the signal lands in the middle of it.
     let mut child = Command::new(env!("CARGO_BIN_EXE_framegate"))
         .args(["process", "--processor", "overlay", "--realtime", "--input"])
@@ -489,16 +472,7 @@ fn sigterm_during_process_leaves_a_playable_mp4() {
         .status();
     let status = wait_for("process to exit", LONG, || child.try_wait().ok().flatten());
     assert!(status.success(), "{status:?}");
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(&output)
-        .output()
-        .unwrap();
-    let frames: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    let frames = count_frames(&output);
     assert!(
         frames > 10 && frames < 3000,
         "{frames} frames in the interrupted MP4"

@@ -6,10 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::Result;
-use gst::glib;
 use gst::prelude::*;
-use gst_rtsp_server::prelude::*;
-use gst_rtsp_server::subclass::prelude::*;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -54,7 +51,8 @@ pub fn run_test_source(args: &TestSourceArgs) -> Result<()> {
     }
     for i in 0..args.count {
         let path = format!("/cam{i}");
-        server.mount_factory(&path, TestPatternFactory::new(args.clone()))?;
+        let a = args.clone();
+        server.mount_media(&path, Box::new(move || camera_bin(&a)))?;
         println!("{}", server.url(&path));
     }
     let stop = Shutdown::new();
@@ -77,92 +75,44 @@ pub fn run_test_source(args: &TestSourceArgs) -> Result<()> {
     Ok(())
 }
 
-glib::wrapper! {
-    /// A media factory producing one encoded test pattern.
-    pub struct TestPatternFactory(ObjectSubclass<imp::TestPatternFactory>)
-        @extends gst_rtsp_server::RTSPMediaFactory;
-}
-
-impl TestPatternFactory {
-    fn new(args: TestSourceArgs) -> Self {
-        let f: Self = glib::Object::new();
-        let _ = f.imp().args.set(args);
-        f.set_shared(true);
-        f
-    }
-}
-
-mod imp {
-    use std::sync::OnceLock;
-
-    use super::*;
-
-    #[derive(Default)]
-    pub struct TestPatternFactory {
-        pub(super) args: OnceLock<TestSourceArgs>,
-    }
-
-    #[glib::object_subclass]
-    impl ObjectSubclass for TestPatternFactory {
-        const NAME: &'static str = "FramegateTestPatternFactory";
-        type Type = super::TestPatternFactory;
-        type ParentType = gst_rtsp_server::RTSPMediaFactory;
-    }
-
-    impl ObjectImpl for TestPatternFactory {}
-
-    impl RTSPMediaFactoryImpl for TestPatternFactory {
-        fn create_element(&self, _url: &gst_rtsp::RTSPUrl) -> Option<gst::Element> {
-            let args = self.args.get()?;
-            match camera_bin(args) {
-                Ok(bin) => Some(bin),
-                Err(e) => {
-                    tracing::error!("testsrc: {e:#}");
-                    None
-                }
-            }
-        }
-    }
-
-    /// `videotestsrc (live) → caps → x264enc|x265enc (zerolatency) → rtph264pay|rtph265pay`.
-    fn camera_bin(a: &TestSourceArgs) -> Result<gst::Element> {
-        let bin = gst::Bin::new();
-        let src = make("videotestsrc")?;
-        src.set_property("is-live", true);
-        src.set_property_from_str("pattern", &a.pattern);
-        let caps = gst::ElementFactory::make("capsfilter")
-            .property(
-                "caps",
-                gst_video::VideoCapsBuilder::new()
-                    .format(gst_video::VideoFormat::I420)
-                    .width(a.width as i32)
-                    .height(a.height as i32)
-                    .framerate(gst::Fraction::new(a.fps as i32, 1))
-                    .build(),
-            )
-            .build()?;
-        let (enc, pay) = if a.h265 {
-            let enc = make("x265enc")?;
-            enc.set_property_from_str("tune", "zerolatency");
-            enc.set_property_from_str("speed-preset", "ultrafast");
-            enc.set_property("bitrate", a.bitrate_kbps);
-            enc.set_property("key-int-max", a.fps as i32);
-            (enc, "rtph265pay")
-        } else {
-            let enc = make("x264enc")?;
-            enc.set_property_from_str("tune", "zerolatency");
-            enc.set_property_from_str("speed-preset", "ultrafast");
-            enc.set_property("bitrate", a.bitrate_kbps);
-            enc.set_property("key-int-max", a.fps);
-            (enc, "rtph264pay")
-        };
-        let pay = gst::ElementFactory::make(pay)
-            .name("pay0")
-            .property("pt", 96u32)
-            .property("config-interval", -1i32)
-            .build()?;
-        bin.add_many([&src, &caps, &enc, &pay])?;
-        gst::Element::link_many([&src, &caps, &enc, &pay])?;
-        Ok(bin.upcast())
-    }
+/// `videotestsrc (live) → caps → x264enc|x265enc (zerolatency) → rtph264pay|rtph265pay`.
+fn camera_bin(a: &TestSourceArgs) -> Result<gst::Element> {
+    let bin = gst::Bin::new();
+    let src = make("videotestsrc")?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("pattern", &a.pattern);
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst_video::VideoCapsBuilder::new()
+                .format(gst_video::VideoFormat::I420)
+                .width(a.width as i32)
+                .height(a.height as i32)
+                .framerate(gst::Fraction::new(a.fps as i32, 1))
+                .build(),
+        )
+        .build()?;
+    let (enc, pay) = if a.h265 {
+        let enc = make("x265enc")?;
+        enc.set_property_from_str("tune", "zerolatency");
+        enc.set_property_from_str("speed-preset", "ultrafast");
+        enc.set_property("bitrate", a.bitrate_kbps);
+        enc.set_property("key-int-max", a.fps as i32);
+        (enc, "rtph265pay")
+    } else {
+        let enc = make("x264enc")?;
+        enc.set_property_from_str("tune", "zerolatency");
+        enc.set_property_from_str("speed-preset", "ultrafast");
+        enc.set_property("bitrate", a.bitrate_kbps);
+        enc.set_property("key-int-max", a.fps);
+        (enc, "rtph264pay")
+    };
+    let pay = gst::ElementFactory::make(pay)
+        .name("pay0")
+        .property("pt", 96u32)
+        .property("config-interval", -1i32)
+        .build()?;
+    bin.add_many([&src, &caps, &enc, &pay])?;
+    gst::Element::link_many([&src, &caps, &enc, &pay])?;
+    Ok(bin.upcast())
 }

@@ -262,7 +262,9 @@ pub enum RtspTransport {
 }
 
 /// Whether a hardware (NVIDIA nvcodec) element may be used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Hardware {
     /// Use the GPU when its element is available on this machine, the CPU otherwise.
@@ -338,7 +340,9 @@ fn default_keyframe_interval() -> u32 {
 }
 
 /// x264 speed presets, fastest first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum X264Preset {

@@ -191,41 +191,24 @@ impl Manager {
                 config.id()
             )));
         }
-        let old = {
-            let mut inner = self.lock();
-            let current = &inner
+        {
+            let inner = self.lock();
+            let current = inner
                 .entries
                 .get(id)
-                .ok_or_else(|| ManagerError::NotFound(id.clone()))?
-                .config;
-            config.unmask_from(current);
-            if *current == config {
-                let e = &inner.entries[id];
+                .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
+            config.unmask_from(&current.config);
+            if current.config == config {
                 return Ok(status(
-                    &e.config,
-                    e.running.as_ref(),
-                    e.start_error.as_deref(),
+                    &current.config,
+                    current.running.as_ref(),
+                    current.start_error.as_deref(),
                 ));
             }
             self.validate(&inner, &config)?;
-            let mut overlay = inner.overlay.clone();
-            overlay.upsert(config.clone());
-            self.persist(&overlay)?;
-            inner.overlay = overlay;
-            inner.entries.get_mut(id).and_then(|e| self.detach(e))
-        };
-        if let Some(s) = old {
-            s.stop();
         }
+        let st = self.swap(id, config)?;
         tracing::info!(stream = %id, "replaced through the API");
-        let mut inner = self.lock();
-        let entry = self.launch(config);
-        let st = status(
-            &entry.config,
-            entry.running.as_ref(),
-            entry.start_error.as_deref(),
-        );
-        inner.entries.insert(id.clone(), entry);
         Ok(st)
     }
 
@@ -272,7 +255,7 @@ impl Manager {
             c.enabled = enabled;
             c
         };
-        self.replace_forced(id, config)
+        self.swap(id, config)
     }
 
     /// Re-reads the config file and restarts only the streams whose config changed.
@@ -378,11 +361,8 @@ impl Manager {
         }
     }
 
-    fn replace_forced(
-        &self,
-        id: &StreamId,
-        config: StreamConfig,
-    ) -> Result<StreamStatus, ManagerError> {
+    /// Saves `config` as the stream's, stops the running stream and starts the new one.
+    fn swap(&self, id: &StreamId, config: StreamConfig) -> Result<StreamStatus, ManagerError> {
         let old = {
             let mut inner = self.lock();
             let mut overlay = inner.overlay.clone();

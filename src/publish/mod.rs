@@ -11,10 +11,12 @@
 
 mod fanout;
 mod feed;
+mod media_factory;
 mod push;
 mod rtsp_server;
 
 pub use fanout::{EncodedSink, Fanout, FeedStats};
 pub use feed::AppSrcFeed;
+pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
 pub use rtsp_server::RtspServer;

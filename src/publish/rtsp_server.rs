@@ -3,17 +3,17 @@
 //! payloader, not a hundred encoders.
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use gst::glib;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
-use gst_rtsp_server::subclass::prelude::*;
 
 use super::fanout::Fanout;
 use super::feed::AppSrcFeed;
+use super::media_factory::{MediaBuilder, MediaFactory};
 
 /// The role given to authenticated viewers.
 const VIEWER_ROLE: &str = "viewer";
@@ -84,15 +84,14 @@ impl RtspServer {
 
     /// Serves a stream's fan-out at `path`.
     pub fn mount(&self, path: &str, fanout: Arc<Fanout>) -> Result<()> {
-        self.mount_factory(path, StreamFactory::new(fanout, path))
+        let p = path.to_string();
+        let build: MediaBuilder = Box::new(move || media_bin(&fanout, &p));
+        self.mount_media(path, build)
     }
 
-    /// Serves any media factory at `path`.
-    pub fn mount_factory(
-        &self,
-        path: &str,
-        factory: impl IsA<gst_rtsp_server::RTSPMediaFactory>,
-    ) -> Result<()> {
+    /// Serves, at `path`, a media built by `build` (a bin whose payloader is named `pay0`).
+    pub fn mount_media(&self, path: &str, build: MediaBuilder) -> Result<()> {
+        let factory = MediaFactory::new(format!("RTSP mount {path}"), build);
         let mounts = self
             .server
             .mount_points()
@@ -147,76 +146,25 @@ impl Drop for RtspServer {
     }
 }
 
-glib::wrapper! {
-    /// A media factory whose media reads the stream's encoded frames from its fan-out.
-    pub struct StreamFactory(ObjectSubclass<imp::StreamFactory>)
-        @extends gst_rtsp_server::RTSPMediaFactory;
-}
-
-impl StreamFactory {
-    fn new(fanout: Arc<Fanout>, path: &str) -> Self {
-        let factory: Self = glib::Object::new();
-        let imp = factory.imp();
-        let _ = imp.fanout.set(fanout);
-        let _ = imp.path.set(path.to_string());
-        // One media (one payloader) for all clients of the mount.
-        factory.set_shared(true);
-        factory
-    }
-}
-
-mod imp {
-    use super::*;
-
-    #[derive(Default)]
-    pub struct StreamFactory {
-        pub(super) fanout: OnceLock<Arc<Fanout>>,
-        pub(super) path: OnceLock<String>,
-    }
-
-    #[glib::object_subclass]
-    impl ObjectSubclass for StreamFactory {
-        const NAME: &'static str = "FramegateStreamFactory";
-        type Type = super::StreamFactory;
-        type ParentType = gst_rtsp_server::RTSPMediaFactory;
-    }
-
-    impl ObjectImpl for StreamFactory {}
-
-    impl RTSPMediaFactoryImpl for StreamFactory {
-        fn create_element(&self, _url: &gst_rtsp::RTSPUrl) -> Option<gst::Element> {
-            let fanout = self.fanout.get()?;
-            let path = self.path.get().map(String::as_str).unwrap_or("?");
-            match media_bin(fanout, path) {
-                Ok(bin) => Some(bin),
-                Err(e) => {
-                    tracing::error!("RTSP mount {path}: cannot build the media: {e:#}");
-                    None
-                }
-            }
-        }
-    }
-
-    /// `appsrc → h264parse → rtph264pay name=pay0`, the appsrc fed by the fan-out.
-    fn media_bin(fanout: &Arc<Fanout>, path: &str) -> Result<gst::Element> {
-        let bin = gst::Bin::new();
-        let appsrc = AppSrcFeed::appsrc(fanout.caps().as_ref());
-        let parse = crate::elements::make("h264parse")?;
-        // No `config-interval` here: every key-frame access unit already starts with SPS/PPS
-        // (the encoder's h264parse puts them there), and rtph264pay 1.22 would insert them again
-        // before *each* IDR slice, in the middle of multi-slice frames, which breaks decoders.
-        let pay = gst::ElementFactory::make("rtph264pay")
-            .name("pay0")
-            .property("pt", 96u32)
-            .build()
-            .context("GStreamer element `rtph264pay` is missing")?;
-        bin.add_many([appsrc.upcast_ref(), &parse, &pay])?;
-        gst::Element::link_many([appsrc.upcast_ref(), &parse, &pay])?;
-        fanout.add(Arc::new(AppSrcFeed::new(
-            format!("rtsp {path}"),
-            &appsrc,
-            MOUNT_QUEUE_FRAMES,
-        )));
-        Ok(bin.upcast())
-    }
+/// `appsrc → h264parse → rtph264pay name=pay0`, the appsrc fed by the fan-out.
+fn media_bin(fanout: &Arc<Fanout>, path: &str) -> Result<gst::Element> {
+    let bin = gst::Bin::new();
+    let appsrc = AppSrcFeed::appsrc(fanout.caps().as_ref());
+    let parse = crate::elements::make("h264parse")?;
+    // No `config-interval` here: every key-frame access unit already starts with SPS/PPS
+    // (the encoder's h264parse puts them there), and rtph264pay 1.22 would insert them again
+    // before *each* IDR slice, in the middle of multi-slice frames, which breaks decoders.
+    let pay = gst::ElementFactory::make("rtph264pay")
+        .name("pay0")
+        .property("pt", 96u32)
+        .build()
+        .context("GStreamer element `rtph264pay` is missing")?;
+    bin.add_many([appsrc.upcast_ref(), &parse, &pay])?;
+    gst::Element::link_many([appsrc.upcast_ref(), &parse, &pay])?;
+    fanout.add(Arc::new(AppSrcFeed::new(
+        format!("rtsp {path}"),
+        &appsrc,
+        MOUNT_QUEUE_FRAMES,
+    )));
+    Ok(bin.upcast())
 }

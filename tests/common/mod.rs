@@ -220,6 +220,53 @@ pub fn ffprobe(url: &str) -> Option<(String, u32, u32, String)> {
     ))
 }
 
+/// Writes an H.264 MP4 of a moving test pattern: `frames` frames of `width`x`height` at 25 fps.
+pub fn make_clip(path: &Path, frames: u32, width: u32, height: u32) {
+    let status = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            &format!("num-buffers={frames}"),
+            "pattern=ball",
+            "!",
+        ])
+        .arg(format!(
+            "video/x-raw,width={width},height={height},framerate=25/1"
+        ))
+        .args([
+            "!",
+            "x264enc",
+            "speed-preset=ultrafast",
+            "!",
+            "mp4mux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", path.display()))
+        .status()
+        .expect("gst-launch-1.0 is not installed");
+    assert!(status.success(), "could not make {}", path.display());
+}
+
+/// The number of video frames ffprobe decodes from a file (asserting it is H.264).
+pub fn count_frames(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text.trim().split(',');
+    assert_eq!(f.next(), Some("h264"), "not an H.264 file: {text}");
+    f.next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// A decoded frame's luma plane.
 #[derive(Clone)]
 pub struct Gray {
