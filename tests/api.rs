@@ -491,6 +491,8 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/readyz"),
+        ("GET", "/streams/{id}/mjpeg"),
+        ("GET", "/streams/{id}/snapshot.jpg"),
         ("POST", "/api/reload"),
         ("POST", "/api/streams"),
         ("POST", "/api/streams/{id}/start"),

@@ -39,6 +39,9 @@ pub enum ManagerError {
     /// The config file could not be read again.
     #[error("{0}")]
     Reload(String),
+    /// The stream exists but does not run.
+    #[error("stream `{0}` is stopped")]
+    NotRunning(StreamId),
 }
 
 /// What a reload changed.
@@ -147,6 +150,19 @@ impl Manager {
             e.running.as_ref(),
             e.start_error.as_deref(),
         ))
+    }
+
+    /// The JPEG encoders of a running stream (for browser viewers).
+    pub fn jpeg_hub(&self, id: &StreamId) -> Result<Arc<crate::publish::JpegHub>, ManagerError> {
+        let inner = self.lock();
+        let e = inner
+            .entries
+            .get(id)
+            .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
+        e.running
+            .as_ref()
+            .map(|s| s.jpeg().clone())
+            .ok_or_else(|| ManagerError::NotRunning(id.clone()))
     }
 
     /// Calls `f` with every stream (config and, while running, the stream), for metrics.

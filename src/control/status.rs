@@ -45,6 +45,8 @@ pub struct StreamStatus {
     pub encoder: Option<String>,
     /// The stream's outputs and their state.
     pub outputs: Vec<OutputStatus>,
+    /// JPEG encoders running for browser viewers (one per width and quality being watched).
+    pub jpeg_encoders: usize,
     /// The stream's config, passwords replaced by `***`.
     pub config: StreamConfig,
 }
@@ -194,6 +196,7 @@ pub fn status(
         start_error: start_error.map(str::to_string),
         encoder: None,
         outputs: Vec::new(),
+        jpeg_encoders: 0,
         config: masked,
     };
     let Some(s) = running else { return st };
@@ -238,6 +241,7 @@ pub fn status(
     st.reconnects = snap.reconnects;
     st.last_error = s.state_cell().last_error().map(error_info);
     st.encoder = Some(s.encoder_kind().to_string());
+    st.jpeg_encoders = s.jpeg().running();
     st.outputs = s
         .rtsp_urls()
         .iter()

@@ -4,6 +4,7 @@
 
 mod canvas;
 mod slot;
+mod tap;
 
 use std::time::SystemTime;
 
@@ -13,6 +14,7 @@ use crate::config::StreamId;
 
 pub use canvas::{Canvas, Yuv};
 pub use slot::{LatestSlot, SlotRecv};
+pub use tap::{FrameTap, TappedFrame, frame_tap};
 
 /// A rectangle in frame pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -11,12 +11,14 @@
 
 mod fanout;
 mod feed;
+mod jpeg;
 mod media_factory;
 mod push;
 mod rtsp_server;
 
 pub use fanout::{EncodedSink, Fanout, FeedStats};
 pub use feed::AppSrcFeed;
+pub use jpeg::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, output_size};
 pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
 pub use rtsp_server::RtspServer;

@@ -25,10 +25,10 @@ use anyhow::{Context, Result};
 
 use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncodeSink, Encoder, EncoderKind};
-use crate::frame::{Frame, LatestSlot};
+use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::Chain;
-use crate::publish::{Fanout, PushOutput, RtspServer};
+use crate::publish::{Fanout, JpegHub, PushOutput, RtspServer};
 use crate::supervise::Shutdown;
 
 pub use histogram::Histogram;
@@ -49,6 +49,7 @@ pub struct Stream {
     processing: Option<JoinHandle<()>>,
     outputs: Vec<PushOutput>,
     fanout: Arc<Fanout>,
+    jpeg: Arc<JpegHub>,
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
 }
@@ -66,6 +67,8 @@ impl Stream {
         let source_info: Arc<Mutex<SourceInfo>> = Arc::default();
         let shutdown = Shutdown::new();
         let slot = LatestSlot::new();
+        let tap = frame_tap();
+        let jpeg = Arc::new(JpegHub::new(id.clone(), tap.subscribe()));
 
         let encoder_cell: Arc<OnceLock<Weak<Encoder>>> = Arc::default();
         let fanout = {
@@ -137,6 +140,7 @@ impl Stream {
                     .then(|| Duration::from_secs_f64(server.summary_interval_s)),
                 stall_timeout: Duration::from_secs_f64(config.stall_timeout_s),
                 default_fps: config.encoder.fps,
+                tap,
             };
             std::thread::Builder::new()
                 .name(format!("proc-{id}"))
@@ -156,6 +160,7 @@ impl Stream {
             processing: Some(processing),
             outputs,
             fanout,
+            jpeg,
             rtsp_urls,
             mounts,
         })
@@ -202,6 +207,11 @@ impl Stream {
     /// Access units dropped by its outputs.
     pub fn dropped_outputs(&self) -> u64 {
         self.fanout.dropped()
+    }
+
+    /// Its JPEG encoders for browser viewers (started while someone watches).
+    pub fn jpeg(&self) -> &Arc<JpegHub> {
+        &self.jpeg
     }
 
     /// URLs of its RTSP mounts on framegate's server.

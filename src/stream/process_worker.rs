@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::StreamId;
 use crate::elements::error_text;
 use crate::encode::{Encoder, Timeline};
-use crate::frame::{Frame, LatestSlot, SlotRecv};
+use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
 use crate::process::Chain;
 use crate::publish::Fanout;
 
@@ -38,6 +38,21 @@ pub(super) struct Context {
     pub stall_timeout: Duration,
     /// Frame rate of the slate when the source announces none.
     pub default_fps: u32,
+    /// Where every frame sent to the encoder is also offered (browser viewers).
+    pub tap: FrameTap,
+}
+
+impl Context {
+    /// Offers a frame sent to the encoder to the tap (a reference, no copy).
+    fn tap(&self, buffer: &gst::Buffer, info: &gst_video::VideoInfo, capture_time: SystemTime) {
+        let seq = self.tap.borrow().as_ref().map_or(0, |f| f.seq + 1);
+        self.tap.send_replace(Some(TappedFrame {
+            buffer: buffer.clone(),
+            info: info.clone(),
+            seq,
+            capture_time,
+        }));
+    }
 }
 
 /// The slate being shown.
@@ -171,11 +186,13 @@ impl GapFiller {
                 .is_ok()
             {
                 ctx.stats.frames_slate.fetch_add(1, Ordering::Relaxed);
+                ctx.tap(&s.buffer, &s.info, SystemTime::now());
             }
         } else if let Some((buffer, info)) = &self.last_pushed
             && ctx.encoder.push(buffer.clone(), info, Some(pts)).is_ok()
         {
             ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
+            ctx.tap(buffer, info, SystemTime::now());
         }
         let next = self.next.unwrap_or(now) + interval;
         // Fell behind (a busy machine): carry on from now rather than send a burst.
@@ -240,8 +257,9 @@ fn process(
             tracing::warn!(stream = %ctx.id, processor = name, "processor failed: {e:#}");
         }
     }
-    let (buffer, info, _meta) = frame.into_parts();
+    let (buffer, info, meta) = frame.into_parts();
     let kept = buffer.clone();
+    ctx.tap(&buffer, &info, meta.capture_time);
     let pts = timeline.live(
         buffer.pts().map(gst::ClockTime::nseconds),
         ctx.encoder.running_time().nseconds(),

@@ -11,12 +11,17 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    pub raw_body: Vec<u8>,
 }
 
 impl Response {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.raw_body
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -53,6 +58,11 @@ pub fn request(
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let raw_body = raw.get(split + 4..).unwrap_or_default().to_vec();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -77,6 +87,7 @@ pub fn request(
         status,
         headers,
         body,
+        raw_body,
     }
 }
 

@@ -41,6 +41,15 @@ impl ApiError {
         }
     }
 
+    /// 400: a query parameter is out of range.
+    pub fn bad_query(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid query parameter",
+            detail.into(),
+        )
+    }
+
     /// 400: the request body is not a valid stream config.
     pub fn bad_body(detail: impl Into<String>) -> Self {
         Self::new(
@@ -77,6 +86,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::Invalid(_) => StatusCode::BAD_REQUEST,
             ManagerError::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ManagerError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ManagerError::NotRunning(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let error = match &e {
             ManagerError::NotFound(_) => "no such stream",
@@ -84,6 +94,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::Invalid(_) => "invalid stream config",
             ManagerError::Reload(_) => "cannot reload the config",
             ManagerError::Persist(_) => "cannot save the change",
+            ManagerError::NotRunning(_) => "stream is stopped",
         };
         Self::new(status, error, e.to_string())
     }

@@ -10,12 +10,14 @@
 //! | `POST /api/reload` | re-read the config file |
 //! | `GET /api/openapi.json` | this API, described |
 //! | `GET /metrics` | Prometheus metrics |
+//! | `GET /streams/{id}/snapshot.jpg`, `GET /streams/{id}/mjpeg` | pictures for browsers |
 //! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
 
 mod auth;
 mod error;
 mod openapi;
 mod streams;
+mod viewers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,6 +70,19 @@ impl Api {
 }
 
 const STREAM_ERRORS: &[u16] = &[404];
+const VIEW_QUERY: &[(&str, &str, &str)] = &[
+    (
+        "width",
+        "integer",
+        "Picture width in pixels (16 to 7680); the height keeps the aspect ratio. Default: the stream's.",
+    ),
+    (
+        "fps",
+        "number",
+        "Most pictures per second this viewer gets. Default: every frame it can take.",
+    ),
+    ("quality", "integer", "JPEG quality, 1 to 100. Default 75."),
+];
 
 fn api() -> Api {
     let api = Api {
@@ -86,6 +101,7 @@ fn api() -> Api {
             text: None,
             errors: &[],
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -100,6 +116,7 @@ fn api() -> Api {
             text: None,
             errors: &[400, 409],
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -114,6 +131,7 @@ fn api() -> Api {
             text: None,
             errors: STREAM_ERRORS,
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -128,6 +146,7 @@ fn api() -> Api {
             text: None,
             errors: &[400, 404],
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -142,6 +161,7 @@ fn api() -> Api {
             text: None,
             errors: STREAM_ERRORS,
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -156,6 +176,7 @@ fn api() -> Api {
             text: None,
             errors: STREAM_ERRORS,
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -170,6 +191,7 @@ fn api() -> Api {
             text: None,
             errors: STREAM_ERRORS,
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -184,6 +206,7 @@ fn api() -> Api {
             text: None,
             errors: &[422],
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -198,6 +221,7 @@ fn api() -> Api {
             text: Some("application/json"),
             errors: &[],
             secured: true,
+            query: &[],
         },
     )
     .route(
@@ -212,6 +236,37 @@ fn api() -> Api {
             text: Some("text/plain"),
             errors: &[],
             secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/streams/{id}/snapshot.jpg",
+        viewers::snapshot,
+        Op {
+            summary: "Snapshot",
+            description: "The stream's newest processed picture as a JPEG, at once (no wait for a key frame). `X-Frame-Seq` and `X-Capture-Time` (Unix ms) say which frame it is.",
+            request: None,
+            response: (200, "A JPEG picture.", None),
+            text: Some("image/jpeg"),
+            errors: &[400, 404, 503],
+            secured: true,
+            query: VIEW_QUERY,
+        },
+    )
+    .route(
+        "get",
+        "/streams/{id}/mjpeg",
+        viewers::mjpeg,
+        Op {
+            summary: "MJPEG stream",
+            description: "`multipart/x-mixed-replace` JPEG pictures for `<img>` tags; each part has `X-Frame-Seq` and `X-Capture-Time`. A slow viewer skips pictures; it never slows the stream.",
+            request: None,
+            response: (200, "An endless multipart stream of JPEG pictures.", None),
+            text: Some("multipart/x-mixed-replace"),
+            errors: &[400, 404, 503],
+            secured: true,
+            query: VIEW_QUERY,
         },
     )
     .route(
@@ -226,6 +281,7 @@ fn api() -> Api {
             text: Some("text/plain"),
             errors: &[],
             secured: false,
+            query: &[],
         },
     )
     .route(
@@ -240,6 +296,7 @@ fn api() -> Api {
             text: Some("application/json"),
             errors: &[503],
             secured: false,
+            query: &[],
         },
     )
 }

@@ -30,6 +30,8 @@ pub struct Op {
     pub errors: &'static [u16],
     /// Whether the API token applies to it.
     pub secured: bool,
+    /// Query parameters: (name, JSON type, description).
+    pub query: &'static [(&'static str, &'static str, &'static str)],
 }
 
 /// The document being built.
@@ -83,6 +85,9 @@ impl Doc {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .chain(op.query.iter().map(|(name, ty, desc)| {
+                json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": ty } })
+            }))
             .collect();
         if !params.is_empty() {
             operation["parameters"] = Value::Array(params);
@@ -134,9 +139,9 @@ fn error_description(code: u16) -> &'static str {
         400 => "The body is not a valid stream config; `detail` names the field.",
         401 => "A token is required: `Authorization: Bearer <token>`.",
         404 => "No stream with this id.",
+        503 => "Not available now (not ready, stopped, or no picture yet).",
         409 => "A stream with this id exists already.",
         422 => "The config file could not be reloaded.",
-        503 => "Not ready.",
         _ => "Error.",
     }
 }

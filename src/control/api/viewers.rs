@@ -1,0 +1,200 @@
+//! Browser outputs of a stream: a JPEG snapshot and an MJPEG stream, with `?width=`, `?fps=` and
+//! `?quality=`. The JPEG work is shared per (stream, width, quality) and runs only while
+//! someone watches ([`crate::publish::JpegHub`]); each viewer takes the newest picture when it
+//! is ready for one, so a slow viewer skips frames and slows nobody.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::config::StreamId;
+use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegKey};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// How long a snapshot waits for its first picture.
+const FIRST_PICTURE: Duration = Duration::from_secs(3);
+/// How long an encoder started for a snapshot stays up for the next one.
+const SNAPSHOT_WARM: Duration = Duration::from_secs(2);
+/// The MJPEG part boundary.
+const BOUNDARY: &str = "framegate";
+
+/// `?width=&fps=&quality=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewParams {
+    width: Option<u32>,
+    fps: Option<f64>,
+    quality: Option<u8>,
+}
+
+impl ViewParams {
+    fn key(&self) -> Result<JpegKey, ApiError> {
+        if let Some(w) = self.width
+            && !(16..=7680).contains(&w)
+        {
+            return Err(ApiError::bad_query(format!("width={w}: from 16 to 7680")));
+        }
+        let quality = self.quality.unwrap_or(75);
+        if !(1..=100).contains(&quality) {
+            return Err(ApiError::bad_query(format!(
+                "quality={quality}: from 1 to 100"
+            )));
+        }
+        if let Some(f) = self.fps
+            && !(f > 0.0 && f <= 120.0)
+        {
+            return Err(ApiError::bad_query(format!(
+                "fps={f}: more than 0, at most 120"
+            )));
+        }
+        Ok(JpegKey {
+            width: self.width,
+            quality,
+        })
+    }
+}
+
+/// Starts (or joins) the stream's encoder for these parameters.
+async fn encoder(
+    state: &AppState,
+    id: &str,
+    params: &ViewParams,
+) -> Result<Arc<JpegEncoder>, ApiError> {
+    let key = params.key()?;
+    let id = StreamId::try_from(id.to_string()).map_err(|_| ApiError::no_stream(id))?;
+    let manager = state.manager.clone();
+    let hub = tokio::task::spawn_blocking(move || manager.jpeg_hub(&id))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                e.to_string(),
+            )
+        })??;
+    hub.subscribe(key).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot start the JPEG encoder",
+            format!("{e:#}"),
+        )
+    })
+}
+
+/// The next picture newer than `after` (any, if none yet); `None` when the encoder stopped.
+async fn next_picture(rx: &mut JpegFrames, after: Option<u64>) -> Option<Arc<JpegFrame>> {
+    loop {
+        if let Some(f) = rx.borrow_and_update().clone()
+            && after.is_none_or(|a| f.seq > a)
+        {
+            return Some(f);
+        }
+        rx.changed().await.ok()?;
+    }
+}
+
+fn capture_ms(f: &JpegFrame) -> u128 {
+    f.capture_time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+/// `GET /streams/{id}/snapshot.jpg`: the newest picture, at once.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<ViewParams>,
+) -> Result<Response, ApiError> {
+    let enc = encoder(&state, &id, &params).await?;
+    let mut rx = enc.frames();
+    let picture = tokio::time::timeout(FIRST_PICTURE, next_picture(&mut rx, None))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no picture yet",
+                "the stream has not produced a frame",
+            )
+        })?;
+    // Keep the encoder warm briefly: dashboards poll snapshots.
+    tokio::spawn(async move {
+        tokio::time::sleep(SNAPSHOT_WARM).await;
+        drop(enc);
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (
+                header::HeaderName::from_static("x-frame-seq"),
+                picture.seq.to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-capture-time"),
+                capture_ms(&picture).to_string(),
+            ),
+        ],
+        picture.data.clone(),
+    )
+        .into_response())
+}
+
+/// `GET /streams/{id}/mjpeg`: `multipart/x-mixed-replace` JPEG, as fast as the viewer reads
+/// (or `?fps=`).
+pub async fn mjpeg(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<ViewParams>,
+) -> Result<Response, ApiError> {
+    let enc = encoder(&state, &id, &params).await?;
+    let interval = params.fps.map(|f| Duration::from_secs_f64(1.0 / f));
+    let rx = enc.frames();
+    let parts = futures_util::stream::unfold(
+        (enc, rx, None::<u64>, Instant::now()),
+        move |(enc, mut rx, last, due)| async move {
+            if interval.is_some() {
+                tokio::time::sleep_until(due).await;
+            }
+            let picture = next_picture(&mut rx, last).await?;
+            let next_due = interval.map_or(due, |i| (due + i).max(Instant::now()));
+            let head = format!(
+                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frame-Seq: {}\r\nX-Capture-Time: {}\r\n\r\n",
+                picture.data.len(),
+                picture.seq,
+                capture_ms(&picture)
+            );
+            let mut part = Vec::with_capacity(head.len() + picture.data.len() + 2);
+            part.extend_from_slice(head.as_bytes());
+            part.extend_from_slice(&picture.data);
+            part.extend_from_slice(b"\r\n");
+            Some((
+                Ok::<Bytes, Infallible>(Bytes::from(part)),
+                (enc, rx, Some(picture.seq), next_due),
+            ))
+        },
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                format!("multipart/x-mixed-replace; boundary={BOUNDARY}"),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        Body::from_stream(parts),
+    )
+        .into_response())
+}
