@@ -493,6 +493,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("GET", "/readyz"),
         ("GET", "/streams/{id}/mjpeg"),
         ("GET", "/streams/{id}/snapshot.jpg"),
+        ("GET", "/streams/{id}/ws"),
         ("POST", "/api/reload"),
         ("POST", "/api/streams"),
         ("POST", "/api/streams/{id}/start"),

@@ -245,3 +245,87 @@ fn mjpeg_viewers_share_one_encoder_and_slow_ones_slow_nobody() {
         (status(&addr)["jpeg_encoders"] == 0).then_some(())
     });
 }
+
+/// A WebSocket client reading server messages (enough of RFC 6455 for this test).
+struct Ws {
+    reader: BufReader<TcpStream>,
+}
+
+impl Ws {
+    fn open(addr: &str, path: &str) -> Self {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(LONG)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.contains(" 101 "), "{status}");
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+        }
+        Self { reader }
+    }
+
+    /// The next binary message.
+    fn next_binary(&mut self) -> Vec<u8> {
+        loop {
+            let mut h = [0u8; 2];
+            self.reader.read_exact(&mut h).unwrap();
+            let opcode = h[0] & 0x0F;
+            let mut len = u64::from(h[1] & 0x7F);
+            if len == 126 {
+                let mut b = [0u8; 2];
+                self.reader.read_exact(&mut b).unwrap();
+                len = u64::from(u16::from_be_bytes(b));
+            } else if len == 127 {
+                let mut b = [0u8; 8];
+                self.reader.read_exact(&mut b).unwrap();
+                len = u64::from_be_bytes(b);
+            }
+            let mut payload = vec![0; len as usize];
+            self.reader.read_exact(&mut payload).unwrap();
+            if opcode == 2 {
+                return payload;
+            }
+        }
+    }
+}
+
+#[test]
+fn websocket_pushes_jpegs_with_a_json_header() {
+    let (_fg, addr) = start();
+    wait_for("the stream to be live", LONG, || {
+        (status(&addr)["state"] == "live").then_some(())
+    });
+    let mut ws = Ws::open(&addr, "/streams/cam/ws?width=256&quality=60");
+    let mut last = None;
+    for _ in 0..5 {
+        let msg = ws.next_binary();
+        let n = u32::from_be_bytes(msg[..4].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&msg[4..4 + n]).unwrap();
+        let jpeg = &msg[4 + n..];
+        assert_eq!(jpeg_size(jpeg), (256, 144));
+        assert_eq!(
+            (header["width"].as_u64(), header["height"].as_u64()),
+            (Some(256), Some(144))
+        );
+        let seq = header["seq"].as_u64().unwrap();
+        assert!(last.is_none_or(|l| seq > l), "{header}");
+        last = Some(seq);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let age = now_ms.saturating_sub(header["capture_ms"].as_u64().unwrap());
+        assert!(age < 5_000, "picture {age} ms old");
+    }
+}

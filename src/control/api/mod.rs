@@ -10,7 +10,7 @@
 //! | `POST /api/reload` | re-read the config file |
 //! | `GET /api/openapi.json` | this API, described |
 //! | `GET /metrics` | Prometheus metrics |
-//! | `GET /streams/{id}/snapshot.jpg`, `GET /streams/{id}/mjpeg` | pictures for browsers |
+//! | `GET /streams/{id}/snapshot.jpg`, `.../mjpeg`, `.../ws` | pictures for browsers |
 //! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
 
 mod auth;
@@ -264,6 +264,21 @@ fn api() -> Api {
             request: None,
             response: (200, "An endless multipart stream of JPEG pictures.", None),
             text: Some("multipart/x-mixed-replace"),
+            errors: &[400, 404, 503],
+            secured: true,
+            query: VIEW_QUERY,
+        },
+    )
+    .route(
+        "get",
+        "/streams/{id}/ws",
+        viewers::websocket,
+        Op {
+            summary: "WebSocket of pictures",
+            description: "A WebSocket (upgrade this GET) pushing one binary message per picture: a 4-byte big-endian length, a JSON header of that length (`seq`, `capture_ms`, `width`, `height`), then the JPEG. A slow viewer gets fewer pictures; it never slows the stream.",
+            request: None,
+            response: (101, "Switching to the WebSocket protocol.", None),
+            text: None,
             errors: &[400, 404, 503],
             secured: true,
             query: VIEW_QUERY,

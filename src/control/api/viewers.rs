@@ -1,5 +1,5 @@
-//! Browser outputs of a stream: a JPEG snapshot and an MJPEG stream, with `?width=`, `?fps=` and
-//! `?quality=`. The JPEG work is shared per (stream, width, quality) and runs only while
+//! Browser outputs of a stream: a JPEG snapshot, an MJPEG stream and a WebSocket of JPEG
+//! pictures, with `?width=`, `?fps=` and `?quality=`. The JPEG work is shared per (stream, width, quality) and runs only while
 //! someone watches ([`crate::publish::JpegHub`]); each viewer takes the newest picture when it
 //! is ready for one, so a slow viewer skips frames and slows nobody.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -197,4 +198,60 @@ pub async fn mjpeg(
         Body::from_stream(parts),
     )
         .into_response())
+}
+
+/// `GET /streams/{id}/ws`: a WebSocket pushing one binary message per picture: a 4-byte
+/// big-endian length, a JSON header of that length (`seq`, `capture_ms`, `width`, `height`),
+/// then the JPEG. The viewer's own pace (or `?fps=`) decides how many it gets.
+pub async fn websocket(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<ViewParams>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let enc = encoder(&state, &id, &params).await?;
+    let interval = params.fps.map(|f| Duration::from_secs_f64(1.0 / f));
+    Ok(ws.on_upgrade(move |socket| push_pictures(socket, enc, interval)))
+}
+
+async fn push_pictures(mut socket: WebSocket, enc: Arc<JpegEncoder>, interval: Option<Duration>) {
+    let mut rx = enc.frames();
+    let mut last = None;
+    let mut due = Instant::now();
+    loop {
+        if interval.is_some() {
+            tokio::time::sleep_until(due).await;
+        }
+        let picture = tokio::select! {
+            p = next_picture(&mut rx, last) => p,
+            // A closed socket ends the loop even while no picture comes.
+            msg = socket.recv() => match msg {
+                Some(Ok(_)) => continue,
+                _ => return,
+            },
+        };
+        let Some(picture) = picture else { return };
+        last = Some(picture.seq);
+        if let Some(i) = interval {
+            due = (due + i).max(Instant::now());
+        }
+        let header = serde_json::json!({
+            "seq": picture.seq,
+            "capture_ms": capture_ms(&picture) as u64,
+            "width": picture.width,
+            "height": picture.height,
+        })
+        .to_string();
+        let mut msg = Vec::with_capacity(4 + header.len() + picture.data.len());
+        msg.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        msg.extend_from_slice(header.as_bytes());
+        msg.extend_from_slice(&picture.data);
+        if socket
+            .send(Message::Binary(Bytes::from(msg)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
