@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything framegate needs to build, run and test on Debian 12:
 # GStreamer 1.22 (development files and the plugin sets framegate uses), the real
-# servers and clients the tests start (nginx with the RTMP module, ffmpeg), and two
-# Python validators for the tests.
+# servers and clients the tests start (nginx with the RTMP module, ffmpeg, Chromium),
+# and the test tools (two Python validators, playwright-core).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -22,7 +22,13 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
   gstreamer1.0-rtsp gstreamer1.0-x \
   nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv \
+  chromium fonts-dejavu-core \
   >/dev/null
+# Node.js for the browser test: the machine's own if it has one (it may come from another
+# repository, which Debian's npm package would conflict with), Debian's otherwise.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 
 # Python validators the tests use as independent checkers (OpenAPI document, Prometheus text),
 # in a virtual environment inside target/ (ignored by git).
@@ -32,3 +38,6 @@ if [ ! -x target/pytools/bin/python ]; then
 fi
 target/pytools/bin/pip install --quiet --disable-pip-version-check \
   "openapi-spec-validator==0.7.2" "prometheus-client==0.21.1"
+
+# playwright-core drives Debian's Chromium in the dashboard test (it downloads no browser).
+(cd tests/browser && npm ci --no-audit --no-fund --silent)

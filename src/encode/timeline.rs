@@ -3,7 +3,9 @@
 //!
 //! Live frames keep the spacing of their source's timestamps (an RTSP camera's RTP clock, after
 //! the jitter buffer), mapped onto the encoder's own running time, so that decoding and
-//! processing jitter does not reach the viewers' timestamps. Filler frames (held frames, the
+//! processing jitter does not reach the viewers' timestamps. When the source announces a frame
+//! rate, times are also snapped to that frame grid, so that a constant-rate camera gives a
+//! constant-rate output even through small timestamp jitter. Filler frames (held frames, the
 //! slate) follow the previous frame at the frame interval. Whenever the mapped time drifts too
 //! far from the encoder's clock (a source restart, a stall, a clock jump) the timeline
 //! re-anchors on the clock. Timestamps only ever go forward.
@@ -21,41 +23,64 @@ const MIN_STEP: Ns = 1_000_000;
 pub struct Timeline {
     /// Output time minus source time, while the source is continuous.
     offset: Option<i128>,
+    /// The frame grid: its origin and step.
+    grid: Option<(Ns, Ns)>,
     last: Option<Ns>,
 }
 
 impl Timeline {
     /// The output time of a live frame stamped `src` by its source, arriving at `now` on the
-    /// encoder's clock.
-    pub fn live(&mut self, src: Option<Ns>, now: Ns) -> Ns {
+    /// encoder's clock; `frame` is the source's frame duration, if it announces a rate.
+    pub fn live(&mut self, src: Option<Ns>, now: Ns, frame: Option<Ns>) -> Ns {
         let Some(src) = src else {
             self.offset = None;
-            return self.emit(now);
+            self.grid = None;
+            return self.emit(now, MIN_STEP);
         };
         let mapped = self.offset.map(|o| src as i128 + o);
         let t = match mapped {
             Some(t) if (t - now as i128).unsigned_abs() <= u128::from(MAX_DRIFT) => t as Ns,
             _ => {
                 self.offset = Some(now as i128 - src as i128);
+                self.grid = None;
                 now
             }
         };
-        self.emit(t)
+        match frame.filter(|d| *d > 0) {
+            Some(d) => {
+                let (origin, step) = match self.grid {
+                    Some((o, s)) if s == d && t >= o => (o, s),
+                    _ => {
+                        self.grid = Some((t, d));
+                        (t, d)
+                    }
+                };
+                let slots = (t - origin + step / 2) / step;
+                self.emit(origin + slots * step, step)
+            }
+            None => {
+                self.grid = None;
+                self.emit(t, MIN_STEP)
+            }
+        }
     }
 
     /// The output time of a filler frame, `interval` after the previous one.
     pub fn filler(&mut self, now: Ns, interval: Ns) -> Ns {
         let t = match self.last {
             Some(last) if (last + interval).abs_diff(now) <= MAX_DRIFT => last + interval,
-            _ => now,
+            _ => {
+                self.grid = None;
+                now
+            }
         };
-        // The source's mapping is no longer current: the next live frame re-anchors if needed.
-        self.emit(t)
+        self.emit(t, MIN_STEP)
     }
 
-    fn emit(&mut self, t: Ns) -> Ns {
+    /// Emits `t`, or the next free step after the last time if `t` is not after it.
+    fn emit(&mut self, t: Ns, step: Ns) -> Ns {
         let t = match self.last {
-            Some(last) if t < last + MIN_STEP => last + MIN_STEP,
+            Some(last) if t < last + MIN_STEP => last + step.max(MIN_STEP),
             _ => t,
         };
         self.last = Some(t);
@@ -76,24 +101,38 @@ mod tests {
         let out: Vec<Ns> = arrivals
             .iter()
             .enumerate()
-            .map(|(i, a)| t.live(Some(5000 * MS + i as Ns * 40 * MS), a * MS))
+            .map(|(i, a)| t.live(Some(5000 * MS + i as Ns * 40 * MS), a * MS, None))
             .collect();
         assert_eq!(out, [1000 * MS, 1040 * MS, 1080 * MS, 1120 * MS, 1160 * MS]);
     }
 
     #[test]
+    fn a_known_frame_rate_snaps_source_jitter_to_the_grid() {
+        let mut t = Timeline::default();
+        // Source timestamps off the 40 ms grid by a few ms either way.
+        let src = [0, 41, 79, 122, 160, 198];
+        let out: Vec<Ns> = src
+            .iter()
+            .map(|s| t.live(Some(s * MS), 1000 * MS + s * MS, Some(40 * MS)))
+            .collect();
+        assert_eq!(out, [1000, 1040, 1080, 1120, 1160, 1200].map(|v| v * MS));
+        // Two frames in one slot: the second takes the next slot.
+        assert_eq!(t.live(Some(201 * MS), 1201 * MS, Some(40 * MS)), 1240 * MS);
+    }
+
+    #[test]
     fn fillers_follow_at_the_interval_and_a_restarted_source_re_anchors() {
         let mut t = Timeline::default();
-        assert_eq!(t.live(Some(0), 100 * MS), 100 * MS);
+        assert_eq!(t.live(Some(0), 100 * MS, None), 100 * MS);
         assert_eq!(t.filler(141 * MS, 40 * MS), 140 * MS);
         assert_eq!(t.filler(179 * MS, 40 * MS), 180 * MS);
         // Long silence: fillers re-anchor on the clock.
         assert_eq!(t.filler(2000 * MS, 40 * MS), 2000 * MS);
         // The source comes back with timestamps from a new epoch.
-        assert_eq!(t.live(Some(7 * MS), 2030 * MS), 2030 * MS);
-        assert_eq!(t.live(Some(47 * MS), 2075 * MS), 2070 * MS);
+        assert_eq!(t.live(Some(7 * MS), 2030 * MS, None), 2030 * MS);
+        assert_eq!(t.live(Some(47 * MS), 2075 * MS, None), 2070 * MS);
         // Never backwards, never equal.
-        assert_eq!(t.live(Some(47 * MS), 2076 * MS), 2071 * MS);
-        assert_eq!(t.live(None, 1000 * MS), 2072 * MS);
+        assert_eq!(t.live(Some(47 * MS), 2076 * MS, None), 2071 * MS);
+        assert_eq!(t.live(None, 1000 * MS, None), 2072 * MS);
     }
 }

@@ -260,9 +260,13 @@ fn process(
     let (buffer, info, meta) = frame.into_parts();
     let kept = buffer.clone();
     ctx.tap(&buffer, &info, meta.capture_time);
+    let fps = info.fps();
+    let frame_ns =
+        (fps.numer() > 0).then(|| 1_000_000_000u64 * fps.denom() as u64 / fps.numer() as u64);
     let pts = timeline.live(
         buffer.pts().map(gst::ClockTime::nseconds),
         ctx.encoder.running_time().nseconds(),
+        frame_ns,
     );
     if let Err(e) = ctx
         .encoder

@@ -1,5 +1,7 @@
 //! Bearer-token authentication: changes always need the token (when one is set); reads need it
-//! unless `api_read_open`. Health checks are always open.
+//! unless `api_read_open`. Health checks and the dashboard's static files are always open.
+//! Browsers cannot put headers on WebSocket or `<img>` requests, so reads also accept the
+//! token as a `token` query parameter.
 
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -21,7 +23,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
 }
 
 fn needs_token(method: &Method, path: &str, read_open: bool) -> bool {
-    if path == "/healthz" || path == "/readyz" {
+    if path == "/healthz" || path == "/readyz" || super::dashboard::PATHS.contains(&path) {
         return false;
     }
     let read = method == Method::GET || method == Method::HEAD;
@@ -29,11 +31,26 @@ fn needs_token(method: &Method, path: &str, read_open: bool) -> bool {
 }
 
 fn bearer_matches(req: &Request, token: &str) -> bool {
-    req.headers()
+    let header = req
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+        .map(str::trim);
+    // Only reads take the token from the query: a link must never be able to change anything.
+    let query = (req.method() == Method::GET)
+        .then(|| req.uri().query())
+        .flatten()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+        });
+    match (header, query) {
+        (Some(given), _) => constant_time_eq(given.as_bytes(), token.as_bytes()),
+        (None, Some(given)) => constant_time_eq(given.as_bytes(), token.as_bytes()),
+        (None, None) => false,
+    }
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal the token.

@@ -12,8 +12,10 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /streams/{id}/snapshot.jpg`, `.../mjpeg`, `.../ws` | pictures for browsers |
 //! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
+//! | `GET /` | the dashboard (static files built in; not part of the API document) |
 
 mod auth;
+mod dashboard;
 mod error;
 mod openapi;
 mod streams;
@@ -331,6 +333,9 @@ pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> 
         openapi: Arc::new(doc.finish()),
     };
     router
+        .route("/", get(dashboard::index))
+        .route("/app.js", get(dashboard::app))
+        .route("/style.css", get(dashboard::style))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -36,6 +36,9 @@ pub struct ViewParams {
     width: Option<u32>,
     fps: Option<f64>,
     quality: Option<u8>,
+    /// The API token, for viewers that cannot send headers (checked by the auth layer).
+    #[allow(dead_code)]
+    token: Option<String>,
 }
 
 impl ViewParams {

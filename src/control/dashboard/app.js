@@ -1,0 +1,234 @@
+// framegate dashboard: a camera wall of live tiles and a large view with instant switching.
+// Pictures come over WebSockets (/streams/{id}/ws), one JPEG per message with a JSON header;
+// state, details and actions come from the REST API. Measurements are kept in
+// window.framegateStats for users and tests.
+"use strict";
+
+const TILE = { width: 320, fps: 5, quality: 60 };
+const BIG = { quality: 80 };
+const t0 = performance.now();
+const stats = (window.framegateStats = {
+  firstFrameMs: {},   // stream id -> ms from page load to its first tile picture
+  switches: [],       // ms from a click to the new camera's first full-size picture
+  latencyMs: {},      // stream id -> age of the newest picture when it was drawn
+});
+
+let token = localStorage.getItem("framegate-token") || "";
+let streams = [];
+const tiles = new Map();  // id -> { el, canvas, ws, bitmap, header }
+let selected = null;      // { id, ws, clickedAt, shown }
+
+const $ = (sel) => document.querySelector(sel);
+
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  if (r.status === 401) {
+    $("#token-button").hidden = false;
+    throw new Error("this needs the API token");
+  }
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Error(data && data.detail ? `${data.error}: ${data.detail}` : r.statusText);
+  return data;
+}
+
+function viewUrl(id, params) {
+  const q = new URLSearchParams(params);
+  if (token) q.set("token", token);
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  return `${proto}://${location.host}/streams/${encodeURIComponent(id)}/ws?${q}`;
+}
+
+// Opens a picture socket; calls onPicture(bitmap, header) for each picture.
+function openPictures(id, params, onPicture) {
+  const ws = new WebSocket(viewUrl(id, params));
+  ws.binaryType = "arraybuffer";
+  let busy = false;
+  ws.onmessage = async (ev) => {
+    if (busy) return; // still drawing the last one: skip, the next is newer anyway
+    busy = true;
+    try {
+      const buf = ev.data;
+      const n = new DataView(buf).getUint32(0);
+      const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
+      const bitmap = await createImageBitmap(new Blob([new Uint8Array(buf, 4 + n)], { type: "image/jpeg" }));
+      onPicture(bitmap, header);
+    } catch (e) {
+      console.warn(id, e);
+    } finally {
+      busy = false;
+    }
+  };
+  ws.onclose = () => setTimeout(() => { if (ws.reopen) ws.reopen(); }, 1000);
+  return ws;
+}
+
+function draw(canvas, bitmap) {
+  if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+  }
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+}
+
+function ensureTile(s) {
+  if (tiles.has(s.id)) return tiles.get(s.id);
+  const el = document.createElement("div");
+  el.className = "tile";
+  el.dataset.id = s.id;
+  el.innerHTML = `<canvas width="320" height="180"></canvas><div class="label"><span class="badge"></span><b></b><span class="info"></span></div>`;
+  el.querySelector("b").textContent = s.id;
+  el.addEventListener("click", () => select(s.id));
+  $("#wall").appendChild(el);
+  const tile = { el, canvas: el.querySelector("canvas"), ws: null, bitmap: null, header: null };
+  tiles.set(s.id, tile);
+  return tile;
+}
+
+function connectTile(id, tile) {
+  if (tile.ws) return;
+  {
+    tile.ws = openPictures(id, TILE, (bitmap, header) => {
+      if (!(id in stats.firstFrameMs)) stats.firstFrameMs[id] = Math.round(performance.now() - t0);
+      if (tile.bitmap) tile.bitmap.close();
+      tile.bitmap = bitmap;
+      tile.header = header;
+      stats.latencyMs[id] = Date.now() - header.capture_ms;
+      draw(tile.canvas, bitmap);
+    });
+    tile.ws.reopen = () => {
+      tile.ws = null;
+      const s = streams.find((x) => x.id === id);
+      if (tiles.has(id) && s && s.state !== "stopped") connectTile(id, tile);
+    };
+  }
+}
+
+function select(id) {
+  const clickedAt = performance.now();
+  if (selected && selected.ws) { selected.ws.reopen = null; selected.ws.close(); }
+  for (const t of tiles.values()) t.el.classList.toggle("selected", t.el.dataset.id === id);
+  $("#viewer").hidden = false;
+  const big = $("#big");
+  // No blank frame: the tile's newest picture fills the large view until full-size ones come.
+  const tile = tiles.get(id);
+  if (tile && tile.bitmap) big.getContext("2d").drawImage(tile.bitmap, 0, 0, big.width, big.height);
+  const sel = { id, clickedAt, shown: false, ws: null };
+  sel.ws = openPictures(id, BIG, (bitmap, header) => {
+    if (selected !== sel) { bitmap.close(); return; }
+    draw(big, bitmap);
+    bitmap.close();
+    stats.latencyMs[id] = Date.now() - header.capture_ms;
+    if (!sel.shown) {
+      sel.shown = true;
+      stats.switches.push(Math.round(performance.now() - clickedAt));
+    }
+  });
+  sel.ws.reopen = () => { if (selected === sel) select(id); };
+  selected = sel;
+  renderDetails();
+}
+
+function renderDetails() {
+  if (!selected) return;
+  const s = streams.find((x) => x.id === selected.id);
+  const d = $("#details");
+  if (!s) { d.textContent = "removed"; return; }
+  const outs = s.outputs.map((o) => `${o.kind} ${o.url} (${o.state})`).join("\n") || "none";
+  const rows = [
+    ["state", s.state + (s.reconnect ? ` — attempt ${s.reconnect.attempt}` : "")],
+    ["source", s.source.url],
+    ["picture", s.source.width ? `${s.source.width}x${s.source.height} ${s.source.codec || "raw"}` : "—"],
+    ["decoder", s.source.decoder ? `${s.source.decoder} (${s.source.hardware ? "GPU" : "CPU"})` : "none (raw source)"],
+    ["encoder", s.encoder || "—"],
+    ["fps in / out", `${s.fps_in.toFixed(1)} / ${s.fps_out.toFixed(1)}`],
+    ["dropped", `ingest ${s.dropped.ingest}, outputs ${s.dropped.outputs}`],
+    ["latency", selected.id in stats.latencyMs ? `${stats.latencyMs[selected.id]} ms to this page` : "—"],
+    ["outputs", outs],
+    ["last error", s.last_error ? `${s.last_error.message} (${Math.round(s.last_error.ago_s)} s ago)` : "none"],
+  ];
+  d.innerHTML = "<dl></dl><div class=actions></div>";
+  const dl = d.querySelector("dl");
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v; dd.style.whiteSpace = "pre-wrap";
+    dl.append(dt, dd);
+  }
+  const actions = d.querySelector(".actions");
+  const button = (label, fn) => {
+    const b = document.createElement("button");
+    b.textContent = label;
+    b.onclick = async () => { try { await fn(); await refresh(); } catch (e) { alert(e.message); } };
+    actions.appendChild(b);
+  };
+  const path = `/api/streams/${encodeURIComponent(s.id)}`;
+  if (s.state === "stopped") button("Start", () => api("POST", `${path}/start`));
+  else button("Stop", () => api("POST", `${path}/stop`));
+  button("Remove", async () => {
+    if (!confirm(`Remove ${s.id}?`)) return;
+    await api("DELETE", path);
+    $("#viewer").hidden = true;
+    selected = null;
+  });
+  $("#big-label").textContent = `${s.id} — ${s.state}`;
+}
+
+async function refresh() {
+  try {
+    streams = await api("GET", "/api/streams");
+  } catch (e) {
+    $("#summary").textContent = e.message;
+    return;
+  }
+  const live = streams.filter((s) => s.state === "live").length;
+  $("#summary").textContent = `${streams.length} streams, ${live} live`;
+  for (const s of streams) {
+    const tile = ensureTile(s);
+    const badge = tile.el.querySelector(".badge");
+    badge.className = `badge ${s.state}`;
+    badge.textContent = s.state === "stalled" || (s.state === "reconnecting" && s.frames.slate > 0) ? "no signal" : s.state;
+    const lat = stats.latencyMs[s.id];
+    tile.el.querySelector(".info").textContent = `${s.fps_out.toFixed(0)} fps${lat !== undefined ? ` · ${lat} ms` : ""}`;
+    if (s.state !== "stopped") connectTile(s.id, tile);
+  }
+  for (const [id, t] of tiles) {
+    if (!streams.some((s) => s.id === id)) {
+      if (t.ws) { t.ws.reopen = null; t.ws.close(); }
+      t.el.remove();
+      tiles.delete(id);
+    }
+  }
+  renderDetails();
+}
+
+$("#token-button").onclick = () => {
+  const t = prompt("API token", token);
+  if (t !== null) {
+    token = t.trim();
+    localStorage.setItem("framegate-token", token);
+    $("#token-button").hidden = true;
+    for (const t of tiles.values()) { if (t.ws) t.ws.close(); }
+    refresh();
+  }
+};
+
+$("#add-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const body = { id: f.get("id"), source: f.get("source"), processors: [], outputs: [] };
+  if (f.get("overlay")) body.processors.push({ kind: "overlay" });
+  if (f.get("rtsp")) body.outputs.push({ kind: "rtsp" });
+  try {
+    await api("POST", "/api/streams", body);
+    $("#add-result").textContent = `added ${body.id}`;
+    ev.target.reset();
+    await refresh();
+  } catch (e) {
+    $("#add-result").textContent = e.message;
+  }
+};
+
+refresh();
+setInterval(refresh, 1000);

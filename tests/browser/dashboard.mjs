@@ -1,0 +1,63 @@
+// Drives Debian's Chromium (headless, through playwright-core) against framegate's dashboard:
+// waits for every tile's first picture, checks that the pictures move, clicks through the
+// tiles, and prints what the page measured (window.framegateStats) as one JSON line.
+//
+// usage: node dashboard.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png
+import { chromium } from "playwright-core";
+
+const [url, expected, switchCount, screenshot] = process.argv.slice(2);
+const tiles = Number(expected);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForFunction(
+    (n) => Object.keys(window.framegateStats.firstFrameMs).length >= n, tiles, { timeout: 30000 });
+
+  // Every tile's picture changes (live video, not a still).
+  const sums = () => page.evaluate(() => [...document.querySelectorAll(".tile canvas")].map((c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let s = 0;
+    for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0;
+    return s;
+  }));
+  const first = await sums();
+  await page.waitForFunction((first) => {
+    const now = [...document.querySelectorAll(".tile canvas")].map((c) => {
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let s = 0;
+      for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0;
+      return s;
+    });
+    return now.length === first.length && now.every((s, i) => s !== first[i]);
+  }, first, { timeout: 20000 });
+
+  // Click through the tiles; right after each click the large view must already show a picture.
+  const ids = await page.evaluate(() => [...document.querySelectorAll(".tile")].map((t) => t.dataset.id));
+  let blankAfterClick = 0;
+  for (let i = 0; i < Number(switchCount); i++) {
+    const id = ids[i % ids.length];
+    const before = await page.evaluate(() => window.framegateStats.switches.length);
+    await page.click(`.tile[data-id="${id}"]`);
+    const lit = await page.evaluate(() => {
+      const c = document.querySelector("#big");
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let lit = 0;
+      for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 60) lit++;
+      return lit;
+    });
+    if (lit === 0) blankAfterClick++;
+    await page.waitForFunction((n) => window.framegateStats.switches.length > n, before, { timeout: 10000 });
+  }
+  await page.screenshot({ path: screenshot });
+  const stats = await page.evaluate(() => window.framegateStats);
+  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, ...stats }));
+} finally {
+  await browser.close();
+}
