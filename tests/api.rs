@@ -491,6 +491,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/readyz"),
+        ("GET", "/streams/{id}/hls/{file}"),
         ("GET", "/streams/{id}/mjpeg"),
         ("GET", "/streams/{id}/snapshot.jpg"),
         ("GET", "/streams/{id}/ws"),
@@ -507,7 +508,9 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
     assert_eq!(got, expected);
     // Every documented route is served (an unknown route would get the fallback's "not found").
     for (method, path) in &routes {
-        let path = path.replace("{id}", "no-such-stream");
+        let path = path
+            .replace("{id}", "no-such-stream")
+            .replace("{file}", "index.m3u8");
         let r = api.call(method, &path, Some(&json!({})), true);
         assert_ne!(r.status, 405, "{method} {path}");
         if r.status == 404 {

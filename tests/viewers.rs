@@ -329,3 +329,72 @@ fn websocket_pushes_jpegs_with_a_json_header() {
         assert!(age < 5_000, "picture {age} ms old");
     }
 }
+
+#[test]
+fn hls_playlist_and_segments_are_valid() {
+    let (_fg, addr) = start();
+    wait_for("the stream to be live", LONG, || {
+        (status(&addr)["state"] == "live").then_some(())
+    });
+    let r = request(&addr, "GET", "/streams/cam/hls/index.m3u8", None, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert!(r.body.starts_with("#EXTM3U"), "{}", r.body);
+    let segment = r
+        .body
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    let seg = request(
+        &addr,
+        "GET",
+        &format!("/streams/cam/hls/{segment}"),
+        None,
+        None,
+    );
+    assert_eq!(
+        (seg.status, seg.header("content-type")),
+        (200, Some("video/mp2t"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("segment.ts");
+    std::fs::write(&file, seg.body_bytes()).unwrap();
+    let probe = |target: &str| {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args(["stream=codec_name,width,height", "-of", "csv=p=0", target])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(probe(file.to_str().unwrap()), "h264,640,360");
+    // A real HLS client, through the playlist.
+    assert_eq!(
+        probe(&format!("http://{addr}/streams/cam/hls/index.m3u8")),
+        "h264,640,360"
+    );
+    assert_eq!(
+        request(
+            &addr,
+            "GET",
+            "/streams/cam/hls/..%2Fetc%2Fpasswd",
+            None,
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        request(&addr, "GET", "/streams/cam/hls/segment99999.ts", None, None).status,
+        404
+    );
+}

@@ -152,8 +152,12 @@ impl Manager {
         ))
     }
 
-    /// The JPEG encoders of a running stream (for browser viewers).
-    pub fn jpeg_hub(&self, id: &StreamId) -> Result<Arc<crate::publish::JpegHub>, ManagerError> {
+    /// Calls `f` with a running stream (briefly: the manager is locked meanwhile).
+    pub fn with_running<T>(
+        &self,
+        id: &StreamId,
+        f: impl FnOnce(&Stream) -> T,
+    ) -> Result<T, ManagerError> {
         let inner = self.lock();
         let e = inner
             .entries
@@ -161,7 +165,7 @@ impl Manager {
             .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
         e.running
             .as_ref()
-            .map(|s| s.jpeg().clone())
+            .map(f)
             .ok_or_else(|| ManagerError::NotRunning(id.clone()))
     }
 

@@ -11,6 +11,7 @@
 
 mod fanout;
 mod feed;
+mod hls;
 mod jpeg;
 mod media_factory;
 mod push;
@@ -18,6 +19,7 @@ mod rtsp_server;
 
 pub use fanout::{EncodedSink, Fanout, FeedStats};
 pub use feed::AppSrcFeed;
+pub use hls::{HlsHub, is_hls_file};
 pub use jpeg::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, output_size};
 pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};

@@ -28,7 +28,7 @@ use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::Chain;
-use crate::publish::{Fanout, JpegHub, PushOutput, RtspServer};
+use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RtspServer};
 use crate::supervise::Shutdown;
 
 pub use histogram::Histogram;
@@ -50,6 +50,7 @@ pub struct Stream {
     outputs: Vec<PushOutput>,
     fanout: Arc<Fanout>,
     jpeg: Arc<JpegHub>,
+    hls: Arc<HlsHub>,
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
 }
@@ -127,6 +128,7 @@ impl Stream {
                 .spawn(move || ingest_worker::run(ctx))
                 .context("starting the ingest thread")?
         };
+        let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
         let processing = {
             let ctx = process_worker::Context {
                 id: id.clone(),
@@ -141,6 +143,7 @@ impl Stream {
                 stall_timeout: Duration::from_secs_f64(config.stall_timeout_s),
                 default_fps: config.encoder.fps,
                 tap,
+                hls: hls.clone(),
             };
             std::thread::Builder::new()
                 .name(format!("proc-{id}"))
@@ -159,6 +162,7 @@ impl Stream {
             ingest: Some(ingest),
             processing: Some(processing),
             outputs,
+            hls,
             fanout,
             jpeg,
             rtsp_urls,
@@ -212,6 +216,11 @@ impl Stream {
     /// Its JPEG encoders for browser viewers (started while someone watches).
     pub fn jpeg(&self) -> &Arc<JpegHub> {
         &self.jpeg
+    }
+
+    /// Its on-demand HLS output.
+    pub fn hls(&self) -> &Arc<HlsHub> {
+        &self.hls
     }
 
     /// URLs of its RTSP mounts on framegate's server.

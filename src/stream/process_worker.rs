@@ -12,7 +12,7 @@ use crate::elements::error_text;
 use crate::encode::{Encoder, Timeline};
 use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
 use crate::process::Chain;
-use crate::publish::Fanout;
+use crate::publish::{Fanout, HlsHub};
 
 use super::stats::Snapshot;
 use super::{StateCell, StreamStats};
@@ -40,6 +40,8 @@ pub(super) struct Context {
     pub default_fps: u32,
     /// Where every frame sent to the encoder is also offered (browser viewers).
     pub tap: FrameTap,
+    /// The on-demand HLS output, stopped here when idle.
+    pub hls: Arc<HlsHub>,
 }
 
 impl Context {
@@ -110,6 +112,7 @@ pub(super) fn run(mut ctx: Context) {
         }
         gap.fill(&ctx, started);
         watch_encoder(&ctx);
+        ctx.hls.stop_if_idle();
         if last_rates.0.elapsed() >= RATE_WINDOW {
             let now = ctx.stats.snapshot(0);
             let (fps_in, fps_out) = now.rates_since(&last_rates.1, last_rates.0.elapsed());

@@ -11,6 +11,7 @@
 //! | `GET /api/openapi.json` | this API, described |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /streams/{id}/snapshot.jpg`, `.../mjpeg`, `.../ws` | pictures for browsers |
+//! | `GET /streams/{id}/hls/index.m3u8` and segments | HLS from the stream's H.264 |
 //! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
 //! | `GET /` | the dashboard (static files built in; not part of the API document) |
 
@@ -284,6 +285,21 @@ fn api() -> Api {
             errors: &[400, 404, 503],
             secured: true,
             query: VIEW_QUERY,
+        },
+    )
+    .route(
+        "get",
+        "/streams/{id}/hls/{file}",
+        viewers::hls,
+        Op {
+            summary: "HLS",
+            description: "`index.m3u8` (the playlist; the first request starts the HLS output and waits for its first segment) and the MPEG-TS segments it names, cut at the key frames of the stream's one H.264 encode (no second encode): one segment per `encoder.keyframe_interval` frames. The output stops after 30 s without requests.",
+            request: None,
+            response: (200, "The playlist or a segment.", None),
+            text: Some("application/vnd.apple.mpegurl"),
+            errors: &[404, 503],
+            secured: true,
+            query: &[],
         },
     )
     .route(

@@ -77,7 +77,7 @@ async fn encoder(
     let key = params.key()?;
     let id = StreamId::try_from(id.to_string()).map_err(|_| ApiError::no_stream(id))?;
     let manager = state.manager.clone();
-    let hub = tokio::task::spawn_blocking(move || manager.jpeg_hub(&id))
+    let hub = tokio::task::spawn_blocking(move || manager.with_running(&id, |s| s.jpeg().clone()))
         .await
         .map_err(|e| {
             ApiError::new(
@@ -257,4 +257,81 @@ async fn push_pictures(mut socket: WebSocket, enc: Arc<JpegEncoder>, interval: O
             return;
         }
     }
+}
+
+/// How long the first playlist request waits for the first segment.
+const FIRST_SEGMENT: Duration = Duration::from_secs(10);
+
+/// `GET /streams/{id}/hls/{file}`: the HLS playlist (`index.m3u8`, which starts the HLS output
+/// if needed) and its segments.
+pub async fn hls(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    if !crate::publish::is_hls_file(&file) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not found",
+            format!("no HLS file `{file}`"),
+        ));
+    }
+    let sid = StreamId::try_from(id.clone()).map_err(|_| ApiError::no_stream(&id))?;
+    let manager = state.manager.clone();
+    let dir = tokio::task::spawn_blocking(move || manager.with_running(&sid, |s| s.hls().dir()))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                e.to_string(),
+            )
+        })??
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot start HLS",
+                format!("{e:#}"),
+            )
+        })?;
+    let path = dir.join(&file);
+    let playlist = file == "index.m3u8";
+    let deadline = Instant::now() + FIRST_SEGMENT;
+    let data = loop {
+        match tokio::fs::read(&path).await {
+            Ok(d) if !d.is_empty() => break d,
+            _ if playlist && Instant::now() < deadline => {
+                // The first segment is being written: the playlist appears when it is complete.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => {
+                return Err(ApiError::new(
+                    if playlist {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::NOT_FOUND
+                    },
+                    if playlist {
+                        "no HLS segment yet"
+                    } else {
+                        "not found"
+                    },
+                    format!("`{file}` is not (or no longer) there"),
+                ));
+            }
+        }
+    };
+    let content_type = if playlist {
+        "application/vnd.apple.mpegurl"
+    } else {
+        "video/mp2t"
+    };
+    let cache = if playlist { "no-cache" } else { "max-age=60" };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, cache),
+        ],
+        data,
+    )
+        .into_response())
 }
