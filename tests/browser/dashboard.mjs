@@ -2,10 +2,12 @@
 // waits for every tile's first picture, checks that the pictures move, clicks through the
 // tiles, and prints what the page measured (window.framegateStats) as one JSON line.
 //
-// usage: node dashboard.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png
+// usage: node dashboard.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png [MEASURE_SECONDS]
+// With MEASURE_SECONDS, it then watches the last camera that long and reports bandwidth per
+// viewer (a tile, the large view) and the large view's picture latency.
 import { chromium } from "playwright-core";
 
-const [url, expected, switchCount, screenshot] = process.argv.slice(2);
+const [url, expected, switchCount, screenshot, measure] = process.argv.slice(2);
 const tiles = Number(expected);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -56,8 +58,27 @@ try {
     await page.waitForFunction((n) => window.framegateStats.switches.length > n, before, { timeout: 10000 });
   }
   await page.screenshot({ path: screenshot });
+  let bandwidth = null;
+  if (Number(measure) > 0) {
+    const start = await page.evaluate(() => {
+      const s = window.framegateStats;
+      s.bigLatencyMs.length = 0;
+      return { t: performance.now(), tiles: s.bytes.tiles, big: s.bytes.big };
+    });
+    await page.waitForTimeout(Number(measure) * 1000); // a measurement window, not a wait for a condition
+    bandwidth = await page.evaluate((start) => {
+      const s = window.framegateStats;
+      const secs = (performance.now() - start.t) / 1000;
+      const tiles = document.querySelectorAll(".tile").length;
+      return {
+        tileKbitPerViewer: Math.round(((s.bytes.tiles - start.tiles) * 8) / 1000 / secs / tiles),
+        bigKbit: Math.round(((s.bytes.big - start.big) * 8) / 1000 / secs),
+        seconds: secs,
+      };
+    }, start);
+  }
   const stats = await page.evaluate(() => window.framegateStats);
-  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, ...stats }));
+  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, bandwidth, ...stats }));
 } finally {
   await browser.close();
 }

@@ -11,6 +11,9 @@ const stats = (window.framegateStats = {
   firstFrameMs: {},   // stream id -> ms from page load to its first tile picture
   switches: [],       // ms from a click to the new camera's first full-size picture
   latencyMs: {},      // stream id -> age of the newest picture when it was drawn
+  bigLatencyMs: [],   // ages of the large view's pictures when drawn (the newest 1000)
+  bytes: { tiles: 0, big: 0 },  // bytes received by the tile sockets and the large view's
+  bigSince: 0,        // performance.now() when the current large view was opened
 });
 
 let token = localStorage.getItem("framegate-token") || "";
@@ -42,11 +45,12 @@ function viewUrl(id, params) {
 }
 
 // Opens a picture socket; calls onPicture(bitmap, header) for each picture.
-function openPictures(id, params, onPicture) {
+function openPictures(id, params, onPicture, counter) {
   const ws = new WebSocket(viewUrl(id, params));
   ws.binaryType = "arraybuffer";
   let busy = false;
   ws.onmessage = async (ev) => {
+    stats.bytes[counter] += ev.data.byteLength;
     if (busy) return; // still drawing the last one: skip, the next is newer anyway
     busy = true;
     try {
@@ -97,7 +101,7 @@ function connectTile(id, tile) {
       tile.header = header;
       stats.latencyMs[id] = Date.now() - header.capture_ms;
       draw(tile.canvas, bitmap);
-    });
+    }, "tiles");
     tile.ws.reopen = () => {
       tile.ws = null;
       const s = streams.find((x) => x.id === id);
@@ -116,16 +120,20 @@ function select(id) {
   const tile = tiles.get(id);
   if (tile && tile.bitmap) big.getContext("2d").drawImage(tile.bitmap, 0, 0, big.width, big.height);
   const sel = { id, clickedAt, shown: false, ws: null };
+  stats.bytes.big = 0;
+  stats.bigSince = clickedAt;
   sel.ws = openPictures(id, BIG, (bitmap, header) => {
     if (selected !== sel) { bitmap.close(); return; }
     draw(big, bitmap);
     bitmap.close();
     stats.latencyMs[id] = Date.now() - header.capture_ms;
+    stats.bigLatencyMs.push(stats.latencyMs[id]);
+    if (stats.bigLatencyMs.length > 1000) stats.bigLatencyMs.shift();
     if (!sel.shown) {
       sel.shown = true;
       stats.switches.push(Math.round(performance.now() - clickedAt));
     }
-  });
+  }, "big");
   sel.ws.reopen = () => { if (selected === sel) select(id); };
   selected = sel;
   renderDetails();

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Browser benchmark: framegate's dashboard in headless Chromium (Debian's, through
+playwright-core) with 4 streams: time to each tile's first picture, switch time (click to the new
+camera's first full-size picture) over 50 switches, picture latency in the large view (capture
+to drawn), and bandwidth per viewer for a wall tile and the large view.
+
+Usage: scripts/bench-dashboard.py [--size 1920x1080] [--switches 50] [--seconds 10]
+Writes bench-out/dashboard.md and bench-out/dashboard.json.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--switches", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--out", default=str(ROOT / "bench-out"))
+    args = ap.parse_args()
+    w, h = args.size.split("x")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    http, rtsp = free_port(), free_port()
+    streams = "".join(
+        f'\n[[streams]]\nid = "cam{i}"\nsource = "test://{p}?width={w}&height={h}&fps=25&speed=3"\n'
+        f'processors = [ {{ kind = "overlay" }} ]\n'
+        for i, p in enumerate(["ball", "smpte", "pinwheel", "gradient"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "bench.toml"
+        cfg.write_text(f'[server]\nhttp = "127.0.0.1:{http}"\nrtsp_port = {rtsp}\nsummary_interval_s = 0\n{streams}')
+        fg = subprocess.Popen([str(ROOT / "target/release/framegate"), "run", "--config", str(cfg)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", http), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        sys.exit("framegate did not start")
+                    time.sleep(0.1)
+            r = subprocess.run(
+                ["node", str(ROOT / "tests/browser/dashboard.mjs"), f"http://127.0.0.1:{http}/", "4",
+                 str(args.switches), str(out / "dashboard.png"), str(args.seconds)],
+                check=True, capture_output=True, text=True)
+        finally:
+            fg.terminate()
+            fg.wait(10)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    first = list(res["firstFrameMs"].values())
+    sw = res["switches"]
+    lat = res["bigLatencyMs"]
+    summary = {
+        "size": args.size,
+        "first_frame_ms": {"max": max(first), "each": first},
+        "switch_ms": {"p50": pct(sw, 0.5), "p95": pct(sw, 0.95), "max": max(sw), "n": len(sw)},
+        "large_view_latency_ms": {"p50": pct(lat, 0.5), "p95": pct(lat, 0.95), "n": len(lat)},
+        "bandwidth_kbit_s": res["bandwidth"],
+        "blank_after_click": res["blankAfterClick"],
+        "cores": os.cpu_count(),
+    }
+    md = "\n".join([
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: 4 streams of {args.size}@25 "
+        f"with the overlay, framegate and headless Chromium on the same {os.cpu_count()}-core machine.",
+        "",
+        "| measure | framegate | figure to beat |",
+        "|---|---|---|",
+        f"| first tile picture after page load (slowest of 4) | {max(first)} ms | 200 ms |",
+        f"| switch: click to the new camera's first full-size picture, p50 / p95 ({len(sw)} switches) | "
+        f"{pct(sw, 0.5)} / {pct(sw, 0.95)} ms | 200-500 ms |",
+        f"| blank large view right after a click | {res['blankAfterClick']} of {len(sw)} | — |",
+        f"| picture latency in the large view (capture to drawn), p50 / p95 | {pct(lat, 0.5)} / {pct(lat, 0.95)} ms | 500 ms |",
+        f"| bandwidth per tile viewer (320 px wide, 5 fps) | {res['bandwidth']['tileKbitPerViewer']} kbit/s | — |",
+        f"| bandwidth of the large view ({args.size}, every frame) | {res['bandwidth']['bigKbit']} kbit/s | — |",
+    ]) + "\n"
+    (out / "dashboard.md").write_text(md)
+    (out / "dashboard.json").write_text(json.dumps(summary, indent=2))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
