@@ -14,6 +14,7 @@ const stats = (window.framegateStats = {
   bigLatencyMs: [],   // ages of the large view's pictures when drawn (the newest 1000)
   bytes: { tiles: 0, big: 0 },  // bytes received by the tile sockets and the large view's
   bigSince: 0,        // performance.now() when the current large view was opened
+  marks: { script: Math.round(t0), api: null, wsOpen: {}, firstMessage: {} },  // ms since navigation
 });
 
 let token = localStorage.getItem("framegate-token") || "";
@@ -49,7 +50,9 @@ function openPictures(id, params, onPicture, counter) {
   const ws = new WebSocket(viewUrl(id, params));
   ws.binaryType = "arraybuffer";
   let busy = false;
+  ws.onopen = () => { if (counter === "tiles" && !(id in stats.marks.wsOpen)) stats.marks.wsOpen[id] = Math.round(performance.now()); };
   ws.onmessage = async (ev) => {
+    if (counter === "tiles" && !(id in stats.marks.firstMessage)) stats.marks.firstMessage[id] = Math.round(performance.now());
     stats.bytes[counter] += ev.data.byteLength;
     if (busy) return; // still drawing the last one: skip, the next is newer anyway
     busy = true;
@@ -105,7 +108,7 @@ function connectTile(id, tile) {
     tile.ws.reopen = () => {
       tile.ws = null;
       const s = streams.find((x) => x.id === id);
-      if (tiles.has(id) && s && s.state !== "stopped") connectTile(id, tile);
+      if (tiles.has(id) && (!s || s.state !== "stopped")) connectTile(id, tile);
     };
   }
 }
@@ -186,6 +189,7 @@ function renderDetails() {
 async function refresh() {
   try {
     streams = await api("GET", "/api/streams");
+    if (stats.marks.api === null) stats.marks.api = Math.round(performance.now());
   } catch (e) {
     $("#summary").textContent = e.message;
     return;
@@ -238,5 +242,7 @@ $("#add-form").onsubmit = async (ev) => {
   }
 };
 
+// The page may come with the stream ids: start the tiles before the first API answer.
+for (const id of window.framegateStreams || []) connectTile(id, ensureTile({ id }));
 refresh();
 setInterval(refresh, 1000);
