@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,12 @@ def main():
                     if time.time() > deadline:
                         sys.exit("framegate did not start")
                     time.sleep(0.1)
+            # Measure a running gateway: every stream live before the page loads.
+            while time.time() < deadline:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/streams") as resp:
+                    if all(s["state"] == "live" for s in json.load(resp)):
+                        break
+                time.sleep(0.2)
             r = subprocess.run(
                 ["node", str(ROOT / "tests/browser/dashboard.mjs"), f"http://127.0.0.1:{http}/", "4",
                  str(args.switches), str(out / "dashboard.png"), str(args.seconds)],
