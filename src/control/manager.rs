@@ -138,6 +138,16 @@ impl Manager {
             .collect()
     }
 
+    /// The ids of the enabled streams.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock()
+            .entries
+            .values()
+            .filter(|e| e.config.enabled)
+            .map(|e| e.config.id().to_string())
+            .collect()
+    }
+
     /// One stream's status.
     pub fn get(&self, id: &StreamId) -> Result<StreamStatus, ManagerError> {
         let inner = self.lock();

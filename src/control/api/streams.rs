@@ -18,7 +18,7 @@ use super::error::ApiError;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Runs blocking manager work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Manager) -> T + Send + 'static,
 ) -> ApiResult<T> {

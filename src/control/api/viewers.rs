@@ -21,6 +21,7 @@ use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegKey};
 
 use super::AppState;
 use super::error::ApiError;
+use super::streams::blocking;
 
 /// How long a snapshot waits for its first picture.
 const FIRST_PICTURE: Duration = Duration::from_secs(3);
@@ -76,17 +77,14 @@ async fn encoder(
 ) -> Result<Arc<JpegEncoder>, ApiError> {
     let key = params.key()?;
     let id = StreamId::try_from(id.to_string()).map_err(|_| ApiError::no_stream(id))?;
-    let manager = state.manager.clone();
-    let hub = tokio::task::spawn_blocking(move || manager.with_running(&id, |s| s.jpeg().clone()))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                e.to_string(),
-            )
-        })??;
-    hub.subscribe(key).map_err(|e| {
+    // Starting an encoder builds a GStreamer pipeline: blocking work, off the async workers
+    // (the runtime is still reachable there for the encoder's feeder task).
+    blocking(state, move |m| {
+        m.with_running(&id, |s| s.jpeg().clone())
+            .map(|hub| hub.subscribe(key))
+    })
+    .await??
+    .map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot start the JPEG encoder",
@@ -276,16 +274,8 @@ pub async fn hls(
         ));
     }
     let sid = StreamId::try_from(id.clone()).map_err(|_| ApiError::no_stream(&id))?;
-    let manager = state.manager.clone();
-    let dir = tokio::task::spawn_blocking(move || manager.with_running(&sid, |s| s.hls().dir()))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                e.to_string(),
-            )
-        })??
+    let dir = blocking(&state, move |m| m.with_running(&sid, |s| s.hls().dir()))
+        .await??
         .map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
