@@ -142,8 +142,15 @@ fn snapshots_are_jpegs_of_the_asked_width_at_once() {
     });
     // The dashboard page names the running streams, so tiles can connect at once.
     let page = request(&addr, "GET", "/", None, None);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
-    assert!(page.body.contains(r#"window.framegateStreams = ["cam"];"#), "{}", page.body);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        page.body.contains(r#"window.framegateStreams = ["cam"];"#),
+        "{}",
+        page.body
+    );
     let r = request(&addr, "GET", "/streams/cam/snapshot.jpg", None, None);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("image/jpeg"));
