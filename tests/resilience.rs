@@ -649,3 +649,25 @@ outputs = [ {{ kind = "rtsp" }} ]
         "memory grew from {rss_before} KiB to {rss_after} KiB over 200 cycles"
     );
 }
+
+#[test]
+fn rtsp_over_udp_works_too() {
+    let cam_port = free_port();
+    let _cam = camera(cam_port, "smpte");
+    let port = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+rtsp_port = {port}
+
+[[streams]]
+id = "udp"
+source = "rtsp://127.0.0.1:{cam_port}/cam0"
+transport = "udp"
+outputs = [ {{ kind = "rtsp" }} ]
+"#
+    ));
+    fg.wait_log("connecting → live", LONG);
+    let frames = grab_frames(&format!("rtsp://127.0.0.1:{port}/udp"), 10, LONG);
+    assert_eq!(frames[9].width, 320);
+}
