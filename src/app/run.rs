@@ -96,7 +96,7 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
 
 fn print_urls(manager: &Manager, http: std::net::SocketAddr) {
     let streams = manager.list();
-    println!("framegate is running; API at http://{http}/api/streams");
+    println!("framegate is running: dashboard http://{http}/   API http://{http}/api/streams");
     let urls: Vec<(String, String)> = streams
         .iter()
         .flat_map(|s| {
