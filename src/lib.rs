@@ -13,6 +13,7 @@ pub mod encode;
 pub mod frame;
 pub mod hardware;
 pub mod ingest;
+pub mod measure;
 pub mod process;
 pub mod publish;
 pub mod stream;

@@ -94,6 +94,18 @@ enum Command {
         #[arg(long)]
         h265: bool,
     },
+    /// Read an output (rtsp://, rtmp://, http:// MJPEG or HLS) and report how old frames are on
+    /// arrival, from the capture time `framegate testsrc` stamps into each frame.
+    Probe {
+        /// The URL to read.
+        url: String,
+        /// Seconds to read after the first frame.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the config reference (Markdown), generated from the config types.
     ConfigReference,
     /// Print the JSON schema of the config file (for editors and validators).
@@ -212,6 +224,33 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 credentials,
                 h265,
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probe { url, seconds, json } => {
+            app::init_media()?;
+            let r = framegate::measure::probe(&url, seconds, std::time::Duration::from_secs(20))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let ages = r
+                    .age_ms
+                    .as_ref()
+                    .map_or("no stamped frames".to_string(), |a| {
+                        format!(
+                            "age on arrival p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
+                            a.p50, a.p95, a.p99
+                        )
+                    });
+                println!(
+                    "{}: {} frames ({} stamped) in {:.1} s, {:.1} fps; first frame after {:.0} ms; {ages}",
+                    r.url,
+                    r.frames,
+                    r.stamped,
+                    r.seconds,
+                    r.fps,
+                    r.first_frame_ms.unwrap_or(0.0)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::ConfigReference => {

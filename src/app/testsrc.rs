@@ -1,6 +1,8 @@
 //! `framegate testsrc`: a stand-in for a row of IP cameras. Serves K live H.264 test patterns
 //! over RTSP at `rtsp://<bind>:<port>/cam0` ... `/cam{K-1}`, for trying framegate, for its tests
-//! and for benchmarks. It can also drop every client now and then, as flaky cameras do.
+//! and for benchmarks. Every frame carries its capture time in its pixels (a row of blocks
+//! along the bottom, see [`crate::measure`]), so `framegate probe` can tell how old a frame is
+//! on arrival at any output. It can also drop every client now and then, as flaky cameras do.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -112,7 +114,28 @@ fn camera_bin(a: &TestSourceArgs) -> Result<gst::Element> {
         .property("pt", 96u32)
         .property("config-interval", -1i32)
         .build()?;
+    stamp_frames(&caps);
     bin.add_many([&src, &caps, &enc, &pay])?;
     gst::Element::link_many([&src, &caps, &enc, &pay])?;
     Ok(bin.upcast())
+}
+
+/// Draws each frame's capture time into it as it leaves the test pattern.
+fn stamp_frames(caps: &gst::Element) {
+    let Some(pad) = caps.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, |pad, probe| {
+        let info = pad
+            .current_caps()
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok());
+        if let (Some(info), Some(gst::PadProbeData::Buffer(buffer))) = (info, &mut probe.data)
+            && let Ok(frame) =
+                gst_video::VideoFrameRef::from_buffer_ref_writable(buffer.make_mut(), &info)
+            && let Ok(mut canvas) = crate::frame::Canvas::new(frame)
+        {
+            crate::measure::write_stamp(&mut canvas, std::time::SystemTime::now());
+        }
+        gst::PadProbeReturn::Ok
+    });
 }

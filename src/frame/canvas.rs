@@ -58,7 +58,8 @@ pub struct Canvas<'a> {
 }
 
 impl<'a> Canvas<'a> {
-    pub(super) fn new(frame: VideoFrameRef<&'a mut gst::BufferRef>) -> Result<Self, FrameError> {
+    /// A canvas over a writable, mapped frame (I420 or NV12).
+    pub fn new(frame: VideoFrameRef<&'a mut gst::BufferRef>) -> Result<Self, FrameError> {
         let layout = match frame.format() {
             VideoFormat::I420 => Layout::I420,
             VideoFormat::Nv12 => Layout::Nv12,

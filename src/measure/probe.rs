@@ -1,0 +1,192 @@
+//! `framegate probe`: reads any output GStreamer can open (RTSP, RTMP, HTTP MJPEG, HLS),
+//! decodes each frame's capture-time stamp, and reports how old frames are on arrival.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+use gst_video::prelude::*;
+use serde::Serialize;
+
+use super::read_stamp;
+
+/// What a probe saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    /// The URL probed.
+    pub url: String,
+    /// Seconds of reading after the first frame.
+    pub seconds: f64,
+    /// Frames decoded.
+    pub frames: u64,
+    /// Frames whose stamp was read.
+    pub stamped: u64,
+    /// Frames per second.
+    pub fps: f64,
+    /// From opening the URL to the first decoded frame, ms.
+    pub first_frame_ms: Option<f64>,
+    /// Age of stamped frames on arrival (now minus capture time), ms.
+    pub age_ms: Option<Ages>,
+}
+
+/// Percentiles of frame ages.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ages {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Reads `url` for `seconds` after its first frame (or fails after `timeout` without one).
+pub fn probe(url: &str, seconds: f64, timeout: Duration) -> Result<ProbeReport> {
+    let pipeline = gst::Pipeline::new();
+    let convert = crate::elements::make("videoconvert")?;
+    let mjpeg =
+        (url.starts_with("http://") || url.starts_with("https://")) && !url.contains(".m3u8");
+    if mjpeg {
+        // MJPEG over HTTP: decodebin would buffer it like a download; read it as a live stream.
+        let http = crate::elements::make("souphttpsrc")?;
+        http.set_property("location", url);
+        http.set_property("is-live", true);
+        let demux = crate::elements::make("multipartdemux")?;
+        let dec = crate::elements::make("jpegdec")?;
+        pipeline.add_many([&http, &demux, &dec])?;
+        http.link(&demux)?;
+        let dec_weak = dec.downgrade();
+        demux.connect_pad_added(move |_, pad| {
+            if let Some(dec) = dec_weak.upgrade()
+                && let Some(sinkpad) = dec.static_pad("sink")
+                && !sinkpad.is_linked()
+            {
+                let _ = pad.link(&sinkpad);
+            }
+        });
+        pipeline.add(&convert)?;
+        dec.link(&convert)?;
+    }
+    let sink = gst_app::AppSink::builder()
+        .caps(
+            &gst_video::VideoCapsBuilder::new()
+                .format(gst_video::VideoFormat::Gray8)
+                .build(),
+        )
+        .sync(false)
+        .build();
+    pipeline.add(&sink)?;
+    if !mjpeg {
+        pipeline.add(&convert)?;
+        let src = gst::ElementFactory::make("uridecodebin")
+            .property("uri", url)
+            .build()
+            .context("uridecodebin is missing")?;
+        src.connect("source-setup", false, |args| {
+            if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                && source.find_property("latency").is_some()
+                && source.find_property("protocols").is_some()
+            {
+                // As a low-latency player would: TCP, a small jitter buffer.
+                source.set_property_from_str("protocols", "tcp");
+                source.set_property("latency", 50u32);
+            }
+            None
+        });
+        pipeline.add(&src)?;
+        let weak = convert.downgrade();
+        src.connect_pad_added(move |_, pad| {
+            let video = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                .unwrap_or(false);
+            if let Some(convert) = weak.upgrade()
+                && let Some(sinkpad) = convert.static_pad("sink")
+                && video
+                && !sinkpad.is_linked()
+            {
+                let _ = pad.link(&sinkpad);
+            }
+        });
+    }
+    convert.link(&sink)?;
+    let opened = Instant::now();
+    pipeline
+        .set_state(gst::State::Playing)
+        .with_context(|| format!("cannot open {url}"))?;
+    let bus = pipeline.bus().context("no bus")?;
+    let mut first: Option<Instant> = None;
+    let (mut frames, mut stamped) = (0u64, 0u64);
+    let mut ages = Vec::new();
+    let result = loop {
+        let deadline = match first {
+            Some(f) => f + Duration::from_secs_f64(seconds),
+            None => opened + timeout,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            break match first {
+                Some(_) => Ok(()),
+                None => Err(anyhow::anyhow!("no frame from {url} within {timeout:?}")),
+            };
+        }
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+            break match msg.view() {
+                gst::MessageView::Error(e) => Err(anyhow::anyhow!("{url}: {}", e.error())),
+                _ if first.is_some() => Ok(()),
+                _ => Err(anyhow::anyhow!("{url} ended before its first frame")),
+            };
+        }
+        let wait = (deadline - now).min(Duration::from_millis(100));
+        let Some(sample) =
+            sink.try_pull_sample(gst::ClockTime::from_nseconds(wait.as_nanos() as u64))
+        else {
+            continue;
+        };
+        let arrived = SystemTime::now();
+        first.get_or_insert_with(Instant::now);
+        frames += 1;
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+            continue;
+        };
+        let Ok(info) = gst_video::VideoInfo::from_caps(caps) else {
+            continue;
+        };
+        let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info) else {
+            continue;
+        };
+        let stride = frame.plane_stride()[0] as usize;
+        if let Ok(luma) = frame.plane_data(0)
+            && let Some(t) = read_stamp(luma, stride, info.width(), info.height())
+        {
+            stamped += 1;
+            let age = match arrived.duration_since(t) {
+                Ok(d) => d.as_secs_f64() * 1000.0,
+                Err(e) => -e.duration().as_secs_f64() * 1000.0,
+            };
+            ages.push(age);
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let elapsed = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    ages.sort_by(f64::total_cmp);
+    let pct = |q: f64| ages[((ages.len() - 1) as f64 * q).round() as usize];
+    Ok(ProbeReport {
+        url: url.to_string(),
+        seconds: elapsed,
+        frames,
+        stamped,
+        fps: if elapsed > 0.0 {
+            (frames.saturating_sub(1)) as f64 / elapsed
+        } else {
+            0.0
+        },
+        first_frame_ms: first.map(|f| (f - opened).as_secs_f64() * 1000.0),
+        age_ms: (!ages.is_empty()).then(|| Ages {
+            p50: pct(0.5),
+            p95: pct(0.95),
+            p99: pct(0.99),
+        }),
+    })
+}
