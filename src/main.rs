@@ -99,9 +99,12 @@ enum Command {
     Probe {
         /// The URL to read.
         url: String,
-        /// Seconds to read after the first frame.
+        /// Seconds to read after the first frame (and the warm-up).
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Seconds after the first frame not counted (a server's backlog on connect).
+        #[arg(long, default_value_t = 0.0)]
+        warmup: f64,
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
@@ -226,9 +229,19 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Probe { url, seconds, json } => {
+        Command::Probe {
+            url,
+            seconds,
+            warmup,
+            json,
+        } => {
             app::init_media()?;
-            let r = framegate::measure::probe(&url, seconds, std::time::Duration::from_secs(20))?;
+            let r = framegate::measure::probe(
+                &url,
+                seconds,
+                warmup,
+                std::time::Duration::from_secs(20),
+            )?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

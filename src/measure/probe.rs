@@ -40,8 +40,10 @@ pub struct Ages {
     pub p99: f64,
 }
 
-/// Reads `url` for `seconds` after its first frame (or fails after `timeout` without one).
-pub fn probe(url: &str, seconds: f64, timeout: Duration) -> Result<ProbeReport> {
+/// Reads `url` for `seconds` after its first frame plus `warmup` (frames in the first `warmup`
+/// seconds are not counted: servers that send a backlog on connect, as RTMP servers do, are
+/// measured in their steady state). Fails after `timeout` without a frame.
+pub fn probe(url: &str, seconds: f64, warmup: f64, timeout: Duration) -> Result<ProbeReport> {
     let pipeline = gst::Pipeline::new();
     let convert = crate::elements::make("videoconvert")?;
     let mjpeg =
@@ -120,7 +122,7 @@ pub fn probe(url: &str, seconds: f64, timeout: Duration) -> Result<ProbeReport> 
     let mut ages = Vec::new();
     let result = loop {
         let deadline = match first {
-            Some(f) => f + Duration::from_secs_f64(seconds),
+            Some(f) => f + Duration::from_secs_f64(warmup + seconds),
             None => opened + timeout,
         };
         let now = Instant::now();
@@ -144,7 +146,10 @@ pub fn probe(url: &str, seconds: f64, timeout: Duration) -> Result<ProbeReport> 
             continue;
         };
         let arrived = SystemTime::now();
-        first.get_or_insert_with(Instant::now);
+        let since_first = first.get_or_insert_with(Instant::now).elapsed();
+        if since_first < Duration::from_secs_f64(warmup) {
+            continue;
+        }
         frames += 1;
         let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
             continue;
@@ -169,7 +174,7 @@ pub fn probe(url: &str, seconds: f64, timeout: Duration) -> Result<ProbeReport> 
     };
     let _ = pipeline.set_state(gst::State::Null);
     result?;
-    let elapsed = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let elapsed = first.map_or(0.0, |f| (f.elapsed().as_secs_f64() - warmup).max(0.0));
     ages.sort_by(f64::total_cmp);
     let pct = |q: f64| ages[((ages.len() - 1) as f64 * q).round() as usize];
     Ok(ProbeReport {
