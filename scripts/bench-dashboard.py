@@ -20,13 +20,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchlib import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values, q):
@@ -56,15 +54,8 @@ def main():
         fg = subprocess.Popen([str(ROOT / "target/release/framegate"), "run", "--config", str(cfg)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            wait_port(http)
             deadline = time.time() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", http), timeout=1).close()
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        sys.exit("framegate did not start")
-                    time.sleep(0.1)
             # Measure a running gateway: every stream live before the page loads.
             while time.time() < deadline:
                 with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/streams") as resp:

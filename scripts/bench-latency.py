@@ -17,25 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parent.parent
 EXE = ROOT / "target" / "release" / "framegate"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_port(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def probe(url, seconds):

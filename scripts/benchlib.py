@@ -1,0 +1,34 @@
+"""Helpers shared by the benchmark scripts: free ports, waiting for a server, the release build."""
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXE = ROOT / "target" / "release" / "framegate"
+
+
+def free_port():
+    """A port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    """Waits until something accepts connections on the port, or exits with a message."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def build_release():
+    """Builds framegate in release mode; returns the binary's path."""
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    return EXE
