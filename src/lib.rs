@@ -2,8 +2,10 @@
 //!
 //! The modules follow the path of a frame: [`ingest`] (source → decoder) → [`frame`] (the
 //! newest-frame slot) → [`process`] (processors) → [`encode`] (one H.264 encoder per stream) →
-//! [`publish`] (fan-out to RTSP, RTMP, ...). [`stream`] supervises that path for one stream;
-//! [`app`] holds the commands; [`config`] is the typed configuration.
+//! [`publish`] (fan-out to RTSP, RTMP, HLS, JPEG for browsers). [`stream`] supervises that
+//! path for one stream; [`control`] owns the streams and serves the API, the dashboard and the
+//! metrics; [`measure`] stamps and probes frames; [`app`] holds the commands; [`config`] is the
+//! typed configuration.
 
 pub mod app;
 pub mod config;
