@@ -29,3 +29,34 @@ pub fn error_text(err: &gst::message::Error) -> String {
         .unwrap_or_else(|| "pipeline".into());
     format!("{src}: {}", err.error())
 }
+
+/// Which dynamic pads [`link_new_pads`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadFilter {
+    /// Any pad.
+    Any,
+    /// Only pads whose caps are `video/...`.
+    Video,
+}
+
+/// Links the pads `src` adds later (demuxers, decodebin, rtspsrc) to `dest`'s sink pad, the
+/// first matching one only; `dest` is held weakly, so no reference cycle is made.
+pub fn link_new_pads(src: &gst::Element, dest: &gst::Element, filter: PadFilter) {
+    use gst::prelude::*;
+    let dest = dest.downgrade();
+    src.connect_pad_added(move |src, pad| {
+        let wanted = filter == PadFilter::Any
+            || pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                .unwrap_or(false);
+        let Some(dest) = dest.upgrade() else { return };
+        if let Some(sinkpad) = dest.static_pad("sink")
+            && wanted
+            && !sinkpad.is_linked()
+            && let Err(e) = pad.link(&sinkpad)
+        {
+            tracing::warn!("cannot link {} to {}: {e:?}", src.name(), dest.name());
+        }
+    });
+}

@@ -59,20 +59,11 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
         let mut chain = Chain::from_config(&args.processors);
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
-        move |sample: gst::Sample| {
-            let (Some(buffer), Some(info)) = (
-                sample.buffer_owned(),
-                sample
-                    .caps()
-                    .and_then(|c| gst_video::VideoInfo::from_caps(c).ok()),
-            ) else {
-                return;
-            };
-            drop(sample);
+        move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
             let seq = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut frame = Frame::new(
                 buffer,
-                info,
+                info.clone(),
                 FrameMeta {
                     stream: stream.clone(),
                     seq,

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use gst::prelude::*;
 
 use crate::config::{Hardware, RtspTransport, SourceUrl};
+use crate::elements::{PadFilter, link_new_pads};
 use crate::frame::NATIVE_FORMATS;
 use crate::hardware;
 
@@ -44,7 +45,8 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Builds the pipeline; `on_frame` gets every decoded sample, on a GStreamer thread; what
+    /// Builds the pipeline; `on_frame` gets every decoded frame and its layout, on a GStreamer
+    /// thread; what
     /// is learnt about the source goes into `info` (shared, so that it outlives reconnects).
     pub fn build(
         source: &SourceUrl,
@@ -52,7 +54,7 @@ impl Ingest {
         decoder_hw: Hardware,
         opts: IngestOptions,
         info: Arc<Mutex<SourceInfo>>,
-        on_frame: impl FnMut(gst::Sample) + Send + 'static,
+        on_frame: impl FnMut(gst::Buffer, &gst_video::VideoInfo) + Send + 'static,
     ) -> Result<Self> {
         hardware::check_decoder(decoder_hw).map_err(anyhow::Error::msg)?;
         let pipeline = gst::Pipeline::new();
@@ -80,18 +82,7 @@ impl Ingest {
             }
             SourceOut::Dynamic(src) => {
                 let decodebin = decodebin(&pipeline, &convert, decoder_hw, &info)?;
-                let weak = decodebin.downgrade();
-                src.connect_pad_added(move |_, pad| {
-                    let Some(decodebin) = weak.upgrade() else {
-                        return;
-                    };
-                    if let Some(sinkpad) = decodebin.static_pad("sink")
-                        && !sinkpad.is_linked()
-                        && let Err(e) = pad.link(&sinkpad)
-                    {
-                        tracing::warn!("cannot link the source to the decoder: {e:?}");
-                    }
-                });
+                link_new_pads(&src, &decodebin, PadFilter::Any);
             }
         }
         Ok(Self { pipeline, info })
@@ -117,29 +108,39 @@ impl Drop for Ingest {
 fn install_frame_callback(
     sink: &gst_app::AppSink,
     info: &Arc<Mutex<SourceInfo>>,
-    mut on_frame: impl FnMut(gst::Sample) + Send + 'static,
+    mut on_frame: impl FnMut(gst::Buffer, &gst_video::VideoInfo) + Send + 'static,
 ) {
     let info = info.clone();
-    let mut last_caps: Option<gst::Caps> = None;
+    // Caps are parsed once per change, not once per frame.
+    let mut current: Option<(gst::Caps, gst_video::VideoInfo)> = None;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if let Some(caps) = sample.caps()
-                    && last_caps.as_ref().is_none_or(|c| c.as_ref() != caps)
-                {
-                    if let Ok(vi) = gst_video::VideoInfo::from_caps(caps)
-                        && let Ok(mut i) = info.lock()
-                    {
+                let Some(caps) = sample.caps() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                if current.as_ref().is_none_or(|(c, _)| c.as_ref() != caps) {
+                    let Ok(vi) = gst_video::VideoInfo::from_caps(caps) else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    if let Ok(mut i) = info.lock() {
                         i.size = Some((vi.width(), vi.height()));
                         let fps = vi.fps();
                         if fps.numer() > 0 {
                             i.fps = Some(f64::from(fps.numer()) / f64::from(fps.denom()));
                         }
                     }
-                    last_caps = Some(caps.to_owned());
+                    current = Some((caps.to_owned(), vi));
                 }
-                on_frame(sample);
+                let (Some(buffer), Some((_, vi))) = (sample.buffer_owned(), current.as_ref())
+                else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                // Drop the sample first: the buffer then has one reference fewer, so a
+                // processor drawing on it copies only when the decoder still holds it.
+                drop(sample);
+                on_frame(buffer, vi);
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
@@ -154,23 +155,7 @@ fn decodebin(
 ) -> Result<gst::Element> {
     let decodebin = crate::elements::make("decodebin")?;
     pipeline.add(&decodebin)?;
-    let convert_weak = convert.downgrade();
-    decodebin.connect_pad_added(move |_, pad| {
-        let is_video = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-            .unwrap_or(false);
-        let Some(convert) = convert_weak.upgrade() else {
-            return;
-        };
-        if let Some(sinkpad) = convert.static_pad("sink")
-            && is_video
-            && !sinkpad.is_linked()
-            && let Err(e) = pad.link(&sinkpad)
-        {
-            tracing::warn!("cannot link the decoder to the frame sink: {e:?}");
-        }
-    });
+    link_new_pads(&decodebin, convert, PadFilter::Video);
     if decoder_hw != Hardware::Auto {
         decodebin.connect("autoplug-select", false, move |args| {
             let factory = args.get(3)?.get::<gst::ElementFactory>().ok()?;

@@ -9,6 +9,7 @@ use gst_video::prelude::*;
 use serde::Serialize;
 
 use super::read_stamp;
+use crate::elements::{PadFilter, link_new_pads};
 
 /// What a probe saw.
 #[derive(Debug, Clone, Serialize)]
@@ -57,15 +58,7 @@ pub fn probe(url: &str, seconds: f64, warmup: f64, timeout: Duration) -> Result<
         let dec = crate::elements::make("jpegdec")?;
         pipeline.add_many([&http, &demux, &dec])?;
         http.link(&demux)?;
-        let dec_weak = dec.downgrade();
-        demux.connect_pad_added(move |_, pad| {
-            if let Some(dec) = dec_weak.upgrade()
-                && let Some(sinkpad) = dec.static_pad("sink")
-                && !sinkpad.is_linked()
-            {
-                let _ = pad.link(&sinkpad);
-            }
-        });
+        link_new_pads(&demux, &dec, PadFilter::Any);
         pipeline.add(&convert)?;
         dec.link(&convert)?;
     }
@@ -96,20 +89,7 @@ pub fn probe(url: &str, seconds: f64, warmup: f64, timeout: Duration) -> Result<
             None
         });
         pipeline.add(&src)?;
-        let weak = convert.downgrade();
-        src.connect_pad_added(move |_, pad| {
-            let video = pad
-                .current_caps()
-                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-                .unwrap_or(false);
-            if let Some(convert) = weak.upgrade()
-                && let Some(sinkpad) = convert.static_pad("sink")
-                && video
-                && !sinkpad.is_linked()
-            {
-                let _ = pad.link(&sinkpad);
-            }
-        });
+        link_new_pads(&src, &convert, PadFilter::Video);
     }
     convert.link(&sink)?;
     let opened = Instant::now();

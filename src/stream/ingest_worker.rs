@@ -181,7 +181,7 @@ fn frame_handler(
     ctx: &Context,
     opened: Instant,
     last_frame: Arc<AtomicU64>,
-) -> impl FnMut(gst::Sample) + Send + 'static {
+) -> impl FnMut(gst::Buffer, &gst_video::VideoInfo) + Send + 'static {
     let (slot, stats, seq, state) = (
         ctx.slot.clone(),
         ctx.stats.clone(),
@@ -189,19 +189,7 @@ fn frame_handler(
         ctx.state.clone(),
     );
     let id = ctx.config.id().clone();
-    let mut cached: Option<(gst::Caps, gst_video::VideoInfo)> = None;
-    move |sample: gst::Sample| {
-        let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps()) else {
-            return;
-        };
-        if cached.as_ref().is_none_or(|(c, _)| c.as_ref() != caps) {
-            match gst_video::VideoInfo::from_caps(caps) {
-                Ok(info) => cached = Some((caps.to_owned(), info)),
-                Err(_) => return,
-            }
-        }
-        let Some((_, info)) = &cached else { return };
-        drop(sample);
+    move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
         let meta = FrameMeta {
             stream: id.clone(),
             seq: seq.fetch_add(1, Ordering::Relaxed),

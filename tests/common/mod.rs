@@ -328,18 +328,7 @@ pub fn grab_frames(url: &str, count: usize, timeout: Duration) -> Vec<Gray> {
         .add_many([&src, &convert, sink.upcast_ref()])
         .unwrap();
     convert.link(&sink).unwrap();
-    let weak = convert.downgrade();
-    src.connect_pad_added(move |_, pad| {
-        let convert = weak.upgrade().unwrap();
-        let sinkpad = convert.static_pad("sink").unwrap();
-        let video = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-            .unwrap_or(false);
-        if video && !sinkpad.is_linked() {
-            pad.link(&sinkpad).unwrap();
-        }
-    });
+    framegate::elements::link_new_pads(&src, &convert, framegate::elements::PadFilter::Video);
     pipeline.set_state(gst::State::Playing).unwrap();
     let deadline = Instant::now() + timeout;
     let mut frames = Vec::new();
