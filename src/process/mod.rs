@@ -54,16 +54,6 @@ impl Chain {
         Self { processors }
     }
 
-    /// Number of processors.
-    pub fn len(&self) -> usize {
-        self.processors.len()
-    }
-
-    /// Whether the chain does nothing.
-    pub fn is_empty(&self) -> bool {
-        self.processors.is_empty()
-    }
-
     /// Runs every processor on the frame.
     pub fn run(&mut self, frame: &mut Frame) -> ChainReport {
         let start = Instant::now();

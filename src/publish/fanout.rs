@@ -74,16 +74,6 @@ impl Fanout {
         self.lock().retain(|e| !Arc::ptr_eq(&e.sink, sink));
     }
 
-    /// Number of feeds.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no feed is attached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Caps of the newest access unit (for feeds created later).
     pub fn caps(&self) -> Option<gst::Caps> {
         self.last_caps.lock().ok().and_then(|c| c.clone())

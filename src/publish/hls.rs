@@ -70,11 +70,6 @@ impl HlsHub {
             tracing::info!(stream = %self.stream, "HLS output stopped (no viewer)");
         }
     }
-
-    /// Whether the output runs.
-    pub fn running(&self) -> bool {
-        self.session.lock().map(|s| s.is_some()).unwrap_or(false)
-    }
 }
 
 struct HlsSession {
