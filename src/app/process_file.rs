@@ -57,19 +57,14 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let on_frame = {
         let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
-        let mut chain = Chain::from_config(&args.processors);
+        let mut chain = Chain::from_config(&args.processors, &crate::process::Models::default());
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
         move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
             let seq = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut frame = Frame::new(
                 buffer,
                 info.clone(),
-                FrameMeta {
-                    stream: stream.clone(),
-                    seq,
-                    capture_time: SystemTime::now(),
-                    detections: Vec::new(),
-                },
+                FrameMeta::new(stream.clone(), seq, SystemTime::now()),
             );
             for (name, e) in chain.run(&mut frame).errors {
                 tracing::warn!(processor = name, frame = seq, "processor failed: {e:#}");

@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{Config, OutputConfig, StreamConfig};
+use super::{Config, ModelConfig, OutputConfig, ProcessorConfig, StreamConfig};
 
 /// A config that could not be read or is invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +53,23 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let message = e.message().trim_end().to_string();
         err(e.span(), with_section(text, e.span(), message))
     })?;
+    let mut config = config;
+    resolve_paths(&mut config, file.parent().unwrap_or(Path::new("")));
     validate(&config, text).map_err(|(span, message)| err(span, message))?;
     Ok(config)
+}
+
+/// Makes the paths written relative to the config file relative to where framegate runs.
+fn resolve_paths(config: &mut Config, dir: &Path) {
+    if let Some(lib) = config.onnxruntime.library.as_mut() {
+        *lib = dir.join(&*lib);
+    }
+    for m in &mut config.models {
+        m.path = dir.join(&m.path);
+        if m.labels != "coco80" {
+            m.labels = dir.join(&m.labels).to_string_lossy().into_owned();
+        }
+    }
 }
 
 type Invalid = (Option<Range<usize>>, String);
@@ -62,6 +77,15 @@ type Invalid = (Option<Range<usize>>, String);
 fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
     if config.server.summary_interval_s.is_nan() || config.server.summary_interval_s < 0.0 {
         return Err((None, "server.summary_interval_s must be 0 or more".into()));
+    }
+    let mut model_ids: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in config.models.iter().enumerate() {
+        let at = || table_key_span(text, "models", i, "id");
+        if model_ids.insert(m.id.as_str(), i).is_some() {
+            return Err((at(), format!("models.id: duplicate model id `{}`", m.id)));
+        }
+        m.validate()
+            .map_err(|e| (at(), format!("model `{}`: {e}", m.id)))?;
     }
     let at = |i: usize| stream_id_span(text, i);
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -76,7 +100,9 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
                 ),
             ));
         }
-        validate_stream(stream).map_err(|m| (at(i), format!("stream `{id}`: {m}")))?;
+        validate_stream(stream)
+            .and_then(|()| check_models(stream, &config.models))
+            .map_err(|m| (at(i), format!("stream `{id}`: {m}")))?;
     }
     check_mounts(&config.streams).map_err(|(i, m)| (at(i), m))
 }
@@ -101,15 +127,41 @@ pub fn check_mounts(streams: &[StreamConfig]) -> Result<(), (usize, String)> {
     Ok(())
 }
 
+/// Checks that every `detect` processor of a stream names a configured model.
+pub fn check_models(stream: &StreamConfig, models: &[ModelConfig]) -> Result<(), String> {
+    for p in &stream.processors {
+        if let ProcessorConfig::Detect(d) = p
+            && !models.iter().any(|m| m.id == d.model)
+        {
+            let known: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+            return Err(format!(
+                "detect.model `{}` is not a [[models]] id (known: {})",
+                d.model,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The span of `streams[index].id` in the TOML text (or of the whole table), for messages.
 fn stream_id_span(text: &str, index: usize) -> Option<Range<usize>> {
+    table_key_span(text, "streams", index, "id")
+}
+
+/// The span of `array[index].key` in the TOML text (or of the whole table).
+fn table_key_span(text: &str, array: &str, index: usize, key: &str) -> Option<Range<usize>> {
     use toml::de::{DeTable, DeValue};
     let root = DeTable::parse(text).ok()?;
-    let (_, streams) = root
+    let (_, items) = root
         .get_ref()
         .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == "streams")?;
-    let DeValue::Array(items) = streams.get_ref() else {
+        .find(|(k, _)| k.get_ref().as_ref() == array)?;
+    let DeValue::Array(items) = items.get_ref() else {
         return None;
     };
     let item = items.get(index)?;
@@ -118,7 +170,7 @@ fn stream_id_span(text: &str, index: usize) -> Option<Range<usize>> {
     };
     table
         .iter()
-        .find(|(k, _)| k.get_ref().as_ref() == "id")
+        .find(|(k, _)| k.get_ref().as_ref() == key)
         .map(|(_, v)| v.span())
         .or_else(|| Some(item.span()))
 }
@@ -187,6 +239,13 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
             "encoder.keyframe_interval = {} is out of range (1 to 1000)",
             e.keyframe_interval
         ));
+    }
+    for p in &s.processors {
+        match p {
+            ProcessorConfig::Overlay(_) => Ok(()),
+            ProcessorConfig::Detect(d) => d.validate(),
+            ProcessorConfig::SkipSimilar(k) => k.validate(),
+        }?;
     }
     for o in &s.outputs {
         match o {

@@ -4,8 +4,9 @@
 //! `docs/config-reference.md` (generated from these types, see [`reference`]).
 //! Parsing and validation live in [`load`]; errors name the file, line and field.
 
+mod analytics;
 mod load;
-pub use load::{check_mounts, rtsp_mounts, validate_stream};
+pub use load::{check_models, check_mounts, rtsp_mounts, validate_stream};
 pub mod reference;
 mod source_url;
 mod stream_id;
@@ -16,6 +17,9 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use analytics::{
+    DetectConfig, ModelConfig, ModelFormat, ModelProvider, OnnxRuntimeConfig, SkipSimilarConfig,
+};
 pub use load::{ConfigError, load_file, parse_str};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;
@@ -27,6 +31,12 @@ pub struct Config {
     /// framegate's own servers.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Where ONNX Runtime comes from, for the models.
+    #[serde(default)]
+    pub onnxruntime: OnnxRuntimeConfig,
+    /// Detection models, each loaded once and shared by the streams that use it.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
     /// The streams to run, each from one source to its outputs.
     #[serde(default)]
     pub streams: Vec<StreamConfig>,
@@ -381,6 +391,12 @@ impl X264Preset {
 pub enum ProcessorConfig {
     /// Draws the stream id, wall-clock time, frame number and the boxes found by detectors.
     Overlay(OverlayConfig),
+    /// Finds objects with a shared `[[models]]` model; the boxes become frame metadata (drawn
+    /// by a later `overlay`) and detection events.
+    Detect(DetectConfig),
+    /// Marks frames too similar to the last processed one, so that the processors after it
+    /// reuse their last result.
+    SkipSimilar(SkipSimilarConfig),
 }
 
 /// Settings of the `overlay` processor.

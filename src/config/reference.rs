@@ -32,6 +32,8 @@ pub fn markdown() -> String {
     section(&mut out, "The file", &schema, defs);
     let order = [
         ("ServerConfig", "`[server]`"),
+        ("OnnxRuntimeConfig", "`[onnxruntime]`"),
+        ("ModelConfig", "`[[models]]`"),
         ("StreamConfig", "`[[streams]]`"),
         ("DecoderConfig", "`[streams.decoder]`"),
         ("EncoderConfig", "`[streams.encoder]`"),

@@ -3,6 +3,7 @@
 //! converts them to RGB unless a processor asks.
 
 mod canvas;
+mod planes;
 mod slot;
 mod tap;
 
@@ -13,11 +14,12 @@ use gst_video::VideoInfo;
 use crate::config::StreamId;
 
 pub use canvas::{Canvas, Yuv};
+pub use planes::Planes;
 pub use slot::{LatestSlot, SlotRecv};
 pub use tap::{FrameTap, TappedFrame, frame_tap};
 
 /// A rectangle in frame pixels.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Rect {
     /// Left edge.
     pub x: f32,
@@ -30,7 +32,7 @@ pub struct Rect {
 }
 
 /// An object found in a frame (by a detector, or given by a source).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Detection {
     /// Where it is, in frame pixels.
     pub rect: Rect,
@@ -51,6 +53,22 @@ pub struct FrameMeta {
     pub capture_time: SystemTime,
     /// Objects found in it.
     pub detections: Vec<Detection>,
+    /// Set by `skip_similar` when the frame is too like the last processed one: the processors
+    /// after it reuse their last result.
+    pub similar: bool,
+}
+
+impl FrameMeta {
+    /// Metadata of a new frame: no detections yet.
+    pub fn new(stream: StreamId, seq: u64, capture_time: SystemTime) -> Self {
+        Self {
+            stream,
+            seq,
+            capture_time,
+            detections: Vec::new(),
+            similar: false,
+        }
+    }
 }
 
 /// A decoded frame: a GStreamer buffer in a 4:2:0 layout, its geometry and its metadata.
@@ -99,6 +117,11 @@ impl Frame {
         let frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &self.info)
             .map_err(|_| FrameError::Map)?;
         Canvas::new(frame)
+    }
+
+    /// The pixels, read-only, by plane (no copy).
+    pub fn planes(&self) -> Result<Planes<'_>, FrameError> {
+        Planes::new(self.buffer.as_ref(), &self.info)
     }
 
     /// The buffer, for the encoder.

@@ -5,15 +5,20 @@
 //! [`Chain::from_config`].
 
 mod clock;
+pub mod detect;
 mod overlay;
+mod skip_similar;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::ProcessorConfig;
 use crate::frame::Frame;
 
 pub use clock::utc_timestamp;
+pub use detect::{DetectHandle, Models};
 pub use overlay::Overlay;
+pub use skip_similar::SkipSimilar;
 
 /// A stage that sees every frame of one stream, in its native layout, and may draw on it or add
 /// metadata.
@@ -29,6 +34,7 @@ pub trait Processor: Send {
 /// A stream's processors, in order.
 pub struct Chain {
     processors: Vec<Box<dyn Processor>>,
+    detectors: Vec<Arc<DetectHandle>>,
 }
 
 /// What one pass through the chain did.
@@ -38,20 +44,45 @@ pub struct ChainReport {
     pub elapsed: Duration,
     /// Processors that failed on this frame, with their error.
     pub errors: Vec<(&'static str, anyhow::Error)>,
+    /// Whether `skip_similar` found the frame like the last processed one.
+    pub similar: bool,
 }
 
 impl Chain {
-    /// Builds the chain a stream's config asks for.
-    pub fn from_config(configs: &[ProcessorConfig]) -> Self {
+    /// Builds the chain a stream's config asks for; detectors take their model from `models`
+    /// (a model that cannot be loaded leaves its detector idle, with the reason in its status).
+    pub fn from_config(configs: &[ProcessorConfig], models: &Models) -> Self {
+        let mut detectors = Vec::new();
         let processors = configs
             .iter()
             .map(|c| -> Box<dyn Processor> {
                 match c {
                     ProcessorConfig::Overlay(o) => Box::new(Overlay::new(o.clone())),
+                    ProcessorConfig::SkipSimilar(k) => Box::new(SkipSimilar::new(k)),
+                    ProcessorConfig::Detect(d) => {
+                        let model = models.get(&d.model);
+                        if let Err(e) = &model {
+                            tracing::error!(
+                                "detect: model `{}` unusable, no detections: {e}",
+                                d.model
+                            );
+                        }
+                        let p = detect::Detect::new(d, model);
+                        detectors.push(p.handle());
+                        Box::new(p)
+                    }
                 }
             })
             .collect();
-        Self { processors }
+        Self {
+            processors,
+            detectors,
+        }
+    }
+
+    /// The detectors' readable sides, in chain order.
+    pub fn detectors(&self) -> &[Arc<DetectHandle>] {
+        &self.detectors
     }
 
     /// Runs every processor on the frame.
@@ -74,6 +105,7 @@ impl Chain {
                 report.errors.push((p.name(), e));
             }
         }
+        report.similar = frame.meta.similar;
         report.elapsed = start.elapsed();
         report
     }

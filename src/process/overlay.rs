@@ -61,15 +61,13 @@ impl Processor for Overlay {
                 d.rect.h as i32,
             );
             canvas.outline_rect(x, y, w, h, scale.max(2), BOX);
+            // Labels are smaller than the header text: boxes can be many and close together.
+            let ls = (scale + 1) / 2;
             let label = format!("{} {:.2}", d.label, d.score);
-            let (tw, th) = Canvas::text_size(&label, scale);
-            let ly = if y >= th + 2 * scale {
-                y - th - 2 * scale
-            } else {
-                y
-            };
-            canvas.fill_rect(x, ly, tw + 2 * scale, th + 2 * scale, BOX);
-            canvas.draw_text(x + scale, ly + scale, scale, &label, Yuv::BLACK);
+            let (tw, th) = Canvas::text_size(&label, ls);
+            let ly = if y >= th + 2 * ls { y - th - 2 * ls } else { y };
+            canvas.fill_rect(x, ly, tw + 2 * ls, th + 2 * ls, BOX);
+            canvas.draw_text(x + ls, ly + ls, ls, &label, Yuv::BLACK);
         }
         Ok(())
     }
@@ -125,6 +123,7 @@ mod tests {
                     label: "person".into(),
                     score: 0.9,
                 }],
+                similar: false,
             },
         )
     }

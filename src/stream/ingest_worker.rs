@@ -190,12 +190,11 @@ fn frame_handler(
     );
     let id = ctx.config.id().clone();
     move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
-        let meta = FrameMeta {
-            stream: id.clone(),
-            seq: seq.fetch_add(1, Ordering::Relaxed),
-            capture_time: SystemTime::now(),
-            detections: Vec::new(),
-        };
+        let meta = FrameMeta::new(
+            id.clone(),
+            seq.fetch_add(1, Ordering::Relaxed),
+            SystemTime::now(),
+        );
         stats.frames_in.fetch_add(1, Ordering::Relaxed);
         slot.put(Frame::new(buffer, info.clone(), meta));
         stats

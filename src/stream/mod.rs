@@ -27,7 +27,7 @@ use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
-use crate::process::Chain;
+use crate::process::{Chain, DetectHandle, Models};
 use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RtspServer};
 use crate::supervise::Shutdown;
 
@@ -53,6 +53,7 @@ pub struct Stream {
     hls: Arc<HlsHub>,
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
+    detectors: Vec<Arc<DetectHandle>>,
 }
 
 impl Stream {
@@ -61,6 +62,7 @@ impl Stream {
         config: &StreamConfig,
         server: &ServerConfig,
         rtsp: Option<&RtspServer>,
+        models: &Models,
     ) -> Result<Self> {
         let id = config.id().clone();
         let state = Arc::new(StateCell::new(id.clone()));
@@ -129,10 +131,12 @@ impl Stream {
                 .context("starting the ingest thread")?
         };
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
+        let chain = Chain::from_config(&config.processors, models);
+        let detectors = chain.detectors().to_vec();
         let processing = {
             let ctx = process_worker::Context {
                 id: id.clone(),
-                chain: Chain::from_config(&config.processors),
+                chain,
                 slot: slot.clone(),
                 encoder,
                 fanout: fanout.clone(),
@@ -167,7 +171,13 @@ impl Stream {
             jpeg,
             rtsp_urls,
             mounts,
+            detectors,
         })
+    }
+
+    /// Its detectors (status, current boxes, detection events).
+    pub fn detectors(&self) -> &[Arc<DetectHandle>] {
+        &self.detectors
     }
 
     /// The stream's id.

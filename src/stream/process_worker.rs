@@ -252,6 +252,9 @@ fn process(
     }
     let report = ctx.chain.run(&mut frame);
     ctx.stats.record_processed(report.elapsed);
+    if report.similar {
+        ctx.stats.frames_similar.fetch_add(1, Ordering::Relaxed);
+    }
     for (name, e) in report.errors {
         ctx.stats.processor_errors.fetch_add(1, Ordering::Relaxed);
         // At most one line per second, whatever the frame rate.

@@ -24,16 +24,7 @@ pub fn render(
     now: SystemTime,
 ) -> Option<gst::Buffer> {
     let buffer = gst::Buffer::with_size(info.size()).ok()?;
-    let mut frame = Frame::new(
-        buffer,
-        info.clone(),
-        FrameMeta {
-            stream: stream.clone(),
-            seq: 0,
-            capture_time: now,
-            detections: Vec::new(),
-        },
-    );
+    let mut frame = Frame::new(buffer, info.clone(), FrameMeta::new(stream.clone(), 0, now));
     {
         let mut c = frame.canvas().ok()?;
         let (w, h) = (c.width() as i32, c.height() as i32);

@@ -25,6 +25,9 @@ pub struct StreamStats {
     pub frames_slate: AtomicU64,
     /// Frames repeated to keep the output rate through gaps shorter than the stall timeout.
     pub frames_held: AtomicU64,
+    /// Processed frames that `skip_similar` found like the last processed one (the processors
+    /// after it reused their last result).
+    pub frames_similar: AtomicU64,
     /// Time from decode to the start of processing (waiting in the slot).
     pub queue_latency: Histogram,
     /// Time in the processors.

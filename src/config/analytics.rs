@@ -1,0 +1,232 @@
+//! Config of the analytics: the shared models (`[[models]]`), the ONNX Runtime library
+//! (`[onnxruntime]`), and the `detect` and `skip_similar` processors.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where ONNX Runtime comes from (one library for the whole process).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxRuntimeConfig {
+    /// Path of `libonnxruntime.so` (relative to the config file). Unset: framegate looks for it
+    /// by itself: `$ORT_DYLIB_PATH`, then `assets/onnxruntime/` beside or above the executable
+    /// (where `scripts/setup-debian.sh` puts it), then the Python `onnxruntime` packages it can
+    /// find.
+    #[serde(default)]
+    pub library: Option<PathBuf>,
+}
+
+/// An object-detection model, loaded once and shared by every stream whose `detect` processor
+/// names it. Frames from all those streams are gathered into batches.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Name the `detect` processors refer to.
+    pub id: String,
+    /// The ONNX file, relative to the config file.
+    pub path: PathBuf,
+    /// Output layout: `centernet` (`[1, N, 6]` boxes x1 y1 x2 y2 score class, input NHWC RGB
+    /// 0..255, plain resize) or `yolo` (v5/v8/11 exports: `[1, 4 + classes, N]` or
+    /// `[1, N, 5 + classes]`, input NCHW RGB 0..1 letterboxed; NMS applied).
+    pub format: ModelFormat,
+    /// Class names: `coco80` (the built-in COCO list) or a file with one name a line (relative
+    /// to the config file).
+    #[serde(default = "default_labels")]
+    pub labels: String,
+    /// Most frames run together in one batch. Models whose batch size is fixed at 1 run the
+    /// gathered frames one after another.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Longest time the first frame of a batch waits for others, in milliseconds.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// Where the model runs: `auto` (CUDA when ONNX Runtime has it and a GPU answers, else the
+    /// CPU), `cpu` or `cuda` (an error when CUDA cannot be used).
+    #[serde(default)]
+    pub provider: ModelProvider,
+    /// CPU threads of the model (intra-op). Unset: a quarter of the cores, at least 1, so that
+    /// decoding and encoding keep their share.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Input size (square) for models whose input size is not fixed in the file.
+    #[serde(default = "default_input_size")]
+    pub input_size: u32,
+    /// Overlap (IoU) above which NMS drops the weaker of two boxes of the same class (`yolo`).
+    #[serde(default = "default_iou")]
+    pub iou_threshold: f32,
+}
+
+fn default_labels() -> String {
+    "coco80".into()
+}
+
+fn default_max_batch() -> usize {
+    8
+}
+
+fn default_max_wait_ms() -> u64 {
+    10
+}
+
+fn default_input_size() -> u32 {
+    640
+}
+
+fn default_iou() -> f32 {
+    0.45
+}
+
+/// The output layout of a detection model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFormat {
+    /// `[1, N, 6]`: x1, y1, x2, y2, score, class (CenterNet-style, NMS done).
+    Centernet,
+    /// YOLO v5/v8/11 exports (boxes as centre and size, per-class scores; NMS needed).
+    Yolo,
+}
+
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelProvider {
+    /// CUDA when available, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU only.
+    Cpu,
+    /// CUDA only.
+    Cuda,
+}
+
+/// Settings of the `detect` processor.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// The `[[models]]` id to use.
+    pub model: String,
+    /// Run the model on every Nth frame; the frames in between carry the last boxes.
+    #[serde(default = "default_every")]
+    pub every: u32,
+    /// At most this many runs per second (on top of `every`).
+    #[serde(default)]
+    pub max_fps: Option<f64>,
+    /// Lowest score kept, 0 to 1.
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+    /// Class names to keep (empty: all).
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Seconds a class must be gone before its detection event is closed.
+    #[serde(default = "default_clear_after")]
+    pub clear_after: f64,
+}
+
+fn default_every() -> u32 {
+    1
+}
+
+fn default_min_score() -> f32 {
+    0.35
+}
+
+fn default_clear_after() -> f64 {
+    2.0
+}
+
+/// Settings of the `skip_similar` processor.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkipSimilarConfig {
+    /// Mean absolute luma difference (0 to 1, on a small thumbnail) under which a frame counts
+    /// as the same as the last processed one: the processors after this one reuse their last
+    /// result instead of running (frames still reach the outputs at full rate).
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
+}
+
+fn default_threshold() -> f32 {
+    0.02
+}
+
+impl ModelConfig {
+    /// Checks the settings beyond their types; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id.is_empty() || self.id.len() > 64 {
+            return Err("id must be 1 to 64 characters".into());
+        }
+        if !(1..=64).contains(&self.max_batch) {
+            return Err(format!("max_batch = {} must be 1 to 64", self.max_batch));
+        }
+        if self.max_wait_ms > 1000 {
+            return Err(format!(
+                "max_wait_ms = {} must be at most 1000",
+                self.max_wait_ms
+            ));
+        }
+        if self.threads == Some(0) {
+            return Err("threads must be at least 1".into());
+        }
+        if !(32..=4096).contains(&self.input_size) {
+            return Err(format!(
+                "input_size = {} must be 32 to 4096",
+                self.input_size
+            ));
+        }
+        if !(self.iou_threshold > 0.0 && self.iou_threshold <= 1.0) {
+            return Err("iou_threshold must be more than 0 and at most 1".into());
+        }
+        if !self.path.is_file() {
+            return Err(format!(
+                "path `{}`: no such model file",
+                self.path.display()
+            ));
+        }
+        if self.labels != "coco80" && !PathBuf::from(&self.labels).is_file() {
+            return Err(format!(
+                "labels `{}`: neither `coco80` nor a readable file",
+                self.labels
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DetectConfig {
+    /// Checks the settings beyond their types.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.every == 0 {
+            return Err("detect.every must be at least 1".into());
+        }
+        if let Some(f) = self.max_fps
+            && !(f.is_finite() && f > 0.0)
+        {
+            return Err(format!("detect.max_fps = {f} must be more than 0"));
+        }
+        if !(0.0..=1.0).contains(&self.min_score) {
+            return Err(format!(
+                "detect.min_score = {} must be from 0 to 1",
+                self.min_score
+            ));
+        }
+        if !(self.clear_after.is_finite() && self.clear_after >= 0.0) {
+            return Err("detect.clear_after must be 0 or more seconds".into());
+        }
+        Ok(())
+    }
+}
+
+impl SkipSimilarConfig {
+    /// Checks the settings beyond their types.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!(
+                "skip_similar.threshold = {} must be from 0 to 1",
+                self.threshold
+            ));
+        }
+        Ok(())
+    }
+}

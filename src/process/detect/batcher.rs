@@ -1,0 +1,338 @@
+//! Dynamic batching: one thread per model takes the inputs waiting from all streams, up to
+//! `max_batch` or until the first has waited `max_wait`, prepares them (pre-processing runs here,
+//! off the streams' threads), runs them together, and hands each result back to its stream. Submitting never blocks: a stream has at most one input waiting or
+//! running, and a stream that wants another while its last is not done drops it (counted by the
+//! caller).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One model output for one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Its shape, batch dimension 1.
+    pub dims: Vec<i64>,
+    /// Its values.
+    pub data: Vec<f32>,
+}
+
+/// What runs a batch: the ONNX Runtime session, or a stand-in in tests.
+pub trait Backend: Send + 'static {
+    /// Runs the inputs (each one input's values) and returns one output per input, in order.
+    fn run(&mut self, inputs: &[&[f32]]) -> anyhow::Result<Vec<Output>>;
+}
+
+/// Called with the result of one input, on the model's thread.
+pub type Reply = Box<dyn FnOnce(Result<Output, String>) + Send>;
+
+/// Makes one input's values, on the model's thread, just before its batch runs.
+pub type Prepare = Box<dyn FnOnce() -> anyhow::Result<Vec<f32>> + Send>;
+
+struct Job {
+    prepare: Prepare,
+    reply: Reply,
+    queued: Instant,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+/// Counters of one model.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// Batches run.
+    pub batches: AtomicU64,
+    /// Inputs run.
+    pub inputs: AtomicU64,
+    /// Inputs whose run failed.
+    pub failures: AtomicU64,
+    /// Time spent running, nanoseconds.
+    pub busy_ns: AtomicU64,
+    /// Time inputs waited before their batch ran, nanoseconds (total).
+    pub wait_ns: AtomicU64,
+    /// Size of the largest batch run.
+    pub largest: AtomicU64,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    stats: BatchStats,
+}
+
+/// The batching queue and its thread.
+pub struct Batcher {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Batcher {
+    /// Starts the model's thread.
+    pub fn start(
+        name: &str,
+        backend: Box<dyn Backend>,
+        max_batch: usize,
+        max_wait: Duration,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            stats: BatchStats::default(),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("model-{name}"))
+                .spawn(move || run(&shared, backend, max_batch.max(1), max_wait))
+                .ok()
+        };
+        Self {
+            shared,
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// Queues an input; `reply` gets its result.
+    pub fn submit(&self, prepare: Prepare, reply: Reply) {
+        let mut q = lock(&self.shared.queue);
+        if q.closed {
+            drop(q);
+            reply(Err("the model is shutting down".into()));
+            return;
+        }
+        q.jobs.push_back(Job {
+            prepare,
+            reply,
+            queued: Instant::now(),
+        });
+        drop(q);
+        self.shared.wake.notify_one();
+    }
+
+    /// The model's counters.
+    pub fn stats(&self) -> &BatchStats {
+        &self.shared.stats
+    }
+
+    /// Inputs waiting now.
+    pub fn queued(&self) -> usize {
+        lock(&self.shared.queue).jobs.len()
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).closed = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The model's thread: gather, run, reply, until closed.
+fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wait: Duration) {
+    loop {
+        let batch: Vec<Job> = {
+            let mut q = lock(&shared.queue);
+            while q.jobs.is_empty() && !q.closed {
+                q = shared
+                    .wake
+                    .wait(q)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if q.closed {
+                for job in q.jobs.drain(..) {
+                    (job.reply)(Err("the model is shutting down".into()));
+                }
+                return;
+            }
+            // Wait for more inputs until the batch is full or its first input waited enough.
+            let deadline = q.jobs[0].queued + max_wait;
+            while q.jobs.len() < max_batch && !q.closed {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                q = shared
+                    .wake
+                    .wait_timeout(q, deadline - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+            let n = q.jobs.len().min(max_batch);
+            q.jobs.drain(..n).collect()
+        };
+        let started = Instant::now();
+        let s = &shared.stats;
+        for job in &batch {
+            s.wait_ns.fetch_add(
+                started.duration_since(job.queued).as_nanos() as u64,
+                Ordering::Relaxed,
+            );
+        }
+        // Inputs that cannot be prepared are answered at once; the others run together.
+        let mut ready = Vec::with_capacity(batch.len());
+        for job in batch {
+            match (job.prepare)() {
+                Ok(input) => ready.push((input, job.reply)),
+                Err(e) => {
+                    s.failures.fetch_add(1, Ordering::Relaxed);
+                    (job.reply)(Err(format!("{e:#}")));
+                }
+            }
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        let (inputs, batch): (Vec<Vec<f32>>, Vec<Reply>) = ready.into_iter().unzip();
+        let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let result = backend.run(&views);
+        s.busy_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        s.batches.fetch_add(1, Ordering::Relaxed);
+        s.inputs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        s.largest.fetch_max(batch.len() as u64, Ordering::Relaxed);
+        match result {
+            Ok(outputs) if outputs.len() == batch.len() => {
+                for (reply, out) in batch.into_iter().zip(outputs) {
+                    reply(Ok(out));
+                }
+            }
+            Ok(outputs) => {
+                s.failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let e = format!("{} outputs for {} inputs", outputs.len(), batch.len());
+                for reply in batch {
+                    reply(Err(e.clone()));
+                }
+            }
+            Err(e) => {
+                s.failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let e = format!("{e:#}");
+                for reply in batch {
+                    reply(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Echoes each input's first value after a delay, recording batch sizes.
+    struct Slow {
+        delay: Duration,
+        sizes: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Backend for Slow {
+        fn run(&mut self, inputs: &[&[f32]]) -> anyhow::Result<Vec<Output>> {
+            std::thread::sleep(self.delay);
+            lock(&self.sizes).push(inputs.len());
+            Ok(inputs
+                .iter()
+                .map(|i| Output {
+                    dims: vec![1],
+                    data: vec![i[0]],
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn gathers_batches_and_answers_each_input() {
+        let sizes = Arc::default();
+        let b = Batcher::start(
+            "test",
+            Box::new(Slow {
+                delay: Duration::from_millis(1),
+                sizes: Arc::clone(&sizes),
+            }),
+            4,
+            Duration::from_millis(500),
+        );
+        let (tx, rx) = mpsc::channel();
+        for i in 0..4 {
+            let tx = tx.clone();
+            b.submit(
+                Box::new(move || Ok(vec![i as f32])),
+                Box::new(move |r| tx.send((i, r)).expect("send")),
+            );
+        }
+        let mut got: Vec<(i32, f32)> = (0..4)
+            .map(|_| {
+                let (i, r) = rx.recv_timeout(Duration::from_secs(5)).expect("reply");
+                (i, r.expect("ok").data[0])
+            })
+            .collect();
+        got.sort_by_key(|g| g.0);
+        assert_eq!(got, [(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0)]);
+        // Four inputs queued within the wait ran as one full batch.
+        assert_eq!(*lock(&sizes), [4]);
+        assert_eq!(b.stats().largest.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_lone_input_runs_once_max_wait_is_over() {
+        let sizes = Arc::default();
+        let b = Batcher::start(
+            "test",
+            Box::new(Slow {
+                delay: Duration::ZERO,
+                sizes: Arc::clone(&sizes),
+            }),
+            8,
+            Duration::from_millis(20),
+        );
+        let (tx, rx) = mpsc::channel();
+        let t = Instant::now();
+        b.submit(
+            Box::new(|| Ok(vec![7.0])),
+            Box::new(move |r| tx.send(r).expect("send")),
+        );
+        let out = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("reply")
+            .expect("ok");
+        assert_eq!(out.data, [7.0]);
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        assert_eq!(*lock(&sizes), [1]);
+    }
+
+    #[test]
+    fn submitting_to_a_slow_model_never_blocks() {
+        let b = Batcher::start(
+            "test",
+            Box::new(Slow {
+                delay: Duration::from_millis(300),
+                sizes: Arc::default(),
+            }),
+            1,
+            Duration::ZERO,
+        );
+        let t = Instant::now();
+        for i in 0..20 {
+            b.submit(Box::new(move || Ok(vec![i as f32])), Box::new(|_| {}));
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "submit blocked: {:?}",
+            t.elapsed()
+        );
+        // Dropping the batcher answers what is still queued and ends the thread.
+        drop(b);
+    }
+}

@@ -1,0 +1,307 @@
+//! The `detect` processor: object detection with a model shared by all streams.
+//!
+//! Per stream, a due frame (every Nth, at most `max_fps`, not marked `similar`) is scaled and
+//! converted straight from YUV into the model's input and queued for the model's batching
+//! thread; the processor does not wait. Every frame carries the newest result the stream has,
+//! so boxes follow the model's pace while the video keeps its own. A due frame that finds the
+//! stream's previous input still queued or running is dropped (counted).
+
+mod batcher;
+mod decode;
+mod events;
+mod labels;
+mod model;
+mod preprocess;
+mod runtime;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::{DetectConfig, ModelFormat};
+use crate::frame::{Detection, Frame, Planes, Rect};
+
+use super::Processor;
+
+pub use batcher::{Backend, BatchStats, Batcher, Output};
+pub use decode::{RawBox, centernet, nms, yolo};
+pub use events::{DetectionEvent, DetectionLog, EventKind, Present};
+pub use labels::COCO80;
+pub use model::{Model, ModelStatus, Models};
+pub use preprocess::{InputSpec, Transform, fill, transform};
+
+/// Counters of one stream's detector.
+#[derive(Debug, Default)]
+pub struct DetectCounters {
+    /// Frames sent to the model.
+    pub submitted: AtomicU64,
+    /// Results received.
+    pub completed: AtomicU64,
+    /// Due frames dropped because the stream's last frame was still with the model.
+    pub dropped: AtomicU64,
+    /// Runs that failed.
+    pub failed: AtomicU64,
+    /// Time from submitting to the result, nanoseconds (total over `completed`).
+    pub latency_ns: AtomicU64,
+    /// Time spent pre-processing, nanoseconds (total over `submitted`).
+    pub preprocess_ns: AtomicU64,
+}
+
+/// What a stream's status shows of its detector.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DetectStatus {
+    /// The model's id.
+    pub model: String,
+    /// Where the model runs (`cpu`, `cuda`), or null when it could not be loaded.
+    pub provider: Option<String>,
+    /// Why the model could not be loaded.
+    pub error: Option<String>,
+    /// Frames sent to the model.
+    pub submitted: u64,
+    /// Results received.
+    pub completed: u64,
+    /// Due frames dropped while the model was busy with this stream's last frame.
+    pub dropped: u64,
+    /// Runs that failed.
+    pub failed: u64,
+    /// Mean time from a frame's submission to its result, milliseconds.
+    pub mean_latency_ms: f64,
+    /// Mean pre-processing time per submitted frame, milliseconds.
+    pub mean_preprocess_ms: f64,
+    /// The boxes of the newest result.
+    pub current: Vec<Detection>,
+}
+
+/// The shared, readable side of a stream's detector (for the API).
+pub struct DetectHandle {
+    model_id: String,
+    provider: Option<String>,
+    error: Option<String>,
+    counters: DetectCounters,
+    current: Mutex<Vec<Detection>>,
+    /// The stream's detection events.
+    pub log: DetectionLog,
+}
+
+impl DetectHandle {
+    /// The status for the API.
+    pub fn status(&self) -> DetectStatus {
+        let c = &self.counters;
+        let completed = c.completed.load(Ordering::Relaxed);
+        let submitted = c.submitted.load(Ordering::Relaxed);
+        let ms = |ns: &AtomicU64, n: u64| ns.load(Ordering::Relaxed) as f64 / 1e6 / n.max(1) as f64;
+        DetectStatus {
+            model: self.model_id.clone(),
+            provider: self.provider.clone(),
+            error: self.error.clone(),
+            submitted,
+            completed,
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            mean_latency_ms: ms(&c.latency_ns, completed),
+            mean_preprocess_ms: ms(&c.preprocess_ns, submitted),
+            current: self
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        }
+    }
+}
+
+/// The newest result of a stream, written by the model's thread.
+#[derive(Default)]
+struct Inbox {
+    busy: bool,
+    result: Option<Vec<Detection>>,
+}
+
+/// Finds objects in frames with a shared model.
+pub struct Detect {
+    config: DetectConfig,
+    model: Option<Arc<Model>>,
+    handle: Arc<DetectHandle>,
+    inbox: Arc<Mutex<Inbox>>,
+    current: Vec<Detection>,
+    frames: u64,
+    last_run: Option<Instant>,
+}
+
+impl Detect {
+    /// A detector for one stream; `model` is the shared model, or why it could not be loaded
+    /// (the stream then runs without detections, and its status says why).
+    pub fn new(config: &DetectConfig, model: Result<Arc<Model>, String>) -> Self {
+        let (model, error) = match model {
+            Ok(m) => (Some(m), None),
+            Err(e) => (None, Some(e)),
+        };
+        let handle = Arc::new(DetectHandle {
+            model_id: config.model.clone(),
+            provider: model.as_ref().map(|m| m.provider().to_string()),
+            error,
+            counters: DetectCounters::default(),
+            current: Mutex::default(),
+            log: DetectionLog::new(Duration::from_secs_f64(config.clear_after)),
+        });
+        Self {
+            config: config.clone(),
+            model,
+            handle,
+            inbox: Arc::default(),
+            current: Vec::new(),
+            frames: 0,
+            last_run: None,
+        }
+    }
+
+    /// The readable side, for the stream's status.
+    pub fn handle(&self) -> Arc<DetectHandle> {
+        self.handle.clone()
+    }
+
+    /// Whether this frame should go to the model.
+    fn due(&mut self, frame: &Frame, now: Instant) -> bool {
+        if frame.meta.similar {
+            return false;
+        }
+        self.frames += 1;
+        if !(self.frames - 1).is_multiple_of(u64::from(self.config.every)) {
+            return false;
+        }
+        if let (Some(max), Some(last)) = (self.config.max_fps, self.last_run)
+            && now.duration_since(last).as_secs_f64() < 1.0 / max
+        {
+            return false;
+        }
+        true
+    }
+
+    fn submit(&mut self, model: &Arc<Model>, frame: &Frame, now: Instant) {
+        {
+            let mut inbox = lock(&self.inbox);
+            if inbox.busy {
+                self.handle.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            inbox.busy = true;
+        }
+        self.last_run = Some(now);
+        let spec = *model.spec();
+        let transform = transform(frame.width() as usize, frame.height() as usize, &spec);
+        self.handle
+            .counters
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
+        // The model's thread reads the pixels (a reference to the buffer, no copy): the stream's
+        // thread goes on at once. A later processor that draws gets its own copy.
+        let (buffer, info) = (frame.buffer().clone(), frame.info().clone());
+        let handle = self.handle.clone();
+        let prepare = Box::new(move || -> anyhow::Result<Vec<f32>> {
+            let started = Instant::now();
+            let mut input = vec![0.0f32; spec.values()];
+            let colorimetry = info.colorimetry();
+            fill(
+                &Planes::new(buffer.as_ref(), &info)?,
+                colorimetry.matrix() == gst_video::VideoColorMatrix::Bt709,
+                colorimetry.range() == gst_video::VideoColorRange::Range0_255,
+                &spec,
+                &mut input,
+            );
+            handle
+                .counters
+                .preprocess_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            Ok(input)
+        });
+        let (inbox, handle) = (self.inbox.clone(), self.handle.clone());
+        let labels = model.labels().clone();
+        let (format, iou) = (model.config().format, model.config().iou_threshold);
+        let (min_score, classes) = (self.config.min_score, self.config.classes.clone());
+        model.submit(
+            prepare,
+            Box::new(move |out| {
+                let c = &handle.counters;
+                let decoded = out.map_err(anyhow::Error::msg).and_then(|o| {
+                    let raw = match format {
+                        ModelFormat::Centernet => centernet(&o.dims, &o.data, min_score)?,
+                        ModelFormat::Yolo => yolo(&o.dims, &o.data, min_score, iou)?,
+                    };
+                    Ok(to_detections(&raw, &transform, &labels, &classes))
+                });
+                let mut inbox = lock(&inbox);
+                inbox.busy = false;
+                match decoded {
+                    Ok(d) => {
+                        c.completed.fetch_add(1, Ordering::Relaxed);
+                        c.latency_ns
+                            .fetch_add(now.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        inbox.result = Some(d);
+                    }
+                    Err(e) => {
+                        if c.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::warn!(model = %handle.model_id, "detection failed: {e:#}");
+                        }
+                    }
+                }
+            }),
+        );
+    }
+}
+
+/// Model boxes in frame pixels with their names, keeping the wanted classes.
+fn to_detections(
+    raw: &[RawBox],
+    t: &Transform,
+    labels: &[String],
+    keep: &[String],
+) -> Vec<Detection> {
+    raw.iter()
+        .filter_map(|b| {
+            let label = labels
+                .get(b.class)
+                .cloned()
+                .unwrap_or_else(|| format!("class {}", b.class));
+            if !keep.is_empty() && !keep.contains(&label) {
+                return None;
+            }
+            let (x, y, w, h) = t.to_frame(b.x1, b.y1, b.x2, b.y2);
+            (w > 0.0 && h > 0.0).then_some(Detection {
+                rect: Rect { x, y, w, h },
+                label,
+                score: b.score,
+            })
+        })
+        .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Processor for Detect {
+    fn name(&self) -> &'static str {
+        "detect"
+    }
+
+    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let Some(model) = self.model.clone() else {
+            return Ok(());
+        };
+        if let Some(new) = lock(&self.inbox).result.take() {
+            self.handle.log.update(&new, now);
+            *lock(&self.handle.current) = new.clone();
+            self.current = new;
+        } else {
+            self.handle.log.tick(now);
+        }
+        if self.due(frame, now) {
+            self.submit(&model, frame, now);
+        }
+        frame.meta.detections.extend(self.current.iter().cloned());
+        Ok(())
+    }
+}
