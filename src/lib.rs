@@ -8,6 +8,7 @@
 //! typed configuration.
 
 pub mod app;
+pub mod assets;
 pub mod config;
 pub mod control;
 pub mod elements;

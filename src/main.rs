@@ -135,7 +135,10 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 None => {
                     tracing::info!("no --config given: running the built-in demo");
                     (
-                        config::parse_str(config::DEMO_CONFIG, Path::new("<built-in demo>"))?,
+                        config::parse_str(
+                            &framegate::assets::demo_config(),
+                            Path::new("<built-in demo>"),
+                        )?,
                         None,
                     )
                 }
@@ -305,8 +308,8 @@ fn processor_from_kind(kind: &str) -> anyhow::Result<ProcessorConfig> {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("FRAMEGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("FRAMEGATE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,ort=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

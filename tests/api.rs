@@ -485,9 +485,11 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
     routes.sort();
     let expected = [
         ("DELETE", "/api/streams/{id}"),
+        ("GET", "/api/models"),
         ("GET", "/api/openapi.json"),
         ("GET", "/api/streams"),
         ("GET", "/api/streams/{id}"),
+        ("GET", "/api/streams/{id}/detections"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/readyz"),

@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::{self, ServerConfig, StreamConfig, StreamId};
+use crate::process::Models;
 use crate::publish::RtspServer;
 use crate::stream::Stream;
 
@@ -74,6 +75,7 @@ struct Inner {
 pub struct Manager {
     server: ServerConfig,
     rtsp: Arc<RtspServer>,
+    models: Models,
     config_path: Option<PathBuf>,
     state_path: Option<PathBuf>,
     inner: Mutex<Inner>,
@@ -102,6 +104,7 @@ impl Manager {
         let manager = Arc::new(Self {
             server: config.server.clone(),
             rtsp,
+            models: Models::new(config),
             config_path: config_path.map(Path::to_path_buf),
             state_path,
             inner: Mutex::new(Inner {
@@ -160,6 +163,11 @@ impl Manager {
             e.running.as_ref(),
             e.start_error.as_deref(),
         ))
+    }
+
+    /// The detection models loaded so far.
+    pub fn models(&self) -> Vec<crate::process::detect::ModelStatus> {
+        self.models.statuses()
     }
 
     /// Calls `f` with a running stream (briefly: the manager is locked meanwhile).
@@ -310,6 +318,12 @@ impl Manager {
                 effective[i].id()
             )));
         }
+        let changed_models = self.models.update(&fresh);
+        let uses_changed = |c: &StreamConfig| {
+            c.processors.iter().any(|p| {
+                matches!(p, config::ProcessorConfig::Detect(d) if changed_models.contains(&d.model))
+            })
+        };
         inner.base = fresh.streams;
         let keep: Vec<StreamId> = effective.iter().map(|c| c.id().clone()).collect();
         let gone: Vec<StreamId> = inner
@@ -328,7 +342,9 @@ impl Manager {
         for c in effective {
             let id = c.id().clone();
             match inner.entries.get_mut(&id) {
-                Some(e) if e.config == c => report.unchanged.push(id.to_string()),
+                Some(e) if e.config == c && !uses_changed(&c) => {
+                    report.unchanged.push(id.to_string())
+                }
                 Some(e) => {
                     to_stop.extend(self.detach(e));
                     report.restarted.push(id.to_string());
@@ -424,7 +440,7 @@ impl Manager {
                 start_error: None,
             };
         }
-        match Stream::start(&config, &self.server, Some(&self.rtsp)) {
+        match Stream::start(&config, &self.server, Some(&self.rtsp), &self.models) {
             Ok(s) => Entry {
                 config,
                 running: Some(s),
@@ -451,7 +467,9 @@ impl Manager {
     }
 
     fn validate(&self, inner: &Inner, config: &StreamConfig) -> Result<(), ManagerError> {
-        config::validate_stream(config).map_err(ManagerError::Invalid)?;
+        config::validate_stream(config)
+            .and_then(|()| config::check_models(config, &self.models.configs()))
+            .map_err(ManagerError::Invalid)?;
         let mut all: Vec<StreamConfig> = inner
             .entries
             .values()

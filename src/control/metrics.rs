@@ -6,6 +6,7 @@ use std::fmt::Write;
 use crate::stream::{Histogram, Stream, StreamState};
 
 use super::Manager;
+use crate::process::detect::ModelStatus;
 
 /// The states a stream can be in, for the one-hot `framegate_stream_state` gauge.
 const STATES: [&str; 5] = ["connecting", "live", "stalled", "reconnecting", "stopped"];
@@ -17,6 +18,7 @@ pub fn render(manager: &Manager) -> String {
         let id = config.id().as_str();
         m.stream(id, running);
     });
+    m.models(&manager.models());
     let mut out = String::new();
     for family in m.families() {
         out.push_str(&family);
@@ -35,6 +37,11 @@ struct Metrics {
     state: String,
     latency: String,
     output_failures: String,
+    detect: String,
+    model_inputs: String,
+    model_batches: String,
+    model_busy: String,
+    model_sessions: String,
 }
 
 impl Metrics {
@@ -62,6 +69,13 @@ impl Metrics {
             ("encoded", snap.frames_out),
             ("held", snap.frames_held),
             ("slate", snap.frames_slate),
+            ("processed", snap.frames_processed),
+            (
+                "similar",
+                stats
+                    .frames_similar
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
         ] {
             let _ = writeln!(
                 self.frames,
@@ -98,6 +112,21 @@ impl Metrics {
         ] {
             histogram(&mut self.latency, &label, stage, h);
         }
+        for d in s.detectors() {
+            let st = d.status();
+            for (result, v) in [
+                ("submitted", st.submitted),
+                ("completed", st.completed),
+                ("dropped", st.dropped),
+                ("failed", st.failed),
+            ] {
+                let _ = writeln!(
+                    self.detect,
+                    "framegate_detect_frames_total{{stream=\"{label}\",model=\"{}\",result=\"{result}\"}} {v}",
+                    escape(&st.model)
+                );
+            }
+        }
         for o in s.push_outputs() {
             let _ = writeln!(
                 self.output_failures,
@@ -106,6 +135,30 @@ impl Metrics {
                 o.status().failures
             );
         }
+    }
+
+    fn models(&mut self, models: &[ModelStatus]) {
+        for m in models {
+            let label = escape(&m.id);
+            let provider = escape(&m.provider);
+            let _ = writeln!(
+                self.model_inputs,
+                "framegate_model_inputs_total{{model=\"{label}\",provider=\"{provider}\"}} {}",
+                m.inputs
+            );
+            let _ = writeln!(
+                self.model_batches,
+                "framegate_model_batches_total{{model=\"{label}\"}} {}",
+                m.batches
+            );
+            let _ = writeln!(
+                self.model_busy,
+                "framegate_model_busy_seconds_total{{model=\"{label}\"}} {}",
+                m.mean_batch_ms * m.batches as f64 / 1000.0
+            );
+        }
+        let sessions = models.first().map_or(0, |m| m.sessions_in_process);
+        let _ = writeln!(self.model_sessions, "framegate_model_sessions {sessions}");
     }
 
     fn families(self) -> Vec<String> {
@@ -154,6 +207,36 @@ impl Metrics {
                 "counter",
                 "Failed connections of push outputs.",
                 self.output_failures,
+            ),
+            family(
+                "framegate_detect_frames_total",
+                "counter",
+                "Frames of a stream's detector: submitted to the model, completed, dropped (the model still had the stream's last frame), failed.",
+                self.detect,
+            ),
+            family(
+                "framegate_model_inputs_total",
+                "counter",
+                "Frames run by a shared model, all streams together.",
+                self.model_inputs,
+            ),
+            family(
+                "framegate_model_batches_total",
+                "counter",
+                "Batches run by a shared model.",
+                self.model_batches,
+            ),
+            family(
+                "framegate_model_busy_seconds_total",
+                "counter",
+                "Time a model's thread spent pre-processing and running batches.",
+                self.model_busy,
+            ),
+            family(
+                "framegate_model_sessions",
+                "gauge",
+                "ONNX Runtime sessions in the process (one per loaded model).",
+                self.model_sessions,
             ),
         ]
     }

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::StreamConfig;
+use crate::process::detect::DetectStatus;
 use crate::process::utc_timestamp;
 use crate::stream::{Histogram, Stream, StreamState};
 
@@ -47,6 +48,8 @@ pub struct StreamStatus {
     pub outputs: Vec<OutputStatus>,
     /// JPEG encoders running for browser viewers (one per width and quality being watched).
     pub jpeg_encoders: usize,
+    /// The stream's detectors (`detect` processors): model, provider, counters, current boxes.
+    pub detect: Vec<DetectStatus>,
     /// The stream's config, passwords replaced by `***`.
     pub config: StreamConfig,
 }
@@ -92,6 +95,11 @@ pub struct FrameCounts {
     pub held: u64,
     /// NO SIGNAL slate frames.
     pub slate: u64,
+    /// Through the processors.
+    pub processed: u64,
+    /// Processed frames that `skip_similar` found like the last processed one (the processors
+    /// after it reused their last result).
+    pub similar: u64,
 }
 
 /// Dropped frames per stage.
@@ -197,6 +205,7 @@ pub fn status(
         encoder: None,
         outputs: Vec::new(),
         jpeg_encoders: 0,
+        detect: Vec::new(),
         config: masked,
     };
     let Some(s) = running else { return st };
@@ -228,6 +237,10 @@ pub fn status(
         encoded: snap.frames_out,
         held: snap.frames_held,
         slate: snap.frames_slate,
+        processed: snap.frames_processed,
+        similar: stats
+            .frames_similar
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
     st.dropped = Drops {
         ingest: snap.dropped_ingest,
@@ -242,6 +255,7 @@ pub fn status(
     st.last_error = s.state_cell().last_error().map(error_info);
     st.encoder = Some(s.encoder_kind().to_string());
     st.jpeg_encoders = s.jpeg().running();
+    st.detect = s.detectors().iter().map(|d| d.status()).collect();
     st.outputs = s
         .rtsp_urls()
         .iter()

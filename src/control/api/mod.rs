@@ -7,6 +7,8 @@
 //! | `PUT /api/streams/{id}` | replace a stream (restarted only if it changed) |
 //! | `DELETE /api/streams/{id}` | stop and remove |
 //! | `POST /api/streams/{id}/start`, `.../stop` | start or stop (kept across restarts) |
+//! | `GET /api/streams/{id}/detections` | objects present now, detection events, detectors |
+//! | `GET /api/models` | the shared detection models and their counters |
 //! | `POST /api/reload` | re-read the config file |
 //! | `GET /api/openapi.json` | this API, described |
 //! | `GET /metrics` | Prometheus metrics |
@@ -15,6 +17,7 @@
 //! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
 //! | `GET /` | the dashboard (static files built in; not part of the API document) |
 
+mod analytics;
 mod auth;
 mod dashboard;
 mod error;
@@ -298,6 +301,36 @@ fn api() -> Api {
             response: (200, "The playlist or a segment.", None),
             text: Some("application/vnd.apple.mpegurl"),
             errors: &[404, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/api/streams/{id}/detections",
+        analytics::detections,
+        Op {
+            summary: "A stream's detections",
+            description: "The classes present now, the newest detection events (one when a class appears, one when it has been gone for `clear_after` seconds) and the stream's detectors (model, provider, counters, current boxes).",
+            request: None,
+            response: (200, "The detections.", Some(schema::<analytics::Detections>)),
+            text: None,
+            errors: &[404, 503],
+            secured: true,
+            query: &[("limit", "integer", "Most events returned, newest kept. Default 100.")],
+        },
+    )
+    .route(
+        "get",
+        "/api/models",
+        analytics::models,
+        Op {
+            summary: "Detection models",
+            description: "The models loaded so far (each once per process, shared by the streams that use it): provider, input, batching and counters.",
+            request: None,
+            response: (200, "The models.", Some(schema::<Vec<crate::process::detect::ModelStatus>>)),
+            text: None,
+            errors: &[],
             secured: true,
             query: &[],
         },

@@ -15,7 +15,7 @@ use crate::control::{Manager, ReloadReport, metrics};
 use super::AppState;
 use super::error::ApiError;
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// Runs blocking manager work off the async workers.
 pub(super) async fn blocking<T: Send + 'static>(
@@ -34,7 +34,7 @@ pub(super) async fn blocking<T: Send + 'static>(
         })
 }
 
-fn stream_id(raw: &str) -> ApiResult<StreamId> {
+pub(super) fn stream_id(raw: &str) -> ApiResult<StreamId> {
     StreamId::try_from(raw.to_string()).map_err(|_| ApiError::no_stream(raw))
 }
 

@@ -142,6 +142,16 @@ function select(id) {
   renderDetails();
 }
 
+/** One line per detector: model and provider, what it sees now, its counters. */
+function detectText(t) {
+  if (t.error) return `${t.model}: unusable — ${t.error}`;
+  const counts = {};
+  for (const d of t.current) counts[d.label] = (counts[d.label] || 0) + 1;
+  const now = Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ") || "nothing";
+  return `${t.model} on ${t.provider}: ${now}\n${t.completed} runs, ${t.dropped} frames skipped while busy, ` +
+    `${t.mean_latency_ms.toFixed(0)} ms per result`;
+}
+
 function renderDetails() {
   if (!selected) return;
   const s = streams.find((x) => x.id === selected.id);
@@ -158,6 +168,8 @@ function renderDetails() {
     ["dropped", `ingest ${s.dropped.ingest}, outputs ${s.dropped.outputs}`],
     ["latency", selected.id in stats.latencyMs ? `${stats.latencyMs[selected.id]} ms to this page` : "—"],
     ["outputs", outs],
+    ...(s.detect || []).map((t) => ["detect", detectText(t)]),
+    ...(s.frames.similar ? [["skip_similar", `${s.frames.similar} of ${s.frames.processed} frames similar`]] : []),
     ["last error", s.last_error ? `${s.last_error.message} (${Math.round(s.last_error.ago_s)} s ago)` : "none"],
   ];
   d.innerHTML = "<dl></dl><div class=actions></div>";

@@ -1,0 +1,64 @@
+//! Analytics routes: the shared models, and each stream's detections and detection events.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::process::detect::{DetectStatus, DetectionEvent, ModelStatus, Present};
+
+use super::AppState;
+use super::streams::{ApiResult, blocking, stream_id};
+
+/// A stream's detections: what is present now, the newest events, and its detectors.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Detections {
+    /// The stream's id.
+    pub stream: String,
+    /// Classes present now (seen within `clear_after`).
+    pub present: Vec<Present>,
+    /// The newest events, oldest first.
+    pub events: Vec<DetectionEvent>,
+    /// The stream's detectors.
+    pub detectors: Vec<DetectStatus>,
+}
+
+/// `?limit=` of the events.
+#[derive(Debug, Deserialize)]
+pub struct Limit {
+    limit: Option<usize>,
+}
+
+pub async fn detections(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Detections>> {
+    let id = stream_id(&id)?;
+    let limit = q.limit.unwrap_or(100);
+    let out = blocking(&state, move |m| {
+        m.with_running(&id, |s| {
+            let mut present = Vec::new();
+            let mut events = Vec::new();
+            for d in s.detectors() {
+                let (p, e) = d.log.snapshot(limit);
+                present.extend(p);
+                events.extend(e);
+            }
+            events.sort_by_key(|e| e.at_ms);
+            let skip = events.len().saturating_sub(limit);
+            Detections {
+                stream: id.to_string(),
+                present,
+                events: events.into_iter().skip(skip).collect(),
+                detectors: s.detectors().iter().map(|d| d.status()).collect(),
+            }
+        })
+    })
+    .await??;
+    Ok(Json(out))
+}
+
+pub async fn models(State(state): State<AppState>) -> ApiResult<Json<Vec<ModelStatus>>> {
+    Ok(Json(blocking(&state, |m| m.models()).await?))
+}
