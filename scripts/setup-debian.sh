@@ -2,7 +2,9 @@
 # Installs everything framegate needs to build, run and test on Debian 12:
 # GStreamer 1.22 (development files and the plugin sets framegate uses), the real
 # servers and clients the tests start (nginx with the RTMP module, ffmpeg, Chromium),
-# and the test tools (two Python validators, playwright-core).
+# the test tools (Python validators, ONNX Runtime for reference runs, playwright-core),
+# and the demo's assets in target/assets/: the ONNX Runtime library framegate loads, the
+# object detector (built from the npm and PyPI registries) and footage with people.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -22,7 +24,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
   gstreamer1.0-rtsp gstreamer1.0-x \
   nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv \
-  chromium fonts-dejavu-core \
+  chromium fonts-dejavu-core opencv-doc \
   >/dev/null
 # Node.js for the browser test: the machine's own if it has one (it may come from another
 # repository, which Debian's npm package would conflict with), Debian's otherwise.
@@ -37,7 +39,31 @@ if [ ! -x target/pytools/bin/python ]; then
   python3 -m venv target/pytools
 fi
 target/pytools/bin/pip install --quiet --disable-pip-version-check \
-  "openapi-spec-validator==0.7.2" "prometheus-client==0.21.1"
+  "openapi-spec-validator==0.7.2" "prometheus-client==0.21.1" \
+  "onnxruntime==1.31.1" "pillow==11.3.0"
+
+# The demo's assets, where framegate looks for them (target/assets/, beside target/release/).
+assets=target/assets
+mkdir -p "$assets/onnxruntime" "$assets/models" "$assets/media"
+# ONNX Runtime: the library from the PyPI wheel (framegate loads it at run time).
+cp target/pytools/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime*.so* "$assets/onnxruntime/"
+# The object detector: made from the registries by scripts/make-centernet.sh (about a minute,
+# 2 GB of TensorFlow in target/), unless a checked copy is at hand.
+model="$assets/models/centernet.onnx"
+if [ ! -s "$model" ]; then
+  shared=../shared/models/centernet.onnx
+  if [ -f "$shared" ] && echo "8fb2ea6a24b30bc7d695f634fe38e20384792b4c9e9285aeb8c5a31abd492008  $shared" | sha256sum --check --status; then
+    cp "$shared" "$model"
+  else
+    scripts/make-centernet.sh "$model"
+  fi
+fi
+# Footage with people for the demo: OpenCV's vtest.avi (Debian's opencv-doc), as H.264.
+footage="$assets/media/people.mp4"
+if [ ! -s "$footage" ]; then
+  ffmpeg -loglevel error -y -i /usr/share/doc/opencv-doc/examples/data/vtest.avi \
+    -c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p -an "$footage"
+fi
 
 # playwright-core drives Debian's Chromium in the dashboard test (it downloads no browser).
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
