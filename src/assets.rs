@@ -47,7 +47,7 @@ max_batch = 4
 id = "demo-people"
 source = "file://{footage}"
 processors = [
-  {{ kind = "skip_similar", threshold = 0.01 }},
+  {{ kind = "skip_similar", threshold = 0.004 }},
   {{ kind = "detect", model = "coco", every = 2, min_score = 0.35, classes = ["person", "car", "bicycle"] }},
   {{ kind = "overlay", text = "framegate demo: shared detector" }},
 ]

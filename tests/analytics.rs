@@ -392,3 +392,28 @@ fn a_detect_processor_must_name_a_configured_model() {
         "{err}"
     );
 }
+
+#[test]
+fn provider_cuda_runs_on_the_gpu_or_says_why_not() {
+    let models = Models::new(
+        &framegate::config::parse_str(
+            &format!(
+                "[[models]]\nid = \"gpu\"\npath = \"{}\"\nformat = \"centernet\"\nprovider = \"cuda\"\n",
+                shared("models/centernet.onnx").display()
+            ),
+            Path::new("test.toml"),
+        )
+        .unwrap(),
+    );
+    match models.get("gpu") {
+        Ok(model) => {
+            assert_eq!(model.provider(), "cuda");
+            eprintln!("the model runs on the GPU");
+        }
+        Err(e) => {
+            // CPU-only machines (CI): the GPU path cannot run here; the error must say why.
+            eprintln!("skipping the GPU run: {e}");
+            assert!(e.contains("CUDA"), "{e}");
+        }
+    }
+}

@@ -152,35 +152,55 @@ pub fn fill(
     let cx = taps(pw, 0.0, cw as f32 / pw as f32, cw);
     let cy = taps(ph, 0.0, ch as f32 / ph as f32, ch);
     let plane = sw * sh;
-    let at = |p: &[u8], i: usize| f32::from(p.get(i).copied().unwrap_or(128));
+    // Separable bilinear: blend the two source rows into a row of floats, then sample it.
+    let mut yrow = vec![0.0f32; w];
+    let mut urow = vec![0.0f32; cw];
+    let mut vrow = vec![0.0f32; cw];
+    let row = |p: &'_ [u8], start: usize, len: usize, step: usize| -> Option<Vec<u8>> {
+        let end = start + (len - 1) * step + 1;
+        p.get(start..end)
+            .map(|r| r.iter().step_by(step).copied().collect())
+    };
     for (oy_i, (&(ya, yb, wy), &(ca, cb, wc))) in ly.iter().zip(&cy).enumerate() {
-        let (ra, rb) = (ya * ls, yb * ls);
-        let (qa, qb) = (ca * cs, cb * cs);
-        for (ox_i, (&(xa, xb, wx), &(ua, ub, wu))) in lx.iter().zip(&cx).enumerate() {
-            let lerp2 = |p: &[u8], a0: usize, a1: usize, b0: usize, b1: usize, wx: f32, wy: f32| {
-                let top = at(p, a0) + (at(p, a1) - at(p, a0)) * wx;
-                let bottom = at(p, b0) + (at(p, b1) - at(p, b0)) * wx;
-                top + (bottom - top) * wy
-            };
-            let yv = lerp2(luma, ra + xa, ra + xb, rb + xa, rb + xb, wx, wy);
-            let (ua_i, ub_i) = (ua * step, ub * step);
-            let uu = lerp2(u, qa + ua_i, qa + ub_i, qb + ua_i, qb + ub_i, wu, wc) - 128.0;
-            let vv = lerp2(v, qa + ua_i, qa + ub_i, qb + ua_i, qb + ub_i, wu, wc) - 128.0;
+        let (Some(la), Some(lb), Some(ua), Some(ub), Some(va), Some(vb)) = (
+            luma.get(ya * ls..ya * ls + w),
+            luma.get(yb * ls..yb * ls + w),
+            row(u, ca * cs, cw, step),
+            row(u, cb * cs, cw, step),
+            row(v, ca * cs, cw, step),
+            row(v, cb * cs, cw, step),
+        ) else {
+            continue;
+        };
+        for (o, (a, b)) in yrow.iter_mut().zip(la.iter().zip(lb)) {
+            *o = f32::from(*a) + (f32::from(*b) - f32::from(*a)) * wy;
+        }
+        for (o, (a, b)) in urow.iter_mut().zip(ua.iter().zip(&ub)) {
+            *o = f32::from(*a) + (f32::from(*b) - f32::from(*a)) * wc - 128.0;
+        }
+        for (o, (a, b)) in vrow.iter_mut().zip(va.iter().zip(&vb)) {
+            *o = f32::from(*a) + (f32::from(*b) - f32::from(*a)) * wc - 128.0;
+        }
+        let py = y0 + oy_i;
+        for (ox_i, (&(xa, xb, wx), &(ca, cb, wu))) in lx.iter().zip(&cx).enumerate() {
+            let yv = yrow[xa] + (yrow[xb] - yrow[xa]) * wx;
+            let uu = (urow[ca] + (urow[cb] - urow[ca]) * wu) * m.c_mul;
+            let vv = (vrow[ca] + (vrow[cb] - vrow[ca]) * wu) * m.c_mul;
             let yy = (yv - m.y_off) * m.y_mul;
-            let (uu, vv) = (uu * m.c_mul, vv * m.c_mul);
             let rgb = [
-                (yy + m.rv * vv).clamp(0.0, 255.0),
-                (yy + m.gu * uu + m.gv * vv).clamp(0.0, 255.0),
-                (yy + m.bu * uu).clamp(0.0, 255.0),
+                (yy + m.rv * vv).clamp(0.0, 255.0) * spec.scale,
+                (yy + m.gu * uu + m.gv * vv).clamp(0.0, 255.0) * spec.scale,
+                (yy + m.bu * uu).clamp(0.0, 255.0) * spec.scale,
             ];
-            let (px, py) = (x0 + ox_i, y0 + oy_i);
-            for (c, value) in rgb.into_iter().enumerate() {
-                let i = if spec.nhwc {
-                    (py * sw + px) * 3 + c
-                } else {
-                    c * plane + py * sw + px
-                };
-                out[i] = value * spec.scale;
+            let px = x0 + ox_i;
+            if spec.nhwc {
+                let i = (py * sw + px) * 3;
+                out[i..i + 3].copy_from_slice(&rgb);
+            } else {
+                let i = py * sw + px;
+                out[i] = rgb[0];
+                out[plane + i] = rgb[1];
+                out[2 * plane + i] = rgb[2];
             }
         }
     }
