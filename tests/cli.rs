@@ -163,6 +163,27 @@ fn readme_config_example_is_valid() {
         .expect("a toml block in the README")
         + 8;
     let end = start + readme[start..].find("```").unwrap();
-    let (ok, out) = check(&readme[start..end]);
-    assert!(ok, "{out}");
+    // The model it names, where it says (relative to the config file).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("models")).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/models/centernet.onnx"
+        ),
+        dir.path().join("models/centernet.onnx"),
+    )
+    .unwrap();
+    let path = dir.path().join("streams.toml");
+    std::fs::write(&path, &readme[start..end]).unwrap();
+    let out = framegate()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
