@@ -19,10 +19,9 @@ import platform
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from benchlib import ROOT, build_release, free_port, wait_port
+from benchlib import ROOT, api, build_release, free_port, wait_live, wait_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
 ASSETS = ROOT / "target" / "assets"
@@ -50,10 +49,6 @@ for _ in range(n):
 print(run * 1000, (time.process_time() - t) / n * 1000)
 """
 
-
-def api(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.load(r)
 
 
 def thread_cpu(pid, name):
@@ -87,12 +82,7 @@ def run_case(exe, streams, batch, detect, seconds):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(http)
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                if all(s["state"] == "live" for s in api(http, "/api/streams")):
-                    break
-                time.sleep(0.3)
-            time.sleep(3)
+            wait_live(http)
             s0, m0 = api(http, "/api/streams"), api(http, "/api/models")
             t0, c0 = time.time(), thread_cpu(fg.pid, "model-coco")
             time.sleep(seconds)

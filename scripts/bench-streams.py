@@ -18,10 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from benchlib import free_port, wait_port
+from benchlib import api, free_port, wait_live, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -42,10 +41,6 @@ def rss_mib(pid):
 
 
 
-
-def api(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return json.load(r)
 
 
 def main():
@@ -80,12 +75,7 @@ def main():
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(http_port)
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                if all(s["state"] == "live" for s in api(http_port, "/api/streams")):
-                    break
-                time.sleep(0.5)
-            time.sleep(3)  # let every encoder settle before the window opens
+            wait_live(http_port)
             before = {s["id"]: s for s in api(http_port, "/api/streams")}
             t0, fg0, cam0 = time.time(), cpu_seconds(fg.pid), cpu_seconds(cams.pid)
             time.sleep(args.seconds)

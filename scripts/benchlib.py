@@ -1,8 +1,10 @@
 """Helpers shared by the benchmark scripts: free ports, waiting for a server, the release build."""
 
+import json
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +34,19 @@ def build_release():
     """Builds framegate in release mode; returns the binary's path."""
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
     return EXE
+
+
+def api(port, path):
+    """GET a JSON document from framegate's API."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.load(r)
+
+
+def wait_live(port, timeout=30, settle=3):
+    """Waits until every stream is live, then `settle` seconds more for the encoders."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(s["state"] == "live" for s in api(port, "/api/streams")):
+            break
+        time.sleep(0.3)
+    time.sleep(settle)

@@ -130,18 +130,18 @@ fn framegate_detect(models: &Models, photo: &Path, min_score: f32) -> Vec<Found>
         .collect()
 }
 
+/// The models of a config with the shared CenterNet under `id` (and `extra` keys).
+fn centernet(id: &str, extra: &str) -> Models {
+    let text = format!(
+        "[[models]]\nid = \"{id}\"\npath = \"{}\"\nformat = \"centernet\"\n{extra}",
+        shared("models/centernet.onnx").display()
+    );
+    Models::new(&framegate::config::parse_str(&text, Path::new("test.toml")).unwrap())
+}
+
 #[test]
 fn detector_finds_what_python_onnx_runtime_finds_on_photos() {
-    let models = Models::new(
-        &framegate::config::parse_str(
-            &format!(
-                "[[models]]\nid = \"coco\"\npath = \"{}\"\nformat = \"centernet\"\n",
-                shared("models/centernet.onnx").display()
-            ),
-            Path::new("test.toml"),
-        )
-        .unwrap(),
-    );
+    let models = centernet("coco", "");
     // person.jpg: a person and a dog; dog.jpg: a bicycle, a dog and a car.
     for (photo, expected) in [
         ("person.jpg", &[0usize, 16][..]),
@@ -395,16 +395,7 @@ fn a_detect_processor_must_name_a_configured_model() {
 
 #[test]
 fn provider_cuda_runs_on_the_gpu_or_says_why_not() {
-    let models = Models::new(
-        &framegate::config::parse_str(
-            &format!(
-                "[[models]]\nid = \"gpu\"\npath = \"{}\"\nformat = \"centernet\"\nprovider = \"cuda\"\n",
-                shared("models/centernet.onnx").display()
-            ),
-            Path::new("test.toml"),
-        )
-        .unwrap(),
-    );
+    let models = centernet("gpu", "provider = \"cuda\"\n");
     match models.get("gpu") {
         Ok(model) => {
             assert_eq!(model.provider(), "cuda");
