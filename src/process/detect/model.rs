@@ -419,3 +419,28 @@ impl Models {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_batch: usize) -> Config {
+        toml::from_str(&format!(
+            "[[models]]\nid = \"coco\"\npath = \"m.onnx\"\nformat = \"centernet\"\nmax_batch = {max_batch}\n\
+             [[models]]\nid = \"other\"\npath = \"o.onnx\"\nformat = \"yolo\"\n"
+        ))
+        .expect("config")
+    }
+
+    #[test]
+    fn a_reload_names_the_models_that_changed() {
+        let models = Models::new(&config(8));
+        assert!(models.update(&config(8)).is_empty());
+        assert_eq!(models.update(&config(4)), ["coco"]);
+        assert_eq!(models.configs()[0].max_batch, 4);
+        let Err(e) = models.get("missing") else {
+            panic!("a model that is not configured loaded")
+        };
+        assert!(e.contains("no model `missing`"), "{e}");
+    }
+}
