@@ -94,7 +94,7 @@ enum Command {
         #[arg(long)]
         h265: bool,
     },
-    /// Read an output (rtsp://, rtmp://, http:// MJPEG or HLS) and report how old frames are on
+    /// Read an output (rtsp://, rtmp://, http:// MJPEG or HLS, ws:// framegate WebSocket) and report how old frames are on
     /// arrival, from the capture time `framegate testsrc` stamps into each frame.
     Probe {
         /// The URL to read.

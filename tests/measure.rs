@@ -79,8 +79,13 @@ outputs = [ {{ kind = "rtsp" }} ]
     assert_sane(&via_rtsp);
     let via_mjpeg = probe(&format!("http://127.0.0.1:{http}/streams/cam/mjpeg"));
     assert_sane(&via_mjpeg);
+    let via_ws = probe(&format!("ws://127.0.0.1:{http}/streams/cam/ws"));
+    assert_sane(&via_ws);
     eprintln!(
-        "age p50: direct {} ms, through framegate RTSP {} ms, MJPEG {} ms",
-        direct["age_ms"]["p50"], via_rtsp["age_ms"]["p50"], via_mjpeg["age_ms"]["p50"]
+        "age p50: direct {} ms, through framegate RTSP {} ms, MJPEG {} ms, WebSocket {} ms",
+        direct["age_ms"]["p50"],
+        via_rtsp["age_ms"]["p50"],
+        via_mjpeg["age_ms"]["p50"],
+        via_ws["age_ms"]["p50"]
     );
 }

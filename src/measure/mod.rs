@@ -3,6 +3,7 @@
 
 mod probe;
 mod stamp;
+mod ws_source;
 
 pub use probe::{Ages, ProbeReport, probe};
 pub use stamp::{STAMP_BITS, read_stamp, write_stamp};

@@ -1,6 +1,8 @@
-//! `framegate probe`: reads any output GStreamer can open (RTSP, RTMP, HTTP MJPEG, HLS),
+//! `framegate probe`: reads any output (RTSP, RTMP, HTTP MJPEG, HLS, framegate's WebSocket),
 //! decodes each frame's capture-time stamp, and reports how old frames are on arrival.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
@@ -47,9 +49,24 @@ pub struct Ages {
 pub fn probe(url: &str, seconds: f64, warmup: f64, timeout: Duration) -> Result<ProbeReport> {
     let pipeline = gst::Pipeline::new();
     let convert = crate::elements::make("videoconvert")?;
+    let websocket = url.starts_with("ws://");
     let mjpeg =
         (url.starts_with("http://") || url.starts_with("https://")) && !url.contains(".m3u8");
-    if mjpeg {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut ws_thread = None;
+    if websocket {
+        // framegate's WebSocket of JPEGs: a client thread feeds the pictures to jpegdec.
+        let src = gst_app::AppSrc::builder()
+            .caps(&gst::Caps::builder("image/jpeg").build())
+            .is_live(true)
+            .format(gst::Format::Time)
+            .do_timestamp(true)
+            .build();
+        let dec = crate::elements::make("jpegdec")?;
+        pipeline.add_many([src.upcast_ref(), &dec, &convert])?;
+        gst::Element::link_many([src.upcast_ref(), &dec, &convert])?;
+        ws_thread = Some(super::ws_source::spawn(url, src, stop.clone())?);
+    } else if mjpeg {
         // MJPEG over HTTP: decodebin would buffer it like a download; read it as a live stream.
         let http = crate::elements::make("souphttpsrc")?;
         http.set_property("location", url);
@@ -71,7 +88,7 @@ pub fn probe(url: &str, seconds: f64, warmup: f64, timeout: Duration) -> Result<
         .sync(false)
         .build();
     pipeline.add(&sink)?;
-    if !mjpeg {
+    if !mjpeg && !websocket {
         pipeline.add(&convert)?;
         let src = gst::ElementFactory::make("uridecodebin")
             .property("uri", url)
@@ -152,7 +169,11 @@ pub fn probe(url: &str, seconds: f64, warmup: f64, timeout: Duration) -> Result<
             ages.push(age);
         }
     };
+    stop.store(true, Ordering::Relaxed);
     let _ = pipeline.set_state(gst::State::Null);
+    if let Some(t) = ws_thread {
+        let _ = t.join();
+    }
     result?;
     let elapsed = first.map_or(0.0, |f| (f.elapsed().as_secs_f64() - warmup).max(0.0));
     ages.sort_by(f64::total_cmp);
