@@ -32,7 +32,9 @@ if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
-# Python validators the tests use as independent checkers (OpenAPI document, Prometheus text),
+# Python tools: validators the tests use as independent checkers (OpenAPI document, Prometheus
+# text), ONNX Runtime for the detector reference, OpenCV for the benchmarks peer baseline and
+# matplotlib for their chart,
 # in a virtual environment inside target/ (ignored by git).
 cd "$(dirname "$0")/.."
 if [ ! -x target/pytools/bin/python ]; then
@@ -40,7 +42,8 @@ if [ ! -x target/pytools/bin/python ]; then
 fi
 target/pytools/bin/pip install --quiet --disable-pip-version-check \
   "openapi-spec-validator==0.7.2" "prometheus-client==0.21.1" \
-  "onnxruntime==1.31.1" "pillow==11.3.0"
+  "onnxruntime==1.31.1" "pillow==11.3.0" \
+  "opencv-python-headless==4.12.0.88" "matplotlib==3.10.7"
 
 # The demo's assets, where framegate looks for them (target/assets/, beside target/release/).
 assets=target/assets

@@ -1,0 +1,65 @@
+//! The benchmark harness in its quick mode (a few seconds per row), so that it cannot rot: every
+//! part runs against the real tools (gst-launch, ffmpeg, the Python/OpenCV peer baseline,
+//! nginx-rtmp, `framegate probe`) and writes its report, JSON and chart.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn the_benchmark_runs_end_to_end_in_quick_mode() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new("python3")
+        .arg(root.join("scripts/bench.py"))
+        .args(["--quick", "--out"])
+        .arg(out.path())
+        .env("FRAMEGATE_EXE", env!("CARGO_BIN_EXE_framegate"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+
+    // Throughput: the floor, framegate and the peer baseline, at 720p and 1080p.
+    let rows = report["transcode"]["rows"].as_array().unwrap();
+    for clip in ["720p", "1080p"] {
+        for pipeline in [
+            "gst-launch (floor)",
+            "framegate + overlay",
+            "peer: ffmpeg → Python/OpenCV → ffmpeg",
+        ] {
+            let row = rows
+                .iter()
+                .find(|r| r["clip"] == clip && r["pipeline"] == pipeline)
+                .unwrap_or_else(|| panic!("no {pipeline} row at {clip}"));
+            assert!(row["cpu_ms_per_frame"].as_f64().unwrap() > 0.0, "{row}");
+        }
+    }
+    // Latency: every path read stamped frames at about the camera's rate.
+    let latency = report["latency"].as_object().unwrap();
+    for path in [
+        "framegate RTSP",
+        "framegate RTMP push via nginx",
+        "peer RTMP push via nginx",
+        "framegate MJPEG",
+        "framegate WebSocket",
+    ] {
+        let r = &latency[path];
+        assert!(r["fps"].as_f64().unwrap() > 15.0, "{path}: {r}");
+        assert!(r["added_ms"]["p50"].is_number(), "{path}: {r}");
+    }
+    // Scale: both sizes measured, at least one stream in real time.
+    let sizes = report["scale"]["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 2);
+    for s in sizes {
+        assert!(s["max_real_time_streams"].as_u64().unwrap() >= 1, "{s}");
+    }
+    let png = std::fs::read(out.path().join("report.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "report.png is not a PNG");
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("## Throughput") && md.contains("## Latency") && md.contains("## Scale"));
+}
