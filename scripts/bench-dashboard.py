@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchlib import free_port, wait_port
+from benchlib import build_release, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def main():
     w, h = args.size.split("x")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    exe = build_release()
     http, rtsp = free_port(), free_port()
     streams = "".join(
         f'\n[[streams]]\nid = "cam{i}"\nsource = "test://{p}?width={w}&height={h}&fps=25&speed=3"\n'
@@ -51,7 +51,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "bench.toml"
         cfg.write_text(f'[server]\nhttp = "127.0.0.1:{http}"\nrtsp_port = {rtsp}\nsummary_interval_s = 0\n{streams}')
-        fg = subprocess.Popen([str(ROOT / "target/release/framegate"), "run", "--config", str(cfg)],
+        fg = subprocess.Popen([str(exe), "run", "--config", str(cfg)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(http)
