@@ -18,6 +18,28 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum WatermarkCommand {
+    /// Read the watermark of a file or a live URL (rtsp://, rtmp://, http://): per window, the
+    /// ID found (or none) and a confidence. Needs the key; needs no original.
+    Read {
+        /// A media file or a URL.
+        source: String,
+        /// The key the watermark was embedded with.
+        #[arg(long)]
+        key: String,
+        /// Seconds of video per report.
+        #[arg(long, default_value_t = 2.0)]
+        window: f64,
+        /// Stop after this many seconds (live sources run until stopped otherwise).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// One JSON line per window instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the gateway. Without --config: a built-in demo of two test patterns on RTSP.
     Run {
@@ -60,6 +82,13 @@ enum Command {
         /// Pace the input at its own frame rate, as a live source would be.
         #[arg(long)]
         realtime: bool,
+        /// Take the processors and encoder settings of a stream of this config file (with
+        /// `--stream`) instead of `--processor` and the encoder options.
+        #[arg(long, requires = "stream", conflicts_with = "processors")]
+        config: Option<PathBuf>,
+        /// The stream of `--config` whose processors and encoder settings to use.
+        #[arg(long, requires = "config")]
+        stream: Option<String>,
     },
     /// Serve live H.264 test patterns over RTSP at rtsp://BIND:PORT/cam0 ... (stand-in cameras).
     Testsrc {
@@ -108,6 +137,11 @@ enum Command {
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// The invisible watermark.
+    Watermark {
+        #[command(subcommand)]
+        command: WatermarkCommand,
     },
     /// Print the config reference (Markdown), generated from the config types.
     ConfigReference,
@@ -169,24 +203,45 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             preset,
             hardware,
             realtime,
+            config,
+            stream,
         } => {
-            let processors = processors
-                .iter()
-                .map(|kind| processor_from_kind(kind))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let args = ProcessArgs {
-                input,
-                output,
-                processors,
-                encoder: EncoderConfig {
-                    bitrate_kbps,
-                    keyframe_interval,
-                    preset,
-                    hardware,
-                    ..EncoderConfig::default()
+            let args = match (config, stream) {
+                (Some(path), Some(id)) => {
+                    let config = load(&path)?;
+                    let s = config
+                        .streams
+                        .iter()
+                        .find(|s| s.id().as_str() == id)
+                        .with_context(|| format!("{}: no stream `{id}`", path.display()))?;
+                    ProcessArgs {
+                        input,
+                        output,
+                        processors: s.processors.clone(),
+                        encoder: s.encoder.clone(),
+                        decoder_hardware: s.decoder.hardware,
+                        realtime,
+                        models: framegate::process::Models::new(&config),
+                    }
+                }
+                _ => ProcessArgs {
+                    input,
+                    output,
+                    processors: processors
+                        .iter()
+                        .map(|kind| processor_from_kind(kind))
+                        .collect::<anyhow::Result<Vec<_>>>()?,
+                    encoder: EncoderConfig {
+                        bitrate_kbps,
+                        keyframe_interval,
+                        preset,
+                        hardware,
+                        ..EncoderConfig::default()
+                    },
+                    decoder_hardware: hardware,
+                    realtime,
+                    models: framegate::process::Models::default(),
                 },
-                decoder_hardware: hardware,
-                realtime,
             };
             let report = app::process_file(&args)?;
             println!(
@@ -230,6 +285,37 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 credentials,
                 h265,
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watermark {
+            command:
+                WatermarkCommand::Read {
+                    source,
+                    key,
+                    window,
+                    seconds,
+                    json,
+                },
+        } => {
+            anyhow::ensure!(window > 0.0, "--window must be more than 0 seconds");
+            let limit = seconds.map(std::time::Duration::from_secs_f64);
+            let reports = app::read_watermark(&source, &key, window, limit, |r| {
+                if json {
+                    println!("{}", serde_json::to_string(r).unwrap_or_default());
+                } else {
+                    let what =
+                        r.id.as_deref()
+                            .map_or("no mark".to_string(), |id| format!("ID {id}"));
+                    println!(
+                        "{:7.1}-{:.1} s  {:3} frames  {what}  (confidence {:.2})",
+                        r.start_s, r.end_s, r.frames, r.confidence
+                    );
+                }
+            })?;
+            let found = reports.iter().filter(|r| r.id.is_some()).count();
+            if !json {
+                println!("{found} of {} windows carry a mark", reports.len());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe {

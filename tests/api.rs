@@ -502,6 +502,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("POST", "/api/streams/{id}/start"),
         ("POST", "/api/streams/{id}/stop"),
         ("PUT", "/api/streams/{id}"),
+        ("PUT", "/api/streams/{id}/watermark"),
     ];
     let got: Vec<(&str, &str)> = routes
         .iter()

@@ -4,10 +4,12 @@
 mod process_file;
 mod run;
 mod testsrc;
+mod watermark_read;
 
 pub use process_file::{ProcessArgs, ProcessReport, process_file};
 pub use run::run;
 pub use testsrc::{TestSourceArgs, run_test_source};
+pub use watermark_read::{WindowReport, read_watermark};
 
 /// Initialises GStreamer and logs which hardware codecs this machine has.
 pub fn init_media() -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! `framegate process`: the live path (decode → processors → encode) run over a file as fast as
-//! the machine allows, with no frame dropped, written to an MP4.
+//! the machine allows, with no frame dropped, written to an MP4 (or, for a `.y4m` name, the
+//! processed frames unencoded).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,8 @@ pub struct ProcessArgs {
     pub decoder_hardware: Hardware,
     /// Pace the file at its own frame rate instead of as fast as possible.
     pub realtime: bool,
+    /// The models `detect` processors use.
+    pub models: crate::process::Models,
 }
 
 /// What a run did.
@@ -50,14 +53,14 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     }
     let started = Instant::now();
     let encoder = Arc::new(
-        Encoder::start(&args.encoder, EncodeSink::Mp4(args.output.clone()), false)
+        Encoder::start(&args.encoder, output_sink(&args.output), false)
             .context("starting the encoder")?,
     );
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let on_frame = {
         let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
-        let mut chain = Chain::from_config(&args.processors, &crate::process::Models::default());
+        let mut chain = Chain::from_config(&args.processors, &args.models);
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
         move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
             let seq = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -139,6 +142,18 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         frames: frames.load(std::sync::atomic::Ordering::Relaxed),
         elapsed: started.elapsed(),
     })
+}
+
+/// An MP4, or raw frames when the name ends in `.y4m`.
+fn output_sink(path: &std::path::Path) -> EncodeSink {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("y4m"))
+    {
+        EncodeSink::Y4m(path.to_path_buf())
+    } else {
+        EncodeSink::Mp4(path.to_path_buf())
+    }
 }
 
 /// Runs `f` when dropped.

@@ -1,5 +1,5 @@
 //! Config of the analytics: the shared models (`[[models]]`), the ONNX Runtime library
-//! (`[onnxruntime]`), and the `detect` and `skip_similar` processors.
+//! (`[onnxruntime]`), and the `detect`, `skip_similar` and `watermark` processors.
 
 use std::path::PathBuf;
 
@@ -225,6 +225,86 @@ impl SkipSimilarConfig {
             return Err(format!(
                 "skip_similar.threshold = {} must be from 0 to 1",
                 self.threshold
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of the `watermark` processor.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkConfig {
+    /// The 7-character ID carried invisibly by every frame (printable ASCII). Changed at run
+    /// time with `PUT /api/streams/{id}/watermark`.
+    pub id: String,
+    /// The secret that decides where and how the ID is embedded; the reader needs the same one.
+    /// Never logged; the API shows `***`.
+    pub key: String,
+    /// `auto` (as strong as stays under the quality limit: luma PSNR 43.5 dB) or a number (1.0 to
+    /// 4.0; 2.4 is what `auto` starts from).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub strength: WatermarkStrength,
+}
+
+/// How strongly the watermark is embedded.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum WatermarkStrength {
+    /// The default strength, reduced where needed to keep luma PSNR at 43.5 dB or more.
+    #[default]
+    Auto,
+    /// A fixed strength.
+    Fixed(f32),
+}
+
+impl Serialize for WatermarkStrength {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Fixed(v) => s.serialize_f32(*v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WatermarkStrength {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(t) if t == "auto" => Ok(Self::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "strength `{t}`: expected \"auto\" or a number"
+            ))),
+            Raw::Number(v) => Ok(Self::Fixed(v as f32)),
+        }
+    }
+}
+
+/// Why a watermark ID is not usable, or `None` when it is.
+pub fn watermark_id_error(id: &str) -> Option<String> {
+    let ok = id.len() == 7 && id.bytes().all(|b| (0x20..0x7f).contains(&b));
+    (!ok).then(|| format!("watermark id `{id}` must be exactly 7 printable ASCII characters"))
+}
+
+impl WatermarkConfig {
+    /// Checks the settings beyond their types.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(e) = watermark_id_error(&self.id) {
+            return Err(e);
+        }
+        if self.key.len() < 8 {
+            return Err("watermark.key must be at least 8 characters".into());
+        }
+        if let WatermarkStrength::Fixed(v) = self.strength
+            && !(1.0..=4.0).contains(&v)
+        {
+            return Err(format!(
+                "watermark.strength = {v} must be `auto` or 1.0 to 4.0"
             ));
         }
         Ok(())

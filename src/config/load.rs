@@ -245,6 +245,7 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
             ProcessorConfig::Overlay(_) => Ok(()),
             ProcessorConfig::Detect(d) => d.validate(),
             ProcessorConfig::SkipSimilar(k) => k.validate(),
+            ProcessorConfig::Watermark(w) => w.validate(),
         }?;
     }
     for o in &s.outputs {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use analytics::{
     DetectConfig, ModelConfig, ModelFormat, ModelProvider, OnnxRuntimeConfig, SkipSimilarConfig,
+    WatermarkConfig, WatermarkStrength, watermark_id_error,
 };
 pub use load::{ConfigError, load_file, parse_str};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
@@ -218,12 +219,29 @@ impl StreamConfig {
                 mask_password(&mut p.url);
             }
         }
+        for p in &mut c.processors {
+            if let ProcessorConfig::Watermark(w) = p {
+                w.key = "***".into();
+            }
+        }
         c
     }
 
     /// Puts back the passwords of `old` where this config carries `***` for the same URL
     /// otherwise: a client that read a stream (masked) and writes it back keeps its secrets.
     pub fn unmask_from(&mut self, old: &StreamConfig) {
+        // A watermark key given as `***` keeps the key of the old config's watermark.
+        let old_key = old.processors.iter().find_map(|p| match p {
+            ProcessorConfig::Watermark(w) => Some(w.key.clone()),
+            _ => None,
+        });
+        for p in &mut self.processors {
+            if let (ProcessorConfig::Watermark(w), Some(k)) = (p, &old_key)
+                && w.key == "***"
+            {
+                w.key = k.clone();
+            }
+        }
         if let (
             SourceUrl::Rtsp(new) | SourceUrl::Rtmp(new),
             SourceUrl::Rtsp(prev) | SourceUrl::Rtmp(prev),
@@ -397,6 +415,9 @@ pub enum ProcessorConfig {
     /// Marks frames too similar to the last processed one, so that the processors after it
     /// reuse their last result.
     SkipSimilar(SkipSimilarConfig),
+    /// Embeds an invisible 7-character ID in every frame, readable after H.264 compression
+    /// with `framegate watermark read` and the key.
+    Watermark(WatermarkConfig),
 }
 
 /// Settings of the `overlay` processor.

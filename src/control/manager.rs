@@ -250,6 +250,53 @@ impl Manager {
         Ok(st)
     }
 
+    /// Changes the ID a stream's watermark embeds, from its next frame on, without a restart;
+    /// kept across restarts like other API changes.
+    pub fn set_watermark_id(
+        &self,
+        id: &StreamId,
+        wm_id: &str,
+    ) -> Result<StreamStatus, ManagerError> {
+        if let Some(e) = config::watermark_id_error(wm_id) {
+            return Err(ManagerError::Invalid(e));
+        }
+        let mut inner = self.lock();
+        let entry = inner
+            .entries
+            .get_mut(id)
+            .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
+        let mut changed = entry.config.clone();
+        let Some(wm) = changed.processors.iter_mut().find_map(|p| match p {
+            config::ProcessorConfig::Watermark(w) => Some(w),
+            _ => None,
+        }) else {
+            return Err(ManagerError::Invalid(format!(
+                "stream `{id}` has no watermark processor"
+            )));
+        };
+        wm.id = wm_id.to_string();
+        let mut overlay = inner.overlay.clone();
+        overlay.upsert(changed.clone());
+        self.persist(&overlay)?;
+        inner.overlay = overlay;
+        let entry = inner
+            .entries
+            .get_mut(id)
+            .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
+        if let Some(s) = &entry.running {
+            for h in s.watermarks() {
+                h.set_id(wm_id).map_err(ManagerError::Invalid)?;
+            }
+        }
+        entry.config = changed;
+        tracing::info!(stream = %id, "watermark ID changed through the API");
+        Ok(status(
+            &entry.config,
+            entry.running.as_ref(),
+            entry.start_error.as_deref(),
+        ))
+    }
+
     /// Stops and removes a stream.
     pub fn remove(&self, id: &StreamId) -> Result<(), ManagerError> {
         let old = {

@@ -16,6 +16,8 @@ pub enum EncoderKind {
     X264,
     /// NVIDIA NVENC.
     Nvenc,
+    /// No encoding: raw frames to a Y4M file (to measure processors apart from the codec).
+    Raw,
 }
 
 impl EncoderKind {
@@ -24,6 +26,7 @@ impl EncoderKind {
         match self {
             Self::X264 => "x264enc",
             Self::Nvenc => "nvh264enc",
+            Self::Raw => "y4menc",
         }
     }
 }

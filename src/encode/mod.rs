@@ -34,6 +34,8 @@ pub enum EncodeSink {
     Samples(Box<dyn FnMut(gst::Sample, Option<Duration>) + Send>),
     /// An MP4 file.
     Mp4(std::path::PathBuf),
+    /// A Y4M file of the raw frames (no encoding).
+    Y4m(std::path::PathBuf),
 }
 
 /// A running encoder pipeline.
@@ -73,9 +75,20 @@ impl Encoder {
         let scale = make("videoscale")?;
         let convert = make("videoconvert")?;
         let size_filter = make("capsfilter")?;
-        let (encoder, kind) = element::make(settings)?;
-        let parse = make("h264parse")?;
-        parse.set_property("config-interval", -1i32);
+        let raw = matches!(sink, EncodeSink::Y4m(_));
+        let (encoder, kind) = if raw {
+            (make("y4menc")?, EncoderKind::Raw)
+        } else {
+            element::make(settings)?
+        };
+        // For Y4M the second element is only the file writer's queue.
+        let parse = if raw {
+            make("queue")?
+        } else {
+            let p = make("h264parse")?;
+            p.set_property("config-interval", -1i32);
+            p
+        };
         pipeline.add_many([
             appsrc.upcast_ref(),
             &scale,
@@ -131,6 +144,12 @@ impl Encoder {
                         })
                         .build(),
                 );
+            }
+            EncodeSink::Y4m(path) => {
+                let file = make("filesink")?;
+                file.set_property("location", path_str(&path)?);
+                pipeline.add(&file)?;
+                parse.link(&file)?;
             }
             EncodeSink::Mp4(path) => {
                 let mux = make("mp4mux")?;

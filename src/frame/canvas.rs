@@ -79,6 +79,12 @@ impl<'a> Canvas<'a> {
         self.width as u32
     }
 
+    /// The luma plane, writable, and its stride (for processors that work on every pixel).
+    pub fn luma_mut(&mut self) -> (&mut [u8], usize) {
+        let stride = self.frame.plane_stride()[0] as usize;
+        (self.frame.plane_data_mut(0).unwrap_or(&mut []), stride)
+    }
+
     /// Height in pixels.
     pub fn height(&self) -> u32 {
         self.height as u32

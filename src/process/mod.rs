@@ -8,6 +8,7 @@ mod clock;
 pub mod detect;
 mod overlay;
 mod skip_similar;
+pub mod watermark;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ pub use clock::utc_timestamp;
 pub use detect::{DetectHandle, Models};
 pub use overlay::Overlay;
 pub use skip_similar::SkipSimilar;
+pub use watermark::{Watermark, WatermarkHandle};
 
 /// A stage that sees every frame of one stream, in its native layout, and may draw on it or add
 /// metadata.
@@ -35,6 +37,7 @@ pub trait Processor: Send {
 pub struct Chain {
     processors: Vec<Box<dyn Processor>>,
     detectors: Vec<Arc<DetectHandle>>,
+    watermarks: Vec<Arc<WatermarkHandle>>,
 }
 
 /// What one pass through the chain did.
@@ -53,6 +56,7 @@ impl Chain {
     /// (a model that cannot be loaded leaves its detector idle, with the reason in its status).
     pub fn from_config(configs: &[ProcessorConfig], models: &Models) -> Self {
         let mut detectors = Vec::new();
+        let mut watermarks = Vec::new();
         let processors = configs
             .iter()
             .map(|c| -> Box<dyn Processor> {
@@ -71,13 +75,24 @@ impl Chain {
                         detectors.push(p.handle());
                         Box::new(p)
                     }
+                    ProcessorConfig::Watermark(w) => {
+                        let p = Watermark::new(w);
+                        watermarks.push(p.handle());
+                        Box::new(p)
+                    }
                 }
             })
             .collect();
         Self {
             processors,
             detectors,
+            watermarks,
         }
+    }
+
+    /// The watermarks' handles (to change their ID), in chain order.
+    pub fn watermarks(&self) -> &[Arc<WatermarkHandle>] {
+        &self.watermarks
     }
 
     /// The detectors' readable sides, in chain order.

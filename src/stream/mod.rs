@@ -27,7 +27,7 @@ use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
-use crate::process::{Chain, DetectHandle, Models};
+use crate::process::{Chain, DetectHandle, Models, WatermarkHandle};
 use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RtspServer};
 use crate::supervise::Shutdown;
 
@@ -54,6 +54,7 @@ pub struct Stream {
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
     detectors: Vec<Arc<DetectHandle>>,
+    watermarks: Vec<Arc<WatermarkHandle>>,
 }
 
 impl Stream {
@@ -133,6 +134,7 @@ impl Stream {
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
         let chain = Chain::from_config(&config.processors, models);
         let detectors = chain.detectors().to_vec();
+        let watermarks = chain.watermarks().to_vec();
         let processing = {
             let ctx = process_worker::Context {
                 id: id.clone(),
@@ -172,7 +174,13 @@ impl Stream {
             rtsp_urls,
             mounts,
             detectors,
+            watermarks,
         })
+    }
+
+    /// Its watermarks (to change their ID at run time).
+    pub fn watermarks(&self) -> &[Arc<WatermarkHandle>] {
+        &self.watermarks
     }
 
     /// Its detectors (status, current boxes, detection events).

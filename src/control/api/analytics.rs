@@ -1,4 +1,5 @@
-//! Analytics routes: the shared models, and each stream's detections and detection events.
+//! Analytics routes: the shared models, each stream's detections and detection events, and the
+//! watermark ID.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -61,4 +62,25 @@ pub async fn detections(
 
 pub async fn models(State(state): State<AppState>) -> ApiResult<Json<Vec<ModelStatus>>> {
     Ok(Json(blocking(&state, |m| m.models()).await?))
+}
+
+/// The body of `PUT /api/streams/{id}/watermark`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkId {
+    /// The new 7-character ID (printable ASCII).
+    pub id: String,
+}
+
+pub async fn set_watermark(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<crate::control::status::StreamStatus>> {
+    let id = stream_id(&id)?;
+    let req: WatermarkId =
+        serde_json::from_slice(&body).map_err(|e| super::ApiError::bad_body(e.to_string()))?;
+    Ok(Json(
+        blocking(&state, move |m| m.set_watermark_id(&id, &req.id)).await??,
+    ))
 }

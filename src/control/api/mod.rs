@@ -9,6 +9,7 @@
 //! | `POST /api/streams/{id}/start`, `.../stop` | start or stop (kept across restarts) |
 //! | `GET /api/streams/{id}/detections` | objects present now, detection events, detectors |
 //! | `GET /api/models` | the shared detection models and their counters |
+//! | `PUT /api/streams/{id}/watermark` | change the ID the stream's watermark embeds |
 //! | `POST /api/reload` | re-read the config file |
 //! | `GET /api/openapi.json` | this API, described |
 //! | `GET /metrics` | Prometheus metrics |
@@ -318,6 +319,21 @@ fn api() -> Api {
             errors: &[404, 503],
             secured: true,
             query: &[("limit", "integer", "Most events returned, newest kept. Default 100.")],
+        },
+    )
+    .route(
+        "put",
+        "/api/streams/{id}/watermark",
+        analytics::set_watermark,
+        Op {
+            summary: "Change the watermark ID",
+            description: "The stream's `watermark` processor embeds this 7-character ID from the next frame on, without a restart. Kept across restarts.",
+            request: Some(schema::<analytics::WatermarkId>),
+            response: (200, "The stream as it is now.", Some(schema::<StreamStatus>)),
+            text: None,
+            errors: &[400, 404],
+            secured: true,
+            query: &[],
         },
     )
     .route(

@@ -1,0 +1,190 @@
+//! The `watermark` processor: a 7-character ID embedded invisibly in the luma of every frame,
+//! before encoding, placed by a secret key; and the blind reader that finds it again in a
+//! recording (`framegate watermark read`). See `docs/decisions/0014-watermark.md` for the
+//! method and docs/benchmarks.md for what it survives.
+
+mod embed;
+mod layout;
+mod payload;
+mod read;
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::{WatermarkConfig, WatermarkStrength, watermark_id_error};
+use crate::frame::Frame;
+
+use super::Processor;
+
+pub use embed::{AUTO_STRENGTH, MIN_PSNR_DB, amplitudes, apply};
+pub use layout::Layout;
+pub use payload::{BITS, decode, encode};
+pub use read::{Found, MIN_CONFIDENCE, Reader};
+
+/// The ID a running watermark embeds, changeable at run time.
+pub struct WatermarkHandle {
+    id: Mutex<String>,
+}
+
+impl WatermarkHandle {
+    /// The ID embedded now.
+    pub fn id(&self) -> String {
+        self.id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Embeds `id` from the next frame on.
+    pub fn set_id(&self, id: &str) -> Result<(), String> {
+        if let Some(e) = watermark_id_error(id) {
+            return Err(e);
+        }
+        *self
+            .id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = id.to_string();
+        Ok(())
+    }
+}
+
+/// Embeds the ID in every frame.
+pub struct Watermark {
+    key: String,
+    strength: WatermarkStrength,
+    handle: Arc<WatermarkHandle>,
+    bits: (String, [bool; BITS]),
+    layout: Option<Layout>,
+}
+
+impl Watermark {
+    /// A watermark with these settings.
+    pub fn new(config: &WatermarkConfig) -> Self {
+        Self {
+            key: config.key.clone(),
+            strength: config.strength,
+            handle: Arc::new(WatermarkHandle {
+                id: Mutex::new(config.id.clone()),
+            }),
+            bits: (config.id.clone(), encode(&config.id)),
+            layout: None,
+        }
+    }
+
+    /// The handle that changes its ID.
+    pub fn handle(&self) -> Arc<WatermarkHandle> {
+        self.handle.clone()
+    }
+}
+
+impl Processor for Watermark {
+    fn name(&self) -> &'static str {
+        "watermark"
+    }
+
+    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
+        let id = self.handle.id();
+        if id != self.bits.0 {
+            self.bits = (id.clone(), encode(&id));
+        }
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
+        if self.layout.as_ref().is_none_or(|l| l.size != (w, h)) {
+            self.layout = Some(Layout::new(&self.key, w, h));
+        }
+        let Some(layout) = &self.layout else {
+            return Ok(());
+        };
+        let (strength, auto) = match self.strength {
+            WatermarkStrength::Auto => (AUTO_STRENGTH, true),
+            WatermarkStrength::Fixed(s) => (s, false),
+        };
+        let mut canvas = frame.canvas()?;
+        let (luma, stride) = canvas.luma_mut();
+        let amp = amplitudes(luma, stride, layout, &self.bits.1, strength, auto);
+        apply(luma, stride, layout, &amp);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// A textured picture that moves each frame (a pan over random blobs with fine grain).
+    fn scene(w: usize, h: usize, t: usize) -> Vec<u8> {
+        const BLOB: usize = 24;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let bw = (w + 400) / BLOB + 1;
+        let blobs: Vec<u8> = (0..bw * (h / BLOB + 1))
+            .map(|_| rng.random_range(60..180))
+            .collect();
+        (0..h)
+            .flat_map(|y| {
+                let blobs = &blobs;
+                (0..w).map(move |x| {
+                    let grain = ((x * 7 + y * 13 + t * 5) % 11) as u8;
+                    blobs[(y / BLOB) * bw + (x + 6 * t) / BLOB] + grain
+                })
+            })
+            .collect()
+    }
+
+    fn mark(frame: &mut [u8], w: usize, h: usize, key: &str, id: &str) {
+        let layout = Layout::new(key, w, h);
+        let amp = amplitudes(frame, w, &layout, &encode(id), AUTO_STRENGTH, true);
+        apply(frame, w, &layout, &amp);
+    }
+
+    fn read(key: &str, frames: &[Vec<u8>], w: usize, h: usize) -> (Option<Found>, f32) {
+        let mut r = Reader::new(key);
+        for f in frames {
+            r.add(f, w, w, h);
+        }
+        r.finish()
+    }
+
+    #[test]
+    fn marks_are_faint_and_read_back_with_the_key_only() {
+        let (w, h) = (640, 360);
+        let clean: Vec<Vec<u8>> = (0..25).map(|t| scene(w, h, t)).collect();
+        let mut marked = clean.clone();
+        for f in &mut marked {
+            mark(f, w, h, "a secret phrase", "CAM0042");
+        }
+        let mse: f64 = marked[0]
+            .iter()
+            .zip(&clean[0])
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+            .sum::<f64>()
+            / (w * h) as f64;
+        let psnr = 10.0 * (255.0f64 * 255.0 / mse).log10();
+        assert!(psnr >= 43.0, "PSNR {psnr:.1} dB");
+
+        let (found, confidence) = read("a secret phrase", &marked, w, h);
+        assert_eq!(
+            found.map(|f| f.id).as_deref(),
+            Some("CAM0042"),
+            "confidence {confidence}"
+        );
+        // The wrong key and unmarked video: nothing, and a confidence at noise level.
+        for (key, frames) in [("another phrase", &marked), ("a secret phrase", &clean)] {
+            let (found, confidence) = read(key, frames, w, h);
+            assert_eq!(found, None);
+            assert!(confidence < 1.3, "{key}: {confidence}");
+        }
+    }
+
+    #[test]
+    fn a_new_id_takes_effect_on_the_next_frame() {
+        let config = WatermarkConfig {
+            id: "AAAAAAA".into(),
+            key: "a secret phrase".into(),
+            strength: WatermarkStrength::Auto,
+        };
+        let wm = Watermark::new(&config);
+        let h = wm.handle();
+        assert!(h.set_id("short").is_err());
+        h.set_id("BBBBBBB").expect("valid id");
+        assert_eq!(h.id(), "BBBBBBB");
+    }
+}

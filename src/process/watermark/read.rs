@@ -1,0 +1,168 @@
+//! Reading, blind (no original needed): per frame, the bump-weighted mean luma of every cell,
+//! minus the mean of its four neighbours (the picture is smooth at this scale, the mark is not:
+//! this removes most of the picture and keeps most of the mark), summed over the frames of a
+//! window. Per payload bit, the cells that carry it are correlated with their chips; the sign is
+//! the bit and the ratio to the spread across those cells is a z-score (about N(0, 1) when
+//! there is no mark, or a wrong key). A window reports an ID only when the mean |z| is far above
+//! what unmarked video gives and the CRC checks out (allowing the two weakest bits to be
+//! flipped).
+
+use super::layout::Layout;
+use super::payload::{BITS, decode};
+
+/// Mean |z| below which nothing is reported. Unmarked video gives about 0.8 with a spread of
+/// about 0.07 per window: this is more than 10 spreads away.
+pub const MIN_CONFIDENCE: f32 = 1.6;
+/// How many of the weakest bits may be flipped to make the CRC check out.
+const FLIPPABLE: usize = 2;
+
+/// What one window showed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Found {
+    /// The ID.
+    pub id: String,
+    /// Mean |z| over the payload bits (0.8 is noise; 3 and more is a clear mark).
+    pub confidence: f32,
+    /// Bits corrected (the weakest ones) to make the CRC check out.
+    pub corrected: usize,
+}
+
+/// Accumulates frames of one window.
+pub struct Reader {
+    key: String,
+    layout: Option<Layout>,
+    acc: Vec<f32>,
+    frames: u32,
+}
+
+impl Reader {
+    /// A reader for `key`.
+    pub fn new(key: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            layout: None,
+            acc: Vec::new(),
+            frames: 0,
+        }
+    }
+
+    /// Frames in the current window.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+
+    /// Adds a frame's luma (`width` x `height`, rows `stride` apart).
+    pub fn add(&mut self, luma: &[u8], stride: usize, width: usize, height: usize) {
+        if self
+            .layout
+            .as_ref()
+            .is_none_or(|l| l.size != (width, height))
+        {
+            self.layout = Some(Layout::new(&self.key, width, height));
+            self.acc.clear();
+            self.frames = 0;
+        }
+        let Some(layout) = &self.layout else { return };
+        let means = cell_means(luma, stride, layout);
+        let (cols, rows) = (layout.cols, layout.rows);
+        self.acc.resize(cols * rows, 0.0);
+        for r in 0..rows {
+            for c in 0..cols {
+                let at = |rr: usize, cc: usize| means[rr * cols + cc];
+                let up = at(r.saturating_sub(1), c);
+                let down = at((r + 1).min(rows - 1), c);
+                let left = at(r, c.saturating_sub(1));
+                let right = at(r, (c + 1).min(cols - 1));
+                self.acc[r * cols + c] += at(r, c) - (up + down + left + right) / 4.0;
+            }
+        }
+        self.frames += 1;
+    }
+
+    /// Ends the window: the ID if one is clearly there, and the confidence either way.
+    pub fn finish(&mut self) -> (Option<Found>, f32) {
+        let result = self.decide();
+        self.acc.iter_mut().for_each(|a| *a = 0.0);
+        self.frames = 0;
+        result
+    }
+
+    fn decide(&self) -> (Option<Found>, f32) {
+        let Some(layout) = &self.layout else {
+            return (None, 0.0);
+        };
+        if self.frames == 0 {
+            return (None, 0.0);
+        }
+        let (mut s, mut sq, mut n) = ([0f64; BITS], [0f64; BITS], [0f64; BITS]);
+        for (c, a) in self.acc.iter().enumerate() {
+            let t = f64::from(a * layout.chips[c]);
+            let b = layout.bit_of[c] as usize;
+            s[b] += t;
+            sq[b] += t * t;
+            n[b] += 1.0;
+        }
+        let z: Vec<f64> = (0..BITS)
+            .map(|b| {
+                let mean = s[b] / n[b].max(1.0);
+                let var = (sq[b] / n[b].max(1.0) - mean * mean).max(1e-12);
+                s[b] / (n[b] * var).sqrt()
+            })
+            .collect();
+        let confidence = (z.iter().map(|v| v.abs()).sum::<f64>() / BITS as f64) as f32;
+        if confidence < MIN_CONFIDENCE {
+            return (None, confidence);
+        }
+        let mut bits = [false; BITS];
+        for (b, v) in z.iter().enumerate() {
+            bits[b] = *v > 0.0;
+        }
+        // The weakest bits, and every way of flipping some of them, fewest flips first.
+        let mut weakest: Vec<usize> = (0..BITS).collect();
+        weakest.sort_by(|a, b| z[*a].abs().total_cmp(&z[*b].abs()));
+        weakest.truncate(FLIPPABLE);
+        let mut masks: Vec<u32> = (0..1u32 << FLIPPABLE).collect();
+        masks.sort_by_key(|m| m.count_ones());
+        for m in masks {
+            let mut tried = bits;
+            for (k, b) in weakest.iter().enumerate() {
+                if m & (1 << k) != 0 {
+                    tried[*b] = !tried[*b];
+                }
+            }
+            if let Some(id) = decode(&tried) {
+                let found = Found {
+                    id,
+                    confidence,
+                    corrected: m.count_ones() as usize,
+                };
+                return (Some(found), confidence);
+            }
+        }
+        (None, confidence)
+    }
+}
+
+/// Bump-weighted mean luma of every cell (every other pixel and row).
+fn cell_means(luma: &[u8], stride: usize, layout: &Layout) -> Vec<f32> {
+    let (w, h) = layout.size;
+    let n = layout.cols * layout.rows;
+    let (mut sum, mut weight) = (vec![0f32; n], vec![0f32; n]);
+    for y in (0..h).step_by(2) {
+        let Some(row) = luma.get(y * stride..y * stride + w) else {
+            break;
+        };
+        let base = layout.y.cell[y] as usize * layout.cols;
+        let wy = layout.y.weight[y];
+        for x in (0..w).step_by(2) {
+            let c = base + layout.x.cell[x] as usize;
+            let k = layout.x.weight[x] * wy;
+            sum[c] += k * f32::from(row[x]);
+            weight[c] += k;
+        }
+    }
+    sum.iter()
+        .zip(&weight)
+        .map(|(s, k)| s / k.max(1e-6))
+        .collect()
+}
