@@ -129,7 +129,13 @@ pub fn read_watermark(
         current = Some((idx, origin));
         let stride = frame.plane_stride()[0] as usize;
         let luma = frame.plane_data(0).unwrap_or(&[]);
-        reader.add(luma, stride, info.width() as usize, info.height() as usize);
+        reader.add(
+            luma,
+            stride,
+            info.width() as usize,
+            info.height() as usize,
+            t,
+        );
     };
     let _ = pipeline.set_state(gst::State::Null);
     result?;

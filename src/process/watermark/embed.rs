@@ -11,6 +11,21 @@ use super::payload::BITS;
 pub const AUTO_STRENGTH: f32 = 2.4;
 /// Lowest luma PSNR `auto` allows, dB.
 pub const MIN_PSNR_DB: f32 = 43.5;
+/// The mark changes sign every this many seconds of video time: a still picture then cancels
+/// out at the reader (which demodulates), while the mark adds up.
+pub const SIGN_SEGMENT_S: f64 = 0.4;
+
+/// The mark's sign at `time` seconds.
+pub fn sign_at(time: f64) -> f32 {
+    // Whole milliseconds: frame times like 0.4 s must not fall on either side by rounding.
+    let ms = (time * 1000.0).round() as i64;
+    if ms.div_euclid((SIGN_SEGMENT_S * 1000.0) as i64) % 2 == 0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
 /// Mean square of the bump over a cell (a product of two half-sines squared: 1/2 x 1/2).
 const BUMP_ENERGY: f32 = 0.25;
 

@@ -86,6 +86,11 @@ impl Processor for Watermark {
         if id != self.bits.0 {
             self.bits = (id.clone(), encode(&id));
         }
+        // Video time (the stream's own timestamps): the reader sees the same clock.
+        let time = frame
+            .buffer()
+            .pts()
+            .map_or(frame.meta.seq as f64 / 25.0, |p| p.nseconds() as f64 / 1e9);
         let (w, h) = (frame.width() as usize, frame.height() as usize);
         if self.layout.as_ref().is_none_or(|l| l.size != (w, h)) {
             self.layout = Some(Layout::new(&self.key, w, h));
@@ -99,7 +104,9 @@ impl Processor for Watermark {
         };
         let mut canvas = frame.canvas()?;
         let (luma, stride) = canvas.luma_mut();
-        let amp = amplitudes(luma, stride, layout, &self.bits.1, strength, auto);
+        let mut amp = amplitudes(luma, stride, layout, &self.bits.1, strength, auto);
+        let sign = embed::sign_at(time);
+        amp.iter_mut().for_each(|a| *a *= sign);
         apply(luma, stride, layout, &amp);
         Ok(())
     }
@@ -129,16 +136,17 @@ mod tests {
             .collect()
     }
 
-    fn mark(frame: &mut [u8], w: usize, h: usize, key: &str, id: &str) {
+    fn mark(frame: &mut [u8], w: usize, h: usize, key: &str, id: &str, time: f64) {
         let layout = Layout::new(key, w, h);
-        let amp = amplitudes(frame, w, &layout, &encode(id), AUTO_STRENGTH, true);
+        let mut amp = amplitudes(frame, w, &layout, &encode(id), AUTO_STRENGTH, true);
+        amp.iter_mut().for_each(|a| *a *= embed::sign_at(time));
         apply(frame, w, &layout, &amp);
     }
 
     fn read(key: &str, frames: &[Vec<u8>], w: usize, h: usize) -> (Option<Found>, f32) {
         let mut r = Reader::new(key);
-        for f in frames {
-            r.add(f, w, w, h);
+        for (t, f) in frames.iter().enumerate() {
+            r.add(f, w, w, h, t as f64 / 25.0);
         }
         r.finish()
     }
@@ -146,10 +154,10 @@ mod tests {
     #[test]
     fn marks_are_faint_and_read_back_with_the_key_only() {
         let (w, h) = (640, 360);
-        let clean: Vec<Vec<u8>> = (0..25).map(|t| scene(w, h, t)).collect();
+        let clean: Vec<Vec<u8>> = (0..50).map(|t| scene(w, h, t)).collect();
         let mut marked = clean.clone();
-        for f in &mut marked {
-            mark(f, w, h, "a secret phrase", "CAM0042");
+        for (t, f) in marked.iter_mut().enumerate() {
+            mark(f, w, h, "a secret phrase", "CAM0042", t as f64 / 25.0);
         }
         let mse: f64 = marked[0]
             .iter()

@@ -31,7 +31,10 @@ pub struct Found {
 pub struct Reader {
     key: String,
     layout: Option<Layout>,
-    acc: Vec<f32>,
+    /// Per phase bucket, per cell: the sum of the high-passed cell means.
+    acc: Vec<Vec<f32>>,
+    /// Frames per phase bucket.
+    counts: Vec<f32>,
     frames: u32,
 }
 
@@ -41,7 +44,8 @@ impl Reader {
         Self {
             key: key.to_string(),
             layout: None,
-            acc: Vec::new(),
+            acc: vec![Vec::new(); BUCKETS],
+            counts: vec![0.0; BUCKETS],
             frames: 0,
         }
     }
@@ -51,21 +55,23 @@ impl Reader {
         self.frames
     }
 
-    /// Adds a frame's luma (`width` x `height`, rows `stride` apart).
-    pub fn add(&mut self, luma: &[u8], stride: usize, width: usize, height: usize) {
+    /// Adds a frame's luma (`width` x `height`, rows `stride` apart) shown at `time` seconds.
+    pub fn add(&mut self, luma: &[u8], stride: usize, width: usize, height: usize, time: f64) {
         if self
             .layout
             .as_ref()
             .is_none_or(|l| l.size != (width, height))
         {
             self.layout = Some(Layout::new(&self.key, width, height));
-            self.acc.clear();
-            self.frames = 0;
+            self.reset();
         }
         let Some(layout) = &self.layout else { return };
         let means = cell_means(luma, stride, layout);
         let (cols, rows) = (layout.cols, layout.rows);
-        self.acc.resize(cols * rows, 0.0);
+        let bucket = bucket_of(time);
+        self.counts[bucket] += 1.0;
+        let acc = &mut self.acc[bucket];
+        acc.resize(cols * rows, 0.0);
         for r in 0..rows {
             for c in 0..cols {
                 let at = |rr: usize, cc: usize| means[rr * cols + cc];
@@ -73,29 +79,67 @@ impl Reader {
                 let down = at((r + 1).min(rows - 1), c);
                 let left = at(r, c.saturating_sub(1));
                 let right = at(r, (c + 1).min(cols - 1));
-                self.acc[r * cols + c] += at(r, c) - (up + down + left + right) / 4.0;
+                acc[r * cols + c] += at(r, c) - (up + down + left + right) / 4.0;
             }
         }
         self.frames += 1;
     }
 
-    /// Ends the window: the ID if one is clearly there, and the confidence either way.
-    pub fn finish(&mut self) -> (Option<Found>, f32) {
-        let result = self.decide();
-        self.acc.iter_mut().for_each(|a| *a = 0.0);
+    fn reset(&mut self) {
+        self.acc
+            .iter_mut()
+            .for_each(|a| a.iter_mut().for_each(|v| *v = 0.0));
+        self.counts.iter_mut().for_each(|c| *c = 0.0);
         self.frames = 0;
-        result
     }
 
-    fn decide(&self) -> (Option<Found>, f32) {
+    /// Ends the window: the ID if one is clearly there, and the confidence either way.
+    pub fn finish(&mut self) -> (Option<Found>, f32) {
+        // The phase of the embedder's sign changes is unknown: try each, keep the clearest.
+        let mut best: (Option<Found>, f32) = (None, 0.0);
+        for phase in 0..BUCKETS {
+            let r = self.decide(phase);
+            if r.0.is_some() {
+                best = r;
+                break;
+            }
+            if r.1 > best.1 {
+                best = r;
+            }
+        }
+        self.reset();
+        best
+    }
+
+    fn decide(&self, phase: usize) -> (Option<Found>, f32) {
         let Some(layout) = &self.layout else {
             return (None, 0.0);
         };
         if self.frames == 0 {
             return (None, 0.0);
         }
+        // Demodulate: the embedder's sign in each bucket for this phase, less its frame-weighted
+        // mean so that whatever does not change sign (a still picture) cancels exactly.
+        let mut weights: Vec<f32> = (0..BUCKETS).map(|k| sign_at(k + phase)).collect();
+        let total: f32 = self.counts.iter().sum();
+        let mean = weights
+            .iter()
+            .zip(&self.counts)
+            .map(|(w, n)| w * n)
+            .sum::<f32>()
+            / total.max(1.0);
+        weights.iter_mut().for_each(|w| *w -= mean);
+        let n_cells = layout.cols * layout.rows;
+        let mut demod = vec![0f32; n_cells];
+        for (k, acc) in self.acc.iter().enumerate() {
+            if acc.len() == n_cells {
+                for (d, a) in demod.iter_mut().zip(acc) {
+                    *d += weights[k] * a;
+                }
+            }
+        }
         let (mut s, mut sq, mut n) = ([0f64; BITS], [0f64; BITS], [0f64; BITS]);
-        for (c, a) in self.acc.iter().enumerate() {
+        for (c, a) in demod.iter().enumerate() {
             let t = f64::from(a * layout.chips[c]);
             let b = layout.bit_of[c] as usize;
             s[b] += t;
@@ -141,6 +185,21 @@ impl Reader {
         }
         (None, confidence)
     }
+}
+
+/// Phase buckets over one period of the embedder's sign changes.
+const BUCKETS: usize = 20;
+
+/// The bucket of a frame shown at `time` seconds.
+fn bucket_of(time: f64) -> usize {
+    let period_ms = (2000.0 * super::embed::SIGN_SEGMENT_S) as i64;
+    let ms = (time * 1000.0).round() as i64;
+    (ms.rem_euclid(period_ms) as usize * BUCKETS / period_ms as usize).min(BUCKETS - 1)
+}
+
+/// The embedder's sign in bucket `k` (taken modulo a period): + in the first half.
+fn sign_at(k: usize) -> f32 {
+    if k % BUCKETS < BUCKETS / 2 { 1.0 } else { -1.0 }
 }
 
 /// Bump-weighted mean luma of every cell (every other pixel and row).
