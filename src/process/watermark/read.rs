@@ -1,11 +1,12 @@
 //! Reading, blind (no original needed): per frame, the bump-weighted mean luma of every cell,
 //! minus the mean of its four neighbours (the picture is smooth at this scale, the mark is not:
 //! this removes most of the picture and keeps most of the mark), summed over the frames of a
-//! window. Per payload bit, the cells that carry it are correlated with their chips; the sign is
-//! the bit and the ratio to the spread across those cells is a z-score (about N(0, 1) when
-//! there is no mark, or a wrong key). A window reports an ID only when the mean |z| is far above
-//! what unmarked video gives and the CRC checks out (allowing the two weakest bits to be
-//! flipped).
+//! window per phase of the embedder's sign changes, then demodulated (every phase tried; what
+//! does not change sign, a still picture, cancels). Per payload bit, the cells that carry it are
+//! correlated with their chips; the sign is the bit and the ratio to the spread across those
+//! cells is a z-score (about N(0, 1) when there is no mark, or a wrong key). A window reports an
+//! ID only when the mean |z| is far above what unmarked video gives and the CRC checks out
+//! (allowing the two weakest bits to be flipped).
 
 use super::layout::Layout;
 use super::payload::{BITS, decode};
