@@ -38,6 +38,13 @@ pub fn amplitudes(
     strength: f32,
     auto: bool,
 ) -> Vec<f32> {
+    let mut amp = heights(luma, stride, layout, strength, auto);
+    sign(&mut amp, layout, bits, 1.0);
+    amp
+}
+
+/// The unsigned height of each cell's bump, from the cell's texture.
+pub fn heights(luma: &[u8], stride: usize, layout: &Layout, strength: f32, auto: bool) -> Vec<f32> {
     let (w, h) = layout.size;
     let n = layout.cols * layout.rows;
     // Texture: standard deviation of each cell's luma, from every other pixel and row.
@@ -69,26 +76,39 @@ pub fn amplitudes(
             amp.iter_mut().for_each(|a| *a *= scale);
         }
     }
+    amp
+}
+
+/// Gives each cell's height its sign: chip x bit x the mark's sign at this time.
+pub fn sign(amp: &mut [f32], layout: &Layout, bits: &[bool; BITS], time_sign: f32) {
     for (c, a) in amp.iter_mut().enumerate() {
         let bit = bits[layout.bit_of[c] as usize];
-        *a *= layout.chips[c] * if bit { 1.0 } else { -1.0 };
+        *a *= layout.chips[c] * if bit { time_sign } else { -time_sign };
     }
-    amp
 }
 
 /// Adds the mark to the luma plane in place.
 pub fn apply(luma: &mut [u8], stride: usize, layout: &Layout, amp: &[f32]) {
     let (w, h) = layout.size;
-    let mut row_amp = vec![0f32; w];
+    // The horizontal profile of a row of cells, made once per row of cells; each pixel row
+    // then only scales it by its own vertical weight (a loop the compiler vectorises).
+    let mut profile = vec![0f32; w];
+    let mut profile_row = usize::MAX;
     for y in 0..h {
-        let base = layout.y.cell[y] as usize * layout.cols;
-        let wy = layout.y.weight[y];
-        for (x, r) in row_amp.iter_mut().enumerate() {
-            *r = amp[base + layout.x.cell[x] as usize] * layout.x.weight[x] * wy;
+        let cell_row = layout.y.cell[y] as usize;
+        if cell_row != profile_row {
+            let base = cell_row * layout.cols;
+            for (x, p) in profile.iter_mut().enumerate() {
+                *p = amp[base + layout.x.cell[x] as usize] * layout.x.weight[x];
+            }
+            profile_row = cell_row;
         }
-        let row = &mut luma[y * stride..y * stride + w];
-        for (p, r) in row.iter_mut().zip(&row_amp) {
-            *p = (f32::from(*p) + r + 0.5).clamp(0.0, 255.0) as u8;
+        let wy = layout.y.weight[y];
+        let Some(row) = luma.get_mut(y * stride..y * stride + w) else {
+            break;
+        };
+        for (p, r) in row.iter_mut().zip(&profile) {
+            *p = (f32::from(*p) + r * wy + 0.5).clamp(0.0, 255.0) as u8;
         }
     }
 }

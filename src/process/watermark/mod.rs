@@ -15,7 +15,7 @@ use crate::frame::Frame;
 
 use super::Processor;
 
-pub use embed::{AUTO_STRENGTH, MIN_PSNR_DB, amplitudes, apply};
+pub use embed::{AUTO_STRENGTH, MIN_PSNR_DB, amplitudes, apply, heights, sign};
 pub use layout::Layout;
 pub use payload::{BITS, decode, encode};
 pub use read::{Found, MIN_CONFIDENCE, Reader};
@@ -54,7 +54,12 @@ pub struct Watermark {
     handle: Arc<WatermarkHandle>,
     bits: (String, [bool; BITS]),
     layout: Option<Layout>,
+    heights: Vec<f32>,
+    frames: u64,
 }
+
+/// Frames between two measurements of the cells' texture.
+const HEIGHTS_EVERY: u64 = 5;
 
 impl Watermark {
     /// A watermark with these settings.
@@ -67,6 +72,8 @@ impl Watermark {
             }),
             bits: (config.id.clone(), encode(&config.id)),
             layout: None,
+            heights: Vec::new(),
+            frames: 0,
         }
     }
 
@@ -104,9 +111,15 @@ impl Processor for Watermark {
         };
         let mut canvas = frame.canvas()?;
         let (luma, stride) = canvas.luma_mut();
-        let mut amp = amplitudes(luma, stride, layout, &self.bits.1, strength, auto);
-        let sign = embed::sign_at(time);
-        amp.iter_mut().for_each(|a| *a *= sign);
+        // Texture changes slowly: the heights are measured on every few frames only.
+        if self.frames.is_multiple_of(HEIGHTS_EVERY)
+            || self.heights.len() != layout.cols * layout.rows
+        {
+            self.heights = heights(luma, stride, layout, strength, auto);
+        }
+        self.frames += 1;
+        let mut amp = self.heights.clone();
+        sign(&mut amp, layout, &self.bits.1, embed::sign_at(time));
         apply(luma, stride, layout, &amp);
         Ok(())
     }
