@@ -60,3 +60,40 @@ pub fn link_new_pads(src: &gst::Element, dest: &gst::Element, filter: PadFilter)
         }
     });
 }
+
+/// `uridecodebin` for a URL or `file://` URI, reading RTSP over TCP as a player would, with a
+/// jitter buffer of `rtsp_latency_ms` when given.
+pub fn uri_decoder(uri: &str, rtsp_latency_ms: Option<u32>) -> Result<gst::Element> {
+    use gst::prelude::*;
+    let src = gst::ElementFactory::make("uridecodebin")
+        .property("uri", uri)
+        .build()
+        .context("GStreamer element `uridecodebin` is missing")?;
+    src.connect("source-setup", false, move |args| {
+        if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+            && source.find_property("protocols").is_some()
+        {
+            source.set_property_from_str("protocols", "tcp");
+            if let Some(ms) = rtsp_latency_ms
+                && source.find_property("latency").is_some()
+            {
+                source.set_property("latency", ms);
+            }
+        }
+        None
+    });
+    Ok(src)
+}
+
+/// An appsink taking 8-bit grey frames (luma), as fast as they come (the readers of stamps and
+/// watermarks look at luma only).
+pub fn gray8_sink() -> gst_app::AppSink {
+    gst_app::AppSink::builder()
+        .caps(
+            &gst_video::VideoCapsBuilder::new()
+                .format(gst_video::VideoFormat::Gray8)
+                .build(),
+        )
+        .sync(false)
+        .build()
+}

@@ -49,27 +49,9 @@ pub fn read_watermark(
         format!("file://{}", path.display())
     };
     let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("uridecodebin")
-        .property("uri", &uri)
-        .build()
-        .context("uridecodebin is missing")?;
-    src.connect("source-setup", false, |args| {
-        if let Some(s) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-            && s.find_property("protocols").is_some()
-        {
-            s.set_property_from_str("protocols", "tcp");
-        }
-        None
-    });
+    let src = crate::elements::uri_decoder(&uri, None)?;
     let convert = crate::elements::make("videoconvert")?;
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::Gray8)
-                .build(),
-        )
-        .sync(false)
-        .build();
+    let sink = crate::elements::gray8_sink();
     pipeline.add_many([&src, &convert, sink.upcast_ref()])?;
     convert.link(&sink)?;
     link_new_pads(&src, &convert, PadFilter::Video);

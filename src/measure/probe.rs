@@ -79,32 +79,12 @@ pub fn probe(url: &str, seconds: f64, warmup: f64, timeout: Duration) -> Result<
         pipeline.add(&convert)?;
         dec.link(&convert)?;
     }
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::Gray8)
-                .build(),
-        )
-        .sync(false)
-        .build();
+    let sink = crate::elements::gray8_sink();
     pipeline.add(&sink)?;
     if !mjpeg && !websocket {
         pipeline.add(&convert)?;
-        let src = gst::ElementFactory::make("uridecodebin")
-            .property("uri", url)
-            .build()
-            .context("uridecodebin is missing")?;
-        src.connect("source-setup", false, |args| {
-            if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                && source.find_property("latency").is_some()
-                && source.find_property("protocols").is_some()
-            {
-                // As a low-latency player would: TCP, a small jitter buffer.
-                source.set_property_from_str("protocols", "tcp");
-                source.set_property("latency", 50u32);
-            }
-            None
-        });
+        // As a low-latency player would: TCP, a small jitter buffer.
+        let src = crate::elements::uri_decoder(url, Some(50))?;
         pipeline.add(&src)?;
         link_new_pads(&src, &convert, PadFilter::Video);
     }

@@ -301,29 +301,11 @@ impl Gray {
 pub fn grab_frames(url: &str, count: usize, timeout: Duration) -> Vec<Gray> {
     gst::init().unwrap();
     let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("uridecodebin")
-        .property("uri", url)
-        .build()
-        .unwrap();
-    src.connect("source-setup", false, |args| {
-        let source = args[1].get::<gst::Element>().unwrap();
-        if source.find_property("protocols").is_some() {
-            // A small jitter buffer, as real players have: with none, a loaded test machine
-            // makes the client drop late packets of key frames and decode nothing for seconds.
-            source.set_property_from_str("protocols", "tcp");
-            source.set_property("latency", 200u32);
-        }
-        None
-    });
+    // A small jitter buffer, as real players have: with none, a loaded test machine makes the
+    // client drop late packets of key frames and decode nothing for seconds.
+    let src = framegate::elements::uri_decoder(url, Some(200)).unwrap();
     let convert = gst::ElementFactory::make("videoconvert").build().unwrap();
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst_video::VideoCapsBuilder::new()
-                .format(gst_video::VideoFormat::Gray8)
-                .build(),
-        )
-        .sync(false)
-        .build();
+    let sink = framegate::elements::gray8_sink();
     pipeline
         .add_many([&src, &convert, sink.upcast_ref()])
         .unwrap();
