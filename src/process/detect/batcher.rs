@@ -10,6 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::supervise::lock;
+
 /// One model output for one input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
@@ -134,10 +136,6 @@ impl Drop for Batcher {
             let _ = t.join();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The model's thread: gather, run, reply, until closed.

@@ -96,9 +96,7 @@ impl DetectionLog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::supervise::lock(&self.state)
     }
 
     /// Takes the result of a model run.

@@ -25,6 +25,7 @@ use crate::config::{DetectConfig, ModelFormat};
 use crate::frame::{Detection, Frame, Planes, Rect};
 
 use super::Processor;
+use crate::supervise::lock;
 
 pub use batcher::{Backend, BatchStats, Batcher, Output};
 pub use decode::{RawBox, centernet, nms, yolo};
@@ -103,11 +104,7 @@ impl DetectHandle {
             failed: c.failed.load(Ordering::Relaxed),
             mean_latency_ms: ms(&c.latency_ns, completed),
             mean_preprocess_ms: ms(&c.preprocess_ns, submitted),
-            current: self
-                .current
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone(),
+            current: lock(&self.current).clone(),
         }
     }
 }
@@ -275,10 +272,6 @@ fn to_detections(
             })
         })
         .collect()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Processor for Detect {

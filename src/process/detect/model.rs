@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::config::{Config, ModelConfig, ModelFormat, ModelProvider};
+use crate::supervise::lock;
 
 use super::batcher::{Backend, Batcher, Output, Prepare, Reply};
 use super::preprocess::InputSpec;
@@ -414,10 +415,6 @@ impl Models {
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

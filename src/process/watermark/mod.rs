@@ -14,6 +14,7 @@ use crate::config::{WatermarkConfig, WatermarkStrength, watermark_id_error};
 use crate::frame::Frame;
 
 use super::Processor;
+use crate::supervise::lock;
 
 pub use embed::{AUTO_STRENGTH, MIN_PSNR_DB, amplitudes, apply, heights, sign};
 pub use layout::Layout;
@@ -28,10 +29,7 @@ pub struct WatermarkHandle {
 impl WatermarkHandle {
     /// The ID embedded now.
     pub fn id(&self) -> String {
-        self.id
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.id).clone()
     }
 
     /// Embeds `id` from the next frame on.
@@ -39,10 +37,7 @@ impl WatermarkHandle {
         if let Some(e) = watermark_id_error(id) {
             return Err(e);
         }
-        *self
-            .id
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = id.to_string();
+        *lock(&self.id) = id.to_string();
         Ok(())
     }
 }
