@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -25,20 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import build_release
+from benchlib import build_release, run_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / "target" / "pytools" / "bin" / "python"
 FOOTAGE = ROOT.parent / "shared" / "testdata" / "vtest.avi"
 ENCODER = "x264enc speed-preset=ultrafast tune=zerolatency bitrate=2000 key-int-max=50 bframes=0"
-
-
-def run_cpu(cmd):
-    """Runs a command; returns the CPU seconds (user + system) its processes used."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def gst(*pipeline):

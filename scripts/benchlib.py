@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import time
@@ -54,3 +55,11 @@ def wait_live(port, timeout=30, settle=3):
             break
         time.sleep(0.3)
     time.sleep(settle)
+
+
+def run_cpu(cmd):
+    """Runs a command; returns the CPU seconds (user + system) its processes used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
