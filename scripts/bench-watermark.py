@@ -15,12 +15,13 @@ Writes DIR/watermark.md and DIR/watermark.json (default DIR: bench-out/).
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchlib import ROOT, build_release
+from benchlib import ROOT, build_release, run_cpu
 
 PYTHON = ROOT / "target" / "pytools" / "bin" / "python"
 SHARED = ROOT.parent / "shared" / "testdata"
@@ -84,14 +85,7 @@ def read(exe, path, window):
 
 def cpu(cmd, rounds=3):
     """Median CPU seconds (user + system) of a command over a few runs."""
-    import resource
-    samples = []
-    for _ in range(rounds):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(cmd, check=True, capture_output=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        samples.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return sorted(samples)[len(samples) // 2]
+    return statistics.median(run_cpu(cmd) for _ in range(rounds))
 
 
 PEER = r"""
