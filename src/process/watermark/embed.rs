@@ -29,20 +29,6 @@ pub fn sign_at(time: f64) -> f32 {
 /// Mean square of the bump over a cell (a product of two half-sines squared: 1/2 x 1/2).
 const BUMP_ENERGY: f32 = 0.25;
 
-/// The height of each cell's bump, signed: the mark as a grid of amplitudes.
-pub fn amplitudes(
-    luma: &[u8],
-    stride: usize,
-    layout: &Layout,
-    bits: &[bool; BITS],
-    strength: f32,
-    auto: bool,
-) -> Vec<f32> {
-    let mut amp = heights(luma, stride, layout, strength, auto);
-    sign(&mut amp, layout, bits, 1.0);
-    amp
-}
-
 /// The unsigned height of each cell's bump, from the cell's texture.
 pub fn heights(luma: &[u8], stride: usize, layout: &Layout, strength: f32, auto: bool) -> Vec<f32> {
     let (w, h) = layout.size;

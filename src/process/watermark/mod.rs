@@ -16,7 +16,7 @@ use crate::frame::Frame;
 use super::Processor;
 use crate::supervise::lock;
 
-pub use embed::{AUTO_STRENGTH, MIN_PSNR_DB, amplitudes, apply, heights, sign};
+pub use embed::{AUTO_STRENGTH, MIN_PSNR_DB, apply, heights, sign};
 pub use layout::Layout;
 pub use payload::{BITS, decode, encode};
 pub use read::{Found, MIN_CONFIDENCE, Reader};
@@ -146,8 +146,8 @@ mod tests {
 
     fn mark(frame: &mut [u8], w: usize, h: usize, key: &str, id: &str, time: f64) {
         let layout = Layout::new(key, w, h);
-        let mut amp = amplitudes(frame, w, &layout, &encode(id), AUTO_STRENGTH, true);
-        amp.iter_mut().for_each(|a| *a *= embed::sign_at(time));
+        let mut amp = heights(frame, w, &layout, AUTO_STRENGTH, true);
+        sign(&mut amp, &layout, &encode(id), embed::sign_at(time));
         apply(frame, w, &layout, &amp);
     }
 
