@@ -7,6 +7,7 @@
 //! metrics; [`measure`] stamps and probes frames; [`app`] holds the commands; [`config`] is the
 //! typed configuration.
 
+pub mod alert;
 pub mod app;
 pub mod assets;
 pub mod config;
@@ -19,5 +20,6 @@ pub mod ingest;
 pub mod measure;
 pub mod process;
 pub mod publish;
+pub mod store;
 pub mod stream;
 pub mod supervise;

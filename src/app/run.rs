@@ -10,9 +10,11 @@ use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::alert::AlertRules;
 use crate::config::Config;
 use crate::control::{Manager, api};
 use crate::publish::RtspServer;
+use crate::store::Store;
 
 /// The longest a graceful shutdown may take before the process exits regardless.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(2700);
@@ -26,14 +28,18 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
         config.server.bind,
         config.server.rtsp_port,
     )?);
-    let manager = Manager::start(config, config_path, rtsp)?;
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .thread_name("http")
+        .thread_name("async")
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // Streams start tasks (JPEG feeders, Redis outputs) on this runtime.
+    let _entered = runtime.enter();
+    let store = start_store(config, config_path)?;
+    let alerts = AlertRules::new(config.alerts.clone());
+    runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone()));
+    let manager = Manager::start(config, config_path, rtsp, store.clone(), alerts)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.server.http))
         .with_context(|| {
@@ -87,11 +93,30 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     });
     let _ = stop_http.send(());
     manager.shutdown();
+    // Events still in memory go to the database, or to the on-disk queue.
+    let _ = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_millis(800), store.close()).await });
     let _ =
         runtime.block_on(async { tokio::time::timeout(Duration::from_millis(500), server).await });
     runtime.shutdown_timeout(Duration::from_millis(200));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The event store of the config; the built-in demo keeps its events in memory.
+fn start_store(config: &Config, config_path: Option<&Path>) -> Result<Arc<Store>> {
+    let mut db = config.database.clone();
+    let dir = config_path.map(|p| {
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "framegate".into());
+        p.with_file_name(format!("{stem}.events"))
+    });
+    if config_path.is_none() && db == crate::config::DatabaseConfig::default() {
+        db.url = "sqlite::memory:".into();
+    }
+    Store::start(&db, dir.as_deref())
 }
 
 fn print_urls(manager: &Manager, http: std::net::SocketAddr) {

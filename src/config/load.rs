@@ -61,6 +61,16 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
 
 /// Makes the paths written relative to the config file relative to where framegate runs.
 fn resolve_paths(config: &mut Config, dir: &Path) {
+    let db = &mut config.database;
+    if let Some(file) = db.url.strip_prefix("sqlite://")
+        && !file.starts_with('/')
+        && !file.starts_with(':')
+    {
+        db.url = format!("sqlite://{}", dir.join(file).display());
+    }
+    if let Some(d) = db.dir.as_mut() {
+        *d = dir.join(&*d);
+    }
     if let Some(lib) = config.onnxruntime.library.as_mut() {
         *lib = dir.join(&*lib);
     }
@@ -104,7 +114,48 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
             .and_then(|()| check_models(stream, &config.models))
             .map_err(|m| (at(i), format!("stream `{id}`: {m}")))?;
     }
-    check_mounts(&config.streams).map_err(|(i, m)| (at(i), m))
+    check_mounts(&config.streams).map_err(|(i, m)| (at(i), m))?;
+    config
+        .database
+        .validate()
+        .map_err(|m| (key_span(text, "database", "url"), m))?;
+    let mut alert_ids: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in config.alerts.iter().enumerate() {
+        let at = || table_key_span(text, "alerts", i, "id");
+        if alert_ids.insert(a.id.as_str(), i).is_some() {
+            return Err((at(), format!("alerts.id: duplicate alert id `{}`", a.id)));
+        }
+        a.validate()
+            .map_err(|e| (at(), format!("alert `{}`: {e}", a.id)))?;
+        if let Some(missing) = a.streams.iter().find(|s| !seen.contains_key(s.as_str())) {
+            return Err((
+                at(),
+                format!(
+                    "alert `{}`: streams: no stream `{missing}` in this config",
+                    a.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The span of `table.key` in the TOML text (or of the table), when written.
+fn key_span(text: &str, table: &str, key: &str) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let (_, t) = root
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == table)?;
+    let DeValue::Table(fields) = t.get_ref() else {
+        return Some(t.span());
+    };
+    fields
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(_, v)| v.span())
+        .or_else(|| Some(t.span()))
 }
 
 /// Checks that no two streams are served at the same RTSP path; on a clash, the index of the
@@ -282,7 +333,33 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
                     );
                 }
             }
+            OutputConfig::Redis(r) => {
+                if !matches!(r.url.scheme(), "redis") || r.url.host_str().is_none_or(str::is_empty)
+                {
+                    return Err(format!(
+                        "outputs.url: a `redis` output needs redis://host[:port], not `{}`",
+                        crate::config::masked_url(&r.url)
+                    ));
+                }
+                if r.channel.as_deref().is_some_and(str::is_empty) {
+                    return Err("outputs.channel must not be empty".into());
+                }
+                if r.width
+                    .is_some_and(|w| !(16..=7680).contains(&w) || w % 2 != 0)
+                {
+                    return Err("outputs.width must be even, from 16 to 7680".into());
+                }
+                if !(1..=100).contains(&r.quality) {
+                    return Err("outputs.quality must be from 1 to 100".into());
+                }
+                if !(r.max_fps > 0.0 && r.max_fps <= 120.0) {
+                    return Err("outputs.max_fps must be more than 0, at most 120".into());
+                }
+            }
         }
+    }
+    if let Some(m) = &s.media_server {
+        m.validate()?;
     }
     Ok(())
 }

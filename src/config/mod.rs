@@ -5,6 +5,7 @@
 //! Parsing and validation live in [`load`]; errors name the file, line and field.
 
 mod analytics;
+mod events;
 mod load;
 pub use load::{check_models, check_mounts, rtsp_mounts, validate_stream};
 pub mod reference;
@@ -21,6 +22,7 @@ pub use analytics::{
     DetectConfig, ModelConfig, ModelFormat, ModelProvider, OnnxRuntimeConfig, SkipSimilarConfig,
     WatermarkConfig, WatermarkStrength, watermark_id_error,
 };
+pub use events::{AlertConfig, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget};
 pub use load::{ConfigError, load_file, parse_str};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;
@@ -38,6 +40,12 @@ pub struct Config {
     /// Detection models, each loaded once and shared by the streams that use it.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Where events (detections, stream states, viewers, API changes, alerts) are stored.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Alert rules: detections that are sent to a webhook or an MQTT topic.
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
     /// The streams to run, each from one source to its outputs.
     #[serde(default)]
     pub streams: Vec<StreamConfig>,
@@ -147,6 +155,9 @@ pub struct StreamConfig {
     /// How a failed source is retried.
     #[serde(default)]
     pub reconnect: ReconnectConfig,
+    /// Ask a media server's HTTP API whether the stream exists before pulling it.
+    #[serde(default)]
+    pub media_server: Option<MediaServerCheck>,
 }
 
 fn default_true() -> bool {
@@ -215,8 +226,10 @@ impl StreamConfig {
             mask_password(u);
         }
         for o in &mut c.outputs {
-            if let OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) = o {
-                mask_password(&mut p.url);
+            match o {
+                OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) => mask_password(&mut p.url),
+                OutputConfig::Redis(r) => mask_password(&mut r.url),
+                OutputConfig::Rtsp(_) => {}
             }
         }
         for p in &mut c.processors {
@@ -250,11 +263,18 @@ impl StreamConfig {
             restore_password(new, prev);
         }
         for o in &mut self.outputs {
-            if let OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) = o {
-                for prev in &old.outputs {
-                    if let OutputConfig::Rtmp(q) | OutputConfig::RtspPush(q) = prev {
-                        restore_password(&mut p.url, &q.url);
+            let new = match o {
+                OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) => &mut p.url,
+                OutputConfig::Redis(r) => &mut r.url,
+                OutputConfig::Rtsp(_) => continue,
+            };
+            for prev in &old.outputs {
+                match prev {
+                    OutputConfig::Rtmp(q) | OutputConfig::RtspPush(q) => {
+                        restore_password(new, &q.url)
                     }
+                    OutputConfig::Redis(q) => restore_password(new, &q.url),
+                    OutputConfig::Rtsp(_) => {}
                 }
             }
         }
@@ -445,6 +465,10 @@ pub enum OutputConfig {
     /// Pushed to an RTSP server with ANNOUNCE/RECORD (MediaMTX, gst-rtsp-server in record mode).
     #[serde(rename = "rtsp-push")]
     RtspPush(PushOutput),
+    /// Published to a Redis channel, frame by frame (JPEG or raw I420) with a header; skipped
+    /// while Redis is slow or down.
+    #[serde(rename = "redis")]
+    Redis(RedisOutput),
 }
 
 impl OutputConfig {
@@ -454,6 +478,7 @@ impl OutputConfig {
             Self::Rtsp(_) => "rtsp",
             Self::Rtmp(_) => "rtmp",
             Self::RtspPush(_) => "rtsp-push",
+            Self::Redis(_) => "redis",
         }
     }
 }
@@ -485,6 +510,48 @@ pub struct PushOutput {
     /// Longest delay between retries, in seconds.
     #[serde(default = "default_retry_max")]
     pub retry_max_s: f64,
+}
+
+/// Settings of a `redis` output.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedisOutput {
+    /// The server: `redis://[:password@]host[:port][/db]`.
+    #[schemars(with = "String")]
+    pub url: url::Url,
+    /// Channel the frames are published on (`PUBLISH`). Default: `frames.<stream id>`.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// `jpeg`, or `raw` (I420 planes, Y then U then V).
+    #[serde(default)]
+    pub format: RedisFormat,
+    /// Picture width in pixels (the height keeps the aspect ratio). Default: the stream's.
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// JPEG quality, 1 to 100.
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+    /// Most frames per second published.
+    #[serde(default = "default_redis_fps")]
+    pub max_fps: f64,
+}
+
+/// What a `redis` output publishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFormat {
+    /// A JPEG picture.
+    #[default]
+    Jpeg,
+    /// Raw I420.
+    Raw,
+}
+
+fn default_quality() -> u8 {
+    75
+}
+fn default_redis_fps() -> f64 {
+    5.0
 }
 
 fn default_retry_initial() -> f64 {

@@ -34,11 +34,16 @@ pub fn markdown() -> String {
         ("ServerConfig", "`[server]`"),
         ("OnnxRuntimeConfig", "`[onnxruntime]`"),
         ("ModelConfig", "`[[models]]`"),
+        ("DatabaseConfig", "`[database]`"),
+        ("AlertConfig", "`[[alerts]]`"),
+        ("WebhookTarget", "`alerts.webhook`"),
+        ("MqttTarget", "`alerts.mqtt`"),
         ("StreamConfig", "`[[streams]]`"),
         ("DecoderConfig", "`[streams.decoder]`"),
         ("EncoderConfig", "`[streams.encoder]`"),
         ("ProcessorConfig", "`streams.processors[]`"),
         ("OutputConfig", "`streams.outputs[]`"),
+        ("MediaServerCheck", "`streams.media_server`"),
     ];
     for (name, title) in order {
         if let Some(def) = defs.get(name) {

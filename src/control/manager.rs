@@ -14,9 +14,11 @@ use anyhow::Result;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::alert::AlertRules;
 use crate::config::{self, ServerConfig, StreamConfig, StreamId};
-use crate::process::Models;
+use crate::process::{Hooks, Models};
 use crate::publish::RtspServer;
+use crate::store::{Event, Store, kind};
 use crate::stream::Stream;
 
 use super::overlay::Overlay;
@@ -76,18 +78,23 @@ pub struct Manager {
     server: ServerConfig,
     rtsp: Arc<RtspServer>,
     models: Models,
+    store: Arc<Store>,
+    alerts: Arc<AlertRules>,
     config_path: Option<PathBuf>,
     state_path: Option<PathBuf>,
     inner: Mutex<Inner>,
 }
 
 impl Manager {
-    /// Starts the RTSP server and every enabled stream of `config` (with the persisted API
-    /// changes applied). A stream that cannot start is reported in its status; the others run.
+    /// Starts every enabled stream of `config` (with the persisted API changes applied),
+    /// recording their events in `store`. A stream that cannot start is reported in its
+    /// status; the others run.
     pub fn start(
         config: &config::Config,
         config_path: Option<&Path>,
         rtsp: Arc<RtspServer>,
+        store: Arc<Store>,
+        alerts: Arc<AlertRules>,
     ) -> Result<Arc<Self>> {
         let state_path = config
             .server
@@ -105,6 +112,8 @@ impl Manager {
             server: config.server.clone(),
             rtsp,
             models: Models::new(config),
+            store,
+            alerts,
             config_path: config_path.map(Path::to_path_buf),
             state_path,
             inner: Mutex::new(Inner {
@@ -165,6 +174,20 @@ impl Manager {
         ))
     }
 
+    /// The event store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Records a change made through the API (or a reload) as an event.
+    fn changed(&self, action: &str, stream: Option<&StreamId>, detail: serde_json::Value) {
+        self.store.sink().record(Event::new(
+            kind::CONFIG_CHANGED,
+            stream.map(StreamId::as_str),
+            serde_json::json!({ "action": action, "detail": detail }),
+        ));
+    }
+
     /// The detection models loaded so far.
     pub fn models(&self) -> Vec<crate::process::detect::ModelStatus> {
         self.models.statuses()
@@ -207,6 +230,11 @@ impl Manager {
         self.persist(&overlay)?;
         inner.overlay = overlay;
         tracing::info!(stream = %id, "added through the API");
+        self.changed(
+            "add",
+            Some(&id),
+            serde_json::to_value(config.masked()).unwrap_or_default(),
+        );
         let entry = self.launch(config);
         let st = status(
             &entry.config,
@@ -245,8 +273,10 @@ impl Manager {
             }
             self.validate(&inner, &config)?;
         }
+        let masked = serde_json::to_value(config.masked()).unwrap_or_default();
         let st = self.swap(id, config)?;
         tracing::info!(stream = %id, "replaced through the API");
+        self.changed("replace", Some(id), masked);
         Ok(st)
     }
 
@@ -290,6 +320,7 @@ impl Manager {
         }
         entry.config = changed;
         tracing::info!(stream = %id, "watermark ID changed through the API");
+        self.changed("watermark", Some(id), serde_json::json!({ "id": wm_id }));
         Ok(status(
             &entry.config,
             entry.running.as_ref(),
@@ -318,6 +349,7 @@ impl Manager {
             s.stop();
         }
         tracing::info!(stream = %id, "removed through the API");
+        self.changed("remove", Some(id), serde_json::Value::Null);
         Ok(())
     }
 
@@ -340,7 +372,13 @@ impl Manager {
             c.enabled = enabled;
             c
         };
-        self.swap(id, config)
+        let st = self.swap(id, config)?;
+        self.changed(
+            if enabled { "start" } else { "stop" },
+            Some(id),
+            serde_json::Value::Null,
+        );
+        Ok(st)
     }
 
     /// Re-reads the config file and restarts only the streams whose config changed.
@@ -366,6 +404,7 @@ impl Manager {
             )));
         }
         let changed_models = self.models.update(&fresh);
+        self.alerts.set(fresh.alerts.clone());
         let uses_changed = |c: &StreamConfig| {
             c.processors.iter().any(|p| {
                 matches!(p, config::ProcessorConfig::Detect(d) if changed_models.contains(&d.model))
@@ -412,6 +451,11 @@ impl Manager {
             let entry = self.launch(c);
             inner.entries.insert(entry.config.id().clone(), entry);
         }
+        self.changed(
+            "reload",
+            None,
+            serde_json::to_value(&report).unwrap_or_default(),
+        );
         tracing::info!(
             added = report.added.len(),
             restarted = report.restarted.len(),
@@ -487,7 +531,18 @@ impl Manager {
                 start_error: None,
             };
         }
-        match Stream::start(&config, &self.server, Some(&self.rtsp), &self.models) {
+        let hooks = Hooks {
+            stream: Some(config.id().clone()),
+            events: self.store.sink(),
+            alerts: Some(self.alerts.clone()),
+        };
+        match Stream::start(
+            &config,
+            &self.server,
+            Some(&self.rtsp),
+            &self.models,
+            &hooks,
+        ) {
             Ok(s) => Entry {
                 config,
                 running: Some(s),

@@ -7,6 +7,7 @@ mod manager;
 /// Prometheus metrics.
 pub mod metrics;
 mod overlay;
+pub mod sessions;
 pub mod status;
 
 pub use manager::{Manager, ManagerError, ReloadReport};

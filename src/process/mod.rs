@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::config::ProcessorConfig;
 use crate::frame::Frame;
 
-pub use clock::utc_timestamp;
+pub use clock::{parse_utc, utc_timestamp};
 pub use detect::{DetectHandle, Models};
 pub use overlay::Overlay;
 pub use skip_similar::SkipSimilar;
@@ -31,6 +31,18 @@ pub trait Processor: Send {
     /// Processes one frame in place. An error is logged and counted by the caller; the frame
     /// goes on to the next processor and the encoder regardless.
     fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()>;
+}
+
+/// What a stream's processors report to beyond the frame: the stream's id, the event store
+/// and the alert rules. The default reports nowhere (`framegate process`, tests).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// The stream the chain runs for.
+    pub stream: Option<crate::config::StreamId>,
+    /// Where detection events and alerts go.
+    pub events: crate::store::EventSink,
+    /// The alert rules.
+    pub alerts: Option<Arc<crate::alert::AlertRules>>,
 }
 
 /// A stream's processors, in order.
@@ -54,7 +66,7 @@ pub struct ChainReport {
 impl Chain {
     /// Builds the chain a stream's config asks for; detectors take their model from `models`
     /// (a model that cannot be loaded leaves its detector idle, with the reason in its status).
-    pub fn from_config(configs: &[ProcessorConfig], models: &Models) -> Self {
+    pub fn from_config(configs: &[ProcessorConfig], models: &Models, hooks: &Hooks) -> Self {
         let mut detectors = Vec::new();
         let mut watermarks = Vec::new();
         let processors = configs
@@ -71,7 +83,7 @@ impl Chain {
                                 d.model
                             );
                         }
-                        let p = detect::Detect::new(d, model);
+                        let p = detect::Detect::new(d, model, hooks);
                         detectors.push(p.handle());
                         Box::new(p)
                     }

@@ -66,7 +66,7 @@ impl PushOutput {
         let (kind, cfg) = match config {
             OutputConfig::Rtmp(c) => (Kind::Rtmp, c.clone()),
             OutputConfig::RtspPush(c) => (Kind::RtspPush, c.clone()),
-            OutputConfig::Rtsp(_) => return None,
+            OutputConfig::Rtsp(_) | OutputConfig::Redis(_) => return None,
         };
         let url = masked(&cfg.url);
         let name = format!("{} {url}", config.kind());

@@ -27,7 +27,7 @@ use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
-use crate::process::{Chain, DetectHandle, Models, WatermarkHandle};
+use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
 use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RtspServer};
 use crate::supervise::Shutdown;
 
@@ -64,9 +64,10 @@ impl Stream {
         server: &ServerConfig,
         rtsp: Option<&RtspServer>,
         models: &Models,
+        hooks: &Hooks,
     ) -> Result<Self> {
         let id = config.id().clone();
-        let state = Arc::new(StateCell::new(id.clone()));
+        let state = Arc::new(StateCell::new(id.clone(), hooks.events.clone()));
         let stats = Arc::new(StreamStats::default());
         let source_info: Arc<Mutex<SourceInfo>> = Arc::default();
         let shutdown = Shutdown::new();
@@ -132,7 +133,7 @@ impl Stream {
                 .context("starting the ingest thread")?
         };
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
-        let chain = Chain::from_config(&config.processors, models);
+        let chain = Chain::from_config(&config.processors, models, hooks);
         let detectors = chain.detectors().to_vec();
         let watermarks = chain.watermarks().to_vec();
         let processing = {

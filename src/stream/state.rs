@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::StreamId;
+use crate::store::{Event, EventSink, kind};
 
 /// Where a stream is in its life.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,19 @@ pub enum StreamState {
     Stopped,
 }
 
+impl StreamState {
+    /// The state's name without details (`live`, `reconnecting`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Live => "live",
+            Self::Stalled => "stalled",
+            Self::Reconnecting { .. } => "reconnecting",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 impl fmt::Display for StreamState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -45,15 +59,17 @@ impl fmt::Display for StreamState {
 /// The state of one stream, with when it was entered, and the last failure.
 pub struct StateCell {
     id: StreamId,
+    events: EventSink,
     inner: Mutex<(StreamState, Instant)>,
     last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl StateCell {
-    /// A stream that is connecting.
-    pub fn new(id: StreamId) -> Self {
+    /// A stream that is connecting; its changes are recorded in `events`.
+    pub fn new(id: StreamId, events: EventSink) -> Self {
         Self {
             id,
+            events,
             inner: Mutex::new((StreamState::Connecting, Instant::now())),
             last_error: Mutex::new(None),
         }
@@ -93,6 +109,25 @@ impl StateCell {
         match reason {
             Some(r) => tracing::info!(stream = %self.id, "{old} → {new}: {r}"),
             None => tracing::info!(stream = %self.id, "{old} → {new}"),
+        }
+        // Stored: the stream going live, stalling, going down (its first retry, not every
+        // retry of a long outage) and stopping.
+        let stored = match &new {
+            StreamState::Live | StreamState::Stalled | StreamState::Stopped => true,
+            StreamState::Reconnecting { attempt, .. } => *attempt == 1,
+            StreamState::Connecting => false,
+        };
+        if stored {
+            self.events.record(Event::new(
+                kind::STREAM_STATE,
+                Some(self.id.as_str()),
+                serde_json::json!({
+                    "state": new.name(),
+                    "from": old.name(),
+                    "detail": new.to_string(),
+                    "reason": reason,
+                }),
+            ));
         }
     }
 

@@ -10,6 +10,9 @@
 //! | `GET /api/streams/{id}/detections` | objects present now, detection events, detectors |
 //! | `GET /api/models` | the shared detection models and their counters |
 //! | `PUT /api/streams/{id}/watermark` | change the ID the stream's watermark embeds |
+//! | `GET /api/events`, `GET /api/events/{id}`, `.../snapshot.jpg` | stored events |
+//! | `GET /api/store` | the event store and the alert outbox |
+//! | `GET /api/streams/{id}/viewers` | who watches a stream now |
 //! | `POST /api/reload` | re-read the config file |
 //! | `GET /api/openapi.json` | this API, described |
 //! | `GET /metrics` | Prometheus metrics |
@@ -22,6 +25,7 @@ mod analytics;
 mod auth;
 mod dashboard;
 mod error;
+mod events;
 mod openapi;
 mod streams;
 mod viewers;
@@ -48,6 +52,8 @@ pub struct AppState {
     pub token: Option<String>,
     /// Whether reads are open without the token.
     pub read_open: bool,
+    /// Viewer sessions of the browser outputs.
+    pub sessions: Arc<crate::control::sessions::Sessions>,
     openapi: Arc<serde_json::Value>,
 }
 
@@ -353,6 +359,89 @@ fn api() -> Api {
     )
     .route(
         "get",
+        "/api/events",
+        events::list,
+        Op {
+            summary: "Stored events",
+            description: "Events from the event store, newest first: detections appearing and clearing, stream state changes, viewer sessions, API changes, alerts. Filter by stream, kind, class and time; page with `cursor`.",
+            request: None,
+            response: (200, "A page of events.", Some(schema::<events::EventPage>)),
+            text: None,
+            errors: &[400, 503],
+            secured: true,
+            query: &[
+                ("stream", "string", "Only this stream."),
+                ("kind", "string", "Only this kind: detection.appeared, detection.cleared, stream.state, viewer.started, viewer.ended, config.changed, alert."),
+                ("class", "string", "Only this object class."),
+                ("since", "string", "At or after: milliseconds since 1970, or an RFC 3339 time."),
+                ("until", "string", "Before: milliseconds since 1970, or an RFC 3339 time."),
+                ("limit", "integer", "Most events returned, 1 to 1000. Default 100."),
+                ("cursor", "string", "The `next_cursor` of the previous page."),
+            ],
+        },
+    )
+    .route(
+        "get",
+        "/api/events/{id}",
+        events::get,
+        Op {
+            summary: "One event",
+            description: "An event by its id.",
+            request: None,
+            response: (200, "The event.", Some(schema::<crate::store::Event>)),
+            text: None,
+            errors: &[404, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/api/events/{id}/snapshot.jpg",
+        events::snapshot,
+        Op {
+            summary: "An event's snapshot",
+            description: "The frame saved with a detection or alert event, when `database.snapshots` is on.",
+            request: None,
+            response: (200, "A JPEG picture.", None),
+            text: Some("image/jpeg"),
+            errors: &[404, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/api/streams/{id}/viewers",
+        events::viewers,
+        Op {
+            summary: "A stream's viewers",
+            description: "The MJPEG and WebSocket viewers watching the stream now: address, name given with `?viewer=`, watermark ID, start, pictures and bytes sent.",
+            request: None,
+            response: (200, "The sessions, oldest first.", Some(schema::<Vec<crate::control::sessions::ViewerStatus>>)),
+            text: None,
+            errors: &[404],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/api/store",
+        events::store,
+        Op {
+            summary: "Event store state",
+            description: "Whether events are being written, how many wait in the on-disk queue, how many were dropped, the schema version, and the alert outbox (pending, delivered).",
+            request: None,
+            response: (200, "The store.", Some(schema::<events::StoreReport>)),
+            text: None,
+            errors: &[],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
         "/healthz",
         streams::healthz,
         Op {
@@ -395,6 +484,7 @@ pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> 
         manager,
         token,
         read_open,
+        sessions: Arc::default(),
         openapi: Arc::new(doc.finish()),
     };
     router
@@ -421,7 +511,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -7,16 +7,20 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use std::net::{IpAddr, SocketAddr};
+
 use crate::config::StreamId;
+use crate::control::sessions::{Session, Viewer};
 use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegKey};
 
 use super::AppState;
@@ -37,6 +41,8 @@ pub struct ViewParams {
     width: Option<u32>,
     fps: Option<f64>,
     quality: Option<u8>,
+    /// A name for the viewer (a user id), recorded with the session.
+    viewer: Option<String>,
     /// The API token, for viewers that cannot send headers (checked by the auth layer).
     #[allow(dead_code)]
     token: Option<String>,
@@ -62,6 +68,11 @@ impl ViewParams {
                 "fps={f}: more than 0, at most 120"
             )));
         }
+        if let Some(v) = &self.viewer
+            && (v.is_empty() || v.len() > 128)
+        {
+            return Err(ApiError::bad_query("viewer: from 1 to 128 characters"));
+        }
         Ok(JpegKey {
             width: self.width,
             quality,
@@ -69,28 +80,52 @@ impl ViewParams {
     }
 }
 
-/// Starts (or joins) the stream's encoder for these parameters.
+/// Starts (or joins) the stream's encoder for these parameters; also returns the stream's
+/// watermark ID, if it has one.
 async fn encoder(
     state: &AppState,
     id: &str,
     params: &ViewParams,
-) -> Result<Arc<JpegEncoder>, ApiError> {
+) -> Result<(Arc<JpegEncoder>, Option<String>), ApiError> {
     let key = params.key()?;
     let id = StreamId::try_from(id.to_string()).map_err(|_| ApiError::no_stream(id))?;
     // Starting an encoder builds a GStreamer pipeline: blocking work, off the async workers
     // (the runtime is still reachable there for the encoder's feeder task).
-    blocking(state, move |m| {
-        m.with_running(&id, |s| s.jpeg().clone())
-            .map(|hub| hub.subscribe(key))
+    let (hub, watermark) = blocking(state, move |m| {
+        m.with_running(&id, |s| {
+            (s.jpeg().clone(), s.watermarks().first().map(|w| w.id()))
+        })
     })
-    .await??
-    .map_err(|e| {
+    .await??;
+    let enc = hub.subscribe(key).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot start the JPEG encoder",
             format!("{e:#}"),
         )
-    })
+    })?;
+    Ok((enc, watermark))
+}
+
+/// Starts a viewer session (ended when the returned guard drops).
+fn session(
+    state: &AppState,
+    id: &str,
+    transport: &'static str,
+    ip: Option<IpAddr>,
+    params: &ViewParams,
+    watermark: Option<String>,
+) -> Session {
+    state.sessions.start(
+        Viewer {
+            stream: id.to_string(),
+            transport,
+            ip,
+            viewer: params.viewer.clone(),
+            watermark,
+        },
+        state.manager.store().sink(),
+    )
 }
 
 /// The next picture newer than `after` (any, if none yet); `None` when the encoder stopped.
@@ -118,7 +153,7 @@ pub async fn snapshot(
     Path(id): Path<String>,
     Query(params): Query<ViewParams>,
 ) -> Result<Response, ApiError> {
-    let enc = encoder(&state, &id, &params).await?;
+    let (enc, _) = encoder(&state, &id, &params).await?;
     let mut rx = enc.frames();
     let picture = tokio::time::timeout(FIRST_PICTURE, next_picture(&mut rx, None))
         .await
@@ -160,13 +195,22 @@ pub async fn mjpeg(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<ViewParams>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Result<Response, ApiError> {
-    let enc = encoder(&state, &id, &params).await?;
+    let (enc, watermark) = encoder(&state, &id, &params).await?;
+    let session = session(
+        &state,
+        &id,
+        "mjpeg",
+        peer.map(|p| p.0.0.ip()),
+        &params,
+        watermark,
+    );
     let interval = params.fps.map(|f| Duration::from_secs_f64(1.0 / f));
     let rx = enc.frames();
     let parts = futures_util::stream::unfold(
-        (enc, rx, None::<u64>, Instant::now()),
-        move |(enc, mut rx, last, due)| async move {
+        (enc, rx, None::<u64>, Instant::now(), session),
+        move |(enc, mut rx, last, due, session)| async move {
             if interval.is_some() {
                 tokio::time::sleep_until(due).await;
             }
@@ -182,9 +226,10 @@ pub async fn mjpeg(
             part.extend_from_slice(head.as_bytes());
             part.extend_from_slice(&picture.data);
             part.extend_from_slice(b"\r\n");
+            session.sent(part.len());
             Some((
                 Ok::<Bytes, Infallible>(Bytes::from(part)),
-                (enc, rx, Some(picture.seq), next_due),
+                (enc, rx, Some(picture.seq), next_due, session),
             ))
         },
     );
@@ -208,14 +253,24 @@ pub async fn websocket(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<ViewParams>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let enc = encoder(&state, &id, &params).await?;
+    let (enc, watermark) = encoder(&state, &id, &params).await?;
     let interval = params.fps.map(|f| Duration::from_secs_f64(1.0 / f));
-    Ok(ws.on_upgrade(move |socket| push_pictures(socket, enc, interval)))
+    let ip = peer.map(|p| p.0.0.ip());
+    Ok(ws.on_upgrade(move |socket| {
+        let session = session(&state, &id, "websocket", ip, &params, watermark);
+        push_pictures(socket, enc, interval, session)
+    }))
 }
 
-async fn push_pictures(mut socket: WebSocket, enc: Arc<JpegEncoder>, interval: Option<Duration>) {
+async fn push_pictures(
+    mut socket: WebSocket,
+    enc: Arc<JpegEncoder>,
+    interval: Option<Duration>,
+    session: Session,
+) {
     let mut rx = enc.frames();
     let mut last = None;
     let mut due = Instant::now();
@@ -247,6 +302,7 @@ async fn push_pictures(mut socket: WebSocket, enc: Arc<JpegEncoder>, interval: O
         msg.extend_from_slice(&(header.len() as u32).to_be_bytes());
         msg.extend_from_slice(header.as_bytes());
         msg.extend_from_slice(&picture.data);
+        session.sent(msg.len());
         if socket
             .send(Message::Binary(Bytes::from(msg)))
             .await

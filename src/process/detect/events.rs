@@ -99,8 +99,9 @@ impl DetectionLog {
         crate::supervise::lock(&self.state)
     }
 
-    /// Takes the result of a model run.
-    pub fn update(&self, detections: &[Detection], now: Instant) {
+    /// Takes the result of a model run; returns the events it caused.
+    pub fn update(&self, detections: &[Detection], now: Instant) -> Vec<DetectionEvent> {
+        let mut fresh = Vec::new();
         let wall = SystemTime::now();
         let mut s = self.lock();
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -132,7 +133,7 @@ impl DetectionLog {
                         since: now,
                         last_seen: now,
                     };
-                    push(&mut s, EventKind::Appeared, &p, wall, None);
+                    fresh.push(push(&mut s, EventKind::Appeared, &p, wall, None));
                     s.present.insert(class.to_string(), p);
                 }
             }
@@ -142,16 +143,18 @@ impl DetectionLog {
                 p.count = 0;
             }
         }
-        self.clear_old(&mut s, now, wall);
+        fresh.extend(self.clear_old(&mut s, now, wall));
+        fresh
     }
 
-    /// Closes the classes gone for `clear_after` (called on every frame).
-    pub fn tick(&self, now: Instant) {
+    /// Closes the classes gone for `clear_after` (called on every frame); returns the events.
+    pub fn tick(&self, now: Instant) -> Vec<DetectionEvent> {
         let mut s = self.lock();
-        self.clear_old(&mut s, now, SystemTime::now());
+        self.clear_old(&mut s, now, SystemTime::now())
     }
 
-    fn clear_old(&self, s: &mut State, now: Instant, wall: SystemTime) {
+    fn clear_old(&self, s: &mut State, now: Instant, wall: SystemTime) -> Vec<DetectionEvent> {
+        let mut fresh = Vec::new();
         let gone: Vec<String> = s
             .present
             .values()
@@ -161,9 +164,10 @@ impl DetectionLog {
         for class in gone {
             if let Some(p) = s.present.remove(&class) {
                 let lasted = p.last_seen.duration_since(p.since).as_secs_f64();
-                push(s, EventKind::Cleared, &p, wall, Some(lasted));
+                fresh.push(push(s, EventKind::Cleared, &p, wall, Some(lasted)));
             }
         }
+        fresh
     }
 
     /// The classes present now and the newest events (oldest first), at most `limit`.
@@ -177,7 +181,13 @@ impl DetectionLog {
     }
 }
 
-fn push(s: &mut State, kind: EventKind, p: &Present, wall: SystemTime, duration_s: Option<f64>) {
+fn push(
+    s: &mut State,
+    kind: EventKind,
+    p: &Present,
+    wall: SystemTime,
+    duration_s: Option<f64>,
+) -> DetectionEvent {
     s.next_seq += 1;
     let event = DetectionEvent {
         seq: s.next_seq,
@@ -192,7 +202,8 @@ fn push(s: &mut State, kind: EventKind, p: &Present, wall: SystemTime, duration_
     if s.events.len() == KEEP {
         s.events.pop_front();
     }
-    s.events.push_back(event);
+    s.events.push_back(event.clone());
+    event
 }
 
 #[cfg(test)]

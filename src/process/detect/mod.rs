@@ -24,7 +24,9 @@ use serde::Serialize;
 use crate::config::{DetectConfig, ModelFormat};
 use crate::frame::{Detection, Frame, Planes, Rect};
 
-use super::Processor;
+use super::{Hooks, Processor};
+use crate::alert::StreamAlerts;
+use crate::store::{Event, EventSink, Picture, kind};
 use crate::supervise::lock;
 
 pub use batcher::{Backend, BatchStats, Batcher, Output};
@@ -125,12 +127,15 @@ pub struct Detect {
     current: Vec<Detection>,
     frames: u64,
     last_run: Option<Instant>,
+    stream: Option<String>,
+    events: EventSink,
+    alerts: Option<StreamAlerts>,
 }
 
 impl Detect {
     /// A detector for one stream; `model` is the shared model, or why it could not be loaded
     /// (the stream then runs without detections, and its status says why).
-    pub fn new(config: &DetectConfig, model: Result<Arc<Model>, String>) -> Self {
+    pub fn new(config: &DetectConfig, model: Result<Arc<Model>, String>, hooks: &Hooks) -> Self {
         let (model, error) = match model {
             Ok(m) => (Some(m), None),
             Err(e) => (None, Some(e)),
@@ -151,6 +156,38 @@ impl Detect {
             current: Vec::new(),
             frames: 0,
             last_run: None,
+            stream: hooks.stream.as_ref().map(|s| s.to_string()),
+            events: hooks.events.clone(),
+            alerts: match (&hooks.stream, &hooks.alerts) {
+                (Some(id), Some(rules)) => Some(StreamAlerts::new(
+                    id.clone(),
+                    rules.clone(),
+                    hooks.events.clone(),
+                )),
+                _ => None,
+            },
+        }
+    }
+
+    /// Stores the log's new events, with a snapshot of `frame` for those that appear.
+    fn record(&self, fresh: Vec<DetectionEvent>, frame: &Frame) {
+        for d in fresh {
+            let (k, picture) = match d.kind {
+                EventKind::Appeared => (
+                    kind::DETECTION_APPEARED,
+                    self.events.wants_snapshots().then(|| picture(frame)),
+                ),
+                EventKind::Cleared => (kind::DETECTION_CLEARED, None),
+            };
+            let mut e = Event::new(
+                k,
+                self.stream.as_deref(),
+                serde_json::json!({ "seq": d.seq, "duration_s": d.duration_s, "model": self.config.model }),
+            )
+            .with_object(&d.class, f64::from(d.score), d.rect.map(f64::from));
+            e.at_ms = d.at_ms as i64;
+            e.picture = picture;
+            self.events.record(e);
         }
     }
 
@@ -248,6 +285,14 @@ impl Detect {
     }
 }
 
+/// The frame's pixels, for a snapshot (a reference, no copy).
+fn picture(frame: &Frame) -> Picture {
+    Picture {
+        buffer: frame.buffer().clone(),
+        info: frame.info().clone(),
+    }
+}
+
 /// Model boxes in frame pixels with their names, keeping the wanted classes.
 fn to_detections(
     raw: &[RawBox],
@@ -284,12 +329,18 @@ impl Processor for Detect {
         let Some(model) = self.model.clone() else {
             return Ok(());
         };
-        if let Some(new) = lock(&self.inbox).result.take() {
-            self.handle.log.update(&new, now);
+        let result = lock(&self.inbox).result.take();
+        if let Some(new) = result {
+            let fresh = self.handle.log.update(&new, now);
+            self.record(fresh, frame);
+            if let Some(alerts) = &mut self.alerts {
+                alerts.observe(&new, now, || Some(picture(frame)));
+            }
             *lock(&self.handle.current) = new.clone();
             self.current = new;
         } else {
-            self.handle.log.tick(now);
+            let fresh = self.handle.log.tick(now);
+            self.record(fresh, frame);
         }
         if self.due(frame, now) {
             self.submit(&model, frame, now);

@@ -1,0 +1,182 @@
+//! What is recorded: one [`Event`] per thing that happened, and the [`EventSink`] that anyone
+//! on the video path hands them to without waiting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// The kinds of event, as stored in the `kind` column.
+pub mod kind {
+    /// A class was seen on a stream, and was not before.
+    pub const DETECTION_APPEARED: &str = "detection.appeared";
+    /// A class has not been seen for the detector's `clear_after`.
+    pub const DETECTION_CLEARED: &str = "detection.cleared";
+    /// A stream changed state (live, stalled, reconnecting, ...), with the reason.
+    pub const STREAM_STATE: &str = "stream.state";
+    /// A viewer started watching.
+    pub const VIEWER_STARTED: &str = "viewer.started";
+    /// A viewer stopped watching.
+    pub const VIEWER_ENDED: &str = "viewer.ended";
+    /// The configuration was changed through the API.
+    pub const CONFIG_CHANGED: &str = "config.changed";
+    /// An alert rule fired (delivered through the outbox).
+    pub const ALERT: &str = "alert";
+    /// A minute of a viewer's session (stored in `viewer_minutes`, not with the events).
+    pub const VIEWER_MINUTE: &str = "viewer.minute";
+    /// Every kind, for validating queries.
+    pub const ALL: &[&str] = &[
+        DETECTION_APPEARED,
+        DETECTION_CLEARED,
+        STREAM_STATE,
+        VIEWER_STARTED,
+        VIEWER_ENDED,
+        CONFIG_CHANGED,
+        ALERT,
+    ];
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    /// Database id (absent until stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// Unique id made where the event happened (32 hex digits): the same event written twice
+    /// (after a retry) is stored once, and alert receivers drop duplicates by it.
+    pub uid: String,
+    /// When it happened, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The stream, when it concerns one.
+    pub stream: Option<String>,
+    /// What happened (`detection.appeared`, `stream.state`, `alert`, ...).
+    pub kind: String,
+    /// Object class, for detections and alerts.
+    pub class: Option<String>,
+    /// Best score, for detections and alerts.
+    pub score: Option<f64>,
+    /// Box `[x, y, w, h]` in frame pixels, for detections and alerts.
+    #[serde(rename = "box")]
+    pub rect: Option<[f64; 4]>,
+    /// Details, by kind (state and reason, viewer address, rule, ...).
+    pub data: serde_json::Value,
+    /// Snapshot file, relative to the events folder, when one was saved.
+    pub snapshot: Option<String>,
+    /// Alert targets to deliver to through the outbox (`webhook`, `mqtt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliver: Vec<String>,
+    /// A picture to save as the snapshot (never serialized).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub picture: Option<Picture>,
+}
+
+/// Pixels to save as an event's snapshot.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    /// The frame (a reference, not a copy).
+    pub buffer: gst::Buffer,
+    /// Its layout.
+    pub info: gst_video::VideoInfo,
+}
+
+impl PartialEq for Picture {
+    fn eq(&self, other: &Self) -> bool {
+        self.buffer.as_ptr() == other.buffer.as_ptr()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A fresh unique id: 128 random bits in hex.
+pub fn new_uid() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl Event {
+    /// An event of `kind` happening now.
+    pub fn new(kind: &str, stream: Option<&str>, data: serde_json::Value) -> Self {
+        Self {
+            id: None,
+            uid: new_uid(),
+            at_ms: epoch_ms(SystemTime::now()),
+            stream: stream.map(str::to_string),
+            kind: kind.to_string(),
+            class: None,
+            score: None,
+            rect: None,
+            data,
+            snapshot: None,
+            deliver: Vec::new(),
+            picture: None,
+        }
+    }
+
+    /// Sets the class, score and box.
+    pub fn with_object(mut self, class: &str, score: f64, rect: [f64; 4]) -> Self {
+        self.class = Some(class.to_string());
+        self.score = Some(score);
+        self.rect = Some(rect);
+        self
+    }
+}
+
+/// Counters of events that never reached the writer or its queue.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    /// Dropped because the in-memory channel to the writer was full.
+    pub channel_full: AtomicU64,
+    /// Dropped because the on-disk queue was full.
+    pub queue_full: AtomicU64,
+}
+
+/// Hands events to the store; never blocks. Cheap to clone; a disabled sink drops everything.
+#[derive(Clone, Default)]
+pub struct EventSink {
+    tx: Option<mpsc::Sender<Event>>,
+    dropped: Arc<Dropped>,
+    snapshots: bool,
+}
+
+impl EventSink {
+    /// A sink that records nothing.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    pub(super) fn new(tx: mpsc::Sender<Event>, dropped: Arc<Dropped>, snapshots: bool) -> Self {
+        Self {
+            tx: Some(tx),
+            dropped,
+            snapshots,
+        }
+    }
+
+    /// Whether events go anywhere.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Whether detection events should carry a picture.
+    pub fn wants_snapshots(&self) -> bool {
+        self.snapshots && self.enabled()
+    }
+
+    /// Records an event; if the writer is that far behind, the event is dropped and counted.
+    pub fn record(&self, event: Event) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(event).is_err() {
+            let n = self.dropped.channel_full.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::warn!("event writer behind: {} events dropped", n + 1);
+            }
+        }
+    }
+}
