@@ -19,6 +19,7 @@ pub fn render(manager: &Manager) -> String {
         m.stream(id, running);
     });
     m.models(&manager.models());
+    m.store(&manager.store().status());
     let mut out = String::new();
     for family in m.families() {
         out.push_str(&family);
@@ -42,6 +43,10 @@ struct Metrics {
     model_batches: String,
     model_busy: String,
     model_sessions: String,
+    redis: String,
+    events_written: String,
+    events_queued: String,
+    events_dropped: String,
 }
 
 impl Metrics {
@@ -135,6 +140,24 @@ impl Metrics {
                 o.status().failures
             );
         }
+        for o in s.redis_outputs() {
+            let name = format!("redis {}", o.url());
+            let _ = writeln!(
+                self.output_failures,
+                "framegate_output_failures_total{{stream=\"{label}\",output=\"{}\"}} {}",
+                escape(&name),
+                o.status().failures
+            );
+            let c = o.counters();
+            for (result, v) in [("published", &c.published), ("skipped", &c.skipped)] {
+                let _ = writeln!(
+                    self.redis,
+                    "framegate_redis_frames_total{{stream=\"{label}\",output=\"{}\",result=\"{result}\"}} {}",
+                    escape(&name),
+                    v.load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
+        }
     }
 
     fn models(&mut self, models: &[ModelStatus]) {
@@ -159,6 +182,20 @@ impl Metrics {
         }
         let sessions = models.first().map_or(0, |m| m.sessions_in_process);
         let _ = writeln!(self.model_sessions, "framegate_model_sessions {sessions}");
+    }
+
+    fn store(&mut self, st: &crate::store::StoreStatus) {
+        let _ = writeln!(
+            self.events_written,
+            "framegate_events_written_total {}",
+            st.written
+        );
+        let _ = writeln!(self.events_queued, "framegate_events_queued {}", st.queued);
+        let _ = writeln!(
+            self.events_dropped,
+            "framegate_events_dropped_total{{reason=\"channel_full\"}} {}\nframegate_events_dropped_total{{reason=\"queue_full\"}} {}",
+            st.dropped_channel_full, st.dropped_queue_full
+        );
     }
 
     fn families(self) -> Vec<String> {
@@ -205,8 +242,32 @@ impl Metrics {
             family(
                 "framegate_output_failures_total",
                 "counter",
-                "Failed connections of push outputs.",
+                "Failed connections of push and redis outputs.",
                 self.output_failures,
+            ),
+            family(
+                "framegate_redis_frames_total",
+                "counter",
+                "Pictures of a redis output: published, or skipped while Redis was slow or down.",
+                self.redis,
+            ),
+            family(
+                "framegate_events_written_total",
+                "counter",
+                "Events written to the event store's database.",
+                self.events_written,
+            ),
+            family(
+                "framegate_events_queued",
+                "gauge",
+                "Events waiting in the on-disk queue for the database.",
+                self.events_queued,
+            ),
+            family(
+                "framegate_events_dropped_total",
+                "counter",
+                "Events lost: the writer's channel was full, or the on-disk queue was full.",
+                self.events_dropped,
             ),
             family(
                 "framegate_detect_frames_total",

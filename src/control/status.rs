@@ -145,7 +145,7 @@ pub struct ErrorInfo {
 /// An output of a stream.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OutputStatus {
-    /// `rtsp`, `rtmp` or `rtsp-push`.
+    /// `rtsp`, `rtmp`, `rtsp-push` or `redis`.
     pub kind: String,
     /// Where to watch it (`rtsp`) or where it is pushed (password masked).
     pub url: String,
@@ -271,6 +271,16 @@ pub fn status(
             OutputStatus {
                 kind: o.kind().into(),
                 url: o.url().into(),
+                state: ps.state.into(),
+                failures: ps.failures,
+                last_error: ps.last_error.map(error_info),
+            }
+        }))
+        .chain(s.redis_outputs().iter().map(|o| {
+            let ps = o.status();
+            OutputStatus {
+                kind: "redis".into(),
+                url: o.url(),
                 state: ps.state.into(),
                 failures: ps.failures,
                 last_error: ps.last_error.map(error_info),

@@ -9,6 +9,7 @@
 //! ```
 
 mod pipeline;
+pub mod presence;
 mod source;
 
 pub use pipeline::{Ingest, IngestOptions, SourceInfo};

@@ -30,6 +30,8 @@ pub struct JpegKey {
     pub width: Option<u32>,
     /// JPEG quality, 1 to 100.
     pub quality: u8,
+    /// Raw I420 pictures instead of JPEG (for the `redis` output's `raw` format).
+    pub raw: bool,
 }
 
 /// One encoded picture.
@@ -110,25 +112,17 @@ impl JpegEncoder {
         let scale = make("videoscale")?;
         let convert = make("videoconvert")?;
         let size = make("capsfilter")?;
-        let enc = make("jpegenc")?;
-        enc.set_property("quality", i32::from(key.quality.clamp(1, 100)));
         let sink = gst_app::AppSink::builder().sync(false).build();
-        pipeline.add_many([
-            appsrc.upcast_ref(),
-            &scale,
-            &convert,
-            &size,
-            &enc,
-            sink.upcast_ref(),
-        ])?;
-        gst::Element::link_many([
-            appsrc.upcast_ref(),
-            &scale,
-            &convert,
-            &size,
-            &enc,
-            sink.upcast_ref(),
-        ])?;
+        let mut chain = vec![appsrc.upcast_ref(), &scale, &convert, &size];
+        let enc;
+        if !key.raw {
+            enc = make("jpegenc")?;
+            enc.set_property("quality", i32::from(key.quality.clamp(1, 100)));
+            chain.push(&enc);
+        }
+        chain.push(sink.upcast_ref());
+        pipeline.add_many(chain.iter().copied())?;
+        gst::Element::link_many(chain.iter().copied())?;
 
         let (out, _) = watch::channel(None);
         let in_flight: InFlight = Arc::default();
@@ -217,13 +211,15 @@ fn feed(
     }
     if last.as_ref() != Some(&f.info) {
         let (w, h) = output_size(f.info.width(), f.info.height(), key.width);
-        size.set_property(
-            "caps",
-            gst_video::VideoCapsBuilder::new()
-                .width(w as i32)
-                .height(h as i32)
-                .build(),
-        );
+        let caps = gst_video::VideoCapsBuilder::new()
+            .width(w as i32)
+            .height(h as i32);
+        let caps = if key.raw {
+            caps.format(gst_video::VideoFormat::I420)
+        } else {
+            caps
+        };
+        size.set_property("caps", caps.build());
         if let Ok(caps) = f.info.to_caps() {
             appsrc.set_caps(Some(&caps));
         }

@@ -4,6 +4,7 @@
 //! encoder appsink ─→ Fanout ─┬→ AppSrcFeed → RTSP server mount (rtph264pay) → RTSP clients
 //!                            ├→ AppSrcFeed → h264parse → flvmux → rtmp2sink        (rtmp push)
 //!                            └→ AppSrcFeed → h264parse → rtspclientsink            (rtsp push)
+//! frame tap ─→ JpegHub (JPEG or raw I420, per size) ─→ snapshot, MJPEG, WebSocket, redis
 //! ```
 //! Each feed has its own small buffer (its appsrc queue). A feed that fills up drops frames
 //! and starts again at the next key frame (asking the encoder for one); the encoder and the
@@ -15,6 +16,7 @@ mod hls;
 mod jpeg;
 mod media_factory;
 mod push;
+mod redis;
 mod rtsp_server;
 
 pub use fanout::{EncodedSink, Fanout, FeedStats};
@@ -23,4 +25,5 @@ pub use hls::{HlsHub, is_hls_file};
 pub use jpeg::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, output_size};
 pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
+pub use redis::{RedisCounters, RedisPublisher};
 pub use rtsp_server::RtspServer;

@@ -21,6 +21,7 @@ use gst::prelude::*;
 use crate::config::{SourceUrl, StreamConfig};
 use crate::elements::error_text;
 use crate::frame::{Frame, FrameMeta, LatestSlot};
+use crate::ingest::presence::{self, Presence};
 use crate::ingest::{Ingest, IngestOptions, SourceInfo};
 use crate::supervise::{Backoff, Shutdown};
 
@@ -39,6 +40,8 @@ pub(super) struct Context {
     pub seq: Arc<AtomicU64>,
     /// What is known about the source (codec, size, decoder).
     pub source_info: Arc<Mutex<SourceInfo>>,
+    /// The async runtime, for the media-server check.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Why one run of the source ended.
@@ -58,7 +61,11 @@ pub(super) fn run(ctx: Context) {
     let mut backoff = Backoff::from_secs(r.initial_s, r.max_s).with_jitter(r.jitter);
     let reset_after = Duration::from_secs_f64(r.reset_after_s);
     tracing::info!(stream = %ctx.config.id(), source = %ctx.config.source, "starting");
+    let client = reqwest::Client::new();
     loop {
+        if !wait_for_media_server(&ctx, &client) {
+            break;
+        }
         ctx.state.set(StreamState::Connecting, None);
         let (reason, live_for) = match run_once(&ctx) {
             Ended::Shutdown => break,
@@ -78,6 +85,39 @@ pub(super) fn run(ctx: Context) {
             .set(StreamState::Reconnecting { attempt, delay }, Some(&reason));
         if ctx.shutdown.wait(delay) {
             break;
+        }
+    }
+}
+
+/// With a `media_server` check: polls the media server's API until it says the stream exists
+/// (or gives no usable answer). False when the stream is shutting down.
+fn wait_for_media_server(ctx: &Context, client: &reqwest::Client) -> bool {
+    let (Some(check), Some(rt)) = (&ctx.config.media_server, &ctx.runtime) else {
+        return !ctx.shutdown.is_set();
+    };
+    let url = presence::check_url(check, &ctx.config.source, ctx.config.id().as_str());
+    let poll = Duration::from_secs_f64(check.poll_s);
+    let mut polls = 0;
+    loop {
+        match rt.block_on(presence::ask(client, check, &url)) {
+            Presence::Present => return !ctx.shutdown.is_set(),
+            Presence::Unknown(why) => {
+                tracing::debug!(stream = %ctx.config.id(), "{why}; opening the source anyway");
+                return !ctx.shutdown.is_set();
+            }
+            Presence::Absent(why) => {
+                polls += 1;
+                ctx.state.set(
+                    StreamState::Reconnecting {
+                        attempt: polls,
+                        delay: poll,
+                    },
+                    Some(&why),
+                );
+                if ctx.shutdown.wait(poll) {
+                    return false;
+                }
+            }
         }
     }
 }

@@ -23,12 +23,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::config::OutputConfig;
 use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
-use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RtspServer};
+use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RedisPublisher, RtspServer};
 use crate::supervise::Shutdown;
 
 pub use histogram::Histogram;
@@ -48,6 +49,7 @@ pub struct Stream {
     ingest: Option<JoinHandle<()>>,
     processing: Option<JoinHandle<()>>,
     outputs: Vec<PushOutput>,
+    redis: Vec<RedisPublisher>,
     fanout: Arc<Fanout>,
     jpeg: Arc<JpegHub>,
     hls: Arc<HlsHub>,
@@ -117,6 +119,13 @@ impl Stream {
             }
         }
 
+        let mut redis = Vec::new();
+        for o in &config.outputs {
+            if let OutputConfig::Redis(r) = o {
+                redis.push(RedisPublisher::start(&id, r, &jpeg)?);
+            }
+        }
+
         let ingest = {
             let ctx = ingest_worker::Context {
                 config: config.clone(),
@@ -126,6 +135,7 @@ impl Stream {
                 shutdown: shutdown.clone(),
                 seq: Arc::new(AtomicU64::new(0)),
                 source_info: source_info.clone(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
             };
             std::thread::Builder::new()
                 .name(format!("in-{id}"))
@@ -169,6 +179,7 @@ impl Stream {
             ingest: Some(ingest),
             processing: Some(processing),
             outputs,
+            redis,
             hls,
             fanout,
             jpeg,
@@ -245,6 +256,11 @@ impl Stream {
     /// URLs of its RTSP mounts on framegate's server.
     pub fn rtsp_urls(&self) -> &[String] {
         &self.rtsp_urls
+    }
+
+    /// Its `redis` outputs.
+    pub fn redis_outputs(&self) -> &[RedisPublisher] {
+        &self.redis
     }
 
     /// Its push outputs.

@@ -76,6 +76,7 @@ impl ViewParams {
         Ok(JpegKey {
             width: self.width,
             quality,
+            raw: false,
         })
     }
 }
