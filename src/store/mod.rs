@@ -153,6 +153,23 @@ impl Store {
         lock(&self.shared.db).clone()
     }
 
+    /// The database, waiting up to `patience` while the first connection is being made (not
+    /// when it already failed).
+    pub async fn db_soon(&self, patience: std::time::Duration) -> Option<Db> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let db = self.db();
+            if db.is_some()
+                || !self.sink.enabled()
+                || lock(&self.shared.last_error).is_some()
+                || tokio::time::Instant::now() >= deadline
+            {
+                return db;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Changes with every batch written (for live views and the outbox).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.shared.changed.subscribe()

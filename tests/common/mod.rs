@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod rtsp;
+pub mod servers;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};

@@ -108,9 +108,10 @@ impl EventParams {
     }
 }
 
-fn db(state: &AppState) -> ApiResult<Db> {
+async fn db(state: &AppState) -> ApiResult<Db> {
     let store = state.manager.store();
-    store.db().ok_or_else(|| {
+    let db = store.db_soon(std::time::Duration::from_secs(3)).await;
+    db.ok_or_else(|| {
         let status = store.status();
         let detail = if !status.enabled {
             "the event store is off (database.url = \"none\")".to_string()
@@ -140,7 +141,7 @@ pub async fn list(
     Query(params): Query<EventParams>,
 ) -> ApiResult<Json<EventPage>> {
     let q = params.query()?;
-    let events = db(&state)?.query(&q).await.map_err(failed)?;
+    let events = db(&state).await?.query(&q).await.map_err(failed)?;
     let next_cursor = (events.len() as i64 == q.limit)
         .then(|| events.last().and_then(|e| e.id).map(|id| id.to_string()))
         .flatten();
@@ -162,7 +163,7 @@ fn event_id(raw: &str) -> ApiResult<i64> {
 
 async fn find(state: &AppState, raw: &str) -> ApiResult<Event> {
     let id = event_id(raw)?;
-    db(state)?.get(id).await.map_err(failed)?.ok_or_else(|| {
+    db(state).await?.get(id).await.map_err(failed)?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "no such event",
