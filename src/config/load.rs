@@ -444,6 +444,83 @@ hardware = "auto"
     }
 
     #[test]
+    fn issue_9_example_parses_and_sqlite_is_next_to_the_config() {
+        let c = parse_str(
+            r#"
+[database]
+url = "sqlite://framegate.db"
+retention_days = 30
+
+[[alerts]]
+id = "person-at-door"
+class = "person"
+streams = ["cam0"]
+zone = [[0, 0], [640, 0], [640, 360], [0, 360]]
+min_frames = 3
+cooldown_s = 30
+webhook = { url = "http://127.0.0.1:9000/hook", secret = "hmac-secret" }
+mqtt = { url = "mqtt://127.0.0.1:1883", topic = "framegate/alerts" }
+
+[[streams]]
+id = "cam0"
+source = "rtsp://127.0.0.1/cam0"
+outputs = [ { kind = "redis", url = "redis://127.0.0.1:6379", channel = "frames.cam0", format = "jpeg", max_fps = 5 } ]
+"#,
+            Path::new("/etc/framegate/streams.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.database.url, "sqlite:///etc/framegate/framegate.db");
+        assert_eq!(c.alerts[0].zone.as_ref().map(Vec::len), Some(4));
+        assert_eq!(c.streams[0].outputs[0].kind(), "redis");
+        let masked = c.alerts[0].masked();
+        assert_eq!(
+            masked.webhook.and_then(|w| w.secret).as_deref(),
+            Some("***")
+        );
+    }
+
+    #[test]
+    fn event_config_errors_name_the_place() {
+        let base = "[[streams]]\nid = \"cam0\"\nsource = \"test://ball\"\n";
+        let cases = [
+            (
+                "[database]\nurl = \"mysql://x\"\n",
+                "6:7: database.url `mysql://x`: expected sqlite",
+            ),
+            (
+                "[[alerts]]\nid = \"a\"\nclass = \"person\"\nstreams = [\"nope\"]\nwebhook = { url = \"http://h/\" }\n",
+                "6:6: alert `a`: streams: no stream `nope`",
+            ),
+            (
+                "[[alerts]]\nid = \"a\"\nclass = \"person\"\n",
+                "6:6: alert `a`: needs a `webhook` or an `mqtt` target",
+            ),
+            (
+                "[[alerts]]\nid = \"a\"\nclass = \"person\"\nzone = [[0, 0], [1, 1]]\nmqtt = { url = \"mqtt://h\", topic = \"t/#\" }\n",
+                "alert `a`: zone has 2 points",
+            ),
+        ];
+        for (extra, want) in cases {
+            let e = parse(&format!("{base}\n{extra}"))
+                .expect_err(extra)
+                .to_string();
+            assert!(e.contains(want), "{e}\n  should contain: {want}");
+        }
+        let redis = parse(&format!(
+            "{base}outputs = [ {{ kind = \"redis\", url = \"http://h\" }} ]\n"
+        ))
+        .expect_err("redis url")
+        .to_string();
+        assert!(redis.contains("needs redis://host"), "{redis}");
+        let check = parse(&format!(
+            "{base}media_server = {{ url = \"ftp://x/{{path}}\" }}\n"
+        ))
+        .expect_err("media server url")
+        .to_string();
+        assert!(check.contains("expected an http:// URL"), "{check}");
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));

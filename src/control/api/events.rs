@@ -163,13 +163,18 @@ fn event_id(raw: &str) -> ApiResult<i64> {
 
 async fn find(state: &AppState, raw: &str) -> ApiResult<Event> {
     let id = event_id(raw)?;
-    db(state).await?.get(id).await.map_err(failed)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no such event",
-            format!("no event {id}"),
-        )
-    })
+    db(state)
+        .await?
+        .get(id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such event",
+                format!("no event {id}"),
+            )
+        })
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Event>> {
