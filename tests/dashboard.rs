@@ -61,6 +61,17 @@ fn the_camera_wall_shows_live_tiles_and_switches_without_a_blank_frame() {
         r["blankAfterClick"], 0,
         "the large view was blank right after a click: {r}"
     );
+    let events = &r["events"];
+    assert!(events["rows"].as_u64().unwrap() >= 4, "{r}");
+    assert!(events["error"].is_null(), "{r}");
+    assert!(
+        events["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "stream.state"),
+        "{r}"
+    );
     let first: Vec<u64> = r["firstFrameMs"]
         .as_object()
         .unwrap()

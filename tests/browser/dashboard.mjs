@@ -1,6 +1,6 @@
 // Drives Debian's Chromium (headless, through playwright-core) against framegate's dashboard:
 // waits for every tile's first picture, checks that the pictures move, clicks through the
-// tiles, and prints what the page measured (window.framegateStats) as one JSON line.
+// tiles, checks the events panel and the viewer list, and prints what the page measured (window.framegateStats) as one JSON line.
 //
 // usage: node dashboard.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png [MEASURE_SECONDS]
 // With MEASURE_SECONDS, it then watches the last camera that long and reports bandwidth per
@@ -57,6 +57,25 @@ try {
     if (lit === 0) blankAfterClick++;
     await page.waitForFunction((n) => window.framegateStats.switches.length > n, before, { timeout: 10000 });
   }
+  // The events panel lists stored events (the streams going live) and filters them by stream;
+  // the details list the large view's own viewer session.
+  await page.waitForFunction(
+    (n) => document.querySelectorAll("#event-table tbody tr.stream-state").length >= n, tiles,
+    { timeout: 20000 });
+  const lastId = ids[(Number(switchCount) - 1) % ids.length];
+  await page.selectOption("#event-filter select[name=stream]", lastId);
+  await page.waitForFunction((id) => {
+    const rows = [...document.querySelectorAll("#event-table tbody tr")];
+    return rows.length > 0 && rows.every((r) => r.children[1].textContent === id);
+  }, lastId, { timeout: 10000 });
+  await page.selectOption("#event-filter select[name=stream]", "");
+  await page.waitForFunction(() => /dashboard .*websocket/.test(document.querySelector("#details").textContent),
+    null, { timeout: 10000 });
+  const events = await page.evaluate(() => ({
+    rows: document.querySelectorAll("#event-table tbody tr").length,
+    kinds: [...new Set([...document.querySelectorAll("#event-table tbody tr")].map((r) => r.children[2].textContent))],
+    error: window.framegateEvents.error,
+  }));
   await page.screenshot({ path: screenshot });
   let bandwidth = null;
   if (Number(measure) > 0) {
@@ -78,7 +97,7 @@ try {
     }, start);
   }
   const stats = await page.evaluate(() => window.framegateStats);
-  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, bandwidth, ...stats }));
+  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, bandwidth, events, ...stats }));
 } finally {
   await browser.close();
 }

@@ -1,4 +1,4 @@
-//! The dashboard: three static files built into the binary, served at `/`. The page needs no
+//! The dashboard: four static files built into the binary, served at `/`. The page needs no
 //! token to load (it holds no data); it asks for one when the API answers 401.
 
 use axum::extract::State;
@@ -11,9 +11,10 @@ use super::streams::blocking;
 const INDEX: &str = include_str!("../dashboard/index.html");
 const APP: &str = include_str!("../dashboard/app.js");
 const STYLE: &str = include_str!("../dashboard/style.css");
+const EVENTS: &str = include_str!("../dashboard/events.js");
 
 /// The paths the dashboard is served at (open without a token).
-pub const PATHS: [&str; 3] = ["/", "/app.js", "/style.css"];
+pub const PATHS: [&str; 4] = ["/", "/app.js", "/events.js", "/style.css"];
 
 /// The page, with the stream ids inlined when reads are open, so that the tiles connect at
 /// once instead of after a first API round trip.
@@ -39,6 +40,13 @@ pub async fn app() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         APP,
+    )
+}
+
+pub async fn events() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        EVENTS,
     )
 }
 

@@ -490,6 +490,7 @@ pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> 
     router
         .route("/", get(dashboard::index))
         .route("/app.js", get(dashboard::app))
+        .route("/events.js", get(dashboard::events))
         .route("/style.css", get(dashboard::style))
         .fallback(|| async {
             ApiError::new(

@@ -4,8 +4,8 @@
 // window.framegateStats for users and tests.
 "use strict";
 
-const TILE = { width: 320, fps: 5, quality: 60 };
-const BIG = { quality: 80 };
+const TILE = { width: 320, fps: 5, quality: 60, viewer: "dashboard" };
+const BIG = { quality: 80, viewer: "dashboard" };
 const t0 = performance.now();
 const stats = (window.framegateStats = {
   firstFrameMs: {},   // stream id -> ms from page load to its first tile picture
@@ -142,6 +142,16 @@ function select(id) {
   renderDetails();
 }
 
+/** The stream's MJPEG and WebSocket viewers, one a line. */
+function viewersText(list) {
+  if (!list) return "—";
+  if (!list.length) return "none";
+  return `${list.length}\n` + list.map((v) => {
+    const secs = Math.round((Date.now() - v.started_ms) / 1000);
+    return `${v.viewer || "anonymous"} ${v.ip || ""} · ${v.transport} · ${secs} s${v.watermark ? ` · ID ${v.watermark}` : ""}`;
+  }).join("\n");
+}
+
 /** One line per detector: model and provider, what it sees now, its counters. */
 function detectText(t) {
   if (t.error) return `${t.model}: unusable — ${t.error}`;
@@ -168,6 +178,7 @@ function renderDetails() {
     ["dropped", `ingest ${s.dropped.ingest}, outputs ${s.dropped.outputs}`],
     ["latency", selected.id in stats.latencyMs ? `${stats.latencyMs[selected.id]} ms to this page` : "—"],
     ["outputs", outs],
+    ["viewers", viewersText(selected.viewers)],
     ...(s.detect || []).map((t) => ["detect", detectText(t)]),
     ...(s.frames.similar ? [["skip_similar", `${s.frames.similar} of ${s.frames.processed} frames similar`]] : []),
     ["last error", s.last_error ? `${s.last_error.message} (${Math.round(s.last_error.ago_s)} s ago)` : "none"],
@@ -222,6 +233,14 @@ async function refresh() {
       if (t.ws) { t.ws.reopen = null; t.ws.close(); }
       t.el.remove();
       tiles.delete(id);
+    }
+  }
+  if (selected) {
+    const sel = selected;
+    try {
+      sel.viewers = await api("GET", `/api/streams/${encodeURIComponent(sel.id)}/viewers`);
+    } catch (e) {
+      sel.viewers = null;
     }
   }
   renderDetails();
