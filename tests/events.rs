@@ -520,11 +520,14 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3 }} ]
 // ---------------------------------------------------------------------------------------------
 // Redis frames.
 
+/// (channel, message) pairs received so far.
+type Messages = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A Redis subscriber on its own thread; returns the messages received so far.
-fn redis_subscriber(url: &str, channels: &[&str]) -> Arc<Mutex<Vec<(String, Vec<u8>)>>> {
+fn redis_subscriber(url: &str, channels: &[&str]) -> Messages {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_connection().unwrap();
-    let got: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let got: Messages = Arc::default();
     let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
     let ready = Arc::new(AtomicU64::new(0));
     {
