@@ -517,6 +517,50 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3 }} ]
     eprintln!("{} alerts delivered to the webhook and MQTT", ids.len());
 }
 
+#[test]
+fn retention_deletes_old_events_at_start_and_the_api_reads_what_is_kept() {
+    let http = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("events.db");
+    let url = format!("sqlite://{}", db_path.display());
+    // A database with an event from 40 days ago and one from now.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = Db::connect(&url).await.unwrap();
+        db.insert(&[
+            event(kind::STREAM_STATE, "cam0", now_ms() - 40 * 86_400_000),
+            event(kind::CONFIG_CHANGED, "cam0", now_ms()),
+        ])
+        .await
+        .unwrap();
+        db.close().await;
+    });
+    let fg = Framegate::run(&format!(
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\n[database]\nurl = \"{url}\"\nretention_days = 30\n"
+    ));
+    let addr = format!("127.0.0.1:{http}");
+    wait_for_port(http, LONG);
+    wait_for("the old event to be deleted", LONG, || {
+        (get(&addr, "/api/store")["events"] == 1).then_some(())
+    });
+    let page = get(&addr, "/api/events");
+    assert_eq!(page["events"][0]["kind"], kind::CONFIG_CHANGED);
+    // Mistakes in the query are named.
+    for (query, needle) in [
+        ("kind=nope", "kind=nope: one of"),
+        ("limit=0", "limit=0: from 1 to 1000"),
+        ("since=yesterday", "since=yesterday: expected milliseconds"),
+        ("cursor=x", "cursor=x"),
+        ("colour=red", "unknown field"),
+    ] {
+        let r = request(&addr, "GET", &format!("/api/events?{query}"), None, None);
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert!(r.body.contains(needle), "{query}: {}", r.body);
+    }
+    let r = request(&addr, "GET", "/api/events/123456", None, None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    drop(fg);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Redis frames.
 

@@ -226,6 +226,23 @@ webhook = {{ url = "http://127.0.0.1:9/hook" }}"#
     }
 
     #[test]
+    fn min_seconds_needs_an_unbroken_presence_that_long() {
+        let mut r = rule(1, 0.0, None);
+        r.min_seconds = Some(1.0);
+        let mut a = alerts(r);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(a.observe(&[person(0.0, 0.9)], at(0), || None).is_empty());
+        assert!(a.observe(&[person(0.0, 0.9)], at(900), || None).is_empty());
+        assert!(a.observe(&[], at(950), || None).is_empty());
+        assert!(
+            a.observe(&[person(0.0, 0.9)], at(1000), || None).is_empty(),
+            "the gap restarted it"
+        );
+        assert_eq!(a.observe(&[person(0.0, 0.9)], at(2000), || None).len(), 1);
+    }
+
+    #[test]
     fn a_zone_counts_objects_standing_in_it() {
         let zone = vec![[0.0, 0.0], [100.0, 0.0], [100.0, 300.0], [0.0, 300.0]];
         let mut a = alerts(rule(1, 0.0, Some(zone)));
