@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::http::request;
-use common::{Framegate, free_port, pytools, wait_for, wait_for_port};
+use common::{Framegate, free_port, pytools, shared, wait_for, wait_for_port};
 use gst::prelude::*;
 use serde_json::Value;
 
@@ -18,14 +18,6 @@ use framegate::frame::{Frame, FrameMeta};
 use framegate::process::{Chain, Models};
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn shared(path: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(path);
-    assert!(p.exists(), "{} is missing", p.display());
-    p
-}
 
 /// A photo decoded by GStreamer into the decoder's native layout (I420).
 fn decode_photo(path: &Path) -> (gst::Buffer, gst_video::VideoInfo) {

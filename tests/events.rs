@@ -9,27 +9,18 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::http::request;
 use common::servers::{Mosquitto, Postgres, Redis, WebhookReceiver};
-use common::{Framegate, free_port, wait_for, wait_for_port};
+use common::{Framegate, free_port, shared, wait_for, wait_for_port};
 use serde_json::{Value, json};
 
 use framegate::store::{Db, Event, EventQuery, kind};
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn shared(path: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(path);
-    assert!(p.exists(), "{} is missing", p.display());
-    p
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()

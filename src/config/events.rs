@@ -46,6 +46,18 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// A URL given as text with its password replaced by `***` (the text as it is when it is not a
+/// URL).
+pub fn masked_text_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => text.to_string(),
+    }
+}
+
 fn default_db_url() -> String {
     "sqlite://framegate.db".into()
 }
@@ -59,13 +71,7 @@ fn default_queue_max() -> u64 {
 impl DatabaseConfig {
     /// The URL with its password replaced by `***`.
     pub fn masked_url(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("***"));
-                u.to_string()
-            }
-            _ => self.url.clone(),
-        }
+        masked_text_url(&self.url)
     }
 
     /// Checks the URL's scheme.

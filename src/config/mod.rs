@@ -22,7 +22,9 @@ pub use analytics::{
     DetectConfig, ModelConfig, ModelFormat, ModelProvider, OnnxRuntimeConfig, SkipSimilarConfig,
     WatermarkConfig, WatermarkStrength, watermark_id_error,
 };
-pub use events::{AlertConfig, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget};
+pub use events::{
+    AlertConfig, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget, masked_text_url,
+};
 pub use load::{ConfigError, load_file, parse_str};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;

@@ -65,15 +65,7 @@ pub struct OutboxCounts {
 }
 
 /// The password of a database URL replaced by `***`, for messages.
-pub fn masked(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::config::masked_text_url as masked;
 
 impl Db {
     /// Connects and applies the migrations the database lacks.

@@ -163,6 +163,15 @@ impl Drop for Framegate {
     }
 }
 
+/// A file of `../shared/` (the models and footage every developer and CI has).
+pub fn shared(path: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(path);
+    assert!(p.exists(), "{} is missing", p.display());
+    p
+}
+
 /// The Python interpreter of the test tools venv (`scripts/setup-debian.sh` makes it).
 pub fn pytools() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools/bin/python");
