@@ -545,6 +545,7 @@ fn retention_deletes_old_events_at_start_and_the_api_reads_what_is_kept() {
     ] {
         let r = request(&addr, "GET", &format!("/api/events?{query}"), None, None);
         assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid query parameter", "{query}");
         assert!(r.body.contains(needle), "{query}: {}", r.body);
     }
     let r = request(&addr, "GET", "/api/events/123456", None, None);

@@ -76,6 +76,7 @@ struct Inner {
 /// Owns the running streams.
 pub struct Manager {
     server: ServerConfig,
+    database: config::DatabaseConfig,
     rtsp: Arc<RtspServer>,
     models: Models,
     store: Arc<Store>,
@@ -110,6 +111,7 @@ impl Manager {
         }
         let manager = Arc::new(Self {
             server: config.server.clone(),
+            database: config.database.clone(),
             rtsp,
             models: Models::new(config),
             store,
@@ -392,6 +394,11 @@ impl Manager {
         let fresh = config::load_file(path).map_err(|e| ManagerError::Reload(e.to_string()))?;
         if fresh.server != self.server {
             tracing::warn!("reload: [server] settings changed; they take effect at the next start");
+        }
+        if fresh.database != self.database {
+            tracing::warn!(
+                "reload: [database] settings changed; they take effect at the next start"
+            );
         }
         let mut report = ReloadReport::default();
         let mut to_stop = Vec::new();

@@ -2,13 +2,14 @@
 //! watermark ID.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::process::detect::{DetectStatus, DetectionEvent, ModelStatus, Present};
 
 use super::AppState;
+use super::params::Params;
 use super::streams::{ApiResult, blocking, stream_id};
 
 /// A stream's detections: what is present now, the newest events, and its detectors.
@@ -33,7 +34,7 @@ pub struct Limit {
 pub async fn detections(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<Limit>,
+    Params(q): Params<Limit>,
 ) -> ApiResult<Json<Detections>> {
     let id = stream_id(&id)?;
     let limit = q.limit.unwrap_or(100);

@@ -2,7 +2,7 @@
 //! store's state.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
@@ -12,6 +12,7 @@ use crate::store::{Db, Event, EventQuery, OutboxCounts, StoreStatus, kind};
 
 use super::AppState;
 use super::error::ApiError;
+use super::params::Params;
 use super::streams::ApiResult;
 
 /// Most events in one page.
@@ -138,7 +139,7 @@ fn failed(e: anyhow::Error) -> ApiError {
 
 pub async fn list(
     State(state): State<AppState>,
-    Query(params): Query<EventParams>,
+    Params(params): Params<EventParams>,
 ) -> ApiResult<Json<EventPage>> {
     let q = params.query()?;
     let events = db(&state).await?.query(&q).await.map_err(failed)?;

@@ -27,6 +27,7 @@ mod dashboard;
 mod error;
 mod events;
 mod openapi;
+mod params;
 mod streams;
 mod viewers;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegKey};
 
 use super::AppState;
 use super::error::ApiError;
+use super::params::Params;
 use super::streams::blocking;
 
 /// How long a snapshot waits for its first picture.
@@ -152,7 +153,7 @@ fn capture_ms(f: &JpegFrame) -> u128 {
 pub async fn snapshot(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<ViewParams>,
+    Params(params): Params<ViewParams>,
 ) -> Result<Response, ApiError> {
     let (enc, _) = encoder(&state, &id, &params).await?;
     let mut rx = enc.frames();
@@ -195,7 +196,7 @@ pub async fn snapshot(
 pub async fn mjpeg(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<ViewParams>,
+    Params(params): Params<ViewParams>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Result<Response, ApiError> {
     let (enc, watermark) = encoder(&state, &id, &params).await?;
@@ -253,7 +254,7 @@ pub async fn mjpeg(
 pub async fn websocket(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<ViewParams>,
+    Params(params): Params<ViewParams>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
