@@ -20,6 +20,8 @@ const BATCH: usize = 500;
 /// How often the writer wakes without events (retries, retention).
 const TICK: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Longest a batch may take to write before the database counts as down.
+const SLOW: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 pub(super) struct Writer {
@@ -123,7 +125,18 @@ impl Writer {
                 }
             }
             if self.spool.is_empty() && !batch.is_empty() {
-                match db.insert(&batch).await {
+                // A database that is slow is treated like one that is down: the batch goes to
+                // the queue (if it was written after all, writing it again is harmless).
+                let written = tokio::time::timeout(SLOW, db.insert(&batch))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!(
+                            "the database took more than {} s to write {} events",
+                            SLOW.as_secs(),
+                            batch.len()
+                        ))
+                    });
+                match written {
                     Ok(()) => {
                         self.written(batch.len());
                         link.backoff = Duration::from_millis(500);
