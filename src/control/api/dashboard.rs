@@ -5,8 +5,18 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::publish::{JpegHub, JpegKey};
+
 use super::AppState;
 use super::streams::blocking;
+use super::viewers::{SNAPSHOT_WARM, next_picture, start_encoder};
 
 const INDEX: &str = include_str!("../dashboard/index.html");
 const APP: &str = include_str!("../dashboard/app.js");
@@ -16,24 +26,76 @@ const EVENTS: &str = include_str!("../dashboard/events.js");
 /// The paths the dashboard is served at (open without a token).
 pub const PATHS: [&str; 4] = ["/", "/app.js", "/events.js", "/style.css"];
 
+/// The tiles' picture size and quality (as `TILE` in app.js).
+const TILE: JpegKey = JpegKey {
+    width: Some(320),
+    quality: 60,
+    raw: false,
+};
+/// Most streams whose first tile picture comes inlined in the page.
+const INLINE_MAX: usize = 16;
+/// Longest the page waits for those pictures.
+const INLINE_WAIT: Duration = Duration::from_millis(150);
+
 /// The page, with the stream ids inlined when reads are open, so that the tiles connect at
-/// once instead of after a first API round trip.
+/// once instead of after a first API round trip, and with each tile's newest picture inlined
+/// (base64 JPEG), so that the wall shows pictures as soon as the page runs. The tile encoders
+/// started for it stay up briefly for the tiles' WebSockets.
 pub async fn index(State(state): State<AppState>) -> impl IntoResponse {
     let open = state.token.is_none() || state.read_open;
-    let ids = if open {
-        blocking(&state, |m| m.ids()).await.unwrap_or_default()
+    let hubs = if open {
+        blocking(&state, |m| {
+            m.ids()
+                .into_iter()
+                .filter_map(|id| {
+                    let sid = crate::config::StreamId::try_from(id.clone()).ok()?;
+                    m.with_running(&sid, |s| (id, s.jpeg().clone())).ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default()
     } else {
         Vec::new()
     };
-    // Ids are `[A-Za-z0-9_-]`: nothing in them can close the script element.
-    let json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let ids: Vec<&String> = hubs.iter().map(|(id, _)| id).collect();
+    let first = first_pictures(&hubs).await;
+    // Ids are `[A-Za-z0-9_-]` and base64 has no `<`: nothing here can close the script element.
+    let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let first = serde_json::to_string(&first).unwrap_or_else(|_| "{}".into());
     let page = INDEX.replace(
         "<script src=\"/app.js\"></script>",
         &format!(
-            "<script>window.framegateStreams = {json};</script>\n<script src=\"/app.js\"></script>"
+            "<script>window.framegateStreams = {ids};\nwindow.framegateFirst = {first};</script>\n<script src=\"/app.js\"></script>"
         ),
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
+}
+
+/// The newest tile-size picture of each stream (the first `INLINE_MAX`), as base64 JPEG; those
+/// not ready within `INLINE_WAIT` are left to the WebSockets.
+async fn first_pictures(hubs: &[(String, Arc<JpegHub>)]) -> BTreeMap<String, String> {
+    let jobs = hubs.iter().take(INLINE_MAX).map(|(id, hub)| {
+        let (id, hub) = (id.clone(), hub.clone());
+        async move {
+            let enc = start_encoder(hub, TILE).await.ok()?;
+            let mut rx = enc.frames();
+            let picture = tokio::time::timeout(INLINE_WAIT, next_picture(&mut rx, None))
+                .await
+                .ok()
+                .flatten();
+            tokio::spawn(async move {
+                tokio::time::sleep(SNAPSHOT_WARM).await;
+                drop(enc);
+            });
+            Some((id, BASE64.encode(&picture?.data)))
+        }
+    });
+    futures_util::future::join_all(jobs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 pub async fn app() -> impl IntoResponse {

@@ -41,6 +41,14 @@ impl ApiError {
         }
     }
 
+    /// The detail, as text.
+    pub fn detail(&self) -> String {
+        match &self.body.detail {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// 400: a query parameter is out of range.
     pub fn bad_query(detail: impl Into<String>) -> Self {
         Self::new(

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::StreamId;
 use crate::control::sessions::{Session, Viewer};
-use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegKey};
+use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey};
 
 use super::AppState;
 use super::error::ApiError;
@@ -31,7 +31,7 @@ use super::streams::blocking;
 /// How long a snapshot waits for its first picture.
 const FIRST_PICTURE: Duration = Duration::from_secs(3);
 /// How long an encoder started for a snapshot stays up for the next one.
-const SNAPSHOT_WARM: Duration = Duration::from_secs(2);
+pub(super) const SNAPSHOT_WARM: Duration = Duration::from_secs(2);
 /// The MJPEG part boundary.
 const BOUNDARY: &str = "framegate";
 
@@ -82,6 +82,43 @@ impl ViewParams {
     }
 }
 
+/// Checks the parameters and the stream; returns the stream's JPEG encoders, the encoder these
+/// parameters want, and the stream's watermark ID, if it has one.
+async fn hub(
+    state: &AppState,
+    id: &str,
+    params: &ViewParams,
+) -> Result<(Arc<JpegHub>, JpegKey, Option<String>), ApiError> {
+    let key = params.key()?;
+    let id = StreamId::try_from(id.to_string()).map_err(|_| ApiError::no_stream(id))?;
+    let (hub, watermark) = blocking(state, move |m| {
+        m.with_running(&id, |s| {
+            (s.jpeg().clone(), s.watermarks().first().map(|w| w.id()))
+        })
+    })
+    .await??;
+    Ok((hub, key, watermark))
+}
+
+/// Starts (or joins) an encoder. Starting one builds a GStreamer pipeline: blocking work, on a
+/// blocking thread (the runtime is still reachable there for the encoder's feeder task).
+pub(super) async fn start_encoder(
+    hub: Arc<JpegHub>,
+    key: JpegKey,
+) -> Result<Arc<JpegEncoder>, ApiError> {
+    let failed = |e: String| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot start the JPEG encoder",
+            e,
+        )
+    };
+    tokio::task::spawn_blocking(move || hub.subscribe(key))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(format!("{e:#}")))
+}
+
 /// Starts (or joins) the stream's encoder for these parameters; also returns the stream's
 /// watermark ID, if it has one.
 async fn encoder(
@@ -89,24 +126,8 @@ async fn encoder(
     id: &str,
     params: &ViewParams,
 ) -> Result<(Arc<JpegEncoder>, Option<String>), ApiError> {
-    let key = params.key()?;
-    let id = StreamId::try_from(id.to_string()).map_err(|_| ApiError::no_stream(id))?;
-    // Starting an encoder builds a GStreamer pipeline: blocking work, off the async workers
-    // (the runtime is still reachable there for the encoder's feeder task).
-    let (hub, watermark) = blocking(state, move |m| {
-        m.with_running(&id, |s| {
-            (s.jpeg().clone(), s.watermarks().first().map(|w| w.id()))
-        })
-    })
-    .await??;
-    let enc = hub.subscribe(key).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot start the JPEG encoder",
-            format!("{e:#}"),
-        )
-    })?;
-    Ok((enc, watermark))
+    let (hub, key, watermark) = hub(state, id, params).await?;
+    Ok((start_encoder(hub, key).await?, watermark))
 }
 
 /// Starts a viewer session (ended when the returned guard drops).
@@ -131,7 +152,10 @@ fn session(
 }
 
 /// The next picture newer than `after` (any, if none yet); `None` when the encoder stopped.
-async fn next_picture(rx: &mut JpegFrames, after: Option<u64>) -> Option<Arc<JpegFrame>> {
+pub(super) async fn next_picture(
+    rx: &mut JpegFrames,
+    after: Option<u64>,
+) -> Option<Arc<JpegFrame>> {
     loop {
         if let Some(f) = rx.borrow_and_update().clone()
             && after.is_none_or(|a| f.seq > a)
@@ -258,12 +282,27 @@ pub async fn websocket(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (enc, watermark) = encoder(&state, &id, &params).await?;
+    let (hub, key, watermark) = hub(&state, &id, &params).await?;
     let interval = params.fps.map(|f| Duration::from_secs_f64(1.0 / f));
     let ip = peer.map(|p| p.0.0.ip());
-    Ok(ws.on_upgrade(move |socket| {
-        let session = session(&state, &id, "websocket", ip, &params, watermark);
-        push_pictures(socket, enc, interval, session)
+    // The handshake is answered before the encoder starts: browsers open one WebSocket to a
+    // host at a time, so a page's sockets would otherwise wait for each other's encoders.
+    Ok(ws.on_upgrade(move |mut socket| async move {
+        match start_encoder(hub, key).await {
+            Ok(enc) => {
+                let session = session(&state, &id, "websocket", ip, &params, watermark);
+                push_pictures(socket, enc, interval, session).await;
+            }
+            Err(e) => {
+                tracing::warn!(stream = %id, "WebSocket viewer: {}", e.detail());
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: close_code::ERROR,
+                        reason: "cannot start the JPEG encoder".into(),
+                    })))
+                    .await;
+            }
+        }
     }))
 }
 

@@ -8,7 +8,8 @@ const TILE = { width: 320, fps: 5, quality: 60, viewer: "dashboard" };
 const BIG = { quality: 80, viewer: "dashboard" };
 const t0 = performance.now();
 const stats = (window.framegateStats = {
-  firstFrameMs: {},   // stream id -> ms from page load to its first tile picture
+  firstFrameMs: {},   // stream id -> ms from the page's script start to its first tile picture
+  firstFrameNavMs: {}, // stream id -> the same, from navigation start (includes loading the page)
   switches: [],       // ms from a click to the new camera's first full-size picture
   latencyMs: {},      // stream id -> age of the newest picture when it was drawn
   bigLatencyMs: [],   // ages of the large view's pictures when drawn (the newest 1000)
@@ -98,7 +99,7 @@ function connectTile(id, tile) {
   if (tile.ws) return;
   {
     tile.ws = openPictures(id, TILE, (bitmap, header) => {
-      if (!(id in stats.firstFrameMs)) stats.firstFrameMs[id] = Math.round(performance.now() - t0);
+      firstShown(id);
       if (tile.bitmap) tile.bitmap.close();
       tile.bitmap = bitmap;
       tile.header = header;
@@ -110,6 +111,28 @@ function connectTile(id, tile) {
       const s = streams.find((x) => x.id === id);
       if (tiles.has(id) && (!s || s.state !== "stopped")) connectTile(id, tile);
     };
+  }
+}
+
+function firstShown(id) {
+  if (id in stats.firstFrameMs) return;
+  stats.firstFrameMs[id] = Math.round(performance.now() - t0);
+  stats.firstFrameNavMs[id] = Math.round(performance.now());
+}
+
+// The page comes with each tile's newest picture (base64 JPEG): shown before any socket opens.
+async function showInlined(id, tile) {
+  const b64 = (window.framegateFirst || {})[id];
+  if (!b64) return;
+  try {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/jpeg" }));
+    if (tile.bitmap) { bitmap.close(); return; } // a live picture came first
+    tile.bitmap = bitmap;
+    draw(tile.canvas, bitmap);
+    firstShown(id);
+  } catch (e) {
+    console.warn(id, e);
   }
 }
 
@@ -274,6 +297,10 @@ $("#add-form").onsubmit = async (ev) => {
 };
 
 // The page may come with the stream ids: start the tiles before the first API answer.
-for (const id of window.framegateStreams || []) connectTile(id, ensureTile({ id }));
+for (const id of window.framegateStreams || []) {
+  const tile = ensureTile({ id });
+  showInlined(id, tile);
+  connectTile(id, tile);
+}
 refresh();
 setInterval(refresh, 1000);

@@ -1,0 +1,74 @@
+// Drives Debian's Firefox ESR (headless, through puppeteer-core over WebDriver BiDi) against
+// framegate's dashboard: every tile gets live pictures, clicks switch the large view without a
+// blank frame, the events panel fills, and at phone size nothing overflows sideways. Prints
+// one JSON line with what the page measured (window.framegateStats).
+//
+// usage: node firefox.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png
+import puppeteer from "puppeteer-core";
+
+const [url, expected, switchCount, screenshot] = process.argv.slice(2);
+const tiles = Number(expected);
+const browser = await puppeteer.launch({
+  browser: "firefox",
+  executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+  headless: true,
+  extraPrefsFirefox: { "browser.shell.checkDefaultBrowser": false, "datareporting.policy.dataSubmissionEnabled": false },
+});
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 900 });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForFunction(
+    (n) => Object.keys(window.framegateStats.firstFrameMs).length >= n, { timeout: 30000 }, tiles);
+
+  const sums = () => [...document.querySelectorAll(".tile canvas")].map((c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let s = 0;
+    for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0;
+    return s;
+  });
+  const first = await page.evaluate(sums);
+  await page.waitForFunction(`(() => {
+    const first = ${JSON.stringify(first)};
+    const now = (${sums.toString()})();
+    return now.length === first.length && now.every((s, i) => s !== first[i]);
+  })()`, { timeout: 20000 });
+
+  const ids = await page.evaluate(() => [...document.querySelectorAll(".tile")].map((t) => t.dataset.id));
+  let blankAfterClick = 0;
+  for (let i = 0; i < Number(switchCount); i++) {
+    const id = ids[i % ids.length];
+    const before = await page.evaluate(() => window.framegateStats.switches.length);
+    await page.click(`.tile[data-id="${id}"]`);
+    const lit = await page.evaluate(() => {
+      const c = document.querySelector("#big");
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let lit = 0;
+      for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 60) lit++;
+      return lit;
+    });
+    if (lit === 0) blankAfterClick++;
+    await page.waitForFunction((n) => window.framegateStats.switches.length > n, { timeout: 10000 }, before);
+  }
+  await page.waitForFunction(() => document.querySelectorAll("#event-table tbody tr").length > 0,
+    { timeout: 20000 });
+  const eventRows = await page.evaluate(() => document.querySelectorAll("#event-table tbody tr").length);
+  await page.screenshot({ path: screenshot });
+
+  // Phone size: the wall and the large view fit the width.
+  await page.setViewport({ width: 390, height: 844 });
+  await page.waitForFunction(() => document.querySelector("#big").getBoundingClientRect().width <= 390,
+    { timeout: 5000 });
+  const phone = await page.evaluate(() => ({
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+    bigWidth: Math.round(document.querySelector("#big").getBoundingClientRect().width),
+    tileWidth: Math.round(document.querySelector(".tile").getBoundingClientRect().width),
+  }));
+  const stats = await page.evaluate(() => window.framegateStats);
+  const version = await browser.version();
+  console.log(JSON.stringify({ browser: version, tiles: ids.length, blankAfterClick, errors, eventRows, phone, ...stats }));
+} finally {
+  await browser.close();
+}
