@@ -100,7 +100,20 @@ try {
     }, start);
   }
   const stats = await page.evaluate(() => window.framegateStats);
-  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, bandwidth, events, ...stats }));
+  // With RELOADS=n: the page loaded again n times in the same browser (as a user reopening the
+  // wall), each giving the slowest tile's first picture after the script started and after
+  // navigation started.
+  const reloads = [];
+  for (let i = 0; i < Number(process.env.RELOADS || 0); i++) {
+    await page.reload();
+    await page.waitForFunction(
+      (n) => Object.keys(window.framegateStats.firstFrameMs).length >= n, tiles, { timeout: 30000 });
+    reloads.push(await page.evaluate(() => ({
+      script: Math.max(...Object.values(window.framegateStats.firstFrameMs)),
+      navigation: Math.max(...Object.values(window.framegateStats.firstFrameNavMs)),
+    })));
+  }
+  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, bandwidth, events, reloads, ...stats }));
 } finally {
   await browser.close();
 }
