@@ -485,6 +485,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
     routes.sort();
     let expected = [
         ("DELETE", "/api/streams/{id}"),
+        ("DELETE", "/streams/{id}/whep/{session}"),
         ("GET", "/api/events"),
         ("GET", "/api/events/{id}"),
         ("GET", "/api/events/{id}/snapshot.jpg"),
@@ -495,6 +496,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("GET", "/api/streams/{id}"),
         ("GET", "/api/streams/{id}/detections"),
         ("GET", "/api/streams/{id}/viewers"),
+        ("GET", "/api/streams/{id}/whep"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/readyz"),
@@ -506,6 +508,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("POST", "/api/streams"),
         ("POST", "/api/streams/{id}/start"),
         ("POST", "/api/streams/{id}/stop"),
+        ("POST", "/streams/{id}/whep"),
         ("PUT", "/api/streams/{id}"),
         ("PUT", "/api/streams/{id}/watermark"),
     ];

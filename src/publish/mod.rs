@@ -4,6 +4,7 @@
 //! encoder appsink ─→ Fanout ─┬→ AppSrcFeed → RTSP server mount (rtph264pay) → RTSP clients
 //!                            ├→ AppSrcFeed → h264parse → flvmux → rtmp2sink        (rtmp push)
 //!                            └→ AppSrcFeed → h264parse → rtspclientsink            (rtsp push)
+//!                            ├→ AppSrcFeed → rtph264pay → webrtcbin (one per WHEP viewer)
 //! frame tap ─→ JpegHub (JPEG or raw I420, per size) ─→ snapshot, MJPEG, WebSocket, redis
 //! ```
 //! Each feed has its own small buffer (its appsrc queue). A feed that fills up drops frames
@@ -18,6 +19,7 @@ mod media_factory;
 mod push;
 mod redis;
 mod rtsp_server;
+mod whep;
 
 pub use fanout::{EncodedSink, Fanout, FeedStats};
 pub use feed::AppSrcFeed;
@@ -27,3 +29,4 @@ pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
 pub use rtsp_server::RtspServer;
+pub use whep::{WhepHub, WhepStatus, h264_payload_type};

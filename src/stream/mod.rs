@@ -29,7 +29,7 @@ use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
-use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RedisPublisher, RtspServer};
+use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RedisPublisher, RtspServer, WhepHub};
 use crate::supervise::Shutdown;
 
 pub use histogram::Histogram;
@@ -53,6 +53,7 @@ pub struct Stream {
     fanout: Arc<Fanout>,
     jpeg: Arc<JpegHub>,
     hls: Arc<HlsHub>,
+    whep: Arc<WhepHub>,
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
     detectors: Vec<Arc<DetectHandle>>,
@@ -143,6 +144,7 @@ impl Stream {
                 .context("starting the ingest thread")?
         };
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
+        let whep = Arc::new(WhepHub::new(id.clone(), fanout.clone()));
         let chain = Chain::from_config(&config.processors, models, hooks);
         let detectors = chain.detectors().to_vec();
         let watermarks = chain.watermarks().to_vec();
@@ -161,6 +163,7 @@ impl Stream {
                 default_fps: config.encoder.fps,
                 tap,
                 hls: hls.clone(),
+                whep: whep.clone(),
             };
             std::thread::Builder::new()
                 .name(format!("proc-{id}"))
@@ -181,6 +184,7 @@ impl Stream {
             outputs,
             redis,
             hls,
+            whep,
             fanout,
             jpeg,
             rtsp_urls,
@@ -256,6 +260,11 @@ impl Stream {
     /// URLs of its RTSP mounts on framegate's server.
     pub fn rtsp_urls(&self) -> &[String] {
         &self.rtsp_urls
+    }
+
+    /// Its WebRTC (WHEP) sessions.
+    pub fn whep(&self) -> &Arc<WhepHub> {
+        &self.whep
     }
 
     /// Its `redis` outputs.

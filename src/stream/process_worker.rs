@@ -42,6 +42,8 @@ pub(super) struct Context {
     pub tap: FrameTap,
     /// The on-demand HLS output, stopped here when idle.
     pub hls: Arc<HlsHub>,
+    /// The WebRTC sessions, reaped when their peer vanished.
+    pub whep: Arc<crate::publish::WhepHub>,
 }
 
 impl Context {
@@ -113,6 +115,7 @@ pub(super) fn run(mut ctx: Context) {
         gap.fill(&ctx, started);
         watch_encoder(&ctx);
         ctx.hls.stop_if_idle();
+        ctx.whep.reap();
         if last_rates.0.elapsed() >= RATE_WINDOW {
             let now = ctx.stats.snapshot(0);
             let (fps_in, fps_out) = now.rates_since(&last_rates.1, last_rates.0.elapsed());

@@ -23,10 +23,16 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
 }
 
 fn needs_token(method: &Method, path: &str, read_open: bool) -> bool {
-    if path == "/healthz" || path == "/readyz" || super::dashboard::PATHS.contains(&path) {
+    if path == "/healthz"
+        || path == "/readyz"
+        || super::dashboard::PATHS.contains(&path)
+        || method == Method::OPTIONS
+    {
         return false;
     }
-    let read = method == Method::GET || method == Method::HEAD;
+    // Joining and leaving as a WebRTC viewer is watching, not changing anything.
+    let whep = path.starts_with("/streams/") && path.contains("/whep");
+    let read = method == Method::GET || method == Method::HEAD || whep;
     !(read && read_open)
 }
 
@@ -72,6 +78,9 @@ mod tests {
         assert!(needs_token(&Method::POST, "/api/streams", true));
         assert!(needs_token(&Method::DELETE, "/api/streams/x", true));
         assert!(!needs_token(&Method::GET, "/healthz", false));
+        assert!(!needs_token(&Method::POST, "/streams/cam/whep", true));
+        assert!(needs_token(&Method::POST, "/streams/cam/whep", false));
+        assert!(!needs_token(&Method::OPTIONS, "/streams/cam/whep", false));
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));

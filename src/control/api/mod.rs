@@ -18,6 +18,8 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /streams/{id}/snapshot.jpg`, `.../mjpeg`, `.../ws` | pictures for browsers |
 //! | `GET /streams/{id}/hls/index.m3u8` and segments | HLS from the stream's H.264 |
+//! | `POST /streams/{id}/whep`, `DELETE .../whep/{session}` | WebRTC viewers (WHEP) |
+//! | `GET /api/streams/{id}/whep` | a stream's WebRTC sessions |
 //! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
 //! | `GET /` | the dashboard (static files built in; not part of the API document) |
 
@@ -30,6 +32,7 @@ mod openapi;
 mod params;
 mod streams;
 mod viewers;
+mod webrtc;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -314,6 +317,51 @@ fn api() -> Api {
         },
     )
     .route(
+        "post",
+        "/streams/{id}/whep",
+        webrtc::offer,
+        Op {
+            summary: "WebRTC viewer (WHEP)",
+            description: "Send an SDP offer (`Content-Type: application/sdp`, recvonly video with H.264 packetization-mode 1); the answer comes back complete (ICE candidates gathered, no trickle) with `201 Created` and the session's `Location`. The session is fed from the stream's one H.264 encode, starting at a key frame. CORS is open for players on other origins.",
+            request: None,
+            response: (201, "The SDP answer.", None),
+            text: Some("application/sdp"),
+            errors: &[400, 404, 415, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "delete",
+        "/streams/{id}/whep/{session}",
+        webrtc::end,
+        Op {
+            summary: "End a WebRTC session",
+            description: "Ends the session at a `Location` given by `POST /streams/{id}/whep`. A session whose peer vanished ends by itself within seconds.",
+            request: None,
+            response: (204, "Ended.", None),
+            text: None,
+            errors: &[404, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/api/streams/{id}/whep",
+        webrtc::sessions,
+        Op {
+            summary: "A stream's WebRTC sessions",
+            description: "Each WHEP session: connection state, age, access units sent and dropped.",
+            request: None,
+            response: (200, "The sessions.", Some(schema::<Vec<crate::publish::WhepStatus>>)),
+            text: None,
+            errors: &[404, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
         "get",
         "/api/streams/{id}/detections",
         analytics::detections,
@@ -492,6 +540,14 @@ pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> 
         .route("/", get(dashboard::index))
         .route("/app.js", get(dashboard::app))
         .route("/events.js", get(dashboard::events))
+        .route(
+            "/streams/{id}/whep",
+            axum::routing::options(webrtc::preflight),
+        )
+        .route(
+            "/streams/{id}/whep/{session}",
+            axum::routing::options(webrtc::preflight),
+        )
         .route("/style.css", get(dashboard::style))
         .fallback(|| async {
             ApiError::new(

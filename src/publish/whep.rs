@@ -1,0 +1,408 @@
+//! WebRTC viewers (WHEP, the IETF WebRTC-HTTP egress protocol) fed from the stream's one H.264
+//! encode: no encode per viewer.
+//!
+//! ```text
+//! fan-out ─▶ AppSrcFeed ─▶ appsrc → h264parse → rtph264pay (the offer's H.264 payload type)
+//!                              → webrtcbin (DTLS-SRTP, ICE host candidates) ─▶ the browser
+//! ```
+//! A viewer `POST`s an SDP offer; framegate answers once its ICE candidates are gathered (no
+//! trickle), so the answer is complete. A new viewer starts at the next key frame, which the
+//! fan-out asks the encoder for (the encoder rate-limits those requests). A session ends on
+//! `DELETE`, or by itself when its peer has been unreachable for a few seconds.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use gst::prelude::*;
+use gst_webrtc::{WebRTCICEGatheringState, WebRTCPeerConnectionState, WebRTCSDPType};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::StreamId;
+use crate::elements::make;
+use crate::supervise::lock;
+
+use super::fanout::{EncodedSink, Fanout, FeedStats};
+use super::feed::AppSrcFeed;
+
+/// Access units a viewer's feed holds before it drops (and restarts at a key frame).
+const QUEUE_FRAMES: u64 = 8;
+/// Longest the answer waits for ICE candidates.
+const GATHERING: Duration = Duration::from_secs(3);
+/// How long a peer may stay failed or disconnected, or send no RTCP, before its session is
+/// removed.
+const VANISHED: Duration = Duration::from_secs(5);
+
+/// A WHEP session as the API shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct WhepStatus {
+    /// Session id (the last part of its `Location`).
+    pub session: String,
+    /// `new`, `connecting`, `connected`, `disconnected`, `failed` or `closed`.
+    pub state: String,
+    /// Seconds since the offer.
+    pub age_s: f64,
+    /// Access units handed to the session.
+    pub frames_sent: u64,
+    /// Access units dropped because the session fell behind.
+    pub frames_dropped: u64,
+}
+
+/// The WebRTC sessions of a stream.
+pub struct WhepHub {
+    stream: StreamId,
+    fanout: Arc<Fanout>,
+    sessions: Mutex<BTreeMap<String, WhepSession>>,
+}
+
+struct WhepSession {
+    pipeline: gst::Pipeline,
+    webrtc: gst::Element,
+    sink: Arc<dyn EncodedSink>,
+    stats: Arc<FeedStats>,
+    created: Instant,
+    /// Since when the peer has been failed or disconnected.
+    lost_since: Option<Instant>,
+    /// The peer's RTCP: when it last came (ms after `created`), and whether it said BYE.
+    rtcp: Arc<PeerRtcp>,
+}
+
+/// What the peer's RTCP says about it: a browser sends receiver reports every second or so
+/// while it plays, and a BYE when its connection is closed. ICE in this GStreamer generation
+/// checks no consent, so this is how a vanished peer is noticed.
+#[derive(Default)]
+struct PeerRtcp {
+    last_ms: std::sync::atomic::AtomicU64,
+    bye: std::sync::atomic::AtomicBool,
+}
+
+impl WhepHub {
+    /// A hub with no session.
+    pub fn new(stream: StreamId, fanout: Arc<Fanout>) -> Self {
+        Self {
+            stream,
+            fanout,
+            sessions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Answers a viewer's SDP offer: returns the session id and the SDP answer. Blocks while
+    /// the ICE candidates are gathered (well under a second on a LAN).
+    pub fn answer(&self, offer: &str) -> Result<(String, String)> {
+        let sdp = Some(offer)
+            .filter(|o| o.starts_with("v=0") && o.contains("\nm="))
+            .and_then(|o| gst_sdp::SDPMessage::parse_buffer(o.as_bytes()).ok())
+            .context("the body is not an SDP offer (`v=0` ... with an `m=` line)")?;
+        let pt = h264_payload_type(&sdp).context(
+            "the offer has no H.264 video with packetization-mode=1 (the stream is H.264)",
+        )?;
+        let id = crate::store::new_uid();
+        let pipeline = gst::Pipeline::new();
+        let appsrc = AppSrcFeed::appsrc(self.fanout.caps().as_ref());
+        let parse = make("h264parse")?;
+        parse.set_property("config-interval", -1i32);
+        let pay = make("rtph264pay")?;
+        pay.set_property("config-interval", -1i32);
+        pay.set_property("pt", pt);
+        pay.set_property_from_str("aggregate-mode", "zero-latency");
+        let webrtc = make("webrtcbin")?;
+        webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        pipeline.add_many([appsrc.upcast_ref(), &parse, &pay, &webrtc])?;
+        gst::Element::link_many([appsrc.upcast_ref(), &parse, &pay])?;
+        let rtp = gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "H264")
+            .field("clock-rate", 90_000i32)
+            .field("payload", pt as i32)
+            .build();
+        pay.link_filtered(&webrtc, &rtp)
+            .context("linking the payloader to webrtcbin")?;
+        let (gathered_tx, gathered) = mpsc::channel();
+        webrtc.connect_notify(Some("ice-gathering-state"), move |w, _| {
+            if w.property::<WebRTCICEGatheringState>("ice-gathering-state")
+                == WebRTCICEGatheringState::Complete
+            {
+                let _ = gathered_tx.send(());
+            }
+        });
+        pipeline
+            .set_state(gst::State::Playing)
+            .context("starting the WebRTC session")?;
+        let negotiated = negotiate(&webrtc, sdp, &gathered);
+        let answer = match negotiated {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(e);
+            }
+        };
+        let created = Instant::now();
+        let rtcp = watch_rtcp(&webrtc, created);
+        let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::new(
+            format!("whep {} {}", self.stream, &id[..8]),
+            &appsrc,
+            QUEUE_FRAMES,
+        ));
+        let stats = self.fanout.add(sink.clone());
+        tracing::info!(stream = %self.stream, session = %id, "WebRTC viewer joined");
+        lock(&self.sessions).insert(
+            id.clone(),
+            WhepSession {
+                pipeline,
+                webrtc,
+                sink,
+                stats,
+                created,
+                lost_since: None,
+                rtcp,
+            },
+        );
+        Ok((id, answer))
+    }
+
+    /// Ends a session; false when there is no such session.
+    pub fn end(&self, id: &str) -> bool {
+        let session = lock(&self.sessions).remove(id);
+        match session {
+            Some(s) => {
+                self.close(s);
+                tracing::info!(stream = %self.stream, session = %id, "WebRTC viewer left");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The sessions now.
+    pub fn sessions(&self) -> Vec<WhepStatus> {
+        lock(&self.sessions)
+            .iter()
+            .map(|(id, s)| WhepStatus {
+                session: id.clone(),
+                state: state_name(s.state()).into(),
+                age_s: s.created.elapsed().as_secs_f64(),
+                frames_sent: s.stats.sent.load(Ordering::Relaxed),
+                frames_dropped: s.stats.dropped.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Removes the sessions whose peer vanished (called periodically).
+    pub fn reap(&self) {
+        let gone: Vec<(String, WhepSession)> = {
+            let mut sessions = lock(&self.sessions);
+            let mut gone_ids = Vec::new();
+            for (id, s) in sessions.iter_mut() {
+                let silent = Duration::from_millis(
+                    (s.created.elapsed().as_millis() as u64)
+                        .saturating_sub(s.rtcp.last_ms.load(Ordering::Relaxed)),
+                );
+                if s.rtcp.bye.load(Ordering::Relaxed) || silent > VANISHED {
+                    gone_ids.push(id.clone());
+                    continue;
+                }
+                let lost = matches!(
+                    s.state(),
+                    WebRTCPeerConnectionState::Failed
+                        | WebRTCPeerConnectionState::Disconnected
+                        | WebRTCPeerConnectionState::Closed
+                );
+                if !lost {
+                    s.lost_since = None;
+                } else if s.lost_since.get_or_insert_with(Instant::now).elapsed() > VANISHED {
+                    gone_ids.push(id.clone());
+                }
+            }
+            gone_ids
+                .into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
+                .collect()
+        };
+        for (id, s) in gone {
+            tracing::info!(stream = %self.stream, session = %id, "WebRTC viewer vanished; session removed");
+            self.close(s);
+        }
+    }
+
+    fn close(&self, s: WhepSession) {
+        self.fanout.remove(&s.sink);
+        let _ = s.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for WhepHub {
+    fn drop(&mut self) {
+        let sessions = std::mem::take(&mut *lock(&self.sessions));
+        for (_, s) in sessions {
+            self.close(s);
+        }
+    }
+}
+
+/// Follows the peer's RTCP on webrtcbin's RTP session.
+fn watch_rtcp(webrtc: &gst::Element, created: Instant) -> Arc<PeerRtcp> {
+    let rtcp = Arc::new(PeerRtcp::default());
+    let session = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("rtpbin"))
+        .map(|rtpbin| rtpbin.emit_by_name::<gst::glib::Object>("get-session", &[&0u32]));
+    let Some(session) = session else {
+        tracing::warn!("webrtcbin has no rtpbin: vanished WebRTC peers are noticed by ICE only");
+        return rtcp;
+    };
+    {
+        let rtcp = rtcp.clone();
+        session.connect("on-ssrc-active", false, move |_| {
+            rtcp.last_ms
+                .store(created.elapsed().as_millis() as u64, Ordering::Relaxed);
+            None
+        });
+    }
+    {
+        let rtcp = rtcp.clone();
+        session.connect("on-bye-ssrc", false, move |_| {
+            rtcp.bye.store(true, Ordering::Relaxed);
+            None
+        });
+    }
+    rtcp
+}
+
+impl WhepSession {
+    fn state(&self) -> WebRTCPeerConnectionState {
+        self.webrtc
+            .property::<WebRTCPeerConnectionState>("connection-state")
+    }
+}
+
+fn state_name(s: WebRTCPeerConnectionState) -> &'static str {
+    match s {
+        WebRTCPeerConnectionState::New => "new",
+        WebRTCPeerConnectionState::Connecting => "connecting",
+        WebRTCPeerConnectionState::Connected => "connected",
+        WebRTCPeerConnectionState::Disconnected => "disconnected",
+        WebRTCPeerConnectionState::Failed => "failed",
+        WebRTCPeerConnectionState::Closed => "closed",
+        _ => "unknown",
+    }
+}
+
+/// Remote offer, answer, local answer, then the complete local description once the ICE
+/// candidates are gathered.
+fn negotiate(
+    webrtc: &gst::Element,
+    offer: gst_sdp::SDPMessage,
+    gathered: &mpsc::Receiver<()>,
+) -> Result<String> {
+    let offer = gst_webrtc::WebRTCSessionDescription::new(WebRTCSDPType::Offer, offer);
+    promise(|p| webrtc.emit_by_name::<()>("set-remote-description", &[&offer, p]))
+        .context("the offer was refused")?;
+    let reply = promise(|p| {
+        webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, p]);
+    })
+    .context("no answer could be made")?
+    .context("no answer could be made")?;
+    let answer = reply
+        .value("answer")
+        .ok()
+        .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok())
+        .context("no answer could be made for this offer")?;
+    promise(|p| webrtc.emit_by_name::<()>("set-local-description", &[&answer, p]))
+        .context("the answer could not be applied")?;
+    if webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state")
+        != WebRTCICEGatheringState::Complete
+        && gathered.recv_timeout(GATHERING).is_err()
+    {
+        tracing::debug!(
+            "ICE gathering not complete after {GATHERING:?}; answering with what there is"
+        );
+    }
+    let local = webrtc
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        .context("no local description")?;
+    local
+        .sdp()
+        .as_text()
+        .map_err(|_| anyhow::anyhow!("the answer could not be written"))
+}
+
+/// Runs a webrtcbin action with a promise and waits for its reply.
+fn promise(action: impl FnOnce(&gst::Promise)) -> Result<Option<gst::Structure>> {
+    let p = gst::Promise::new();
+    action(&p);
+    match p.wait() {
+        gst::PromiseResult::Replied => {
+            let reply = p.get_reply().map(|r| r.to_owned());
+            if let Some(r) = &reply
+                && let Ok(err) = r.get::<gst::glib::Error>("error")
+            {
+                bail!("{}", err.message());
+            }
+            Ok(reply)
+        }
+        other => bail!("webrtcbin did not answer ({other:?})"),
+    }
+}
+
+/// The payload type of the offer's H.264 video (packetization-mode 1), preferring constrained
+/// baseline (which every browser decodes).
+pub fn h264_payload_type(sdp: &gst_sdp::SDPMessageRef) -> Option<u32> {
+    let mut found: Vec<(u32, String)> = Vec::new();
+    for media in sdp.medias().filter(|m| m.media() == Some("video")) {
+        for attr in media.attributes() {
+            if attr.key() != "rtpmap" {
+                continue;
+            }
+            let Some((pt, codec)) = attr.value().and_then(|v| v.split_once(' ')) else {
+                continue;
+            };
+            if !codec.to_ascii_uppercase().starts_with("H264/") {
+                continue;
+            }
+            let Ok(pt) = pt.parse::<u32>() else { continue };
+            let fmtp = media
+                .attributes()
+                .filter(|a| a.key() == "fmtp")
+                .filter_map(|a| a.value())
+                .find_map(|v| {
+                    v.split_once(' ')
+                        .filter(|(p, _)| *p == pt.to_string())
+                        .map(|(_, f)| f.to_string())
+                })
+                .unwrap_or_default();
+            if fmtp.contains("packetization-mode=1") {
+                found.push((pt, fmtp));
+            }
+        }
+    }
+    found
+        .iter()
+        .find(|(_, f)| f.contains("profile-level-id=42e0"))
+        .or_else(|| found.first())
+        .map(|(pt, _)| *pt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 102 106\r\nc=IN IP4 0.0.0.0\r\n\
+        a=rtpmap:96 VP8/90000\r\n\
+        a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n\
+        a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+    #[test]
+    fn picks_h264_with_packetization_mode_1() {
+        gst::init().expect("gst");
+        let sdp = gst_sdp::SDPMessage::parse_buffer(OFFER.as_bytes()).expect("sdp");
+        assert_eq!(h264_payload_type(&sdp), Some(106));
+        let vp8_only = OFFER.split("a=rtpmap:102").next().expect("prefix");
+        let sdp = gst_sdp::SDPMessage::parse_buffer(vp8_only.as_bytes()).expect("sdp");
+        assert_eq!(h264_payload_type(&sdp), None);
+    }
+}

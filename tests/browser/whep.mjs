@@ -1,0 +1,71 @@
+// Drives Debian's Chromium (headless, playwright-core) as WHEP viewers of a framegate stream:
+// each viewer posts its offer, plays the answer's
+// video and counts decoded frames with requestVideoFrameCallback. Prints one JSON line.
+//
+// usage: node whep.mjs BASE_URL STREAM_ID VIEWERS
+import { chromium } from "playwright-core";
+
+const [base, stream, count] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+         // Host candidates as addresses, not mDNS names, so that framegate's ICE can reach them.
+         "--disable-features=WebRtcHideLocalIpsWithMdns"],
+});
+try {
+  const page = await browser.newPage();
+  await page.goto(`${base}/healthz`);
+  const result = await page.evaluate(async ({ base, stream, count }) => {
+    async function viewer() {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver("video", { direction: "recvonly" });
+      const video = document.createElement("video");
+      video.muted = true;
+      video.autoplay = true;
+      document.body.appendChild(video);
+      pc.ontrack = (e) => { video.srcObject = e.streams[0] || new MediaStream([e.track]); };
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((done) => {
+        if (pc.iceGatheringState === "complete") return done();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
+        setTimeout(done, 2000);
+      });
+      const t0 = performance.now();
+      const res = await fetch(`${base}/streams/${stream}/whep`, {
+        method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
+      });
+      const answer = await res.text();
+      if (res.status !== 201) return { status: res.status, error: answer };
+      const location = res.headers.get("Location");
+      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      const frames = await new Promise((done) => {
+        let n = 0, first = null;
+        const tick = () => {
+          n += 1;
+          if (first === null) first = performance.now() - t0;
+          if (n >= 30) done({ n, first }); else video.requestVideoFrameCallback(tick);
+        };
+        video.requestVideoFrameCallback(tick);
+        setTimeout(() => done({ n, first }), 20000);
+      });
+      return { status: res.status, location, frames: frames.n, firstFrameMs: Math.round(frames.first),
+               width: video.videoWidth, height: video.videoHeight, state: pc.connectionState, pc };
+    }
+    const viewers = await Promise.all(Array.from({ length: Number(count) }, viewer));
+    window.viewers = viewers;
+    return viewers.map(({ pc, ...v }) => v);
+  }, { base, stream, count });
+  // The sessions as framegate sees them while they play.
+  const during = await (await fetch(`${base}/api/streams/${stream}/whep`)).json();
+  // The first viewer leaves with DELETE; the second just closes its connection (vanishes).
+  const deleted = await page.evaluate(async (base) => {
+    const v = window.viewers[0];
+    const res = await fetch(`${base}${v.location}`, { method: "DELETE" });
+    v.pc.close();
+    if (window.viewers[1]) window.viewers[1].pc.close();
+    return res.status;
+  }, base);
+  console.log(JSON.stringify({ viewers: result, during, deleted }));
+} finally {
+  await browser.close();
+}
