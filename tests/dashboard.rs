@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Framegate, free_port, wait_for_port};
+use common::{Framegate, free_port, run_browser_script, wait_for_port};
 
 /// A framegate with four moving test patterns; returns it and its HTTP port.
 fn four_streams() -> (Framegate, u16) {
@@ -35,7 +34,6 @@ fn four_streams() -> (Framegate, u16) {
 #[test]
 fn the_camera_wall_shows_live_tiles_and_switches_without_a_blank_frame() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("tests/browser/dashboard.mjs");
     assert!(
         root.join("tests/browser/node_modules/playwright-core")
             .exists()
@@ -44,20 +42,12 @@ fn the_camera_wall_shows_live_tiles_and_switches_without_a_blank_frame() {
     );
     let (_fg, http) = four_streams();
     let shot = root.join("target/dashboard.png");
-    let out = Command::new("node")
-        .arg(&script)
-        .args([&format!("http://127.0.0.1:{http}/"), "4", "20"])
-        .arg(&shot)
-        .output()
-        .expect("node is not installed");
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let url = format!("http://127.0.0.1:{http}/");
+    let r = run_browser_script(
+        "dashboard.mjs",
+        &[&url, "4", "20", shot.to_str().unwrap()],
+        &[],
     );
-    let line = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap()).unwrap();
     assert_eq!(r["tiles"], 4, "{r}");
     assert_eq!(
         r["errors"],
@@ -109,21 +99,12 @@ fn the_dashboard_works_in_firefox_and_at_phone_size() {
     );
     let (_fg, http) = four_streams();
     let shot = root.join("target/dashboard-firefox.png");
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/firefox.mjs"))
-        .args([&format!("http://127.0.0.1:{http}/"), "4", "8"])
-        .arg(&shot)
-        .env("FIREFOX", &firefox)
-        .output()
-        .expect("node is not installed");
-    assert!(
-        out.status.success(),
-        "Firefox run failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let url = format!("http://127.0.0.1:{http}/");
+    let r = run_browser_script(
+        "firefox.mjs",
+        &[&url, "4", "8", shot.to_str().unwrap()],
+        &[("FIREFOX", &firefox)],
     );
-    let line = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap()).unwrap();
     assert_eq!(r["tiles"], 4, "{r}");
     assert_eq!(
         r["errors"],

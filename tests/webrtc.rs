@@ -6,11 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::http::request;
-use common::{Framegate, free_port, wait_for, wait_for_port};
+use common::{Framegate, free_port, run_browser_script, wait_for, wait_for_port};
 
 /// Sends a raw request with a content type (the test client sends JSON).
 fn post_sdp(addr: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
@@ -70,19 +69,7 @@ fn whep_viewers_play_the_stream_and_their_sessions_end() {
     assert_eq!(status, 404);
 
     // Three viewers in Chromium.
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/whep.mjs"))
-        .args([&format!("http://{addr}"), "cam0", "3"])
-        .output()
-        .expect("node is not installed");
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap()).unwrap();
+    let r = run_browser_script("whep.mjs", &[&format!("http://{addr}"), "cam0", "3"], &[]);
     let viewers = r["viewers"].as_array().unwrap();
     assert_eq!(viewers.len(), 3);
     for v in viewers {

@@ -6,6 +6,7 @@
 // With MEASURE_SECONDS, it then watches the last camera that long and reports bandwidth per
 // viewer (a tile, the large view) and the large view's picture latency.
 import { chromium } from "playwright-core";
+import { allTilesChanged, bigLit, tileSums } from "./page-checks.mjs";
 
 const [url, expected, switchCount, screenshot, measure] = process.argv.slice(2);
 const tiles = Number(expected);
@@ -23,22 +24,8 @@ try {
     (n) => Object.keys(window.framegateStats.firstFrameMs).length >= n, tiles, { timeout: 30000 });
 
   // Every tile's picture changes (live video, not a still).
-  const sums = () => page.evaluate(() => [...document.querySelectorAll(".tile canvas")].map((c) => {
-    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-    let s = 0;
-    for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0;
-    return s;
-  }));
-  const first = await sums();
-  await page.waitForFunction((first) => {
-    const now = [...document.querySelectorAll(".tile canvas")].map((c) => {
-      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-      let s = 0;
-      for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0;
-      return s;
-    });
-    return now.length === first.length && now.every((s, i) => s !== first[i]);
-  }, first, { timeout: 20000 });
+  const first = await page.evaluate(tileSums);
+  await page.waitForFunction(allTilesChanged(first), null, { timeout: 20000 });
 
   // Click through the tiles; right after each click the large view must already show a picture.
   const ids = await page.evaluate(() => [...document.querySelectorAll(".tile")].map((t) => t.dataset.id));
@@ -47,14 +34,7 @@ try {
     const id = ids[i % ids.length];
     const before = await page.evaluate(() => window.framegateStats.switches.length);
     await page.click(`.tile[data-id="${id}"]`);
-    const lit = await page.evaluate(() => {
-      const c = document.querySelector("#big");
-      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-      let lit = 0;
-      for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 60) lit++;
-      return lit;
-    });
-    if (lit === 0) blankAfterClick++;
+    if ((await page.evaluate(bigLit)) === 0) blankAfterClick++;
     await page.waitForFunction((n) => window.framegateStats.switches.length > n, before, { timeout: 10000 });
   }
   // The events panel lists stored events (the streams going live) and filters them by stream;

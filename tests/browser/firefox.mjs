@@ -5,6 +5,7 @@
 //
 // usage: node firefox.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png
 import puppeteer from "puppeteer-core";
+import { allTilesChanged, bigLit, tileSums } from "./page-checks.mjs";
 
 const [url, expected, switchCount, screenshot] = process.argv.slice(2);
 const tiles = Number(expected);
@@ -23,18 +24,8 @@ try {
   await page.waitForFunction(
     (n) => Object.keys(window.framegateStats.firstFrameMs).length >= n, { timeout: 30000 }, tiles);
 
-  const sums = () => [...document.querySelectorAll(".tile canvas")].map((c) => {
-    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-    let s = 0;
-    for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0;
-    return s;
-  });
-  const first = await page.evaluate(sums);
-  await page.waitForFunction(`(() => {
-    const first = ${JSON.stringify(first)};
-    const now = (${sums.toString()})();
-    return now.length === first.length && now.every((s, i) => s !== first[i]);
-  })()`, { timeout: 20000 });
+  const first = await page.evaluate(tileSums);
+  await page.waitForFunction(allTilesChanged(first), { timeout: 20000 });
 
   const ids = await page.evaluate(() => [...document.querySelectorAll(".tile")].map((t) => t.dataset.id));
   let blankAfterClick = 0;
@@ -42,14 +33,7 @@ try {
     const id = ids[i % ids.length];
     const before = await page.evaluate(() => window.framegateStats.switches.length);
     await page.click(`.tile[data-id="${id}"]`);
-    const lit = await page.evaluate(() => {
-      const c = document.querySelector("#big");
-      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-      let lit = 0;
-      for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 60) lit++;
-      return lit;
-    });
-    if (lit === 0) blankAfterClick++;
+    if ((await page.evaluate(bigLit)) === 0) blankAfterClick++;
     await page.waitForFunction((n) => window.framegateStats.switches.length > n, { timeout: 10000 }, before);
   }
   await page.waitForFunction(() => document.querySelectorAll("#event-table tbody tr").length > 0,

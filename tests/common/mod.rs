@@ -172,6 +172,29 @@ pub fn shared(path: &str) -> PathBuf {
     p
 }
 
+/// Runs a browser script of `tests/browser/` with node (and the given environment); returns
+/// the JSON line it printed last. Panics with its output when it fails.
+pub fn run_browser_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let out = Command::new("node")
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("node is not installed");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.trim().lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {text}"))
+}
+
 /// The Python interpreter of the test tools venv (`scripts/setup-debian.sh` makes it).
 pub fn pytools() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools/bin/python");

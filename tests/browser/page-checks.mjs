@@ -1,0 +1,27 @@
+// What the browser scripts look at in the dashboard page, shared by the Chromium
+// (playwright-core) and Firefox (puppeteer-core) drivers. Each function runs in the page.
+
+/** A checksum per tile canvas: a changing sum means a moving picture. */
+export function tileSums() {
+  return [...document.querySelectorAll(".tile canvas")].map((c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let s = 0;
+    for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) >>> 0;
+    return s;
+  });
+}
+
+/** How many sampled pixels of the large view are not black (0: a blank frame). */
+export function bigLit() {
+  const c = document.querySelector("#big");
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let lit = 0;
+  for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 60) lit++;
+  return lit;
+}
+
+/** A page expression that is true once every tile's checksum differs from `first`. */
+export function allTilesChanged(first) {
+  return `(() => { const first = ${JSON.stringify(first)}; const now = (${tileSums})();
+    return now.length === first.length && now.every((s, i) => s !== first[i]); })()`;
+}
