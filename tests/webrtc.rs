@@ -91,8 +91,18 @@ fn whep_viewers_play_the_stream_and_their_sessions_end() {
     let during = r["during"].as_array().unwrap();
     assert_eq!(during.len(), 3, "{r}");
     assert!(during.iter().all(|s| s["state"] == "connected"), "{r}");
+    // webrtcbin's statistics per viewer.
+    assert!(
+        during
+            .iter()
+            .all(|s| s["bytes_sent"].as_u64().unwrap_or(0) > 10_000
+                && s["packets_sent"].as_u64().unwrap_or(0) > 10),
+        "{r}"
+    );
     assert_eq!(r["deleted"], 204, "{r}");
 
+    let sessions = request(&addr, "GET", "/api/streams/cam0/whep", None, None).json();
+    eprintln!("WHEP sessions while closing: {sessions}");
     // One left with DELETE, the browser then closed the others: every session ends.
     wait_for("the sessions to end", Duration::from_secs(30), || {
         let s = request(&addr, "GET", "/api/streams/cam0/whep", None, None).json();

@@ -44,6 +44,7 @@ struct Metrics {
     model_busy: String,
     model_sessions: String,
     redis: String,
+    webrtc: String,
     events_written: String,
     events_queued: String,
     events_dropped: String,
@@ -138,6 +139,13 @@ impl Metrics {
                 "framegate_output_failures_total{{stream=\"{label}\",output=\"{}\"}} {}",
                 escape(o.name()),
                 o.status().failures
+            );
+        }
+        if let Some(s) = running {
+            let _ = writeln!(
+                self.webrtc,
+                "framegate_webrtc_sessions{{stream=\"{label}\"}} {}",
+                s.whep().count()
             );
         }
         for o in s.redis_outputs() {
@@ -250,6 +258,12 @@ impl Metrics {
                 "counter",
                 "Pictures of a redis output: published, or skipped while Redis was slow or down.",
                 self.redis,
+            ),
+            family(
+                "framegate_webrtc_sessions",
+                "gauge",
+                "WebRTC (WHEP) viewers of a stream now.",
+                self.webrtc,
             ),
             family(
                 "framegate_events_written_total",

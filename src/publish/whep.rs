@@ -50,6 +50,56 @@ pub struct WhepStatus {
     pub frames_sent: u64,
     /// Access units dropped because the session fell behind.
     pub frames_dropped: u64,
+    /// RTP bytes sent (webrtcbin's statistics).
+    pub bytes_sent: Option<u64>,
+    /// RTP packets sent.
+    pub packets_sent: Option<u64>,
+    /// Packets the viewer reported lost (its RTCP receiver reports).
+    pub packets_lost: Option<i64>,
+    /// Round-trip time from the viewer's receiver reports, milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+/// What webrtcbin's `get-stats` says about a session.
+#[derive(Debug, Default)]
+struct RtpStats {
+    bytes_sent: Option<u64>,
+    packets_sent: Option<u64>,
+    packets_lost: Option<i64>,
+    rtt_ms: Option<f64>,
+}
+
+impl RtpStats {
+    /// Reads the outbound RTP and remote-inbound (receiver report) entries of `get-stats`.
+    fn read(webrtc: &gst::Element) -> Self {
+        let mut out = Self::default();
+        let Ok(Some(reply)) = promise(|p| {
+            webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, p]);
+        }) else {
+            return out;
+        };
+        for (_, value) in reply.iter() {
+            let Ok(st) = value.get::<gst::Structure>() else {
+                continue;
+            };
+            match st.name().as_str() {
+                "outbound-rtp" => {
+                    out.bytes_sent = st.get::<u64>("bytes-sent").ok().or(out.bytes_sent);
+                    out.packets_sent = st.get::<u64>("packets-sent").ok().or(out.packets_sent);
+                }
+                "remote-inbound-rtp" => {
+                    out.packets_lost = st.get::<i64>("packets-lost").ok().or(out.packets_lost);
+                    out.rtt_ms = st
+                        .get::<f64>("round-trip-time")
+                        .ok()
+                        .map(|s| s * 1000.0)
+                        .or(out.rtt_ms);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 /// The WebRTC sessions of a stream.
@@ -177,16 +227,39 @@ impl WhepHub {
         }
     }
 
-    /// The sessions now.
+    /// How many sessions there are (cheap, for metrics).
+    pub fn count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    /// The sessions now, with webrtcbin's statistics (a blocking call per session).
     pub fn sessions(&self) -> Vec<WhepStatus> {
-        lock(&self.sessions)
+        let list: Vec<(String, gst::Element, WhepStatus)> = lock(&self.sessions)
             .iter()
-            .map(|(id, s)| WhepStatus {
-                session: id.clone(),
-                state: state_name(s.state()).into(),
-                age_s: s.created.elapsed().as_secs_f64(),
-                frames_sent: s.stats.sent.load(Ordering::Relaxed),
-                frames_dropped: s.stats.dropped.load(Ordering::Relaxed),
+            .map(|(id, s)| {
+                let status = WhepStatus {
+                    session: id.clone(),
+                    state: state_name(s.state()).into(),
+                    age_s: s.created.elapsed().as_secs_f64(),
+                    frames_sent: s.stats.sent.load(Ordering::Relaxed),
+                    frames_dropped: s.stats.dropped.load(Ordering::Relaxed),
+                    bytes_sent: None,
+                    packets_sent: None,
+                    packets_lost: None,
+                    rtt_ms: None,
+                };
+                (id.clone(), s.webrtc.clone(), status)
+            })
+            .collect();
+        // Statistics are asked for outside the lock: each waits for webrtcbin's answer.
+        list.into_iter()
+            .map(|(_, webrtc, mut status)| {
+                let rtp = RtpStats::read(&webrtc);
+                status.bytes_sent = rtp.bytes_sent;
+                status.packets_sent = rtp.packets_sent;
+                status.packets_lost = rtp.packets_lost;
+                status.rtt_ms = rtp.rtt_ms;
+                status
             })
             .collect()
     }
