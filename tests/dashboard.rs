@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Framegate, free_port, run_browser_script, wait_for_port};
+use common::{Framegate, free_port, require_chromium, run_browser_script, wait_for_port};
 
 /// A framegate with four moving test patterns; returns it and its HTTP port.
 fn four_streams() -> (Framegate, u16) {
@@ -34,12 +34,7 @@ fn four_streams() -> (Framegate, u16) {
 #[test]
 fn the_camera_wall_shows_live_tiles_and_switches_without_a_blank_frame() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists()
-            && Path::new("/usr/bin/chromium").exists(),
-        "chromium or playwright-core is missing: run scripts/setup-debian.sh"
-    );
+    require_chromium();
     let (_fg, http) = four_streams();
     let shot = root.join("target/dashboard.png");
     let url = format!("http://127.0.0.1:{http}/");

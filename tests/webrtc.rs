@@ -5,37 +5,20 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::http::request;
-use common::{Framegate, free_port, run_browser_script, wait_for, wait_for_port};
+use common::http::{request, request_typed};
+use common::{Framegate, free_port, require_chromium, run_browser_script, wait_for, wait_for_port};
 
-/// Sends a raw request with a content type (the test client sends JSON).
+/// Posts a body of the given content type; (status, whole response).
 fn post_sdp(addr: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    (status, out)
+    let r = request_typed(addr, "POST", path, Some(body), content_type, None);
+    (r.status, r.body)
 }
 
 #[test]
 fn whep_viewers_play_the_stream_and_their_sessions_end() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists()
-            && Path::new("/usr/bin/chromium").exists(),
-        "chromium or playwright-core is missing: run scripts/setup-debian.sh"
-    );
+    require_chromium();
     let http = free_port();
     let _fg = Framegate::run(&format!(
         "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\n[[streams]]\nid = \"cam0\"\n\

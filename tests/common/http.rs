@@ -32,12 +32,24 @@ impl Response {
     }
 }
 
-/// Sends one request to `addr` (`127.0.0.1:port`).
+/// Sends one request to `addr` (`127.0.0.1:port`); a body goes as JSON.
 pub fn request(
     addr: &str,
     method: &str,
     path: &str,
     body: Option<&str>,
+    token: Option<&str>,
+) -> Response {
+    request_typed(addr, method, path, body, "application/json", token)
+}
+
+/// Sends one request whose body has the given content type.
+pub fn request_typed(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    content_type: &str,
     token: Option<&str>,
 ) -> Response {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
@@ -49,7 +61,7 @@ pub fn request(
     let body = body.unwrap_or("");
     if !body.is_empty() || method == "POST" || method == "PUT" {
         req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }

@@ -172,6 +172,17 @@ pub fn shared(path: &str) -> PathBuf {
     p
 }
 
+/// Fails with what to do when Debian's Chromium or playwright-core is missing.
+pub fn require_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists()
+            && Path::new("/usr/bin/chromium").exists(),
+        "chromium or playwright-core is missing: run scripts/setup-debian.sh"
+    );
+}
+
 /// Runs a browser script of `tests/browser/` with node (and the given environment); returns
 /// the JSON line it printed last. Panics with its output when it fails.
 pub fn run_browser_script(script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {

@@ -16,7 +16,7 @@ use crate::publish::{JpegHub, JpegKey};
 
 use super::AppState;
 use super::streams::blocking;
-use super::viewers::{SNAPSHOT_WARM, next_picture, start_encoder};
+use super::viewers::{newest_kept_warm, start_encoder};
 
 const INDEX: &str = include_str!("../dashboard/index.html");
 const APP: &str = include_str!("../dashboard/app.js");
@@ -79,16 +79,8 @@ async fn first_pictures(hubs: &[(String, Arc<JpegHub>)]) -> BTreeMap<String, Str
         let (id, hub) = (id.clone(), hub.clone());
         async move {
             let enc = start_encoder(hub, TILE).await.ok()?;
-            let mut rx = enc.frames();
-            let picture = tokio::time::timeout(INLINE_WAIT, next_picture(&mut rx, None))
-                .await
-                .ok()
-                .flatten();
-            tokio::spawn(async move {
-                tokio::time::sleep(SNAPSHOT_WARM).await;
-                drop(enc);
-            });
-            Some((id, BASE64.encode(&picture?.data)))
+            let picture = newest_kept_warm(enc, INLINE_WAIT).await?;
+            Some((id, BASE64.encode(&picture.data)))
         }
     });
     futures_util::future::join_all(jobs)

@@ -31,7 +31,7 @@ use super::streams::blocking;
 /// How long a snapshot waits for its first picture.
 const FIRST_PICTURE: Duration = Duration::from_secs(3);
 /// How long an encoder started for a snapshot stays up for the next one.
-pub(super) const SNAPSHOT_WARM: Duration = Duration::from_secs(2);
+const SNAPSHOT_WARM: Duration = Duration::from_secs(2);
 /// The MJPEG part boundary.
 const BOUNDARY: &str = "framegate";
 
@@ -152,10 +152,7 @@ fn session(
 }
 
 /// The next picture newer than `after` (any, if none yet); `None` when the encoder stopped.
-pub(super) async fn next_picture(
-    rx: &mut JpegFrames,
-    after: Option<u64>,
-) -> Option<Arc<JpegFrame>> {
+async fn next_picture(rx: &mut JpegFrames, after: Option<u64>) -> Option<Arc<JpegFrame>> {
     loop {
         if let Some(f) = rx.borrow_and_update().clone()
             && after.is_none_or(|a| f.seq > a)
@@ -173,6 +170,25 @@ fn capture_ms(f: &JpegFrame) -> u128 {
         .as_millis()
 }
 
+/// The encoder's newest picture, waiting up to `wait` for a first one; the encoder then stays
+/// up for `SNAPSHOT_WARM`, for the requests that follow (dashboards poll snapshots; a page's
+/// tiles open their sockets).
+pub(super) async fn newest_kept_warm(
+    enc: Arc<JpegEncoder>,
+    wait: Duration,
+) -> Option<Arc<JpegFrame>> {
+    let mut rx = enc.frames();
+    let picture = tokio::time::timeout(wait, next_picture(&mut rx, None))
+        .await
+        .ok()
+        .flatten();
+    tokio::spawn(async move {
+        tokio::time::sleep(SNAPSHOT_WARM).await;
+        drop(enc);
+    });
+    picture
+}
+
 /// `GET /streams/{id}/snapshot.jpg`: the newest picture, at once.
 pub async fn snapshot(
     State(state): State<AppState>,
@@ -180,23 +196,13 @@ pub async fn snapshot(
     Params(params): Params<ViewParams>,
 ) -> Result<Response, ApiError> {
     let (enc, _) = encoder(&state, &id, &params).await?;
-    let mut rx = enc.frames();
-    let picture = tokio::time::timeout(FIRST_PICTURE, next_picture(&mut rx, None))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no picture yet",
-                "the stream has not produced a frame",
-            )
-        })?;
-    // Keep the encoder warm briefly: dashboards poll snapshots.
-    tokio::spawn(async move {
-        tokio::time::sleep(SNAPSHOT_WARM).await;
-        drop(enc);
-    });
+    let picture = newest_kept_warm(enc, FIRST_PICTURE).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no picture yet",
+            "the stream has not produced a frame",
+        )
+    })?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg".to_string()),

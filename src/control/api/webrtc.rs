@@ -7,11 +7,19 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::publish::WhepStatus;
+use std::sync::Arc;
+
+use crate::publish::{WhepHub, WhepStatus};
 
 use super::AppState;
 use super::error::ApiError;
 use super::streams::{ApiResult, blocking, stream_id};
+
+/// The WebRTC sessions of a running stream.
+async fn hub(state: &AppState, id: &str) -> Result<Arc<WhepHub>, ApiError> {
+    let sid = stream_id(id)?;
+    Ok(blocking(state, move |m| m.with_running(&sid, |s| s.whep().clone())).await??)
+}
 
 /// The CORS headers of every WHEP answer.
 fn cors(mut r: Response) -> Response {
@@ -54,7 +62,7 @@ pub async fn offer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let sid = stream_id(&id)?;
+    stream_id(&id)?;
     let sdp_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -68,7 +76,7 @@ pub async fn offer(
     }
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "not an SDP offer", "not UTF-8"))?;
-    let hub = blocking(&state, move |m| m.with_running(&sid, |s| s.whep().clone())).await??;
+    let hub = hub(&state, &id).await?;
     let (session, answer) = tokio::task::spawn_blocking(move || hub.answer(&offer))
         .await
         .map_err(|e| {
@@ -104,8 +112,7 @@ pub async fn end(
     State(state): State<AppState>,
     Path((id, session)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let sid = stream_id(&id)?;
-    let hub = blocking(&state, move |m| m.with_running(&sid, |s| s.whep().clone())).await??;
+    let hub = hub(&state, &id).await?;
     let ended = tokio::task::spawn_blocking(move || hub.end(&session))
         .await
         .unwrap_or(false);
@@ -124,10 +131,9 @@ pub async fn sessions(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<WhepStatus>>> {
-    let sid = stream_id(&id)?;
-    let list = blocking(&state, move |m| {
-        m.with_running(&sid, |s| s.whep().sessions())
-    })
-    .await??;
+    let hub = hub(&state, &id).await?;
+    let list = tokio::task::spawn_blocking(move || hub.sessions())
+        .await
+        .unwrap_or_default();
     Ok(axum::Json(list))
 }
