@@ -355,6 +355,12 @@ fn process_metrics(out: &mut String) {
              # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}\n"
         );
     }
+    let _ = write!(
+        out,
+        "# HELP framegate_h264_encoders H.264 encoders running: one per running stream, however many outputs and viewers it has.\n\
+         # TYPE framegate_h264_encoders gauge\nframegate_h264_encoders {}\n",
+        crate::encode::running_encoders()
+    );
     if let Some(rss) = field("VmRSS:") {
         let _ = write!(
             out,

@@ -38,6 +38,14 @@ pub enum EncodeSink {
     Y4m(std::path::PathBuf),
 }
 
+/// H.264 encoders running in this process (one per stream, whatever its viewers).
+static RUNNING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many H.264 encoders run in this process now.
+pub fn running_encoders() -> u64 {
+    RUNNING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A running encoder pipeline.
 pub struct Encoder {
     pipeline: gst::Pipeline,
@@ -173,6 +181,7 @@ impl Encoder {
         pipeline
             .set_state(gst::State::Playing)
             .context("starting the encoder pipeline")?;
+        RUNNING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Self {
             pipeline,
             appsrc,
@@ -301,6 +310,7 @@ impl Encoder {
 
 impl Drop for Encoder {
     fn drop(&mut self) {
+        RUNNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }

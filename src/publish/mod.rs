@@ -5,6 +5,8 @@
 //!                            ├→ AppSrcFeed → h264parse → flvmux → rtmp2sink        (rtmp push)
 //!                            └→ AppSrcFeed → h264parse → rtspclientsink            (rtsp push)
 //!                            ├→ AppSrcFeed → rtph264pay → webrtcbin (one per WHEP viewer)
+//!                            ├→ AppSrcFeed → h264parse → hlssink2                  (HLS)
+//!                            └→ LlHlsSink → fMP4 parts and segments in memory      (LL-HLS)
 //! frame tap ─→ JpegHub (JPEG or raw I420, per size) ─→ snapshot, MJPEG, WebSocket, redis
 //! ```
 //! Each feed has its own small buffer (its appsrc queue). A feed that fills up drops frames
@@ -15,6 +17,7 @@ mod fanout;
 mod feed;
 mod hls;
 mod jpeg;
+mod llhls;
 mod media_factory;
 mod push;
 mod redis;
@@ -25,6 +28,7 @@ pub use fanout::{EncodedSink, Fanout, FeedStats};
 pub use feed::AppSrcFeed;
 pub use hls::{HlsHub, is_hls_file};
 pub use jpeg::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, output_size};
+pub use llhls::{LlHls, LlHlsError, LlHlsFile, LlHlsHub};
 pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};

@@ -29,7 +29,9 @@ use crate::encode::{EncodeSink, Encoder, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
-use crate::publish::{Fanout, HlsHub, JpegHub, PushOutput, RedisPublisher, RtspServer, WhepHub};
+use crate::publish::{
+    Fanout, HlsHub, JpegHub, LlHlsHub, PushOutput, RedisPublisher, RtspServer, WhepHub,
+};
 use crate::supervise::Shutdown;
 
 pub use histogram::Histogram;
@@ -53,6 +55,7 @@ pub struct Stream {
     fanout: Arc<Fanout>,
     jpeg: Arc<JpegHub>,
     hls: Arc<HlsHub>,
+    llhls: Arc<LlHlsHub>,
     whep: Arc<WhepHub>,
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
@@ -144,6 +147,11 @@ impl Stream {
                 .context("starting the ingest thread")?
         };
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
+        let llhls = Arc::new(LlHlsHub::new(
+            id.clone(),
+            fanout.clone(),
+            config.encoder.keyframe_interval,
+        ));
         let whep = Arc::new(WhepHub::new(id.clone(), fanout.clone()));
         let chain = Chain::from_config(&config.processors, models, hooks);
         let detectors = chain.detectors().to_vec();
@@ -163,6 +171,7 @@ impl Stream {
                 default_fps: config.encoder.fps,
                 tap,
                 hls: hls.clone(),
+                llhls: llhls.clone(),
                 whep: whep.clone(),
             };
             std::thread::Builder::new()
@@ -184,6 +193,7 @@ impl Stream {
             outputs,
             redis,
             hls,
+            llhls,
             whep,
             fanout,
             jpeg,
@@ -255,6 +265,11 @@ impl Stream {
     /// Its on-demand HLS output.
     pub fn hls(&self) -> &Arc<HlsHub> {
         &self.hls
+    }
+
+    /// Its LL-HLS output (started on demand).
+    pub fn llhls(&self) -> &Arc<LlHlsHub> {
+        &self.llhls
     }
 
     /// URLs of its RTSP mounts on framegate's server.

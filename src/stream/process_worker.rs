@@ -12,7 +12,7 @@ use crate::elements::error_text;
 use crate::encode::{Encoder, Timeline};
 use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
 use crate::process::Chain;
-use crate::publish::{Fanout, HlsHub};
+use crate::publish::{Fanout, HlsHub, LlHlsHub};
 
 use super::stats::Snapshot;
 use super::{StateCell, StreamStats};
@@ -42,6 +42,8 @@ pub(super) struct Context {
     pub tap: FrameTap,
     /// The on-demand HLS output, stopped here when idle.
     pub hls: Arc<HlsHub>,
+    /// LL-HLS output, stopped when idle.
+    pub llhls: Arc<LlHlsHub>,
     /// The WebRTC sessions, reaped when their peer vanished.
     pub whep: Arc<crate::publish::WhepHub>,
 }
@@ -115,6 +117,7 @@ pub(super) fn run(mut ctx: Context) {
         gap.fill(&ctx, started);
         watch_encoder(&ctx);
         ctx.hls.stop_if_idle();
+        ctx.llhls.stop_if_idle();
         ctx.whep.reap();
         if last_rates.0.elapsed() >= RATE_WINDOW {
             let now = ctx.stats.snapshot(0);

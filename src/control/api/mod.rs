@@ -18,6 +18,7 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /streams/{id}/snapshot.jpg`, `.../mjpeg`, `.../ws` | pictures for browsers |
 //! | `GET /streams/{id}/hls/index.m3u8` and segments | HLS from the stream's H.264 |
+//! | `GET /streams/{id}/llhls/index.m3u8`, `init.mp4`, segments and parts | low-latency HLS (CMAF) |
 //! | `POST /streams/{id}/whep`, `DELETE .../whep/{session}` | WebRTC viewers (WHEP) |
 //! | `GET /api/streams/{id}/whep` | a stream's WebRTC sessions |
 //! | `GET /healthz`, `GET /readyz` | process up; every enabled stream live |
@@ -28,6 +29,7 @@ mod auth;
 mod dashboard;
 mod error;
 mod events;
+mod llhls;
 mod openapi;
 mod params;
 mod streams;
@@ -314,6 +316,21 @@ fn api() -> Api {
             errors: &[404, 503],
             secured: true,
             query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/streams/{id}/llhls/{file}",
+        llhls::llhls,
+        Op {
+            summary: "Low-latency HLS",
+            description: "`index.m3u8` (LL-HLS: `EXT-X-PART` ~200 ms parts, `EXT-X-PRELOAD-HINT`, blocking reload with `_HLS_msn`/`_HLS_part`), `init.mp4`, `seg{N}.m4s` (CMAF segments of at least 1 s, each starting at a key frame of the stream's one H.264 encode) and `part{N}.{i}.m4s`, all served from memory. The first request starts the output and waits for its first part; a request for the hinted part is held until it is complete. CORS is open. The output stops after 30 s without requests.",
+            request: None,
+            response: (200, "The playlist, the initialisation segment, a segment or a part.", None),
+            text: Some("application/vnd.apple.mpegurl"),
+            errors: &[400, 404, 503],
+            secured: true,
+            query: llhls::QUERY,
         },
     )
     .route(
