@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Framegate, Proc, free_port, wait_for_port};
+use common::{Framegate, free_port, testsrc};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -41,22 +41,7 @@ fn assert_sane(r: &serde_json::Value) {
 
 #[test]
 fn probe_reads_stamped_frames_directly_and_through_framegate() {
-    let cam_port = free_port();
-    let _cam = Proc(
-        Command::new(env!("CARGO_BIN_EXE_framegate"))
-            .args([
-                "testsrc",
-                "--rtsp-port",
-                &cam_port.to_string(),
-                "--size",
-                "640x360",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(cam_port, LONG);
+    let (_cam, cam_port) = testsrc("640x360");
     let direct = probe(&format!("rtsp://127.0.0.1:{cam_port}/cam0"));
     assert_sane(&direct);
 

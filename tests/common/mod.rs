@@ -227,6 +227,22 @@ impl Drop for Proc {
     }
 }
 
+/// `framegate testsrc` on a free port: one stamped 25 fps RTSP camera at
+/// `rtsp://127.0.0.1:{port}/cam0` of the given size (`640x360`), listening when this returns.
+pub fn testsrc(size: &str) -> (Proc, u16) {
+    let port = free_port();
+    let proc = Proc(
+        Command::new(env!("CARGO_BIN_EXE_framegate"))
+            .args(["testsrc", "--rtsp-port", &port.to_string(), "--size", size])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, Duration::from_secs(30));
+    (proc, port)
+}
+
 /// ffprobe's view of the first video stream at `url`: (codec, width, height, r_frame_rate).
 pub fn ffprobe(url: &str) -> Option<(String, u32, u32, String)> {
     let mut cmd = Command::new("ffprobe");
