@@ -77,6 +77,15 @@ fn whep_viewers_play_the_stream_and_their_sessions_end() {
             "{r}"
         );
     }
+    // ICE offers the configured address only (here the HTTP server's: loopback).
+    for v in viewers {
+        let candidates = v["candidates"].as_array().unwrap();
+        assert!(!candidates.is_empty(), "{r}");
+        assert!(
+            candidates.iter().all(|c| c["address"] == "127.0.0.1"),
+            "{r}"
+        );
+    }
     let during = r["during"].as_array().unwrap();
     assert_eq!(during.len(), 3, "{r}");
     assert!(during.iter().all(|s| s["state"] == "connected"), "{r}");
@@ -284,5 +293,38 @@ fn llhls_and_webrtc_play_with_low_latency_from_one_encode() {
         p50(2),
         cpu(0),
         cpu(1)
+    );
+}
+
+#[test]
+fn webrtc_viewers_reach_framegate_through_a_turn_relay() {
+    require_chromium();
+    let turn = common::servers::Turn::start();
+    let http = free_port();
+    let _fg = Framegate::run(&format!(
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\
+         [server.webrtc]\nice_addresses = [\"127.0.0.1\"]\nturn_servers = [\"{}\"]\n\n\
+         [[streams]]\nid = \"cam0\"\nsource = \"test://ball?width=320&height=240&fps=25\"\n\
+         [streams.encoder]\nkeyframe_interval = 25\n",
+        turn.url()
+    ));
+    wait_for_port(http, Duration::from_secs(30));
+    // The browser may only use the relay; framegate offers a relayed candidate too.
+    let r = run_browser_script(
+        "whep.mjs",
+        &[&format!("http://127.0.0.1:{http}"), "cam0", "1"],
+        &[("WHEP_ICE", &turn.browser_relay_only())],
+    );
+    let v = &r["viewers"][0];
+    assert_eq!(v["status"], 201, "{r}");
+    assert_eq!(v["frames"], 30, "{r}");
+    assert_eq!(v["path"]["local"], "relay", "{r}");
+    assert!(
+        v["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "relay"),
+        "no relayed candidate from framegate: {r}"
     );
 }

@@ -88,6 +88,11 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
     if config.server.summary_interval_s.is_nan() || config.server.summary_interval_s < 0.0 {
         return Err((None, "server.summary_interval_s must be 0 or more".into()));
     }
+    config
+        .server
+        .webrtc
+        .validate()
+        .map_err(|m| (key_span(text, "server", "webrtc"), m))?;
     let mut model_ids: HashMap<&str, usize> = HashMap::new();
     for (i, m) in config.models.iter().enumerate() {
         let at = || table_key_span(text, "models", i, "id");

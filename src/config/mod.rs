@@ -11,6 +11,7 @@ pub use load::{check_models, check_mounts, rtsp_mounts, validate_stream};
 pub mod reference;
 mod source_url;
 mod stream_id;
+mod webrtc;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use events::{
 pub use load::{ConfigError, load_file, parse_str};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;
+pub use webrtc::WebRtcConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
@@ -86,6 +88,9 @@ pub struct ServerConfig {
     /// memory only.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// WebRTC viewers: ICE addresses, STUN and TURN servers, UDP ports.
+    #[serde(default)]
+    pub webrtc: WebRtcConfig,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +103,7 @@ impl Default for ServerConfig {
             api_token: None,
             api_read_open: true,
             state_file: None,
+            webrtc: WebRtcConfig::default(),
         }
     }
 }

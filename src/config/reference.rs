@@ -32,6 +32,7 @@ pub fn markdown() -> String {
     section(&mut out, "The file", &schema, defs);
     let order = [
         ("ServerConfig", "`[server]`"),
+        ("WebRtcConfig", "`[server.webrtc]`"),
         ("OnnxRuntimeConfig", "`[onnxruntime]`"),
         ("ModelConfig", "`[[models]]`"),
         ("DatabaseConfig", "`[database]`"),

@@ -33,4 +33,4 @@ pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
 pub use rtsp_server::RtspServer;
-pub use whep::{WhepHub, WhepStatus, h264_payload_type};
+pub use whep::{IceSettings, WhepHub, WhepStatus, h264_payload_type};

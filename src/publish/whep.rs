@@ -102,10 +102,52 @@ impl RtpStats {
     }
 }
 
+/// How sessions' ICE is set up (from `[server.webrtc]`).
+#[derive(Debug, Clone, Default)]
+pub struct IceSettings {
+    /// Addresses to gather host candidates on; empty: every interface.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// `stun://host:port`.
+    pub stun_server: Option<String>,
+    /// `turn(s)://user:password@host:port`.
+    pub turn_servers: Vec<String>,
+    /// UDP port range for media.
+    pub udp_ports: Option<[u16; 2]>,
+}
+
+impl IceSettings {
+    /// Applies the settings to a new webrtcbin and its ICE agent.
+    fn apply(&self, webrtc: &gst::Element) -> Result<()> {
+        if let Some(stun) = &self.stun_server {
+            webrtc.set_property("stun-server", stun);
+        }
+        for turn in &self.turn_servers {
+            if !webrtc.emit_by_name::<bool>("add-turn-server", &[turn]) {
+                bail!(
+                    "webrtcbin refused the TURN server {}",
+                    crate::config::masked_text_url(turn)
+                );
+            }
+        }
+        let agent = webrtc.property::<gst::glib::Object>("ice-agent");
+        for address in &self.addresses {
+            if !agent.emit_by_name::<bool>("add-local-ip-address", &[&address.to_string()]) {
+                bail!("the ICE agent refused the address {address}");
+            }
+        }
+        if let Some([first, last]) = self.udp_ports {
+            agent.set_property("min-rtp-port", u32::from(first));
+            agent.set_property("max-rtp-port", u32::from(last));
+        }
+        Ok(())
+    }
+}
+
 /// The WebRTC sessions of a stream.
 pub struct WhepHub {
     stream: StreamId,
     fanout: Arc<Fanout>,
+    ice: IceSettings,
     sessions: Mutex<BTreeMap<String, WhepSession>>,
 }
 
@@ -132,10 +174,11 @@ struct PeerRtcp {
 
 impl WhepHub {
     /// A hub with no session.
-    pub fn new(stream: StreamId, fanout: Arc<Fanout>) -> Self {
+    pub fn new(stream: StreamId, fanout: Arc<Fanout>, ice: IceSettings) -> Self {
         Self {
             stream,
             fanout,
+            ice,
             sessions: Mutex::new(BTreeMap::new()),
         }
     }
@@ -161,6 +204,7 @@ impl WhepHub {
         pay.set_property_from_str("aggregate-mode", "zero-latency");
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        self.ice.apply(&webrtc)?;
         pipeline.add_many([appsrc.upcast_ref(), &parse, &pay, &webrtc])?;
         gst::Element::link_many([appsrc.upcast_ref(), &parse, &pay])?;
         let rtp = gst::Caps::builder("application/x-rtp")

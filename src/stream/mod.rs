@@ -30,7 +30,7 @@ use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
 use crate::publish::{
-    Fanout, HlsHub, JpegHub, LlHlsHub, PushOutput, RedisPublisher, RtspServer, WhepHub,
+    Fanout, HlsHub, IceSettings, JpegHub, LlHlsHub, PushOutput, RedisPublisher, RtspServer, WhepHub,
 };
 use crate::supervise::Shutdown;
 
@@ -152,7 +152,13 @@ impl Stream {
             fanout.clone(),
             config.encoder.keyframe_interval,
         ));
-        let whep = Arc::new(WhepHub::new(id.clone(), fanout.clone()));
+        let ice = IceSettings {
+            addresses: server.webrtc.addresses(server.http),
+            stun_server: server.webrtc.stun_server.clone(),
+            turn_servers: server.webrtc.turn_servers.clone(),
+            udp_ports: server.webrtc.udp_ports,
+        };
+        let whep = Arc::new(WhepHub::new(id.clone(), fanout.clone(), ice));
         let chain = Chain::from_config(&config.processors, models, hooks);
         let detectors = chain.detectors().to_vec();
         let watermarks = chain.watermarks().to_vec();

@@ -3,6 +3,8 @@
 // video and counts decoded frames with requestVideoFrameCallback. Prints one JSON line.
 //
 // usage: node whep.mjs BASE_URL STREAM_ID VIEWERS
+//   WHEP_ICE (environment): the viewers' RTCPeerConnection configuration as JSON, e.g. TURN
+//   servers with "iceTransportPolicy": "relay".
 import { chromium } from "playwright-core";
 
 const [base, stream, count] = process.argv.slice(2);
@@ -15,9 +17,10 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   await page.goto(`${base}/healthz`);
-  const result = await page.evaluate(async ({ base, stream, count }) => {
+  const ice = JSON.parse(process.env.WHEP_ICE || "{}");
+  const result = await page.evaluate(async ({ base, stream, count, ice }) => {
     async function viewer() {
-      const pc = new RTCPeerConnection();
+      const pc = new RTCPeerConnection(ice);
       pc.addTransceiver("video", { direction: "recvonly" });
       const video = document.createElement("video");
       video.muted = true;
@@ -48,13 +51,24 @@ try {
         video.requestVideoFrameCallback(tick);
         setTimeout(() => done({ n, first }), 20000);
       });
+      // The candidates framegate offered, and the types of the pair in use.
+      const candidates = (answer.match(/a=candidate:[^\r\n]+/g) || []).map((c) => {
+        const f = c.split(" ");
+        return { address: f[4], type: f[7] };
+      });
+      const stats = [...(await pc.getStats()).values()];
+      const pair = stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
+      const byId = (id) => stats.find((s) => s.id === id);
+      const path = pair ? { local: byId(pair.localCandidateId)?.candidateType,
+                            remote: byId(pair.remoteCandidateId)?.candidateType } : null;
       return { status: res.status, location, frames: frames.n, firstFrameMs: Math.round(frames.first),
-               width: video.videoWidth, height: video.videoHeight, state: pc.connectionState, pc };
+               width: video.videoWidth, height: video.videoHeight, state: pc.connectionState,
+               candidates, path, pc };
     }
     const viewers = await Promise.all(Array.from({ length: Number(count) }, viewer));
     window.viewers = viewers;
     return viewers.map(({ pc, ...v }) => v);
-  }, { base, stream, count });
+  }, { base, stream, count, ice });
   // The sessions as framegate sees them while they play.
   const during = await (await fetch(`${base}/api/streams/${stream}/whep`)).json();
   // The first viewer leaves with DELETE; the second just closes its connection (vanishes).

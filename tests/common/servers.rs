@@ -209,6 +209,58 @@ impl Mosquitto {
     }
 }
 
+/// A coturn TURN server (long-term credentials `user:secret`, relaying on loopback).
+pub struct Turn {
+    pub port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Turn {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("turnserver")
+            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+            .arg(format!("--listening-port={port}"))
+            .args(["--user=user:secret", "--realm=framegate", "--lt-cred-mech"])
+            .args([
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--allow-loopback-peers",
+            ])
+            .arg(format!("--userdb={}", dir.path().join("turndb").display()))
+            .arg(format!(
+                "--pidfile={}",
+                dir.path().join("turn.pid").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("turnserver is not installed (apt-get install coturn)");
+        wait_for_port(port, START);
+        Self {
+            port,
+            _proc: Proc(child),
+            _dir: dir,
+        }
+    }
+
+    /// framegate's form: `turn://user:secret@127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("turn://user:secret@127.0.0.1:{}", self.port)
+    }
+
+    /// A browser's `RTCPeerConnection` configuration that relays everything through it.
+    pub fn browser_relay_only(&self) -> String {
+        format!(
+            r#"{{"iceServers":[{{"urls":"turn:127.0.0.1:{}","username":"user","credential":"secret"}}],"iceTransportPolicy":"relay"}}"#,
+            self.port
+        )
+    }
+}
+
 /// One request the webhook receiver got.
 #[derive(Debug, Clone)]
 pub struct Hook {
