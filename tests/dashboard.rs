@@ -53,6 +53,13 @@ fn the_camera_wall_shows_live_tiles_and_switches_without_a_blank_frame() {
         r["blankAfterClick"], 0,
         "the large view was blank right after a click: {r}"
     );
+    // The large view plays WebRTC video once the selection stays, LL-HLS where forced.
+    assert_eq!(r["webrtc"]["frames"], 10, "{r}");
+    assert_eq!(r["llhls"]["frames"], 10, "{r}");
+    eprintln!(
+        "large view: {} (video after {} ms); LL-HLS fallback: native {:?}, hls.js {}",
+        r["webrtc"]["label"], r["webrtc"]["shownMs"], r["llhls"]["native"], r["llhls"]["hlsJs"]
+    );
     let events = &r["events"];
     assert!(events["rows"].as_u64().unwrap() >= 4, "{r}");
     assert!(events["error"].is_null(), "{r}");
@@ -116,9 +123,36 @@ fn the_dashboard_works_in_firefox_and_at_phone_size() {
         r["phone"]["overflow"].as_i64().unwrap() <= 0,
         "the page is wider than a phone: {r}"
     );
+    assert!(
+        r["liveTransport"] == "webrtc" || r["liveTransport"] == "llhls",
+        "the large view never played video: {r}"
+    );
     eprintln!(
         "dashboard in {}: first tile pictures {} ms after the script started ({} after \
-         navigation); switches {} ms; phone {}",
-        r["browser"], r["firstFrameMs"], r["firstFrameNavMs"], r["switches"], r["phone"]
+         navigation); switches {} ms; phone {}; large view on {}",
+        r["browser"],
+        r["firstFrameMs"],
+        r["firstFrameNavMs"],
+        r["switches"],
+        r["phone"],
+        r["liveTransport"]
+    );
+}
+
+/// The dashboard's vendored hls.js is the npm package's file, unmodified (see its README).
+#[test]
+fn the_vendored_hls_js_is_the_npm_packages() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let npm = root.join("tests/browser/node_modules/hls.js/dist/hls.light.min.js");
+    assert!(
+        npm.exists(),
+        "run scripts/setup-debian.sh (npm ci in tests/browser)"
+    );
+    let vendored = root.join("src/control/dashboard/vendor/hls.light.min.js");
+    assert!(
+        std::fs::read(&npm).unwrap() == std::fs::read(&vendored).unwrap(),
+        "{} differs from {}",
+        vendored.display(),
+        npm.display()
     );
 }

@@ -56,7 +56,9 @@ pub struct Encoder {
     live: bool,
     state: Mutex<PushState>,
     in_flight: Arc<Mutex<VecDeque<(gst::ClockTime, Instant)>>>,
-    last_key_request: Mutex<Option<Instant>>,
+    /// When a key frame was last asked for, and whether one more is owed (asked for too soon
+    /// after the last: sent with the first frame the interval allows).
+    last_key_request: Mutex<(Option<Instant>, bool)>,
 }
 
 #[derive(Default)]
@@ -191,7 +193,7 @@ impl Encoder {
             live,
             state: Mutex::new(state),
             in_flight,
-            last_key_request: Mutex::new(None),
+            last_key_request: Mutex::new((None, false)),
         })
     }
 
@@ -227,6 +229,7 @@ impl Encoder {
         info: &gst_video::VideoInfo,
         pts: Option<gst::ClockTime>,
     ) -> Result<(), gst::FlowError> {
+        self.send_owed_keyframe_request();
         let mut buffer = buffer;
         {
             let mut st = self.state.lock().map_err(|_| gst::FlowError::Error)?;
@@ -266,15 +269,24 @@ impl Encoder {
     }
 
     /// Asks for a key frame soon (a viewer joined or fell behind). Rate-limited, so that many
-    /// joining viewers cannot flood the stream with key frames.
+    /// joining viewers cannot flood the stream with key frames: a request too soon after the
+    /// last one is kept, and sent as soon as the interval has passed.
     pub fn request_keyframe(&self) {
-        let Ok(mut last) = self.last_key_request.lock() else {
+        if let Ok(mut k) = self.last_key_request.lock() {
+            k.1 = true;
+        }
+        self.send_owed_keyframe_request();
+    }
+
+    /// Sends the owed key frame request, if any, when the interval allows.
+    fn send_owed_keyframe_request(&self) {
+        let Ok(mut k) = self.last_key_request.lock() else {
             return;
         };
-        if last.is_some_and(|t| t.elapsed() < KEY_REQUEST_INTERVAL) {
+        if !k.1 || k.0.is_some_and(|t| t.elapsed() < KEY_REQUEST_INTERVAL) {
             return;
         }
-        *last = Some(Instant::now());
+        *k = (Some(Instant::now()), false);
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();

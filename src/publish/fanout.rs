@@ -69,6 +69,11 @@ impl Fanout {
         stats
     }
 
+    /// Asks the encoder for a key frame (a viewer lost packets); the encoder rate-limits these.
+    pub fn request_keyframe(&self) {
+        (self.keyframe_request)();
+    }
+
     /// Removes a feed (by identity).
     pub fn remove(&self, sink: &Arc<dyn EncodedSink>) {
         self.lock().retain(|e| !Arc::ptr_eq(&e.sink, sink));

@@ -241,6 +241,7 @@ impl WhepHub {
             &appsrc,
             QUEUE_FRAMES,
         ));
+        forward_keyframe_requests(&appsrc, &self.fanout);
         let stats = self.fanout.add(sink.clone());
         tracing::info!(stream = %self.stream, session = %id, "WebRTC viewer joined");
         lock(&self.sessions).insert(
@@ -445,6 +446,27 @@ fn negotiate(
         .sdp()
         .as_text()
         .map_err(|_| anyhow::anyhow!("the answer could not be written"))
+}
+
+/// A viewer that lost packets asks for a key frame (RTCP PLI or FIR), which webrtcbin turns
+/// into an upstream force-key-unit event: it reaches the appsrc, and goes on to the stream's
+/// encoder from there (which rate-limits them), so the picture repairs at once instead of at
+/// the next periodic key frame.
+fn forward_keyframe_requests(appsrc: &gst_app::AppSrc, fanout: &Arc<Fanout>) {
+    let Some(pad) = appsrc.static_pad("src") else {
+        return;
+    };
+    let fanout = Arc::downgrade(fanout);
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(ev)) = &info.data
+            && gst_video::UpstreamForceKeyUnitEvent::parse(ev).is_ok()
+            && let Some(f) = fanout.upgrade()
+        {
+            tracing::debug!("a WebRTC viewer asked for a key frame");
+            f.request_keyframe();
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Runs a webrtcbin action with a promise and waits for its reply.

@@ -6,7 +6,7 @@
 // With MEASURE_SECONDS, it then watches the last camera that long and reports bandwidth per
 // viewer (a tile, the large view) and the large view's picture latency.
 import { chromium } from "playwright-core";
-import { allTilesChanged, bigLit, tileSums } from "./page-checks.mjs";
+import { allTilesChanged, bigLit, countVideoFrames, tileSums } from "./page-checks.mjs";
 
 const [url, expected, switchCount, screenshot, measure] = process.argv.slice(2);
 const tiles = Number(expected);
@@ -19,6 +19,8 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  const consoleLog = [];
+  page.on("console", (m) => consoleLog.push(m.text()));
   await page.goto(url);
   await page.waitForFunction(
     (n) => Object.keys(window.framegateStats.firstFrameMs).length >= n, tiles, { timeout: 30000 });
@@ -59,7 +61,31 @@ try {
     kinds: [...new Set([...document.querySelectorAll("#event-table tbody tr")].map((r) => r.children[2].textContent))],
     error: window.framegateEvents.error,
   }));
+  // The large view moves from JPEG pictures to WebRTC video once the selection stays, and
+  // says so with its latency.
+  await page.waitForFunction(() => window.framegateStats.live.transport === "webrtc", null, { timeout: 15000 })
+    .catch((e) => { throw new Error(`${e.message}; page console: ${JSON.stringify(consoleLog)}`); });
+  const videoFrames = await page.evaluate(countVideoFrames);
+  await page.waitForFunction(() => window.framegateStats.live.latencyMs !== null
+    && /WebRTC · ≈ \d+ ms/.test(document.querySelector("#big-label").textContent), null, { timeout: 10000 });
+  const webrtc = await page.evaluate((frames) => ({
+    frames, label: document.querySelector("#big-label").textContent,
+    latencyMs: window.framegateStats.live.latencyMs, shownMs: window.framegateStats.videoShownMs,
+  }), videoFrames);
   await page.screenshot({ path: screenshot });
+  // Where WebRTC is not to be had, LL-HLS (here forced) plays instead.
+  const fallback = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  fallback.on("pageerror", (e) => errors.push(String(e)));
+  await fallback.goto(`${url}?live=llhls`);
+  await fallback.waitForSelector(".tile");
+  await fallback.click(`.tile[data-id="${ids[0]}"]`);
+  await fallback.waitForFunction(() => window.framegateStats.live.transport === "llhls", null, { timeout: 20000 });
+  const llhls = {
+    frames: await fallback.evaluate(countVideoFrames),
+    native: await fallback.evaluate(() => document.createElement("video").canPlayType("application/vnd.apple.mpegurl")),
+    hlsJs: await fallback.evaluate(() => Boolean(window.Hls)),
+  };
+  await fallback.close();
   let bandwidth = null;
   if (Number(measure) > 0) {
     const start = await page.evaluate(() => {
@@ -93,7 +119,7 @@ try {
       navigation: Math.max(...Object.values(window.framegateStats.firstFrameNavMs)),
     })));
   }
-  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, bandwidth, events, reloads, ...stats }));
+  console.log(JSON.stringify({ tiles: ids.length, blankAfterClick, errors, bandwidth, events, reloads, webrtc, llhls, ...stats }));
 } finally {
   await browser.close();
 }

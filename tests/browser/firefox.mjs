@@ -39,6 +39,10 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#event-table tbody tr").length > 0,
     { timeout: 20000 });
   const eventRows = await page.evaluate(() => document.querySelectorAll("#event-table tbody tr").length);
+  // The large view moves to live video: WebRTC, or LL-HLS where Firefox has no H.264 for WebRTC.
+  const liveTransport = await page.waitForFunction(
+    () => window.framegateStats.live.transport !== "jpeg" && window.framegateStats.live.transport,
+    { timeout: 25000 }).then((h) => h.jsonValue()).catch(() => "jpeg");
   await page.screenshot({ path: screenshot });
 
   // Phone size: the wall and the large view fit the width.
@@ -52,7 +56,7 @@ try {
   }));
   const stats = await page.evaluate(() => window.framegateStats);
   const version = await browser.version();
-  console.log(JSON.stringify({ browser: version, tiles: ids.length, blankAfterClick, errors, eventRows, phone, ...stats }));
+  console.log(JSON.stringify({ browser: version, tiles: ids.length, blankAfterClick, errors, eventRows, phone, liveTransport, ...stats }));
 } finally {
   await browser.close();
 }

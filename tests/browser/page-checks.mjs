@@ -25,3 +25,14 @@ export function allTilesChanged(first) {
   return `(() => { const first = ${JSON.stringify(first)}; const now = (${tileSums})();
     return now.length === first.length && now.every((s, i) => s !== first[i]); })()`;
 }
+
+/** Frames the large view's video shows (up to 10, within 10 s). */
+export function countVideoFrames() {
+  const video = document.querySelector("#big-video");
+  return new Promise((done) => {
+    let n = 0;
+    const tick = () => { n += 1; if (n >= 10) done(n); else video.requestVideoFrameCallback(tick); };
+    video.requestVideoFrameCallback(tick);
+    setTimeout(() => done(n), 10000);
+  });
+}

@@ -1,4 +1,4 @@
-//! The dashboard: four static files built into the binary, served at `/`. The page needs no
+//! The dashboard: static files built into the binary, served at `/`. The page needs no
 //! token to load (it holds no data); it asks for one when the API answers 401.
 
 use axum::extract::State;
@@ -22,9 +22,19 @@ const INDEX: &str = include_str!("../dashboard/index.html");
 const APP: &str = include_str!("../dashboard/app.js");
 const STYLE: &str = include_str!("../dashboard/style.css");
 const EVENTS: &str = include_str!("../dashboard/events.js");
+const LIVE: &str = include_str!("../dashboard/live.js");
+/// hls.js (vendored: the dashboard works offline), for LL-HLS where the browser has no HLS.
+const HLS_JS: &str = include_str!("../dashboard/vendor/hls.light.min.js");
 
 /// The paths the dashboard is served at (open without a token).
-pub const PATHS: [&str; 4] = ["/", "/app.js", "/events.js", "/style.css"];
+pub const PATHS: [&str; 6] = [
+    "/",
+    "/app.js",
+    "/events.js",
+    "/live.js",
+    "/style.css",
+    "/vendor/hls.light.min.js",
+];
 
 /// The tiles' picture size and quality (as `TILE` in app.js).
 const TILE: JpegKey = JpegKey {
@@ -101,6 +111,23 @@ pub async fn events() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         EVENTS,
+    )
+}
+
+pub async fn live() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        LIVE,
+    )
+}
+
+pub async fn hls_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        HLS_JS,
     )
 }
 

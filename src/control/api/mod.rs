@@ -557,6 +557,8 @@ pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> 
         .route("/", get(dashboard::index))
         .route("/app.js", get(dashboard::app))
         .route("/events.js", get(dashboard::events))
+        .route("/live.js", get(dashboard::live))
+        .route("/vendor/hls.light.min.js", get(dashboard::hls_js))
         .route(
             "/streams/{id}/whep",
             axum::routing::options(webrtc::preflight),

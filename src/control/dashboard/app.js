@@ -1,5 +1,6 @@
 // framegate dashboard: a camera wall of live tiles and a large view with instant switching.
 // Pictures come over WebSockets (/streams/{id}/ws), one JPEG per message with a JSON header;
+// the large view then moves to live video (WebRTC, else LL-HLS: live.js);
 // state, details and actions come from the REST API. Measurements are kept in
 // window.framegateStats for users and tests.
 "use strict";
@@ -15,13 +16,15 @@ const stats = (window.framegateStats = {
   bigLatencyMs: [],   // ages of the large view's pictures when drawn (the newest 1000)
   bytes: { tiles: 0, big: 0 },  // bytes received by the tile sockets and the large view's
   bigSince: 0,        // performance.now() when the current large view was opened
+  live: { transport: "jpeg", latencyMs: null },  // the large view's transport and its latency
+  videoShownMs: [],   // ms from a click to the live video's first frame (see live.js)
   marks: { script: Math.round(t0), api: null, wsOpen: {}, firstMessage: {} },  // ms since navigation
 });
 
 let token = localStorage.getItem("framegate-token") || "";
 let streams = [];
 const tiles = new Map();  // id -> { el, canvas, ws, bitmap, header }
-let selected = null;      // { id, ws, clickedAt, shown }
+let selected = null;      // { id, ws, clickedAt, shown, live, timer }
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -136,16 +139,52 @@ async function showInlined(id, tile) {
   }
 }
 
-function select(id) {
+/** Ends the large view's pictures and video. */
+function closeSelected(sel) {
+  clearTimeout(sel.timer);
+  if (sel.ws) { sel.ws.reopen = null; sel.ws.close(); sel.ws = null; }
+  if (sel.live) { sel.live.stop(); sel.live = null; }
+}
+
+// The video stays rendered but transparent until it plays: browsers neither decode nor report
+// frames of a video that is not displayed.
+function showVideo(on) {
+  $("#big-video").classList.toggle("waiting", !on);
+}
+
+/** Live video for a selection that stayed: it replaces the JPEG pictures once it plays. */
+async function startLive(sel) {
+  const live = new LiveVideo(sel.id, $("#big-video"), token, () => {
+    if (selected === sel) select(sel.id, { video: false }); // back to JPEG pictures
+  });
+  sel.live = live;
+  const transport = await live.start();
+  if (selected !== sel || !transport) return;
+  showVideo(true);
+  stats.live = { transport, latencyMs: null };
+  stats.videoShownMs.push(Math.round(performance.now() - sel.clickedAt));
+  if (sel.ws) { sel.ws.reopen = null; sel.ws.close(); sel.ws = null; }
+  renderDetails();
+}
+
+/** Milliseconds a frame spends in framegate before it is encoded (the stream's medians). */
+function serverMs(s) {
+  const l = s.latency_ms;
+  return (l.queue.p50 || 0) + (l.process.p50 || 0) + (l.encode.p50 || 0);
+}
+
+function select(id, opts = {}) {
   const clickedAt = performance.now();
-  if (selected && selected.ws) { selected.ws.reopen = null; selected.ws.close(); }
+  if (selected) closeSelected(selected);
+  showVideo(false);
+  stats.live = { transport: "jpeg", latencyMs: null };
   for (const t of tiles.values()) t.el.classList.toggle("selected", t.el.dataset.id === id);
   $("#viewer").hidden = false;
   const big = $("#big");
   // No blank frame: the tile's newest picture fills the large view until full-size ones come.
   const tile = tiles.get(id);
   if (tile && tile.bitmap) big.getContext("2d").drawImage(tile.bitmap, 0, 0, big.width, big.height);
-  const sel = { id, clickedAt, shown: false, ws: null };
+  const sel = { id, clickedAt, shown: false, ws: null, live: null, timer: null };
   stats.bytes.big = 0;
   stats.bigSince = clickedAt;
   sel.ws = openPictures(id, BIG, (bitmap, header) => {
@@ -160,9 +199,18 @@ function select(id) {
       stats.switches.push(Math.round(performance.now() - clickedAt));
     }
   }, "big");
-  sel.ws.reopen = () => { if (selected === sel) select(id); };
+  sel.ws.reopen = () => { if (selected === sel) select(id, opts); };
   selected = sel;
+  if (opts.video !== false) sel.timer = setTimeout(() => startLive(sel), LIVE.delayMs);
   renderDetails();
+}
+
+/** The large view's latency: JPEG pictures carry their capture time; video is estimated. */
+function liveLatencyText(id) {
+  const live = stats.live;
+  if (live.transport === "jpeg") return id in stats.latencyMs ? `${stats.latencyMs[id]} ms to this page (JPEG)` : "—";
+  return live.latencyMs === null ? `${LIVE.names[live.transport]}` :
+    `≈ ${live.latencyMs} ms to this page (${LIVE.names[live.transport]}: framegate + network + player buffer)`;
 }
 
 /** The stream's MJPEG and WebSocket viewers, one a line. */
@@ -199,7 +247,7 @@ function renderDetails() {
     ["encoder", s.encoder || "—"],
     ["fps in / out", `${s.fps_in.toFixed(1)} / ${s.fps_out.toFixed(1)}`],
     ["dropped", `ingest ${s.dropped.ingest}, outputs ${s.dropped.outputs}`],
-    ["latency", selected.id in stats.latencyMs ? `${stats.latencyMs[selected.id]} ms to this page` : "—"],
+    ["latency", liveLatencyText(selected.id)],
     ["outputs", outs],
     ["viewers", viewersText(selected.viewers)],
     ...(s.detect || []).map((t) => ["detect", detectText(t)]),
@@ -229,7 +277,10 @@ function renderDetails() {
     $("#viewer").hidden = true;
     selected = null;
   });
-  $("#big-label").textContent = `${s.id} — ${s.state}`;
+  const live = stats.live;
+  const lat = live.transport === "jpeg" ? stats.latencyMs[s.id] : live.latencyMs;
+  $("#big-label").textContent = `${s.id} — ${s.state} · ${LIVE.names[live.transport]}` +
+    (lat !== undefined && lat !== null ? ` · ${live.transport === "jpeg" ? "" : "≈ "}${lat} ms` : "");
 }
 
 async function refresh() {
@@ -264,6 +315,11 @@ async function refresh() {
       sel.viewers = await api("GET", `/api/streams/${encodeURIComponent(sel.id)}/viewers`);
     } catch (e) {
       sel.viewers = null;
+    }
+    const s = streams.find((x) => x.id === sel.id);
+    if (s && sel.live && sel.live.transport) {
+      const delay = await sel.live.delayMs().catch(() => null);
+      if (selected === sel && delay !== null) stats.live.latencyMs = Math.round(delay + serverMs(s));
     }
   }
   renderDetails();
