@@ -501,6 +501,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("GET", "/metrics"),
         ("GET", "/readyz"),
         ("GET", "/streams/{id}/hls/{file}"),
+        ("GET", "/streams/{id}/llhls/{file}"),
         ("GET", "/streams/{id}/mjpeg"),
         ("GET", "/streams/{id}/snapshot.jpg"),
         ("GET", "/streams/{id}/ws"),
