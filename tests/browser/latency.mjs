@@ -23,6 +23,7 @@ try {
     const page = await browser.newPage();
     await page.goto(`${base}/healthz`);
     await page.addScriptTag({ path: here("./stamp.js") });
+    await page.addScriptTag({ path: here("./whep-client.js") });
     if (phase.transport === "llhls") {
       await page.addScriptTag({ path: here("./node_modules/hls.js/dist/hls.min.js") });
     }
@@ -71,24 +72,11 @@ async function measure({ base, stream, transport, viewers, seconds }) {
   };
 
   async function webrtc(v) {
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver("video", { direction: "recvonly" });
     const video = videoElement();
-    pc.ontrack = (e) => { video.srcObject = e.streams[0] || new MediaStream([e.track]); };
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((done) => {
-      if (pc.iceGatheringState === "complete") return done();
-      pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
-      setTimeout(done, 2000);
-    });
-    v.t0 = performance.now();
-    const res = await fetch(`${base}/streams/${stream}/whep`, {
-      method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
-    });
-    const answer = await res.text();
+    const { pc, res, answer, t0 } = await whepConnect(base, stream, video);
+    v.t0 = t0;
     if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${answer}`);
     const location = res.headers.get("Location");
-    await pc.setRemoteDescription({ type: "answer", sdp: answer });
     onVideoFrames(v, video);
     v.stop = async () => {
       v.stopped = true;

@@ -6,6 +6,7 @@
 //   WHEP_ICE (environment): the viewers' RTCPeerConnection configuration as JSON, e.g. TURN
 //   servers with "iceTransportPolicy": "relay".
 import { chromium } from "playwright-core";
+import { fileURLToPath } from "node:url";
 
 const [base, stream, count] = process.argv.slice(2);
 const browser = await chromium.launch({
@@ -17,30 +18,17 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   await page.goto(`${base}/healthz`);
+  await page.addScriptTag({ path: fileURLToPath(new URL("./whep-client.js", import.meta.url)) });
   const ice = JSON.parse(process.env.WHEP_ICE || "{}");
   const result = await page.evaluate(async ({ base, stream, count, ice }) => {
     async function viewer() {
-      const pc = new RTCPeerConnection(ice);
-      pc.addTransceiver("video", { direction: "recvonly" });
       const video = document.createElement("video");
       video.muted = true;
       video.autoplay = true;
       document.body.appendChild(video);
-      pc.ontrack = (e) => { video.srcObject = e.streams[0] || new MediaStream([e.track]); };
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((done) => {
-        if (pc.iceGatheringState === "complete") return done();
-        pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
-        setTimeout(done, 2000);
-      });
-      const t0 = performance.now();
-      const res = await fetch(`${base}/streams/${stream}/whep`, {
-        method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
-      });
-      const answer = await res.text();
+      const { pc, res, answer, t0 } = await whepConnect(base, stream, video, ice);
       if (res.status !== 201) return { status: res.status, error: answer };
       const location = res.headers.get("Location");
-      await pc.setRemoteDescription({ type: "answer", sdp: answer });
       const frames = await new Promise((done) => {
         let n = 0, first = null;
         const tick = () => {

@@ -189,17 +189,11 @@ impl Mosquitto {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("mosquitto is not installed (apt-get install mosquitto)");
-        let child = Command::new(exe)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, START);
+        let mut cmd = Command::new(exe);
+        cmd.arg("-c").arg(&conf);
         Self {
             port,
-            _proc: Proc(child),
+            _proc: listening(cmd, port, "mosquitto"),
             _dir: dir,
         }
     }
@@ -207,6 +201,18 @@ impl Mosquitto {
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
+}
+
+/// Starts a server quietly and waits until it listens on `port`.
+fn listening(mut cmd: Command, port: u16, what: &str) -> Proc {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} did not start ({e}): run scripts/setup-debian.sh"));
+    let proc = Proc(child);
+    wait_for_port(port, START);
+    proc
 }
 
 /// A coturn TURN server (long-term credentials `user:secret`, relaying on loopback).
@@ -220,8 +226,8 @@ impl Turn {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new("turnserver")
-            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        let mut cmd = Command::new("turnserver");
+        cmd.args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
             .arg(format!("--listening-port={port}"))
             .args(["--user=user:secret", "--realm=framegate", "--lt-cred-mech"])
             .args([
@@ -234,15 +240,10 @@ impl Turn {
             .arg(format!(
                 "--pidfile={}",
                 dir.path().join("turn.pid").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("turnserver is not installed (apt-get install coturn)");
-        wait_for_port(port, START);
+            ));
         Self {
             port,
-            _proc: Proc(child),
+            _proc: listening(cmd, port, "turnserver (coturn)"),
             _dir: dir,
         }
     }
