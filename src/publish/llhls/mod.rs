@@ -166,11 +166,6 @@ impl LlHls {
         }
     }
 
-    /// Times the stream's parameter sets changed and packaging started over.
-    pub fn restarts(&self) -> u64 {
-        lock(&self.packager).restarts
-    }
-
     fn push(&self, sample: &gst::Sample) {
         let Some(buffer) = sample.buffer() else {
             return;
@@ -269,11 +264,6 @@ impl LlHlsHub {
         });
         r.last_request = Instant::now();
         r.out.clone()
-    }
-
-    /// Whether the output runs.
-    pub fn running(&self) -> bool {
-        lock(&self.running).is_some()
     }
 
     /// Stops the output when nobody asked for it for a while (called periodically).

@@ -189,23 +189,25 @@ impl Packager {
         }
     }
 
+    /// A frame's nominal duration, seconds (25 fps until the rate is known).
+    fn frame_s(&self) -> f64 {
+        f64::from(self.frame_ticks.unwrap_or(TIMESCALE / 25)) / f64::from(TIMESCALE)
+    }
+
     /// Frames per part: ~[`PART_TARGET_S`] at the stream's frame rate.
     fn part_frames(&self) -> usize {
-        let frame_s = f64::from(self.frame_ticks.unwrap_or(TIMESCALE / 25)) / f64::from(TIMESCALE);
-        ((PART_TARGET_S / frame_s).round() as usize).max(1)
+        ((PART_TARGET_S / self.frame_s()).round() as usize).max(1)
     }
 
     /// The declared part target: the duration of a full part, seconds.
     pub fn part_target(&self) -> f64 {
-        let frame_s = f64::from(self.frame_ticks.unwrap_or(TIMESCALE / 25)) / f64::from(TIMESCALE);
-        self.part_frames() as f64 * frame_s
+        self.part_frames() as f64 * self.frame_s()
     }
 
     /// `EXT-X-TARGETDURATION`: the longest segment, at least one key frame interval, whole
     /// seconds rounded up.
     pub fn target_duration(&self) -> u64 {
-        let frame_s = f64::from(self.frame_ticks.unwrap_or(TIMESCALE / 25)) / f64::from(TIMESCALE);
-        let gop = f64::from(self.keyframe_interval) * frame_s;
+        let gop = f64::from(self.keyframe_interval) * self.frame_s();
         (self.longest_segment.max(gop).max(SEGMENT_MIN_S) - 1e-3).ceil() as u64
     }
 
