@@ -301,12 +301,16 @@ fn webrtc_viewers_reach_framegate_through_a_turn_relay() {
     require_chromium();
     let turn = common::servers::Turn::start();
     let http = free_port();
+    // Media on a range of ports a firewall could open (any 200 above a free one).
+    let first = free_port().min(65_000);
     let _fg = Framegate::run(&format!(
         "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\
-         [server.webrtc]\nice_addresses = [\"127.0.0.1\"]\nturn_servers = [\"{}\"]\n\n\
+         [server.webrtc]\nice_addresses = [\"127.0.0.1\"]\nturn_servers = [\"{}\"]\n\
+         udp_ports = [{first}, {}]\n\n\
          [[streams]]\nid = \"cam0\"\nsource = \"test://ball?width=320&height=240&fps=25\"\n\
          [streams.encoder]\nkeyframe_interval = 25\n",
-        turn.url()
+        turn.url(),
+        first + 199
     ));
     wait_for_port(http, Duration::from_secs(30));
     // The browser may only use the relay; framegate offers a relayed candidate too.
@@ -326,5 +330,22 @@ fn webrtc_viewers_reach_framegate_through_a_turn_relay() {
             .iter()
             .any(|c| c["type"] == "relay"),
         "no relayed candidate from framegate: {r}"
+    );
+    // Its own UDP candidates use the configured ports.
+    let udp: Vec<u64> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["type"] == "host" && c["transport"].as_str().unwrap().eq_ignore_ascii_case("udp")
+        })
+        .map(|c| c["port"].as_u64().unwrap())
+        .collect();
+    assert!(!udp.is_empty(), "{r}");
+    assert!(
+        udp.iter()
+            .all(|p| (u64::from(first)..=u64::from(first) + 199).contains(p)),
+        "UDP ports {udp:?} outside {first}..={}",
+        first + 199
     );
 }

@@ -42,7 +42,7 @@ try {
       // The candidates framegate offered, and the types of the pair in use.
       const candidates = (answer.match(/a=candidate:[^\r\n]+/g) || []).map((c) => {
         const f = c.split(" ");
-        return { address: f[4], type: f[7] };
+        return { transport: f[2], address: f[4], port: Number(f[5]), type: f[7] };
       });
       const stats = [...(await pc.getStats()).values()];
       const pair = stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
