@@ -45,7 +45,10 @@ try {
         return { transport: f[2], address: f[4], port: Number(f[5]), type: f[7] };
       });
       const stats = [...(await pc.getStats()).values()];
-      const pair = stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
+      // The pair in use: the transport's selected pair (the nominated flag comes later).
+      const transport = stats.find((s) => s.type === "transport" && s.selectedCandidatePairId);
+      const pair = transport ? stats.find((s) => s.id === transport.selectedCandidatePairId)
+        : stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
       const byId = (id) => stats.find((s) => s.id === id);
       const path = pair ? { local: byId(pair.localCandidateId)?.candidateType,
                             remote: byId(pair.remoteCandidateId)?.candidateType } : null;
