@@ -141,21 +141,31 @@ fn worst_luma_psnr(a: &Path, b: &Path, w: usize, h: usize) -> f64 {
 fn the_id_survives_x264_and_only_the_key_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let clip = pan_clip(dir.path(), 1280, 720, 6);
-    for bitrate in [1000, 2000] {
+    for bitrate in [500, 1000, 2000] {
         let marked = dir.path().join(format!("marked-{bitrate}.mp4"));
         process(&clip, &marked, &config(dir.path(), bitrate, true));
         let windows = read(&marked, KEY);
         eprintln!("{bitrate} kbit/s: {windows:?}");
         assert_eq!(windows.len(), 3);
+        let read_back = windows
+            .iter()
+            .filter(|w| w.0.as_deref() == Some("CAM0042"))
+            .count();
         assert!(
-            windows.iter().all(|w| w.0.as_deref() == Some("CAM0042")),
-            "{bitrate} kbit/s: {windows:?}"
+            windows
+                .iter()
+                .all(|w| w.0.is_none() || w.0.as_deref() == Some("CAM0042")),
+            "a wrong ID at {bitrate} kbit/s: {windows:?}"
         );
+        // Every window at 1 and 2 Mbit/s; at 500 kbit/s the benchmark measures the share (all
+        // windows there), a test on a short clip asks for most.
+        let needed = if bitrate == 500 { 2 } else { 3 };
+        assert!(read_back >= needed, "{bitrate} kbit/s: {windows:?}");
         if bitrate == 1000 {
             // The wrong key reads nothing, and sees only noise.
             let wrong = read(&marked, "not the secret");
             assert!(
-                wrong.iter().all(|w| w.0.is_none() && w.1 < 1.3),
+                wrong.iter().all(|w| w.0.is_none() && w.1 < 0.85),
                 "{wrong:?}"
             );
         }
@@ -163,7 +173,7 @@ fn the_id_survives_x264_and_only_the_key_reads_it() {
     // Unmarked video: nothing.
     let clean = read(&clip, KEY);
     assert!(
-        clean.iter().all(|w| w.0.is_none() && w.1 < 1.3),
+        clean.iter().all(|w| w.0.is_none() && w.1 < 0.85),
         "{clean:?}"
     );
 

@@ -26,7 +26,7 @@ pub struct WindowReport {
     pub id: Option<String>,
     /// Mean |z| over the payload bits (about 0.8 without a mark).
     pub confidence: f32,
-    /// Weak bits corrected to make the CRC check out.
+    /// Coded bits the error-correcting code corrected.
     pub corrected: usize,
 }
 

@@ -1,6 +1,6 @@
-//! Where the mark goes, decided by the key: the frame is divided into a grid of cells (120
+//! Where the mark goes, decided by the key: the frame is divided into a grid of cells (220
 //! across, rows in proportion, so the same grid is found at any resolution of the same
-//! picture); each cell carries one bit of the payload with a sign (a chip), both drawn from a
+//! picture); each cell carries one coded bit of the payload with a sign (a chip), both drawn from a
 //! generator seeded with SHA-256 of the key. Without the key the cells of a bit and their signs
 //! are unknown: the mark can be neither read nor written.
 
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::payload::BITS;
 
 /// Cells across the frame.
-pub const COLS: usize = 120;
+pub const COLS: usize = 220;
 
 /// Cell index and weight (a half-sine bump, 0 at the cell's edges, 1 in its middle) of each
 /// pixel along one axis.
@@ -65,7 +65,7 @@ impl Layout {
             .round()
             .clamp(1.0, height.max(1) as f64) as usize;
         let mut h = Sha256::new();
-        h.update(b"framegate watermark v1\0");
+        h.update(b"framegate watermark v2\0");
         h.update(key.as_bytes());
         h.update((cols as u32).to_be_bytes());
         h.update((rows as u32).to_be_bytes());
@@ -104,7 +104,7 @@ mod tests {
         let a = Layout::new("a secret phrase", 1280, 720);
         let b = Layout::new("a secret phrase", 640, 360);
         let c = Layout::new("another phrase!", 1280, 720);
-        assert_eq!((a.cols, a.rows), (120, 68));
+        assert_eq!((a.cols, a.rows), (220, 124));
         assert_eq!((a.chips.clone(), a.bit_of.clone()), (b.chips, b.bit_of));
         assert_ne!(a.chips, c.chips);
         // Every bit has its share of cells.
@@ -112,7 +112,7 @@ mod tests {
         for b in &a.bit_of {
             per_bit[*b as usize] += 1;
         }
-        assert!(per_bit.iter().all(|n| *n >= 125), "{per_bit:?}");
+        assert!(per_bit.iter().all(|n| *n >= 186), "{per_bit:?}");
         assert_eq!(a.x.cell.len(), 1280);
         assert_eq!(*a.y.cell.last().unwrap_or(&0) as usize, a.rows - 1);
     }

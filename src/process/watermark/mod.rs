@@ -94,18 +94,27 @@ impl Processor for Watermark {
             .pts()
             .map_or(frame.meta.seq as f64 / 25.0, |p| p.nseconds() as f64 / 1e9);
         let (w, h) = (frame.width() as usize, frame.height() as usize);
+        let mut canvas = frame.canvas()?;
+        let (luma, stride) = canvas.luma_mut();
+        self.mark_luma(luma, stride, w, h, time);
+        Ok(())
+    }
+}
+
+impl Watermark {
+    /// Marks a luma plane (`width` x `height`, rows `stride` apart) shown at `time` seconds:
+    /// what [`Processor::process`] does to every frame, open to benchmarks.
+    pub fn mark_luma(&mut self, luma: &mut [u8], stride: usize, w: usize, h: usize, time: f64) {
         if self.layout.as_ref().is_none_or(|l| l.size != (w, h)) {
             self.layout = Some(Layout::new(&self.key, w, h));
         }
         let Some(layout) = &self.layout else {
-            return Ok(());
+            return;
         };
         let (strength, auto) = match self.strength {
             WatermarkStrength::Auto => (AUTO_STRENGTH, true),
             WatermarkStrength::Fixed(s) => (s, false),
         };
-        let mut canvas = frame.canvas()?;
-        let (luma, stride) = canvas.luma_mut();
         // Texture changes slowly: the heights are measured on every few frames only.
         if self.frames.is_multiple_of(HEIGHTS_EVERY)
             || self.heights.len() != layout.cols * layout.rows
@@ -116,7 +125,6 @@ impl Processor for Watermark {
         let mut amp = self.heights.clone();
         sign(&mut amp, layout, &self.bits.1, embed::sign_at(time));
         apply(luma, stride, layout, &amp);
-        Ok(())
     }
 }
 
@@ -186,7 +194,7 @@ mod tests {
         for (key, frames) in [("another phrase", &marked), ("a secret phrase", &clean)] {
             let (found, confidence) = read(key, frames, w, h);
             assert_eq!(found, None);
-            assert!(confidence < 1.3, "{key}: {confidence}");
+            assert!(confidence < 0.85, "{key}: {confidence}");
         }
     }
 
