@@ -151,9 +151,10 @@ impl LlHls {
                     if let Some(data) = p.part(msn, index) {
                         return Ok(data);
                     }
-                    p.next_part() == Some((msn, index))
-                        || p.next_part()
-                            .is_some_and(|(m, _)| m + 1 == msn && index == 0)
+                    // The part being built, or the first of the next segment.
+                    p.next_part().is_some_and(|(m, i)| {
+                        (m, i) == (msn, index) || (m + 1 == msn && index == 0)
+                    })
                 };
                 if !upcoming {
                     return Err(LlHlsError::NotFound);
