@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod measure;
 pub mod process;
 pub mod publish;
+pub mod redact;
 pub mod store;
 pub mod stream;
 pub mod supervise;

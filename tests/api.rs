@@ -13,7 +13,7 @@ use common::{Framegate, Proc, free_port, grab_frames, pytools, wait_for, wait_fo
 use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(30);
-const TOKEN: &str = "t0ken-for-tests";
+const TOKEN: &str = "t0ken-for-the-api-tests";
 const SECRET: &str = "Sup3rS3cretPw";
 
 fn camera(port: u16) -> Proc {
@@ -83,6 +83,7 @@ fn start(cam_port: u16) -> (Framegate, Api) {
 http = "127.0.0.1:{http}"
 rtsp_port = {rtsp}
 api_token = "{TOKEN}"
+api_read_open = true
 
 [[streams]]
 id = "pattern"

@@ -38,17 +38,31 @@ fn whep_viewers_play_the_stream_and_their_sessions_end() {
     let _browser = one_browser();
     let http = free_port();
     let _fg = Framegate::run(&format!(
-        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\n[[streams]]\nid = \"cam0\"\n\
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\
+         allowed_origins = [\"https://player.example\"]\n\n[[streams]]\nid = \"cam0\"\n\
          source = \"test://ball?width=640&height=360&fps=25\"\n\
          [streams.encoder]\nkeyframe_interval = 25\n"
     ));
     let addr = format!("127.0.0.1:{http}");
     wait_for_port(http, Duration::from_secs(30));
 
-    // CORS for players on other origins.
-    let pre = request(&addr, "OPTIONS", "/streams/cam0/whep", None, None);
+    // CORS for players on the allowed origins only.
+    let preflight = |origin: &str| {
+        common::http::request_raw(
+            &addr,
+            "OPTIONS",
+            "/streams/cam0/whep",
+            &[("Host", &addr), ("Origin", origin)],
+            "",
+        )
+    };
+    assert_eq!(preflight("https://elsewhere.example").status, 403);
+    let pre = preflight("https://player.example");
     assert_eq!(pre.status, 204);
-    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        pre.header("access-control-allow-origin"),
+        Some("https://player.example")
+    );
     assert!(
         pre.header("access-control-expose-headers")
             .unwrap()
@@ -183,14 +197,13 @@ fn llhls_and_webrtc_play_with_low_latency_from_one_encode() {
     let addr = format!("127.0.0.1:{http}");
     let ll = "/streams/cam0/llhls";
 
-    // The playlist: LL-HLS tags, parts, a preload hint; CORS for players elsewhere.
+    // The playlist: LL-HLS tags, parts, a preload hint.
     let r = request(&addr, "GET", &format!("{ll}/index.m3u8"), None, None);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.header("content-type"),
         Some("application/vnd.apple.mpegurl")
     );
-    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     for tag in [
         "#EXT-X-PART-INF:PART-TARGET=0.200",
         "CAN-BLOCK-RELOAD=YES",

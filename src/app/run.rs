@@ -22,12 +22,21 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(2700);
 /// Runs the gateway until a termination signal.
 pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     super::init_media()?;
+    config.register_secrets();
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
-    let rtsp = Arc::new(RtspServer::start(
-        config.server.bind,
-        config.server.rtsp_port,
-    )?);
+    let rtsp = RtspServer::start(config.server.bind, config.server.rtsp_port)?;
+    let rtsp_users = config.server.rtsp_auth.pairs();
+    if !rtsp_users.is_empty() {
+        rtsp.require_users(&rtsp_users);
+        tracing::info!(users = rtsp_users.len(), "RTSP clients must log in");
+    } else if !config.server.bind.is_loopback() {
+        tracing::warn!(
+            "the RTSP server listens on {} without [server.rtsp_auth]: anyone who reaches it can watch",
+            config.server.bind
+        );
+    }
+    let rtsp = Arc::new(rtsp);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("async")
@@ -49,24 +58,41 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
             )
         })?;
     let http_addr = listener.local_addr()?;
-    let token = std::env::var("FRAMEGATE_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or_else(|| config.server.api_token.clone());
+    let token = match std::env::var("FRAMEGATE_API_TOKEN") {
+        Ok(t) if t.len() < 16 || t.trim() != t => anyhow::bail!(
+            "FRAMEGATE_API_TOKEN must be at least 16 characters without spaces around it"
+        ),
+        Ok(t) => Some(t),
+        Err(_) => config.server.api_token.clone(),
+    };
+    if let Some(t) = &token {
+        crate::redact::register(t);
+    }
     tracing::info!(
         auth = if token.is_some() {
             "bearer token"
         } else {
             "open"
         },
-        "HTTP API listening on http://{http_addr}"
+        "HTTP API listening on {}://{http_addr}",
+        if config.server.tls.is_some() { "https" } else { "http" }
     );
-    let app = api::router(manager.clone(), token, config.server.api_read_open);
+    let app = api::router(manager.clone(), &config.server, token, http_addr);
+    let tls = match &config.server.tls {
+        Some(t) => Some(api::tls_acceptor(t)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let options = api::ServeOptions {
+        max_connections: connection_cap(config.server.limits.http_connections as usize),
+        header_timeout: Duration::from_secs_f64(config.server.limits.header_read_timeout_s),
+        tls,
+    };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(api::serve(listener, app, async {
+    let server = runtime.spawn(api::serve(listener, app, options, async {
         let _ = http_stopped.await;
     }));
-    print_urls(&manager, http_addr);
+    print_urls(&manager, scheme, http_addr);
 
     for signal in signals.forever() {
         if signal == SIGHUP {
@@ -103,6 +129,26 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// The HTTP connection cap that fits this process's file descriptors: the soft limit is
+/// raised to the hard one, and the cap leaves room for pipelines, sockets and files.
+fn connection_cap(wanted: usize) -> usize {
+    const RESERVED: u64 = 512;
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot raise the open-files limit: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(s, _)| s)
+        }
+    };
+    let fits = soft.saturating_sub(RESERVED).max(16) as usize;
+    if wanted > fits {
+        tracing::warn!(
+            "server.limits.http_connections = {wanted} does not fit the open-files limit ({soft}); using {fits}"
+        );
+    }
+    wanted.min(fits)
+}
+
 /// The event store of the config; the built-in demo keeps its events in memory.
 fn start_store(config: &Config, config_path: Option<&Path>) -> Result<Arc<Store>> {
     let mut db = config.database.clone();
@@ -119,9 +165,11 @@ fn start_store(config: &Config, config_path: Option<&Path>) -> Result<Arc<Store>
     Store::start(&db, dir.as_deref())
 }
 
-fn print_urls(manager: &Manager, http: std::net::SocketAddr) {
+fn print_urls(manager: &Manager, scheme: &str, http: std::net::SocketAddr) {
     let streams = manager.list();
-    println!("framegate is running: dashboard http://{http}/   API http://{http}/api/streams");
+    println!(
+        "framegate is running: dashboard {scheme}://{http}/   API {scheme}://{http}/api/streams"
+    );
     let urls: Vec<(String, String)> = streams
         .iter()
         .flat_map(|s| {

@@ -200,10 +200,8 @@ impl DetectConfig {
         if self.every == 0 {
             return Err("detect.every must be at least 1".into());
         }
-        if let Some(f) = self.max_fps
-            && !(f.is_finite() && f > 0.0)
-        {
-            return Err(format!("detect.max_fps = {f} must be more than 0"));
+        if let Some(f) = self.max_fps {
+            super::bounds::within("detect.max_fps", f, 0.01, 240.0)?;
         }
         if !(0.0..=1.0).contains(&self.min_score) {
             return Err(format!(
@@ -211,9 +209,7 @@ impl DetectConfig {
                 self.min_score
             ));
         }
-        if !(self.clear_after.is_finite() && self.clear_after >= 0.0) {
-            return Err("detect.clear_after must be 0 or more seconds".into());
-        }
+        super::bounds::seconds("detect.clear_after", self.clear_after, 0.0)?;
         Ok(())
     }
 }

@@ -49,13 +49,7 @@ impl Default for DatabaseConfig {
 /// A URL given as text with its password replaced by `***` (the text as it is when it is not a
 /// URL).
 pub fn masked_text_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => text.to_string(),
-    }
+    crate::redact::text(text).into_owned()
 }
 
 fn default_db_url() -> String {
@@ -186,9 +180,9 @@ impl AlertConfig {
         if self.min_frames == 0 {
             return Err("min_frames must be at least 1".into());
         }
-        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
-        if !non_negative(self.cooldown_s) || self.min_seconds.is_some_and(|s| !non_negative(s)) {
-            return Err("cooldown_s and min_seconds must be 0 or more".into());
+        super::bounds::seconds("cooldown_s", self.cooldown_s, 0.0)?;
+        if let Some(s) = self.min_seconds {
+            super::bounds::seconds("min_seconds", s, 0.0)?;
         }
         if let Some(w) = &self.webhook {
             if !matches!(w.url.scheme(), "http" | "https") {
@@ -197,9 +191,7 @@ impl AlertConfig {
                     w.url.scheme()
                 ));
             }
-            if !positive(w.timeout_s) {
-                return Err("webhook.timeout_s must be more than 0".into());
-            }
+            super::bounds::within("webhook.timeout_s", w.timeout_s, 0.1, 300.0)?;
         }
         if let Some(m) = &self.mqtt {
             if m.url.scheme() != "mqtt" || m.url.host_str().is_none() {
@@ -208,9 +200,7 @@ impl AlertConfig {
             if m.topic.is_empty() || m.topic.contains(['+', '#']) {
                 return Err("mqtt.topic must be a topic name without wildcards".into());
             }
-            if !positive(m.timeout_s) {
-                return Err("mqtt.timeout_s must be more than 0".into());
-            }
+            super::bounds::within("mqtt.timeout_s", m.timeout_s, 0.1, 300.0)?;
         }
         Ok(())
     }
@@ -223,10 +213,8 @@ impl AlertConfig {
         {
             w.secret = Some("***".into());
         }
-        if let Some(m) = &mut a.mqtt
-            && m.url.password().is_some()
-        {
-            let _ = m.url.set_password(Some("***"));
+        if let Some(m) = &mut a.mqtt {
+            m.url = crate::redact::url(&m.url);
         }
         a
     }
@@ -250,9 +238,6 @@ pub struct MediaServerCheck {
     pub poll_s: f64,
 }
 
-fn positive(v: f64) -> bool {
-    v.is_finite() && v > 0.0
-}
 
 fn default_poll() -> f64 {
     2.0
@@ -271,9 +256,7 @@ impl MediaServerCheck {
                 ));
             }
         }
-        if !positive(self.poll_s) {
-            return Err("media_server.poll_s must be more than 0".into());
-        }
+        super::bounds::within("media_server.poll_s", self.poll_s, 0.1, 3600.0)?;
         Ok(())
     }
 }

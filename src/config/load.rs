@@ -71,6 +71,10 @@ fn resolve_paths(config: &mut Config, dir: &Path) {
     if let Some(d) = db.dir.as_mut() {
         *d = dir.join(&*d);
     }
+    if let Some(tls) = config.server.tls.as_mut() {
+        tls.cert = dir.join(&tls.cert);
+        tls.key = dir.join(&tls.key);
+    }
     if let Some(lib) = config.onnxruntime.library.as_mut() {
         *lib = dir.join(&*lib);
     }
@@ -85,9 +89,48 @@ fn resolve_paths(config: &mut Config, dir: &Path) {
 type Invalid = (Option<Range<usize>>, String);
 
 fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
-    if config.server.summary_interval_s.is_nan() || config.server.summary_interval_s < 0.0 {
-        return Err((None, "server.summary_interval_s must be 0 or more".into()));
+    let server = &config.server;
+    let at = |key: &str| key_span(text, "server", key);
+    super::bounds::seconds("server.summary_interval_s", server.summary_interval_s, 0.0)
+        .map_err(|m| (at("summary_interval_s"), m))?;
+    if let Some(t) = &server.api_token
+        && (t.trim() != t || t.len() < 16 || t.len() > 512 || t.chars().any(char::is_control))
+    {
+        return Err((
+            at("api_token"),
+            "server.api_token must be 16 to 512 characters without spaces around it (or unset for an open API)".into(),
+        ));
     }
+    if let Some(e) = server
+        .allowed_origins
+        .iter()
+        .find_map(|o| super::security::origin_error(o))
+    {
+        return Err((at("allowed_origins"), e));
+    }
+    if let Some(h) = server
+        .allowed_hosts
+        .iter()
+        .find(|h| h.is_empty() || h.contains([':', '/', ' ']))
+    {
+        return Err((
+            at("allowed_hosts"),
+            format!("server.allowed_hosts: `{h}` is not a host name (no port, no scheme)"),
+        ));
+    }
+    if let Some(e) = super::security::media_dirs_error(&server.media_dirs) {
+        return Err((at("media_dirs"), e));
+    }
+    super::bounds::within("server.view_token_ttl_s", server.view_token_ttl_s, 10.0, 86_400.0)
+        .map_err(|m| (at("view_token_ttl_s"), m))?;
+    server
+        .limits
+        .validate()
+        .map_err(|m| (key_span(text, "server", "limits"), m))?;
+    server
+        .rtsp_auth
+        .validate()
+        .map_err(|m| (key_span(text, "server", "rtsp_auth"), m))?;
     config
         .server
         .webrtc
@@ -250,16 +293,13 @@ pub fn rtsp_mounts(stream: &StreamConfig) -> Vec<String> {
 /// Checks one stream's settings beyond their types (ranges, URL schemes); the message names
 /// the field.
 pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
+    use super::bounds::{seconds, within};
     let r = &s.reconnect;
-    let positive = |v: f64| v.is_finite() && v > 0.0;
-    if !positive(s.stall_timeout_s) {
-        return Err(format!(
-            "stall_timeout_s = {} must be more than 0",
-            s.stall_timeout_s
-        ));
-    }
-    if !(positive(r.initial_s) && positive(r.max_s) && r.max_s >= r.initial_s) {
-        return Err("reconnect: initial_s must be > 0 and max_s >= initial_s".into());
+    within("stall_timeout_s", s.stall_timeout_s, 0.1, 3600.0)?;
+    seconds("reconnect.initial_s", r.initial_s, 0.01)?;
+    seconds("reconnect.max_s", r.max_s, 0.01)?;
+    if r.max_s < r.initial_s {
+        return Err("reconnect: max_s must be at least initial_s".into());
     }
     if !(0.0..1.0).contains(&r.jitter) {
         return Err(format!(
@@ -267,9 +307,8 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
             r.jitter
         ));
     }
-    if !(positive(r.connect_timeout_s) && positive(r.reset_after_s)) {
-        return Err("reconnect: connect_timeout_s and reset_after_s must be more than 0".into());
-    }
+    within("reconnect.connect_timeout_s", r.connect_timeout_s, 0.1, 3600.0)?;
+    seconds("reconnect.reset_after_s", r.reset_after_s, 0.1)?;
     let e = &s.encoder;
     if let Some([w, h]) = e.size
         && (w < 16 || h < 16 || w > 7680 || h > 4320 || w % 2 != 0 || h % 2 != 0)
@@ -331,11 +370,10 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
                 if p.url.host_str().is_none_or(str::is_empty) {
                     return Err(format!("outputs.url: `{}` has no host", o.kind()));
                 }
-                if !(p.retry_initial_s > 0.0 && p.retry_max_s >= p.retry_initial_s) {
-                    return Err(
-                        "outputs: retry_initial_s must be > 0 and retry_max_s >= retry_initial_s"
-                            .into(),
-                    );
+                seconds("outputs.retry_initial_s", p.retry_initial_s, 0.01)?;
+                seconds("outputs.retry_max_s", p.retry_max_s, 0.01)?;
+                if p.retry_max_s < p.retry_initial_s {
+                    return Err("outputs: retry_max_s must be at least retry_initial_s".into());
                 }
             }
             OutputConfig::Redis(r) => {
@@ -357,9 +395,7 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
                 if !(1..=100).contains(&r.quality) {
                     return Err("outputs.quality must be from 1 to 100".into());
                 }
-                if !(r.max_fps > 0.0 && r.max_fps <= 120.0) {
-                    return Err("outputs.max_fps must be more than 0, at most 120".into());
-                }
+                within("outputs.max_fps", r.max_fps, 0.01, 120.0)?;
             }
         }
     }

@@ -5,10 +5,12 @@
 //! Parsing and validation live in [`load`]; errors name the file, line and field.
 
 mod analytics;
+pub mod bounds;
 mod events;
 mod load;
 pub use load::{check_models, check_mounts, rtsp_mounts, validate_stream};
 pub mod reference;
+mod security;
 mod source_url;
 mod stream_id;
 mod webrtc;
@@ -28,6 +30,7 @@ pub use events::{
 };
 pub use load::{ConfigError, load_file, parse_str};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
+pub use security::{LimitsConfig, RtspAuthConfig, TlsConfig};
 pub use stream_id::StreamId;
 pub use webrtc::WebRtcConfig;
 
@@ -76,13 +79,48 @@ pub struct ServerConfig {
     #[serde(default = "default_http")]
     #[schemars(with = "String")]
     pub http: SocketAddr,
-    /// Bearer token that API requests must carry (`Authorization: Bearer <token>`). The
-    /// environment variable `FRAMEGATE_API_TOKEN` overrides it. Unset: the API is open.
+    /// Bearer token that API requests must carry (`Authorization: Bearer <token>`), at least
+    /// 16 characters. The environment variable `FRAMEGATE_API_TOKEN` overrides it. Unset: the
+    /// API is open to whoever can reach its port (loopback only by default).
     #[serde(default)]
     pub api_token: Option<String>,
-    /// With a token set: whether reading (GET) stays open to anyone. Changes always need it.
-    #[serde(default = "default_true")]
+    /// With a token set: whether reading (GET: status, metrics, pictures, video) stays open to
+    /// anyone. Changes always need the token. Closed by default: viewers then need the token
+    /// or a short-lived viewer token (`GET /api/streams/{id}/view-token`).
+    #[serde(default)]
     pub api_read_open: bool,
+    /// Origins (`https://host[:port]`) besides framegate's own whose pages may call the API,
+    /// open pictures over WebSocket and be answered with CORS headers. Requests that change
+    /// something from any other origin are refused (403).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Host names (as in the `Host` header, without the port) accepted besides loopback names
+    /// and addresses and the HTTP server's own address. On a loopback-bound server any other
+    /// `Host` is refused (421): a foreign name pointing at 127.0.0.1 (DNS rebinding) gets
+    /// nothing. When set, they are checked on any binding.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Folders (absolute paths) whose files API callers may use as `file://` sources. Empty:
+    /// the API accepts no `file://` source (the config file still may).
+    #[serde(default)]
+    pub media_dirs: Vec<PathBuf>,
+    /// Answer Chromium's Private Network Access preflights (`Access-Control-Allow-Private-Network`)
+    /// for the allowed origins, so that their public pages may reach framegate on a LAN.
+    #[serde(default)]
+    pub private_network_access: bool,
+    /// Seconds a viewer token from `GET /api/streams/{id}/view-token` stays valid (10 to
+    /// 86400).
+    #[serde(default = "default_view_token_ttl")]
+    pub view_token_ttl_s: f64,
+    /// Caps on clients, and the HTTP server's timeouts.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// HTTPS instead of HTTP for the API, the dashboard and the browser outputs.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Users of framegate's own RTSP server; none: RTSP is open to whoever reaches its port.
+    #[serde(default)]
+    pub rtsp_auth: RtspAuthConfig,
     /// Where changes made through the API are kept so that they survive a restart. Default:
     /// next to the config file, `<config name>.api-state.toml`; the built-in demo keeps them in
     /// memory only.
@@ -101,11 +139,23 @@ impl Default for ServerConfig {
             summary_interval_s: default_summary_interval(),
             http: default_http(),
             api_token: None,
-            api_read_open: true,
+            api_read_open: false,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            media_dirs: Vec::new(),
+            private_network_access: false,
+            view_token_ttl_s: default_view_token_ttl(),
+            limits: LimitsConfig::default(),
+            tls: None,
+            rtsp_auth: RtspAuthConfig::default(),
             state_file: None,
             webrtc: WebRtcConfig::default(),
         }
     }
+}
+
+fn default_view_token_ttl() -> f64 {
+    300.0
 }
 
 fn default_http() -> SocketAddr {
@@ -221,15 +271,83 @@ fn default_reset_after() -> f64 {
     30.0
 }
 
+impl Config {
+    /// Tells [`crate::redact`] every secret of this config (the API token, TURN credentials,
+    /// the database password, alert secrets, the streams' secrets), so that none of them is
+    /// ever shown in a log line, an error, a status or an event.
+    pub fn register_secrets(&self) {
+        if let Some(t) = &self.server.api_token {
+            crate::redact::register(t);
+        }
+        for (_, pass) in self.server.rtsp_auth.pairs() {
+            crate::redact::register(pass);
+        }
+        for turn in &self.server.webrtc.turn_servers {
+            register_text_url(turn);
+        }
+        register_text_url(&self.database.url);
+        for a in &self.alerts {
+            if let Some(w) = &a.webhook {
+                crate::redact::register_url(&w.url);
+                if let Some(s) = &w.secret {
+                    crate::redact::register(s);
+                }
+            }
+            if let Some(m) = &a.mqtt {
+                crate::redact::register_url(&m.url);
+            }
+        }
+        for s in &self.streams {
+            s.register_secrets();
+        }
+    }
+}
+
+fn register_text_url(text: &str) {
+    if let Ok(u) = url::Url::parse(text) {
+        crate::redact::register_url(&u);
+    }
+}
+
 impl StreamConfig {
+    /// Tells [`crate::redact`] this stream's secrets: the source's and the outputs'
+    /// credentials, stream keys and secret query values, the media-server check's, the
+    /// watermark key.
+    pub fn register_secrets(&self) {
+        if let SourceUrl::Rtsp(u) | SourceUrl::Rtmp(u) = &self.source {
+            crate::redact::register_url(u);
+        }
+        for o in &self.outputs {
+            match o {
+                OutputConfig::Rtmp(p) | OutputConfig::RtspPush(p) => {
+                    crate::redact::register_url(&p.url)
+                }
+                OutputConfig::Redis(r) => crate::redact::register_url(&r.url),
+                OutputConfig::Rtsp(_) => {}
+            }
+        }
+        if let Some(m) = &self.media_server {
+            register_text_url(&m.url);
+        }
+        for p in &self.processors {
+            if let ProcessorConfig::Watermark(w) = p {
+                crate::redact::register(&w.key);
+            }
+        }
+    }
+
     /// The stream's id.
     pub fn id(&self) -> &StreamId {
         &self.id
     }
 
-    /// A copy with every password replaced by `***`, for the API and logs.
+    /// A copy with every secret replaced by `***` ([`crate::redact`]), for the API, the
+    /// events and the logs.
     pub fn masked(&self) -> StreamConfig {
         let mut c = self.clone();
+        if let Some(m) = &mut c.media_server {
+            m.url = crate::redact::text(&m.url).into_owned();
+        }
         if let SourceUrl::Rtsp(u) | SourceUrl::Rtmp(u) = &mut c.source {
             mask_password(u);
         }
@@ -251,6 +369,12 @@ impl StreamConfig {
     /// Puts back the passwords of `old` where this config carries `***` for the same URL
     /// otherwise: a client that read a stream (masked) and writes it back keeps its secrets.
     pub fn unmask_from(&mut self, old: &StreamConfig) {
+        if let (Some(new), Some(prev)) = (&mut self.media_server, &old.media_server)
+            && new.url.contains(crate::redact::MASK)
+            && new.url == crate::redact::text(&prev.url)
+        {
+            new.url = prev.url.clone();
+        }
         // A watermark key given as `***` keeps the key of the old config's watermark.
         let old_key = old.processors.iter().find_map(|p| match p {
             ProcessorConfig::Watermark(w) => Some(w.key.clone()),
@@ -290,20 +414,11 @@ impl StreamConfig {
 }
 
 fn mask_password(u: &mut url::Url) {
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
-    }
+    *u = crate::redact::url(u);
 }
 
 fn restore_password(new: &mut url::Url, old: &url::Url) {
-    if new.password() != Some("***") {
-        return;
-    }
-    let mut masked_old = old.clone();
-    mask_password(&mut masked_old);
-    if *new == masked_old {
-        *new = old.clone();
-    }
+    crate::redact::restore_url(new, old);
 }
 
 /// RTSP lower transport.

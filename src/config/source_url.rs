@@ -124,30 +124,15 @@ fn require_host(url: &Url) -> Result<(), String> {
     }
 }
 
-/// A URL with its password (if any) replaced by `***`.
+/// A URL without its secrets (password, RTMP stream key, secret query values): see
+/// [`crate::redact::url`].
 pub fn masked_url(url: &Url) -> String {
-    if url.password().is_some() {
-        let mut u = url.clone();
-        // Setting a password only fails on URLs that cannot have one, which this one has.
-        let _ = u.set_password(Some("***"));
-        u.to_string()
-    } else {
-        url.to_string()
-    }
+    crate::redact::url_text(url)
 }
 
-/// Masks what looks like a password in a string that did not parse as a URL.
+/// Masks the secrets of a string that may not parse as a URL.
 fn mask(s: &str) -> String {
-    match (s.find("://"), s.rfind('@')) {
-        (Some(start), Some(at)) if at > start => {
-            let creds = &s[start + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!("{}:***{}", &s[..start + 3 + colon], &s[at..]),
-                None => s.to_string(),
-            }
-        }
-        _ => s.to_string(),
-    }
+    crate::redact::text(s).into_owned()
 }
 
 impl TestPattern {

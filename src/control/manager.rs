@@ -227,9 +227,17 @@ impl Manager {
             return Err(ManagerError::Duplicate(id));
         }
         self.validate(&inner, &config)?;
+        // Saved only once it has started (or failed to, which its status then says): a config
+        // that cannot start is never left behind for the next start of framegate to trip on.
         let mut overlay = inner.overlay.clone();
         overlay.upsert(config.clone());
-        self.persist(&overlay)?;
+        let mut entry = self.launch(config.clone());
+        if let Err(e) = self.persist(&overlay) {
+            if let Some(s) = self.detach(&mut entry) {
+                s.stop();
+            }
+            return Err(e);
+        }
         inner.overlay = overlay;
         tracing::info!(stream = %id, "added through the API");
         self.changed(
@@ -237,7 +245,6 @@ impl Manager {
             Some(&id),
             serde_json::to_value(config.masked()).unwrap_or_default(),
         );
-        let entry = self.launch(config);
         let st = status(
             &entry.config,
             entry.running.as_ref(),
@@ -531,6 +538,7 @@ impl Manager {
 
     /// Starts a stream if it is enabled; a failure is kept in the entry, not returned.
     fn launch(&self, config: StreamConfig) -> Entry {
+        config.register_secrets();
         if !config.enabled {
             return Entry {
                 config,
@@ -543,13 +551,25 @@ impl Manager {
             events: self.store.sink(),
             alerts: Some(self.alerts.clone()),
         };
-        match Stream::start(
-            &config,
-            &self.server,
-            Some(&self.rtsp),
-            &self.models,
-            &hooks,
-        ) {
+        // A panic while starting (a bug, or a value no check foresaw) fails this stream only.
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Stream::start(
+                &config,
+                &self.server,
+                Some(&self.rtsp),
+                &self.models,
+                &hooks,
+            )
+        }))
+        .unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(anyhow::anyhow!("internal error while starting: {why}"))
+        });
+        match started {
             Ok(s) => Entry {
                 config,
                 running: Some(s),
@@ -576,6 +596,16 @@ impl Manager {
     }
 
     fn validate(&self, inner: &Inner, config: &StreamConfig) -> Result<(), ManagerError> {
+        config.register_secrets();
+        let unchanged_source = inner
+            .entries
+            .get(config.id())
+            .is_some_and(|e| e.config.source == config.source);
+        if let config::SourceUrl::File(path) = &config.source
+            && !unchanged_source
+        {
+            media_file_allowed(path, &self.server.media_dirs).map_err(ManagerError::Invalid)?;
+        }
         config::validate_stream(config)
             .and_then(|()| config::check_models(config, &self.models.configs()))
             .map_err(ManagerError::Invalid)?;
@@ -601,6 +631,42 @@ impl Manager {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether an API caller may use `path` as a `file://` source: only inside one of
+/// `server.media_dirs` (after following links), and the error says nothing about whether the
+/// file exists outside them.
+fn media_file_allowed(path: &Path, dirs: &[PathBuf]) -> Result<(), String> {
+    let refused = || {
+        format!(
+            "source: `file://` sources through the API must be inside server.media_dirs ({})",
+            if dirs.is_empty() {
+                "none configured".to_string()
+            } else {
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )
+    };
+    let lexical = path.is_absolute()
+        && !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        && dirs.iter().any(|d| path.starts_with(d));
+    if !lexical {
+        return Err(refused());
+    }
+    // Links inside a media folder must not lead out of it.
+    let real = path
+        .canonicalize()
+        .map_err(|_| format!("source: `{}` cannot be read", path.display()))?;
+    let inside = dirs
+        .iter()
+        .filter_map(|d| d.canonicalize().ok())
+        .any(|d| real.starts_with(d));
+    if inside { Ok(()) } else { Err(refused()) }
 }
 
 /// `streams.toml` → `streams.api-state.toml`, next to it.

@@ -391,7 +391,8 @@ fn process_cpu_seconds() -> Option<f64> {
 
 /// Escapes a label value.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
+    crate::redact::text(v)
+        .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }

@@ -39,20 +39,31 @@ impl Overlay {
     /// its owner only: it holds camera credentials.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string(self).context("serialising the API state")?;
-        let tmp = path.with_extension("tmp");
+        // A fresh file (never one that exists, never through a link: `create_new` is O_EXCL),
+        // private to framegate's user, renamed over the state file (which replaces a link
+        // there rather than writing through it).
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state".into());
+        let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&tmp)
                 .with_context(|| format!("writing {}", tmp.display()))?;
-            f.write_all(b"# Changes made through framegate's API. Written by framegate.\n")?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
+            let written = f
+                .write_all(b"# Changes made through framegate's API. Written by framegate.\n")
+                .and_then(|()| f.write_all(text.as_bytes()))
+                .and_then(|()| f.sync_all());
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("writing {}", tmp.display()));
+            }
         }
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
     }

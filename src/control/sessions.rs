@@ -46,11 +46,25 @@ struct Live {
     minute: AtomicI64,
 }
 
-/// The sessions of the process.
-#[derive(Default)]
+/// The sessions of the process, capped per stream and in total.
 pub struct Sessions {
     live: Mutex<BTreeMap<String, Arc<Live>>>,
+    per_stream: usize,
+    total: usize,
+    /// Viewers refused because a cap was reached.
+    pub refused: AtomicU64,
 }
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::with_limits(u32::MAX, u32::MAX)
+    }
+}
+
+/// A viewer refused because the stream or the process has as many as it takes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Full(pub String);
 
 /// One viewer's session; ends (and is recorded) when dropped.
 pub struct Session {
@@ -74,8 +88,18 @@ pub struct Viewer {
 }
 
 impl Sessions {
-    /// Starts a session and records `viewer.started`.
-    pub fn start(self: &Arc<Self>, v: Viewer, events: EventSink) -> Session {
+    /// No session yet; at most `per_stream` per stream and `total` in all.
+    pub fn with_limits(per_stream: u32, total: u32) -> Self {
+        Self {
+            live: Mutex::default(),
+            per_stream: per_stream as usize,
+            total: total as usize,
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts a session and records `viewer.started`; refused when a cap is reached.
+    pub fn start(self: &Arc<Self>, v: Viewer, events: EventSink) -> Result<Session, Full> {
         let status = ViewerStatus {
             session: new_uid(),
             stream: v.stream,
@@ -87,23 +111,42 @@ impl Sessions {
             frames: 0,
             bytes: 0,
         };
-        events.record(Event::new(
+        let started = Event::new(
             kind::VIEWER_STARTED,
             Some(&status.stream),
             describe(&status),
-        ));
+        );
         let live = Arc::new(Live {
             status,
             frames: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             minute: AtomicI64::new(i64::MIN),
         });
-        lock(&self.live).insert(live.status.session.clone(), live.clone());
-        Session {
+        {
+            let mut all = lock(&self.live);
+            let stream = &live.status.stream;
+            let on_stream = all.values().filter(|l| &l.status.stream == stream).count();
+            if all.len() >= self.total || on_stream >= self.per_stream {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(Full(if all.len() >= self.total {
+                    format!("framegate has {} viewers, as many as it takes (server.limits.viewers_total)", all.len())
+                } else {
+                    format!("stream `{stream}` has {on_stream} viewers, as many as it takes (server.limits.viewers_per_stream)")
+                }));
+            }
+            all.insert(live.status.session.clone(), live.clone());
+        }
+        events.record(started);
+        Ok(Session {
             live,
             sessions: self.clone(),
             events,
-        }
+        })
+    }
+
+    /// How many viewers watch now.
+    pub fn count(&self) -> usize {
+        lock(&self.live).len()
     }
 
     /// The sessions of a stream (all streams: `None`), oldest first.
@@ -188,7 +231,8 @@ mod tests {
                 watermark: Some("CAM0042".into()),
             },
             EventSink::disabled(),
-        );
+        )
+        .expect("room");
         s.sent(1000);
         s.sent(500);
         let list = sessions.list(Some("cam0"));
@@ -198,5 +242,25 @@ mod tests {
         assert!(sessions.list(Some("other")).is_empty());
         drop(s);
         assert!(sessions.list(None).is_empty());
+    }
+
+    #[test]
+    fn viewers_are_capped_per_stream_and_in_total() {
+        let sessions = Arc::new(Sessions::with_limits(2, 3));
+        let viewer = |stream: &str| Viewer {
+            stream: stream.into(),
+            transport: "mjpeg",
+            ip: None,
+            viewer: None,
+            watermark: None,
+        };
+        let a = sessions.start(viewer("a"), EventSink::disabled()).expect("1");
+        let _b = sessions.start(viewer("a"), EventSink::disabled()).expect("2");
+        assert!(sessions.start(viewer("a"), EventSink::disabled()).is_err());
+        let _c = sessions.start(viewer("b"), EventSink::disabled()).expect("3");
+        assert!(sessions.start(viewer("b"), EventSink::disabled()).is_err());
+        drop(a);
+        assert!(sessions.start(viewer("b"), EventSink::disabled()).is_ok());
+        assert_eq!(sessions.refused.load(Ordering::Relaxed), 2);
     }
 }

@@ -170,7 +170,7 @@ fn percentiles(h: &Histogram) -> Percentiles {
 
 fn error_info((message, at): (String, SystemTime)) -> ErrorInfo {
     ErrorInfo {
-        message,
+        message: crate::redact::text(&message).into_owned(),
         at: utc_timestamp(at),
         ago_s: at.elapsed().unwrap_or_default().as_secs_f64(),
     }
@@ -201,7 +201,7 @@ pub fn status(
         latency_ms: StageLatencies::default(),
         reconnects: 0,
         last_error: None,
-        start_error: start_error.map(str::to_string),
+        start_error: start_error.map(|e| crate::redact::text(e).into_owned()),
         encoder: None,
         outputs: Vec::new(),
         jpeg_encoders: 0,

@@ -11,6 +11,7 @@
 //! newest JPEG when it is ready for one: a slow viewer skips frames and slows nobody.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -72,12 +73,49 @@ impl JpegHub {
     /// The encoder for `key`, started if nobody watches it yet. It stops when the last holder
     /// drops it. Call from within the tokio runtime (it feeds the encoder from a task).
     pub fn subscribe(&self, key: JpegKey) -> Result<Arc<JpegEncoder>> {
+        self.subscribe_within(key, usize::MAX, usize::MAX)
+            .map_err(|e| match e {
+                JpegRefusal::Failed(e) => e,
+                full => anyhow::anyhow!("{full}"),
+            })
+    }
+
+    /// [`subscribe`](Self::subscribe), starting no encoder beyond `per_stream` for this stream
+    /// or `total` in the process. A width at or above the source's is the source's (pictures
+    /// are never scaled up), so it shares that encoder.
+    pub fn subscribe_within(
+        &self,
+        mut key: JpegKey,
+        per_stream: usize,
+        total: usize,
+    ) -> Result<Arc<JpegEncoder>, JpegRefusal> {
+        if let (Some(w), Some(f)) = (key.width, self.tap.borrow().as_ref())
+            && w >= f.info.width()
+        {
+            key.width = None;
+        }
         let mut map = self.encoders.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, e| e.strong_count() > 0);
         if let Some(e) = map.get(&key).and_then(Weak::upgrade) {
             return Ok(e);
         }
-        let e = Arc::new(JpegEncoder::start(key, self.tap.clone())?);
+        if map.len() >= per_stream {
+            REFUSED.fetch_add(1, Ordering::Relaxed);
+            return Err(JpegRefusal::StreamFull(map.len()));
+        }
+        // Counted before the start, so that concurrent starts on other streams see it.
+        if RUNNING.fetch_add(1, Ordering::SeqCst) >= total {
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            REFUSED.fetch_add(1, Ordering::Relaxed);
+            return Err(JpegRefusal::ProcessFull(total));
+        }
+        let e = match JpegEncoder::start(key, self.tap.clone()) {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                RUNNING.fetch_sub(1, Ordering::SeqCst);
+                return Err(JpegRefusal::Failed(e));
+            }
+        };
         tracing::debug!(stream = %self.stream, ?key, "JPEG encoder started");
         map.insert(key, Arc::downgrade(&e));
         Ok(e)
@@ -88,6 +126,33 @@ impl JpegHub {
         let map = self.encoders.lock().unwrap_or_else(|e| e.into_inner());
         map.values().filter(|e| e.strong_count() > 0).count()
     }
+}
+
+/// JPEG encoders running in the process.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Encoders refused because a cap was reached.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// JPEG encoders running in the process, and how many were refused for a cap.
+pub fn jpeg_encoder_counts() -> (usize, u64) {
+    (
+        RUNNING.load(Ordering::Relaxed),
+        REFUSED.load(Ordering::Relaxed),
+    )
+}
+
+/// Why no encoder was given.
+#[derive(Debug, thiserror::Error)]
+pub enum JpegRefusal {
+    /// The stream has as many encoders as it may.
+    #[error("the stream has {0} JPEG encoders (sizes and qualities) running, as many as it may (server.limits.jpeg_encoders_per_stream): use one of the sizes being watched")]
+    StreamFull(usize),
+    /// The process has as many encoders as it may.
+    #[error("framegate runs {0} JPEG encoders, as many as it may (server.limits.jpeg_encoders_total)")]
+    ProcessFull(usize),
+    /// The encoder could not start.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
 }
 
 /// A running JPEG encoder.
@@ -192,6 +257,7 @@ impl JpegEncoder {
 
 impl Drop for JpegEncoder {
     fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
         self.feeder.abort();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
@@ -261,7 +327,7 @@ fn label(in_flight: &InFlight, seq: u64) -> SystemTime {
 
 /// Output size for a requested width: the source's aspect ratio, even dimensions.
 pub fn output_size(src_w: u32, src_h: u32, width: Option<u32>) -> (u32, u32) {
-    let w = width.unwrap_or(src_w).clamp(16, 7680) & !1;
+    let w = width.unwrap_or(src_w).min(src_w).clamp(16, 7680) & !1;
     let h = ((u64::from(src_h) * u64::from(w) / u64::from(src_w.max(1))) as u32).max(16) & !1;
     (w, h)
 }
@@ -276,5 +342,7 @@ mod tests {
         assert_eq!(output_size(1280, 720, None), (1280, 720));
         assert_eq!(output_size(768, 576, Some(161)), (160, 120));
         assert_eq!(output_size(640, 360, Some(2)), (16, 16));
+        // Never scaled up.
+        assert_eq!(output_size(640, 360, Some(7680)), (640, 360));
     }
 }

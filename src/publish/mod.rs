@@ -27,10 +27,16 @@ mod whep;
 pub use fanout::{EncodedSink, Fanout, FeedStats};
 pub use feed::AppSrcFeed;
 pub use hls::{HlsHub, is_hls_file};
-pub use jpeg::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, output_size};
-pub use llhls::{LlHls, LlHlsError, LlHlsFile, LlHlsHub};
+pub use jpeg::{
+    JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, JpegRefusal, jpeg_encoder_counts,
+    output_size,
+};
+pub use llhls::{LlHls, LlHlsError, LlHlsFile, LlHlsHub, with_query as playlist_with_query};
 pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
 pub use rtsp_server::RtspServer;
-pub use whep::{IceSettings, WhepHub, WhepStatus, h264_payload_type};
+pub use whep::{
+    IceSettings, WhepFull, WhepHub, WhepStatus, h264_payload_type, parse_offer,
+    whep_sessions_total,
+};

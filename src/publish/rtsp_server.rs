@@ -110,14 +110,22 @@ impl RtspServer {
 
     /// Makes every mount added from now on require HTTP Basic credentials; others get 401.
     pub fn require_basic_auth(&self, user: &str, password: &str) {
+        self.require_users(&[(user, password)]);
+    }
+
+    /// Makes every mount added from now on require one of these `(user, password)` pairs
+    /// (HTTP Basic); clients without them get 401. Call before mounting.
+    pub fn require_users(&self, users: &[(&str, &str)]) {
         let auth = gst_rtsp_server::RTSPAuth::new();
         let token = gst_rtsp_server::RTSPToken::builder()
             .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE)
             .build();
-        auth.add_basic(
-            gst_rtsp_server::RTSPAuth::make_basic(user, password).as_str(),
-            &token,
-        );
+        for (user, password) in users {
+            auth.add_basic(
+                gst_rtsp_server::RTSPAuth::make_basic(user, password).as_str(),
+                &token,
+            );
+        }
         self.server.set_auth(Some(&auth));
         *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }

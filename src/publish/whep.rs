@@ -11,7 +11,7 @@
 //! `DELETE`, or by itself when its peer has been unreachable for a few seconds.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +33,45 @@ use super::feed::AppSrcFeed;
 const QUEUE_FRAMES: u64 = 8;
 /// Longest the answer waits for ICE candidates.
 const GATHERING: Duration = Duration::from_secs(3);
+/// Longest any webrtcbin action (remote description, answer, local description) may take.
+const PROMISE: Duration = Duration::from_secs(5);
+/// Largest SDP offer taken, and most media sections in it.
+pub const MAX_OFFER_BYTES: usize = 64 * 1024;
+const MAX_MEDIA: u32 = 16;
+
+/// WHEP sessions in the process, including offers being answered.
+static TOTAL: std::sync::LazyLock<Arc<AtomicUsize>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
+
+/// A place taken in a count (a hub's, the process's), given back when dropped.
+struct Seat(Arc<AtomicUsize>);
+
+impl Seat {
+    /// A place in `count` if it has fewer than `cap`.
+    fn take(count: &Arc<AtomicUsize>, cap: usize) -> Option<Self> {
+        if count.fetch_add(1, Ordering::SeqCst) >= cap {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Self(count.clone()))
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An offer refused because the stream or the process has as many sessions as it takes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WhepFull(pub String);
+
+/// WHEP sessions in the process, including offers being answered.
+pub fn whep_sessions_total() -> usize {
+    TOTAL.load(Ordering::Relaxed)
+}
 /// How long a peer may stay failed or disconnected, or send no RTCP, before its session is
 /// removed.
 const VANISHED: Duration = Duration::from_secs(5);
@@ -40,7 +79,9 @@ const VANISHED: Duration = Duration::from_secs(5);
 /// A WHEP session as the API shows it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct WhepStatus {
-    /// Session id (the last part of its `Location`).
+    /// The first 8 characters of the session id: enough to tell sessions apart; the whole id
+    /// (the last part of its `Location`, 128 random bits) is what ends the session, and only
+    /// its viewer has it.
     pub session: String,
     /// `new`, `connecting`, `connected`, `disconnected`, `failed` or `closed`.
     pub state: String,
@@ -149,6 +190,8 @@ pub struct WhepHub {
     fanout: Arc<Fanout>,
     ice: IceSettings,
     sessions: Mutex<BTreeMap<String, WhepSession>>,
+    /// Sessions of this stream, including offers being answered.
+    seats: Arc<AtomicUsize>,
 }
 
 struct WhepSession {
@@ -159,6 +202,8 @@ struct WhepSession {
     created: Instant,
     /// Since when the peer has been failed or disconnected.
     lost_since: Option<Instant>,
+    /// Its places in the stream's and the process's counts.
+    _seats: (Seat, Seat),
     /// The peer's RTCP: when it last came (ms after `created`), and whether it said BYE.
     rtcp: Arc<PeerRtcp>,
 }
@@ -180,16 +225,28 @@ impl WhepHub {
             fanout,
             ice,
             sessions: Mutex::new(BTreeMap::new()),
+            seats: Arc::default(),
         }
     }
 
     /// Answers a viewer's SDP offer: returns the session id and the SDP answer. Blocks while
-    /// the ICE candidates are gathered (well under a second on a LAN).
-    pub fn answer(&self, offer: &str) -> Result<(String, String)> {
-        let sdp = Some(offer)
-            .filter(|o| o.starts_with("v=0") && o.contains("\nm="))
-            .and_then(|o| gst_sdp::SDPMessage::parse_buffer(o.as_bytes()).ok())
-            .context("the body is not an SDP offer (`v=0` ... with an `m=` line)")?;
+    /// the ICE candidates are gathered (well under a second on a LAN; every wait is bounded).
+    /// Refused ([`WhepFull`]) when the stream has `per_stream` sessions or the process `total`.
+    pub fn answer(&self, offer: &str, per_stream: usize, total: usize) -> Result<(String, String)> {
+        let sdp = parse_offer(offer)?;
+        let Some(stream_seat) = Seat::take(&self.seats, per_stream) else {
+            return Err(WhepFull(format!(
+                "stream `{}` has {per_stream} WebRTC viewers, as many as it takes (server.limits.whep_sessions_per_stream)",
+                self.stream
+            ))
+            .into());
+        };
+        let Some(total_seat) = Seat::take(&TOTAL, total) else {
+            return Err(WhepFull(format!(
+                "framegate has {total} WebRTC viewers, as many as it takes (server.limits.whep_sessions_total)"
+            ))
+            .into());
+        };
         let pt = h264_payload_type(&sdp).context(
             "the offer has no H.264 video with packetization-mode=1 (the stream is H.264)",
         )?;
@@ -253,6 +310,7 @@ impl WhepHub {
                 stats,
                 created,
                 lost_since: None,
+                _seats: (stream_seat, total_seat),
                 rtcp,
             },
         );
@@ -283,7 +341,7 @@ impl WhepHub {
             .iter()
             .map(|(id, s)| {
                 let status = WhepStatus {
-                    session: id.clone(),
+                    session: id.chars().take(8).collect(),
                     state: state_name(s.state()).into(),
                     age_s: s.created.elapsed().as_secs_f64(),
                     frames_sent: s.stats.sent.load(Ordering::Relaxed),
@@ -469,13 +527,15 @@ fn forward_keyframe_requests(appsrc: &gst_app::AppSrc, fanout: &Arc<Fanout>) {
     });
 }
 
-/// Runs a webrtcbin action with a promise and waits for its reply.
+/// Runs a webrtcbin action with a promise and waits for its reply, at most [`PROMISE`].
 fn promise(action: impl FnOnce(&gst::Promise)) -> Result<Option<gst::Structure>> {
-    let p = gst::Promise::new();
+    let (tx, rx) = mpsc::sync_channel(1);
+    let p = gst::Promise::with_change_func(move |reply| {
+        let _ = tx.send(reply.map(|r| r.map(|s| s.to_owned())));
+    });
     action(&p);
-    match p.wait() {
-        gst::PromiseResult::Replied => {
-            let reply = p.get_reply().map(|r| r.to_owned());
+    match rx.recv_timeout(PROMISE) {
+        Ok(Ok(reply)) => {
             if let Some(r) = &reply
                 && let Ok(err) = r.get::<gst::glib::Error>("error")
             {
@@ -483,8 +543,49 @@ fn promise(action: impl FnOnce(&gst::Promise)) -> Result<Option<gst::Structure>>
             }
             Ok(reply)
         }
-        other => bail!("webrtcbin did not answer ({other:?})"),
+        Ok(Err(e)) => bail!("webrtcbin did not answer ({e:?})"),
+        Err(_) => {
+            p.interrupt();
+            bail!("webrtcbin did not answer within {PROMISE:?}")
+        }
     }
+}
+
+/// Parses an offer and checks what webrtcbin would otherwise choke on: its size, its number of
+/// media sections, payload types outside 0-127 (in `m=` lines and in `rtpmap`, `fmtp`,
+/// `rtcp-fb` attributes).
+pub fn parse_offer(offer: &str) -> Result<gst_sdp::SDPMessage> {
+    if offer.len() > MAX_OFFER_BYTES {
+        bail!("the offer is larger than {MAX_OFFER_BYTES} bytes");
+    }
+    let sdp = Some(offer)
+        .filter(|o| o.starts_with("v=0") && o.contains("\nm="))
+        .and_then(|o| gst_sdp::SDPMessage::parse_buffer(o.as_bytes()).ok())
+        .context("the body is not an SDP offer (`v=0` ... with an `m=` line)")?;
+    if sdp.medias_len() > MAX_MEDIA {
+        bail!("the offer has {} media sections; at most {MAX_MEDIA} are taken", sdp.medias_len());
+    }
+    let payload_type = |t: &str| t.parse::<u32>().ok().filter(|pt| *pt <= 127);
+    for (i, media) in sdp.medias().enumerate() {
+        for f in media.formats() {
+            if media.proto().is_some_and(|p| p.contains("RTP")) && payload_type(f).is_none() {
+                bail!("media section {i}: `{f}` is not an RTP payload type (0 to 127)");
+            }
+        }
+        for attr in media.attributes() {
+            if !matches!(attr.key(), "rtpmap" | "fmtp" | "rtcp-fb") {
+                continue;
+            }
+            let first = attr.value().unwrap_or("").split(' ').next().unwrap_or("");
+            if !(first == "*" && attr.key() == "rtcp-fb") && payload_type(first).is_none() {
+                bail!(
+                    "media section {i}: a={}:{first} is not an RTP payload type (0 to 127)",
+                    attr.key()
+                );
+            }
+        }
+    }
+    Ok(sdp)
 }
 
 /// The payload type of the offer's H.264 video (packetization-mode 1), preferring constrained
@@ -502,7 +603,10 @@ pub fn h264_payload_type(sdp: &gst_sdp::SDPMessageRef) -> Option<u32> {
             if !codec.to_ascii_uppercase().starts_with("H264/") {
                 continue;
             }
-            let Ok(pt) = pt.parse::<u32>() else { continue };
+            // H.264 always has a dynamic payload type.
+            let Some(pt) = pt.parse::<u32>().ok().filter(|p| (96..=127).contains(p)) else {
+                continue;
+            };
             let fmtp = media
                 .attributes()
                 .filter(|a| a.key() == "fmtp")
@@ -543,5 +647,18 @@ mod tests {
         let vp8_only = OFFER.split("a=rtpmap:102").next().expect("prefix");
         let sdp = gst_sdp::SDPMessage::parse_buffer(vp8_only.as_bytes()).expect("sdp");
         assert_eq!(h264_payload_type(&sdp), None);
+    }
+
+    #[test]
+    fn offers_with_impossible_payload_types_are_refused() {
+        gst::init().expect("gst");
+        assert!(parse_offer(OFFER).is_ok());
+        let pt200 = OFFER.replace("96 102 106", "96 102 200").replace("rtpmap:106", "rtpmap:200");
+        let e = parse_offer(&pt200).expect_err("pt 200");
+        assert!(format!("{e}").contains("200"), "{e}");
+        let fmtp = OFFER.replace("a=fmtp:106", "a=fmtp:4000000000");
+        assert!(parse_offer(&fmtp).is_err());
+        assert!(parse_offer(&"v=0\r\n".repeat(20_000)).is_err());
+        assert!(parse_offer("hello").is_err());
     }
 }

@@ -100,9 +100,25 @@ pub fn new_uid() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// Redacts every string of a JSON value, in place.
+fn scrub(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = crate::redact::text(s) {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(scrub),
+        serde_json::Value::Object(o) => o.values_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
 impl Event {
-    /// An event of `kind` happening now.
-    pub fn new(kind: &str, stream: Option<&str>, data: serde_json::Value) -> Self {
+    /// An event of `kind` happening now. Every text in `data` is scrubbed of secrets
+    /// ([`crate::redact::text`]) on the way in.
+    pub fn new(kind: &str, stream: Option<&str>, mut data: serde_json::Value) -> Self {
+        scrub(&mut data);
         Self {
             id: None,
             uid: new_uid(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 
 use crate::publish::{JpegHub, JpegKey};
 
@@ -69,26 +69,45 @@ pub async fn index(State(state): State<AppState>) -> impl IntoResponse {
         Vec::new()
     };
     let ids: Vec<&String> = hubs.iter().map(|(id, _)| id).collect();
-    let first = first_pictures(&hubs).await;
+    let first = first_pictures(&hubs, &state.limits).await;
+    // The inlined script runs under this nonce; no other inline script does.
+    let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
     // Ids are `[A-Za-z0-9_-]` and base64 has no `<`: nothing here can close the script element.
     let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     let first = serde_json::to_string(&first).unwrap_or_else(|_| "{}".into());
     let page = INDEX.replace(
         "<script src=\"/app.js\"></script>",
         &format!(
-            "<script>window.framegateStreams = {ids};\nwindow.framegateFirst = {first};</script>\n<script src=\"/app.js\"></script>"
+            "<script nonce=\"{nonce}\">window.framegateStreams = {ids};\nwindow.framegateFirst = {first};</script>\n<script src=\"/app.js\"></script>"
         ),
     );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
+    let csp = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; \
+         img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; \
+         connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_FRAME_OPTIONS, "DENY".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        page,
+    )
 }
 
 /// The newest tile-size picture of each stream (the first `INLINE_MAX`), as base64 JPEG; those
 /// not ready within `INLINE_WAIT` are left to the WebSockets.
-async fn first_pictures(hubs: &[(String, Arc<JpegHub>)]) -> BTreeMap<String, String> {
+async fn first_pictures(
+    hubs: &[(String, Arc<JpegHub>)],
+    limits: &crate::config::LimitsConfig,
+) -> BTreeMap<String, String> {
     let jobs = hubs.iter().take(INLINE_MAX).map(|(id, hub)| {
         let (id, hub) = (id.clone(), hub.clone());
         async move {
-            let enc = start_encoder(hub, TILE).await.ok()?;
+            let enc = start_encoder(hub, TILE, limits).await.ok()?;
             let picture = newest_kept_warm(enc, INLINE_WAIT).await?;
             Some((id, BASE64.encode(&picture.data)))
         }

@@ -1,10 +1,11 @@
 //! `GET /streams/{id}/llhls/{file}`: low-latency HLS served from memory
 //! ([`crate::publish::LlHls`]). Playlist requests may block (`_HLS_msn`, `_HLS_part`) and the
-//! preload-hinted part is held until complete; CORS is open, so players on other origins and
-//! CDNs can pull it.
+//! preload-hinted part is held until complete, within `server.limits.held_requests` (503
+//! beyond). Players on `server.allowed_origins` get CORS headers ([`super::guard`]). A playlist
+//! fetched with a viewer token (`?vt=`) names every file with it.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -28,9 +29,8 @@ pub struct Directives {
     /// Delta playlists are not offered (no `CAN-SKIP-UNTIL`): taken and ignored.
     #[serde(rename = "_HLS_skip")]
     _skip: Option<String>,
-    /// The API token, for players that cannot send headers (checked by the auth layer).
-    #[serde(rename = "token")]
-    _token: Option<String>,
+    /// A viewer token, for players that cannot send headers (checked by the auth layer).
+    vt: Option<String>,
 }
 
 /// The query parameters, for the API description.
@@ -81,8 +81,22 @@ pub async fn llhls(
         )
     })?;
     let sid = stream_id(&id)?;
+    // Requests that may wait (a blocking reload, a part not complete yet) hold a place.
+    let may_wait = directives.msn.is_some() || matches!(file, LlHlsFile::Part(..));
+    let _held = if may_wait {
+        Some(state.held.clone().try_acquire_owned().map_err(|_| {
+            super::counters::count(&super::counters::EDGE.held_refused);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many waiting requests",
+                "framegate holds as many LL-HLS requests as it may (server.limits.held_requests)",
+            )
+        })?)
+    } else {
+        None
+    };
     let out = blocking(&state, move |m| m.with_running(&sid, |s| s.llhls().get())).await??;
-    let mut response = if file == LlHlsFile::Playlist {
+    let response = if file == LlHlsFile::Playlist {
         if directives.part.is_some() && directives.msn.is_none() {
             return Err(ApiError::bad_query("_HLS_part needs _HLS_msn".to_string()));
         }
@@ -90,6 +104,10 @@ pub async fn llhls(
             .playlist(directives.msn, directives.part)
             .await
             .map_err(|e| error(e, &name))?;
+        let text = match &directives.vt {
+            Some(vt) => crate::publish::playlist_with_query(&text, &view_query(vt)),
+            None => text,
+        };
         (
             [
                 (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
@@ -114,9 +132,11 @@ pub async fn llhls(
         )
             .into_response()
     };
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     Ok(response)
+}
+
+/// `vt=<token>`, encoded for a URL.
+pub(super) fn view_query(vt: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(vt.as_bytes()).collect();
+    format!("vt={encoded}")
 }

@@ -26,17 +26,20 @@
 
 mod analytics;
 mod auth;
+pub mod counters;
 mod dashboard;
 mod error;
+mod guard;
 mod events;
 mod llhls;
 mod openapi;
 mod params;
+mod serve;
 mod streams;
+mod tokens;
 mod viewers;
 mod webrtc;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -47,6 +50,7 @@ use crate::control::status::StreamStatus;
 use crate::control::{Manager, ReloadReport};
 
 pub use error::{ApiError, ErrorBody};
+pub use serve::{ServeOptions, serve, tls_acceptor};
 use openapi::{Doc, Op, schema};
 
 /// What every handler gets.
@@ -60,6 +64,16 @@ pub struct AppState {
     pub read_open: bool,
     /// Viewer sessions of the browser outputs.
     pub sessions: Arc<crate::control::sessions::Sessions>,
+    /// Who may reach the API from where ([`guard`]).
+    pub policy: Arc<guard::Policy>,
+    /// Viewer tokens (`?vt=`).
+    pub view_tokens: Arc<auth::ViewTokens>,
+    /// Failed authentications per address.
+    pub failures: Arc<auth::Failures>,
+    /// Caps on clients.
+    pub limits: Arc<crate::config::LimitsConfig>,
+    /// Places for LL-HLS requests that wait.
+    pub held: Arc<tokio::sync::Semaphore>,
     openapi: Arc<serde_json::Value>,
 }
 
@@ -93,14 +107,16 @@ const VIEW_QUERY: &[(&str, &str, &str)] = &[
     (
         "width",
         "integer",
-        "Picture width in pixels (16 to 7680); the height keeps the aspect ratio. Default: the stream's.",
+        "Picture width in pixels (16 to 7680, never more than the stream's: pictures are not scaled up); the height keeps the aspect ratio. Default: the stream's.",
     ),
     (
         "fps",
         "number",
-        "Most pictures per second this viewer gets. Default: every frame it can take.",
+        "Most pictures per second this viewer gets, 0.1 to 120. Default: every frame it can take.",
     ),
     ("quality", "integer", "JPEG quality, 1 to 100. Default 75."),
+    ("viewer", "string", "A name for this viewer (1 to 128 characters), recorded with the session."),
+    ("vt", "string", "A viewer token from `/api/streams/{id}/view-token`, for players that cannot send the API token in a header."),
 ];
 
 fn api() -> Api {
@@ -410,6 +426,36 @@ fn api() -> Api {
     )
     .route(
         "get",
+        "/api/streams/{id}/view-token",
+        tokens::stream,
+        Op {
+            summary: "A viewer token for a stream",
+            description: "A short-lived signed token (`server.view_token_ttl_s`, 5 minutes by default) that opens this stream's viewing URLs (snapshot, MJPEG, WebSocket, HLS, LL-HLS, WHEP) as `?vt=<token>`, for players that cannot send the API token in a header. Playlists fetched with it name their files with it.",
+            request: None,
+            response: (200, "The token.", Some(schema::<tokens::ViewToken>)),
+            text: None,
+            errors: STREAM_ERRORS,
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/api/view-token",
+        tokens::all,
+        Op {
+            summary: "A viewer token for every stream",
+            description: "As `/api/streams/{id}/view-token`, for every stream's viewing URLs and the events' snapshots (the dashboard's wall).",
+            request: None,
+            response: (200, "The token.", Some(schema::<tokens::ViewToken>)),
+            text: None,
+            errors: &[],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
         "/api/models",
         analytics::models,
         Op {
@@ -508,6 +554,21 @@ fn api() -> Api {
     )
     .route(
         "get",
+        "/api/limits",
+        streams::limits,
+        Op {
+            summary: "Caps and what they hold",
+            description: "The caps on clients (`[server.limits]`) and, since the start, connections open, accepted, closed to make room and refused; failed and blocked authentications; requests refused for their host, origin or content type; viewers, WebRTC sessions and JPEG encoders now and refused.",
+            request: None,
+            response: (200, "The caps and counters.", Some(schema::<streams::Limits>)),
+            text: None,
+            errors: &[],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
         "/healthz",
         streams::healthz,
         Op {
@@ -543,14 +604,33 @@ pub fn openapi_document() -> serde_json::Value {
     api().doc.finish()
 }
 
-/// The application: routes, auth, state.
-pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> Router {
+/// The application: routes, auth, state. `http` is the address it is served on.
+pub fn router(
+    manager: Arc<Manager>,
+    server: &crate::config::ServerConfig,
+    token: Option<String>,
+    http: std::net::SocketAddr,
+) -> Router {
     let Api { router, doc } = api();
+    let view_tokens = auth::ViewTokens::new(
+        token.as_deref(),
+        std::time::Duration::from_secs_f64(server.view_token_ttl_s),
+    );
     let state = AppState {
         manager,
         token,
-        read_open,
-        sessions: Arc::default(),
+        read_open: server.api_read_open,
+        sessions: Arc::new(crate::control::sessions::Sessions::with_limits(
+            server.limits.viewers_per_stream,
+            server.limits.viewers_total,
+        )),
+        policy: Arc::new(guard::Policy::new(server, http)),
+        view_tokens: Arc::new(view_tokens),
+        failures: Arc::new(auth::Failures::new(server.limits.auth_failures_per_minute)),
+        limits: Arc::new(server.limits.clone()),
+        held: Arc::new(tokio::sync::Semaphore::new(
+            server.limits.held_requests as usize,
+        )),
         openapi: Arc::new(doc.finish()),
     };
     router
@@ -559,14 +639,6 @@ pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> 
         .route("/events.js", get(dashboard::events))
         .route("/live.js", get(dashboard::live))
         .route("/vendor/hls.light.min.js", get(dashboard::hls_js))
-        .route(
-            "/streams/{id}/whep",
-            axum::routing::options(webrtc::preflight),
-        )
-        .route(
-            "/streams/{id}/whep/{session}",
-            axum::routing::options(webrtc::preflight),
-        )
         .route("/style.css", get(dashboard::style))
         .fallback(|| async {
             ApiError::new(
@@ -579,19 +651,12 @@ pub fn router(manager: Arc<Manager>, token: Option<String>, read_open: bool) -> 
             state.clone(),
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        // Stream configs and SDP offers are a few KiB.
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}

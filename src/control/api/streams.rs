@@ -117,7 +117,10 @@ pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
-    let text = blocking(&state, metrics::render).await?;
+    let mut text = blocking(&state, metrics::render).await?;
+    text.push_str(&super::counters::prometheus(&super::counters::report(
+        state.sessions.count(),
+    )));
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -126,6 +129,22 @@ pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
         text,
     )
         .into_response())
+}
+
+/// What the edge holds and refused, with the caps.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Limits {
+    /// The caps and timeouts (`[server.limits]`).
+    pub limits: crate::config::LimitsConfig,
+    /// What is held now and what was refused since the start.
+    pub now: super::counters::EdgeReport,
+}
+
+pub async fn limits(State(state): State<AppState>) -> Json<Limits> {
+    Json(Limits {
+        limits: (*state.limits).clone(),
+        now: super::counters::report(state.sessions.count()),
+    })
 }
 
 pub async fn healthz() -> &'static str {

@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::StreamId;
 use crate::control::sessions::{Session, Viewer};
-use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey};
+use crate::publish::{JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, JpegRefusal};
 
 use super::AppState;
 use super::error::ApiError;
@@ -32,6 +32,8 @@ use super::streams::blocking;
 const FIRST_PICTURE: Duration = Duration::from_secs(3);
 /// How long an encoder started for a snapshot stays up for the next one.
 const SNAPSHOT_WARM: Duration = Duration::from_secs(2);
+/// Largest message a WebSocket viewer may send (it needs none).
+const MAX_INBOUND: usize = 1024;
 /// The MJPEG part boundary.
 const BOUNDARY: &str = "framegate";
 
@@ -44,9 +46,9 @@ pub struct ViewParams {
     quality: Option<u8>,
     /// A name for the viewer (a user id), recorded with the session.
     viewer: Option<String>,
-    /// The API token, for viewers that cannot send headers (checked by the auth layer).
+    /// A viewer token, for viewers that cannot send headers (checked by the auth layer).
     #[allow(dead_code)]
-    token: Option<String>,
+    vt: Option<String>,
 }
 
 impl ViewParams {
@@ -63,11 +65,9 @@ impl ViewParams {
             )));
         }
         if let Some(f) = self.fps
-            && !(f > 0.0 && f <= 120.0)
+            && !(f.is_finite() && (0.1..=120.0).contains(&f))
         {
-            return Err(ApiError::bad_query(format!(
-                "fps={f}: more than 0, at most 120"
-            )));
+            return Err(ApiError::bad_query(format!("fps={f}: from 0.1 to 120")));
         }
         if let Some(v) = &self.viewer
             && (v.is_empty() || v.len() > 128)
@@ -100,11 +100,13 @@ async fn hub(
     Ok((hub, key, watermark))
 }
 
-/// Starts (or joins) an encoder. Starting one builds a GStreamer pipeline: blocking work, on a
-/// blocking thread (the runtime is still reachable there for the encoder's feeder task).
+/// Starts (or joins) an encoder, within the caps of `limits` (503 beyond them). Starting one
+/// builds a GStreamer pipeline: blocking work, on a blocking thread (the runtime is still
+/// reachable there for the encoder's feeder task).
 pub(super) async fn start_encoder(
     hub: Arc<JpegHub>,
     key: JpegKey,
+    limits: &crate::config::LimitsConfig,
 ) -> Result<Arc<JpegEncoder>, ApiError> {
     let failed = |e: String| {
         ApiError::new(
@@ -113,10 +115,21 @@ pub(super) async fn start_encoder(
             e,
         )
     };
-    tokio::task::spawn_blocking(move || hub.subscribe(key))
+    let (per_stream, total) = (
+        limits.jpeg_encoders_per_stream as usize,
+        limits.jpeg_encoders_total as usize,
+    );
+    tokio::task::spawn_blocking(move || hub.subscribe_within(key, per_stream, total))
         .await
         .map_err(|e| failed(e.to_string()))?
-        .map_err(|e| failed(format!("{e:#}")))
+        .map_err(|e| match e {
+            JpegRefusal::Failed(e) => failed(format!("{e:#}")),
+            full => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many JPEG encoders",
+                full.to_string(),
+            ),
+        })
 }
 
 /// Starts (or joins) the stream's encoder for these parameters; also returns the stream's
@@ -127,10 +140,11 @@ async fn encoder(
     params: &ViewParams,
 ) -> Result<(Arc<JpegEncoder>, Option<String>), ApiError> {
     let (hub, key, watermark) = hub(state, id, params).await?;
-    Ok((start_encoder(hub, key).await?, watermark))
+    Ok((start_encoder(hub, key, &state.limits).await?, watermark))
 }
 
-/// Starts a viewer session (ended when the returned guard drops).
+/// Starts a viewer session (ended when the returned guard drops); 503 when the stream or the
+/// process has as many viewers as it takes.
 fn session(
     state: &AppState,
     id: &str,
@@ -138,7 +152,7 @@ fn session(
     ip: Option<IpAddr>,
     params: &ViewParams,
     watermark: Option<String>,
-) -> Session {
+) -> Result<Session, ApiError> {
     state.sessions.start(
         Viewer {
             stream: id.to_string(),
@@ -149,6 +163,10 @@ fn session(
         },
         state.manager.store().sink(),
     )
+    .map_err(|full| {
+        super::counters::count(&super::counters::EDGE.viewers_refused);
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many viewers", full.0)
+    })
 }
 
 /// The next picture newer than `after` (any, if none yet); `None` when the encoder stopped.
@@ -237,7 +255,7 @@ pub async fn mjpeg(
         peer.map(|p| p.0.0.ip()),
         &params,
         watermark,
-    );
+    )?;
     let interval = params.fps.map(|f| Duration::from_secs_f64(1.0 / f));
     let rx = enc.frames();
     let parts = futures_util::stream::unfold(
@@ -291,12 +309,17 @@ pub async fn websocket(
     let (hub, key, watermark) = hub(&state, &id, &params).await?;
     let interval = params.fps.map(|f| Duration::from_secs_f64(1.0 / f));
     let ip = peer.map(|p| p.0.0.ip());
+    // The viewer's place is taken before the handshake, so that a full stream says 503.
+    let session = session(&state, &id, "websocket", ip, &params, watermark)?;
     // The handshake is answered before the encoder starts: browsers open one WebSocket to a
     // host at a time, so a page's sockets would otherwise wait for each other's encoders.
+    // A viewer only ever sends small control messages: anything bigger closes the socket.
+    let ws = ws
+        .max_message_size(MAX_INBOUND)
+        .max_frame_size(MAX_INBOUND);
     Ok(ws.on_upgrade(move |mut socket| async move {
-        match start_encoder(hub, key).await {
+        match start_encoder(hub, key, &state.limits).await {
             Ok(enc) => {
-                let session = session(&state, &id, "websocket", ip, &params, watermark);
                 push_pictures(socket, enc, interval, session).await;
             }
             Err(e) => {
@@ -360,6 +383,14 @@ async fn push_pictures(
     }
 }
 
+/// `?vt=` on HLS files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HlsQuery {
+    /// A viewer token: the playlist then names its segments with it.
+    vt: Option<String>,
+}
+
 /// How long the first playlist request waits for the first segment.
 const FIRST_SEGMENT: Duration = Duration::from_secs(10);
 
@@ -368,6 +399,7 @@ const FIRST_SEGMENT: Duration = Duration::from_secs(10);
 pub async fn hls(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
+    Params(query): Params<HlsQuery>,
 ) -> Result<Response, ApiError> {
     if !crate::publish::is_hls_file(&file) {
         return Err(ApiError::new(
@@ -412,6 +444,14 @@ pub async fn hls(
                 ));
             }
         }
+    };
+    let data = match (&query.vt, playlist) {
+        (Some(vt), true) => crate::publish::playlist_with_query(
+            &String::from_utf8_lossy(&data),
+            &super::llhls::view_query(vt),
+        )
+        .into_bytes(),
+        _ => data,
     };
     let content_type = if playlist {
         "application/vnd.apple.mpegurl"

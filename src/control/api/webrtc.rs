@@ -1,15 +1,16 @@
 //! WHEP routes: a WebRTC viewer posts its SDP offer and gets the answer and a session URL to
-//! `DELETE` when it leaves; pages on other origins may do so (CORS). They follow the read rule
-//! of the API token, like the other viewer routes.
+//! `DELETE` when it leaves; pages on `server.allowed_origins` may do so (CORS, in
+//! [`super::guard`]). They follow the read rule of the API token, like the other viewer routes,
+//! and take viewer tokens (`?vt=`). Sessions are capped per stream and in the process.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
 
-use crate::publish::{WhepHub, WhepStatus};
+use crate::publish::{WhepFull, WhepHub, WhepStatus};
 
 use super::AppState;
 use super::error::ApiError;
@@ -19,39 +20,6 @@ use super::streams::{ApiResult, blocking, stream_id};
 async fn hub(state: &AppState, id: &str) -> Result<Arc<WhepHub>, ApiError> {
     let sid = stream_id(id)?;
     Ok(blocking(state, move |m| m.with_running(&sid, |s| s.whep().clone())).await??)
-}
-
-/// The CORS headers of every WHEP answer.
-fn cors(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, DELETE, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Authorization"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location"),
-    );
-    // Chromium's Private Network Access: a player on a public page may reach a gateway on the
-    // LAN or on this machine.
-    h.insert(
-        header::HeaderName::from_static("access-control-allow-private-network"),
-        HeaderValue::from_static("true"),
-    );
-    r
-}
-
-/// `OPTIONS` on the WHEP routes: the CORS preflight.
-pub async fn preflight() -> Response {
-    cors(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /streams/{id}/whep` with `Content-Type: application/sdp`: `201 Created`, the SDP
@@ -77,7 +45,11 @@ pub async fn offer(
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "not an SDP offer", "not UTF-8"))?;
     let hub = hub(&state, &id).await?;
-    let (session, answer) = tokio::task::spawn_blocking(move || hub.answer(&offer))
+    let (per_stream, total) = (
+        state.limits.whep_sessions_per_stream as usize,
+        state.limits.whep_sessions_total as usize,
+    );
+    let (session, answer) = tokio::task::spawn_blocking(move || hub.answer(&offer, per_stream, total))
         .await
         .map_err(|e| {
             ApiError::new(
@@ -86,25 +58,31 @@ pub async fn offer(
                 e.to_string(),
             )
         })?
-        .map_err(|e| {
-            ApiError::new(
+        .map_err(|e| match e.downcast_ref::<WhepFull>() {
+            Some(full) => {
+                super::counters::count(&super::counters::EDGE.whep_refused);
+                ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many WebRTC viewers",
+                full.0.clone(),
+            )
+            }
+            None => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "cannot answer this offer",
                 format!("{e:#}"),
-            )
+            ),
         })?;
     let location = format!("/streams/{id}/whep/{session}");
-    Ok(cors(
-        (
-            StatusCode::CREATED,
-            [
-                (header::CONTENT_TYPE, "application/sdp".to_string()),
-                (header::LOCATION, location),
-            ],
-            answer,
-        )
-            .into_response(),
-    ))
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_string()),
+            (header::LOCATION, location),
+        ],
+        answer,
+    )
+        .into_response())
 }
 
 /// `DELETE /streams/{id}/whep/{session}`: ends the session.
@@ -123,7 +101,7 @@ pub async fn end(
             "no WebRTC session there (it ended, or its peer vanished)",
         ));
     }
-    Ok(cors(StatusCode::NO_CONTENT.into_response()))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/streams/{id}/whep`: the stream's WebRTC sessions.

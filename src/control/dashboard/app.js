@@ -22,6 +22,17 @@ const stats = (window.framegateStats = {
 });
 
 let token = localStorage.getItem("framegate-token") || "";
+// A short-lived viewer token for every stream (GET /api/view-token), for the URLs that cannot
+// carry the API token in a header (WebSockets, pictures, native HLS). The API token itself never
+// goes into a URL.
+let view = { token: "", renewAt: 0 };
+
+async function ensureViewToken() {
+  if (!token) { view = { token: "", renewAt: 0 }; return; }
+  if (view.token && Date.now() < view.renewAt) return;
+  const t = await api("GET", "/api/view-token");
+  view = { token: t.token, renewAt: Date.now() + t.ttl_s * 500 };
+}
 let streams = [];
 const tiles = new Map();  // id -> { el, canvas, ws, bitmap, header }
 let selected = null;      // { id, ws, clickedAt, shown, live, timer }
@@ -44,7 +55,7 @@ async function api(method, path, body) {
 
 function viewUrl(id, params) {
   const q = new URLSearchParams(params);
-  if (token) q.set("token", token);
+  if (view.token) q.set("vt", view.token);
   const proto = location.protocol === "https:" ? "wss" : "ws";
   return `${proto}://${location.host}/streams/${encodeURIComponent(id)}/ws?${q}`;
 }
@@ -154,7 +165,7 @@ function showVideo(on) {
 
 /** Live video for a selection that stayed: it replaces the JPEG pictures once it plays. */
 async function startLive(sel) {
-  const live = new LiveVideo(sel.id, $("#big-video"), token, () => {
+  const live = new LiveVideo(sel.id, $("#big-video"), token, view.token, () => {
     if (selected === sel) select(sel.id, { video: false }); // back to JPEG pictures
   });
   sel.live = live;
@@ -287,6 +298,7 @@ async function refresh() {
   try {
     streams = await api("GET", "/api/streams");
     if (stats.marks.api === null) stats.marks.api = Math.round(performance.now());
+    await ensureViewToken();
   } catch (e) {
     $("#summary").textContent = e.message;
     return;
@@ -329,6 +341,7 @@ $("#token-button").onclick = () => {
   const t = prompt("API token", token);
   if (t !== null) {
     token = t.trim();
+    view = { token: "", renewAt: 0 };
     localStorage.setItem("framegate-token", token);
     $("#token-button").hidden = true;
     for (const t of tiles.values()) { if (t.ws) t.ws.close(); }

@@ -46,7 +46,7 @@
     }
     const td = document.createElement("td");
     if (e.snapshot) {
-      const src = `/api/events/${e.id}/snapshot.jpg${token ? `?token=${encodeURIComponent(token)}` : ""}`;
+      const src = `/api/events/${e.id}/snapshot.jpg${view.token ? `?vt=${encodeURIComponent(view.token)}` : ""}`;
       const a = document.createElement("a");
       a.href = src;
       a.target = "_blank";

@@ -43,10 +43,11 @@ function loadHlsJs() {
 }
 
 class LiveVideo {
-  constructor(id, video, token, onFail) {
+  constructor(id, video, token, viewToken, onFail) {
     this.id = id;
     this.video = video;
     this.token = token;
+    this.viewToken = viewToken;
     this.onFail = onFail;  // called when playing video stops working
     this.transport = null;
     this.closed = false;
@@ -104,7 +105,7 @@ class LiveVideo {
     // own HLS did not play these playlists), the browser's own HLS elsewhere (older iPhones).
     const mse = "MediaSource" in window || "ManagedMediaSource" in window;
     if (!mse && this.video.canPlayType("application/vnd.apple.mpegurl")) {
-      this.video.src = this.token ? `${url}?token=${encodeURIComponent(this.token)}` : url;
+      this.video.src = this.viewToken ? `${url}?vt=${encodeURIComponent(this.viewToken)}` : url;
       return;
     }
     await loadHlsJs();

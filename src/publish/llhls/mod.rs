@@ -16,6 +16,7 @@ mod fmp4;
 mod h264;
 mod packager;
 mod playlist;
+pub use playlist::with_query;
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};

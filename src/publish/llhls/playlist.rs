@@ -70,6 +70,42 @@ pub fn render(p: &Packager) -> Option<String> {
     Some(out)
 }
 
+/// The playlist with `query` (`vt=...`) added to every URI in it (tags' `URI="..."` and media
+/// lines), so that a player that got the playlist with a viewer token fetches the rest with it.
+/// Also for the MPEG-TS HLS playlist.
+pub fn with_query(text: &str, query: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64 * query.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let end = &line[body.len()..];
+        if body.is_empty() {
+            out.push_str(line);
+        } else if body.starts_with('#') {
+            let mut rest = body;
+            while let Some(at) = rest.find("URI=\"") {
+                let start = at + 5;
+                let Some(close) = rest[start..].find('"') else {
+                    break;
+                };
+                let uri = &rest[start..start + close];
+                out.push_str(&rest[..start]);
+                out.push_str(uri);
+                out.push(if uri.contains('?') { '&' } else { '?' });
+                out.push_str(query);
+                rest = &rest[start + close..];
+            }
+            out.push_str(rest);
+            out.push_str(end);
+        } else {
+            out.push_str(body);
+            out.push(if body.contains('?') { '&' } else { '?' });
+            out.push_str(query);
+            out.push_str(end);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +141,14 @@ mod tests {
             text.contains("#EXT-X-PART:DURATION=0.20000,URI=\"part8.0.m4s\",INDEPENDENT=YES\n")
         );
         assert!(text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part8.1.m4s\"\n"));
+        let signed = with_query(&text, "vt=abc");
+        assert!(signed.contains("#EXT-X-MAP:URI=\"init.mp4?vt=abc\"\n"));
+        assert!(signed.ends_with("URI=\"part8.1.m4s?vt=abc\"\n"));
+        assert!(signed.contains("\nseg7.m4s?vt=abc\n"), "{signed}");
+        assert_eq!(
+            with_query("#EXTM3U\nsegment00001.ts\n", "vt=x"),
+            "#EXTM3U\nsegment00001.ts?vt=x\n"
+        );
         // Parts only for the newest segments (three target durations).
         assert!(text.contains("part5.0.m4s") && !text.contains("part3.0.m4s"));
         assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 7);
