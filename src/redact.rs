@@ -123,7 +123,9 @@ pub fn url(u: &Url) -> Url {
             r.set_path(&format!("/{app}/{MASK}"));
         }
     }
-    if r.query_pairs().any(|(k, v)| is_secret_param(&k) && !v.is_empty()) {
+    if r.query_pairs()
+        .any(|(k, v)| is_secret_param(&k) && !v.is_empty())
+    {
         let pairs: Vec<(String, String)> = r
             .query_pairs()
             .map(|(k, v)| {

@@ -27,7 +27,8 @@ fn start(extra: &str, streams: &str) -> (Framegate, String) {
     (fg, format!("127.0.0.1:{http}"))
 }
 
-const PATTERN: &str = "[[streams]]\nid = \"cam\"\nsource = \"test://ball?width=320&height=240&fps=25\"\n";
+const PATTERN: &str =
+    "[[streams]]\nid = \"cam\"\nsource = \"test://ball?width=320&height=240&fps=25\"\n";
 
 fn live(addr: &str, id: &str, token: Option<&str>) {
     wait_for(&format!("{id} live"), LONG, || {
@@ -44,10 +45,7 @@ fn post_json(addr: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> 
 
 #[test]
 fn pages_on_other_origins_and_foreign_hosts_change_nothing() {
-    let (_fg, addr) = start(
-        "allowed_origins = [\"https://wall.example\"]",
-        PATTERN,
-    );
+    let (_fg, addr) = start("allowed_origins = [\"https://wall.example\"]", PATTERN);
     live(&addr, "cam", None);
     let new = json!({ "id": "added", "source": "test://smpte?width=160&height=120" });
     let evil = ("Origin", "https://evil.example");
@@ -68,7 +66,11 @@ fn pages_on_other_origins_and_foreign_hosts_change_nothing() {
         &addr,
         "POST",
         "/api/streams",
-        &[("Host", &addr), ("Origin", &own), ("Content-Type", "text/plain")],
+        &[
+            ("Host", &addr),
+            ("Origin", &own),
+            ("Content-Type", "text/plain"),
+        ],
         &new.to_string(),
     );
     assert_eq!(r.status, 415, "{}", r.body);
@@ -77,7 +79,10 @@ fn pages_on_other_origins_and_foreign_hosts_change_nothing() {
         let r = request_raw(&addr, "POST", path, &[("Host", &addr), evil], "");
         assert_eq!(r.status, 403, "{path}: {}", r.body);
     }
-    assert_eq!(request(&addr, "GET", "/api/streams/added", None, None).status, 404);
+    assert_eq!(
+        request(&addr, "GET", "/api/streams/added", None, None).status,
+        404
+    );
     assert_eq!(
         request(&addr, "GET", "/api/streams/cam", None, None).json()["state"],
         "live"
@@ -94,7 +99,13 @@ fn pages_on_other_origins_and_foreign_hosts_change_nothing() {
     let r = request_raw(&addr, "GET", "/streams/cam/ws", &ws, "");
     assert_eq!(r.status, 403, "{}", r.body);
     // A browser pointed at framegate through a foreign name (DNS rebinding) gets nothing.
-    let r = request_raw(&addr, "GET", "/api/streams", &[("Host", "rebind.evil.example:80")], "");
+    let r = request_raw(
+        &addr,
+        "GET",
+        "/api/streams",
+        &[("Host", "rebind.evil.example:80")],
+        "",
+    );
     assert_eq!(r.status, 421, "{}", r.body);
     let r = request_raw(&addr, "GET", "/", &[("Host", "rebind.evil.example")], "");
     assert_eq!(r.status, 421);
@@ -119,7 +130,10 @@ fn pages_on_other_origins_and_foreign_hosts_change_nothing() {
         r.header("access-control-allow-origin"),
         Some("https://wall.example")
     );
-    assert_eq!(request(&addr, "DELETE", "/api/streams/added", None, None).status, 204);
+    assert_eq!(
+        request(&addr, "DELETE", "/api/streams/added", None, None).status,
+        204
+    );
 
     // CORS: preflights for the allowed origin only; no Private-Network header unless
     // configured.
@@ -152,8 +166,17 @@ fn pages_on_other_origins_and_foreign_hosts_change_nothing() {
     // The dashboard: a content security policy, no framing, no sniffing, no referrer.
     let page = request(&addr, "GET", "/", None, None);
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self' 'nonce-"), "{csp}");
-    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self' 'nonce-"),
+        "{csp}"
+    );
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
     assert!(page.body.contains(&format!("<script nonce=\"{nonce}\">")));
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
@@ -187,11 +210,26 @@ fn hostile_numbers_are_refused_named_and_never_saved() {
     let base = || json!({ "id": "hostile", "source": "test://smpte?width=160&height=120" });
     let cases: [(&str, Value); 6] = [
         ("stall_timeout_s", json!({ "stall_timeout_s": 1e300 })),
-        ("reconnect.initial_s", json!({ "reconnect": { "initial_s": 1e300, "max_s": 1e300 } })),
-        ("reconnect.connect_timeout_s", json!({ "reconnect": { "connect_timeout_s": 1e-30 } })),
-        ("media_server.poll_s", json!({ "media_server": { "url": "http://127.0.0.1:1/{path}", "poll_s": 1e300 } })),
-        ("outputs.retry_max_s", json!({ "outputs": [{ "kind": "rtmp", "url": "rtmp://127.0.0.1:1/live/x", "retry_max_s": 1e300 }] })),
-        ("outputs.max_fps", json!({ "outputs": [{ "kind": "redis", "url": "redis://127.0.0.1:1", "max_fps": 1e-30 }] })),
+        (
+            "reconnect.initial_s",
+            json!({ "reconnect": { "initial_s": 1e300, "max_s": 1e300 } }),
+        ),
+        (
+            "reconnect.connect_timeout_s",
+            json!({ "reconnect": { "connect_timeout_s": 1e-30 } }),
+        ),
+        (
+            "media_server.poll_s",
+            json!({ "media_server": { "url": "http://127.0.0.1:1/{path}", "poll_s": 1e300 } }),
+        ),
+        (
+            "outputs.retry_max_s",
+            json!({ "outputs": [{ "kind": "rtmp", "url": "rtmp://127.0.0.1:1/live/x", "retry_max_s": 1e300 }] }),
+        ),
+        (
+            "outputs.max_fps",
+            json!({ "outputs": [{ "kind": "redis", "url": "redis://127.0.0.1:1", "max_fps": 1e-30 }] }),
+        ),
     ];
     for (field, extra) in cases {
         let mut body = base();
@@ -201,13 +239,29 @@ fn hostile_numbers_are_refused_named_and_never_saved() {
         let r = request(&addr, "POST", "/api/streams", Some(&body.to_string()), None);
         assert_eq!(r.status, 400, "{field}: {}", r.body);
         let detail = r.json()["detail"].as_str().unwrap().to_string();
-        assert!(detail.contains(field) && detail.contains("out of range"), "{field}: {detail}");
+        assert!(
+            detail.contains(field) && detail.contains("out of range"),
+            "{field}: {detail}"
+        );
     }
-    assert_eq!(request(&addr, "GET", "/api/streams/hostile", None, None).status, 404);
+    assert_eq!(
+        request(&addr, "GET", "/api/streams/hostile", None, None).status,
+        404
+    );
     let state = fg.dir.path().join("framegate.api-state.toml");
-    assert!(!std::fs::read_to_string(&state).unwrap_or_default().contains("hostile"));
+    assert!(
+        !std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .contains("hostile")
+    );
     // A good change is saved, privately; the next start is fine.
-    let r = request(&addr, "POST", "/api/streams", Some(&base().to_string()), None);
+    let r = request(
+        &addr,
+        "POST",
+        "/api/streams",
+        Some(&base().to_string()),
+        None,
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&state).unwrap().permissions().mode();
@@ -225,7 +279,7 @@ fn jpeg_size(data: &[u8]) -> (u32, u32) {
         assert_eq!(data[i], 0xFF, "not a JPEG segment at {i}");
         let marker = data[i + 1];
         let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
-        if matches!(marker, 0xC0 | 0xC1 | 0xC2) {
+        if matches!(marker, 0xC0..=0xC2) {
             let h = u16::from_be_bytes([data[i + 5], data[i + 6]]);
             let w = u16::from_be_bytes([data[i + 7], data[i + 8]]);
             return (u32::from(w), u32::from(h));
@@ -239,7 +293,11 @@ fn jpeg_size(data: &[u8]) -> (u32, u32) {
 fn mjpeg_viewer(addr: &str, query: &str) -> (TcpStream, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(LONG)).unwrap();
-    write!(s, "GET /streams/cam/mjpeg?{query} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /streams/cam/mjpeg?{query} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n") {
@@ -256,7 +314,13 @@ fn pictures_are_never_scaled_up_and_what_clients_multiply_is_capped() {
         PATTERN,
     );
     live(&addr, "cam", None);
-    let r = request(&addr, "GET", "/streams/cam/snapshot.jpg?width=7680", None, None);
+    let r = request(
+        &addr,
+        "GET",
+        "/streams/cam/snapshot.jpg?width=7680",
+        None,
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(jpeg_size(r.body_bytes()), (320, 240));
     // The snapshot's encoder stays up a moment for the next snapshot; then it stops.
@@ -268,10 +332,24 @@ fn pictures_are_never_scaled_up_and_what_clients_multiply_is_capped() {
     // Two sizes watched: a third size finds no encoder, a watched size still plays.
     let (_a, head_a) = mjpeg_viewer(&addr, "width=64");
     let (_b, head_b) = mjpeg_viewer(&addr, "width=96");
-    assert!(head_a.contains("200") && head_b.contains("200"), "{head_a} {head_b}");
-    let r = request(&addr, "GET", "/streams/cam/snapshot.jpg?width=128", None, None);
+    assert!(
+        head_a.contains("200") && head_b.contains("200"),
+        "{head_a} {head_b}"
+    );
+    let r = request(
+        &addr,
+        "GET",
+        "/streams/cam/snapshot.jpg?width=128",
+        None,
+        None,
+    );
     assert_eq!(r.status, 503, "{}", r.body);
-    assert!(r.json()["detail"].as_str().unwrap().contains("jpeg_encoders_per_stream"));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("jpeg_encoders_per_stream")
+    );
     // The third viewer of a watched size is taken; the fourth is not.
     let (_c, head_c) = mjpeg_viewer(&addr, "width=64");
     assert!(head_c.contains("200"), "{head_c}");
@@ -288,7 +366,14 @@ fn pictures_are_never_scaled_up_and_what_clients_multiply_is_capped() {
     // An SDP offer with an impossible payload type is a 400, not a panic.
     let pt200 = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 200\r\n\
         c=IN IP4 0.0.0.0\r\na=rtpmap:200 H264/90000\r\na=fmtp:200 packetization-mode=1\r\n";
-    let r = request_typed(&addr, "POST", "/streams/cam/whep", Some(pt200), "application/sdp", None);
+    let r = request_typed(
+        &addr,
+        "POST",
+        "/streams/cam/whep",
+        Some(pt200),
+        "application/sdp",
+        None,
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("payload type"), "{}", r.body);
     assert_eq!(request(&addr, "GET", "/healthz", None, None).status, 200);
@@ -327,11 +412,20 @@ outputs = [ {{ kind = "rtmp", url = "rtmp://127.0.0.1:1/live/{key}", retry_initi
     assert_eq!(read["outputs"][0]["url"], "rtmp://127.0.0.1:1/live/***");
     let mut changed = read.clone();
     changed["stall_timeout_s"] = json!(3.0);
-    let r = request(&addr, "PUT", "/api/streams/pushed", Some(&changed.to_string()), None);
+    let r = request(
+        &addr,
+        "PUT",
+        "/api/streams/pushed",
+        Some(&changed.to_string()),
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     live(&addr, "pushed", None);
     let state = std::fs::read_to_string(fg.dir.path().join("framegate.api-state.toml")).unwrap();
-    assert!(state.contains(key) && state.contains(wkey), "the stored secrets were lost");
+    assert!(
+        state.contains(key) && state.contains(wkey),
+        "the stored secrets were lost"
+    );
 
     let seen = [
         request(&addr, "GET", "/api/streams", None, None).body,
@@ -351,46 +445,103 @@ outputs = [ {{ kind = "rtmp", url = "rtmp://127.0.0.1:1/live/{key}", retry_initi
 
 #[test]
 fn with_a_token_reads_are_closed_and_viewer_tokens_open_one_stream() {
-    let two = format!("{PATTERN}\n[[streams]]\nid = \"other\"\nsource = \"test://smpte?width=160&height=120&fps=25\"\n");
+    let two = format!(
+        "{PATTERN}\n[[streams]]\nid = \"other\"\nsource = \"test://smpte?width=160&height=120&fps=25\"\n"
+    );
     let (_fg, addr) = start(
         &format!("api_token = \"{TOKEN}\"\n[server.limits]\nauth_failures_per_minute = 12"),
         &two,
     );
     live(&addr, "cam", Some(TOKEN));
-    for path in ["/api/streams", "/metrics", "/streams/cam/snapshot.jpg", "/streams/cam/llhls/index.m3u8"] {
-        assert_eq!(request(&addr, "GET", path, None, None).status, 401, "{path}");
+    for path in [
+        "/api/streams",
+        "/metrics",
+        "/streams/cam/snapshot.jpg",
+        "/streams/cam/llhls/index.m3u8",
+    ] {
+        assert_eq!(
+            request(&addr, "GET", path, None, None).status,
+            401,
+            "{path}"
+        );
     }
     // The API token is never taken from a URL.
-    let r = request(&addr, "GET", &format!("/streams/cam/snapshot.jpg?token={TOKEN}"), None, None);
+    let r = request(
+        &addr,
+        "GET",
+        &format!("/streams/cam/snapshot.jpg?token={TOKEN}"),
+        None,
+        None,
+    );
     assert_eq!(r.status, 401);
-    let vt = request(&addr, "GET", "/api/streams/cam/view-token", None, Some(TOKEN)).json();
+    let vt = request(
+        &addr,
+        "GET",
+        "/api/streams/cam/view-token",
+        None,
+        Some(TOKEN),
+    )
+    .json();
     let vt = vt["token"].as_str().unwrap().to_string();
-    let r = request(&addr, "GET", &format!("/streams/cam/snapshot.jpg?vt={vt}"), None, None);
+    let r = request(
+        &addr,
+        "GET",
+        &format!("/streams/cam/snapshot.jpg?vt={vt}"),
+        None,
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     // Scoped: another stream, or the API, stays closed.
-    let r = request(&addr, "GET", &format!("/streams/other/snapshot.jpg?vt={vt}"), None, None);
+    let r = request(
+        &addr,
+        "GET",
+        &format!("/streams/other/snapshot.jpg?vt={vt}"),
+        None,
+        None,
+    );
     assert_eq!(r.status, 401);
     let r = request(&addr, "GET", &format!("/api/streams?vt={vt}"), None, None);
     assert_eq!(r.status, 401);
     // A playlist fetched with it names every file with it, and those files open.
-    let r = request(&addr, "GET", &format!("/streams/cam/llhls/index.m3u8?vt={vt}"), None, None);
+    let r = request(
+        &addr,
+        "GET",
+        &format!("/streams/cam/llhls/index.m3u8?vt={vt}"),
+        None,
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let init = format!("URI=\"init.mp4?vt={vt}\"");
     assert!(r.body.contains(&init), "{}", r.body);
     let part = r
         .body
         .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-PART:").and_then(|p| p.split("URI=\"").nth(1)))
+        .find_map(|l| {
+            l.strip_prefix("#EXT-X-PART:")
+                .and_then(|p| p.split("URI=\"").nth(1))
+        })
         .map(|u| u.split('"').next().unwrap().to_string())
         .unwrap();
     assert!(part.ends_with(&format!("?vt={vt}")), "{part}");
-    let r = request(&addr, "GET", &format!("/streams/cam/llhls/{part}"), None, None);
+    let r = request(
+        &addr,
+        "GET",
+        &format!("/streams/cam/llhls/{part}"),
+        None,
+        None,
+    );
     assert_eq!(r.status, 200);
     // A forged token opens nothing, and an address that keeps failing is held off: 7 failures
     // so far, 5 more reach the limit of 12.
     let forged = format!("{}x", &vt[..vt.len() - 1]);
     for _ in 0..5 {
-        let r = request(&addr, "GET", &format!("/streams/cam/snapshot.jpg?vt={forged}"), None, None);
+        let r = request(
+            &addr,
+            "GET",
+            &format!("/streams/cam/snapshot.jpg?vt={forged}"),
+            None,
+            None,
+        );
         assert_eq!(r.status, 401);
     }
     let r = request(&addr, "GET", "/api/streams", None, Some(TOKEN));
@@ -410,7 +561,10 @@ fn an_empty_or_short_token_is_a_config_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("t.toml:2") && err.contains("api_token"), "{err}");
+    assert!(
+        err.contains("t.toml:2") && err.contains("api_token"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -431,8 +585,12 @@ fn file_sources_through_the_api_stay_inside_media_dirs() {
     }
     // A link inside the folder that leads out of it.
     std::os::unix::fs::symlink("/etc/passwd", media.path().join("link.mp4")).unwrap();
-    let body = json!({ "id": "f", "source": format!("file://{}/link.mp4", media.path().display()) });
-    assert_eq!(request(&addr, "POST", "/api/streams", Some(&body.to_string()), None).status, 400);
+    let body =
+        json!({ "id": "f", "source": format!("file://{}/link.mp4", media.path().display()) });
+    assert_eq!(
+        request(&addr, "POST", "/api/streams", Some(&body.to_string()), None).status,
+        400
+    );
     let body = json!({ "id": "f", "source": format!("file://{}", clip.display()) });
     let r = request(&addr, "POST", "/api/streams", Some(&body.to_string()), None);
     assert_eq!(r.status, 201, "{}", r.body);
@@ -452,10 +610,16 @@ fn the_rtsp_output_needs_its_users_credentials() {
     let addr = format!("127.0.0.1:{http}");
     live(&addr, "cam", None);
     assert!(common::ffprobe(&format!("rtsp://127.0.0.1:{rtsp}/cam")).is_none());
-    assert!(common::ffprobe(&format!("rtsp://viewer:wrong-password@127.0.0.1:{rtsp}/cam")).is_none());
-    let (codec, w, h, _) =
-        common::ffprobe(&format!("rtsp://viewer:a-long-rtsp-password@127.0.0.1:{rtsp}/cam"))
-            .expect("ffprobe with the credentials");
+    assert!(
+        common::ffprobe(&format!(
+            "rtsp://viewer:wrong-password@127.0.0.1:{rtsp}/cam"
+        ))
+        .is_none()
+    );
+    let (codec, w, h, _) = common::ffprobe(&format!(
+        "rtsp://viewer:a-long-rtsp-password@127.0.0.1:{rtsp}/cam"
+    ))
+    .expect("ffprobe with the credentials");
     assert_eq!((codec.as_str(), w, h), ("h264", 320, 240));
 }
 
@@ -464,35 +628,75 @@ fn https_with_a_self_signed_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let (_fg, addr) = start(
-        &format!("[server.tls]\ncert = \"{}\"\nkey = \"{}\"", cert.display(), key.display()),
+        &format!(
+            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
         PATTERN,
     );
     let curl = |args: &[&str]| {
         Command::new("curl")
-            .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
             .args(args)
             .output()
             .unwrap()
     };
     let url = format!("https://{addr}/api/streams");
     let trusted = curl(&["--cacert", cert.to_str().unwrap(), &url]);
-    assert_eq!(String::from_utf8_lossy(&trusted.stdout), "200", "{}", String::from_utf8_lossy(&trusted.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&trusted.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
     // Without trusting the certificate, curl refuses; plain HTTP gets no answer.
     let untrusted = curl(&[&url]);
     assert!(!untrusted.status.success());
     let plain = curl(&[&format!("http://{addr}/healthz")]);
     assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
-    let snapshot = curl(&["--cacert", cert.to_str().unwrap(), &format!("https://{addr}/streams/cam/snapshot.jpg")]);
+    let snapshot = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("https://{addr}/streams/cam/snapshot.jpg"),
+    ]);
     assert_eq!(String::from_utf8_lossy(&snapshot.stdout), "200");
 }
 
@@ -522,7 +726,11 @@ fn a_slowloris_does_not_stop_health_checks_and_stays_under_the_connection_cap() 
         let t = Instant::now();
         let r = request(&addr, "GET", "/healthz", None, None);
         assert_eq!(r.status, 200);
-        assert!(t.elapsed() < Duration::from_secs(1), "/healthz took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "/healthz took {:?}",
+            t.elapsed()
+        );
     }
     let during = open_files(fg.pid());
     assert!(
@@ -530,7 +738,10 @@ fn a_slowloris_does_not_stop_health_checks_and_stays_under_the_connection_cap() 
         "{during} open files with a cap of 500 connections (before: {before})"
     );
     let limits = request(&addr, "GET", "/api/limits", None, None).json();
-    assert!(limits["now"]["connections_evicted"].as_u64().unwrap() > 0, "{limits}");
+    assert!(
+        limits["now"]["connections_evicted"].as_u64().unwrap() > 0,
+        "{limits}"
+    );
     drop(slow);
 }
 
@@ -557,7 +768,10 @@ fn a_page_on_another_origin_is_refused_in_a_real_browser() {
     });
     let out = common::run_browser_script(
         "cross-origin.mjs",
-        &[&format!("http://127.0.0.1:{page_port}/"), &format!("http://{addr}")],
+        &[
+            &format!("http://127.0.0.1:{page_port}/"),
+            &format!("http://{addr}"),
+        ],
         &[],
     );
     assert_eq!(out["websocket"], "refused", "{out}");
@@ -566,5 +780,8 @@ fn a_page_on_another_origin_is_refused_in_a_real_browser() {
     let r = request(&addr, "GET", "/api/streams/evil", None, None);
     assert_eq!(r.status, 404, "the cross-origin POST added a stream");
     let limits = request(&addr, "GET", "/api/limits", None, None).json();
-    assert!(limits["now"]["origin_refused"].as_u64().unwrap() >= 3, "{limits}");
+    assert!(
+        limits["now"]["origin_refused"].as_u64().unwrap() >= 3,
+        "{limits}"
+    );
 }

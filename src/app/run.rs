@@ -75,7 +75,11 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
             "open"
         },
         "HTTP API listening on {}://{http_addr}",
-        if config.server.tls.is_some() { "https" } else { "http" }
+        if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     );
     let app = api::router(manager.clone(), &config.server, token, http_addr);
     let tls = match &config.server.tls {

@@ -238,7 +238,6 @@ pub struct MediaServerCheck {
     pub poll_s: f64,
 }
 
-
 fn default_poll() -> f64 {
     2.0
 }

@@ -121,8 +121,13 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
     if let Some(e) = super::security::media_dirs_error(&server.media_dirs) {
         return Err((at("media_dirs"), e));
     }
-    super::bounds::within("server.view_token_ttl_s", server.view_token_ttl_s, 10.0, 86_400.0)
-        .map_err(|m| (at("view_token_ttl_s"), m))?;
+    super::bounds::within(
+        "server.view_token_ttl_s",
+        server.view_token_ttl_s,
+        10.0,
+        86_400.0,
+    )
+    .map_err(|m| (at("view_token_ttl_s"), m))?;
     server
         .limits
         .validate()
@@ -307,7 +312,12 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
             r.jitter
         ));
     }
-    within("reconnect.connect_timeout_s", r.connect_timeout_s, 0.1, 3600.0)?;
+    within(
+        "reconnect.connect_timeout_s",
+        r.connect_timeout_s,
+        0.1,
+        3600.0,
+    )?;
     seconds("reconnect.reset_after_s", r.reset_after_s, 0.1)?;
     let e = &s.encoder;
     if let Some([w, h]) = e.size

@@ -29,8 +29,8 @@ pub use events::{
     AlertConfig, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget, masked_text_url,
 };
 pub use load::{ConfigError, load_file, parse_str};
-pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use security::{LimitsConfig, RtspAuthConfig, TlsConfig};
+pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;
 pub use webrtc::WebRtcConfig;
 

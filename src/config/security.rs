@@ -110,11 +110,19 @@ impl LimitsConfig {
             )
         };
         count("http_connections", self.http_connections, 100_000)?;
-        count("jpeg_encoders_per_stream", self.jpeg_encoders_per_stream, 64)?;
+        count(
+            "jpeg_encoders_per_stream",
+            self.jpeg_encoders_per_stream,
+            64,
+        )?;
         count("jpeg_encoders_total", self.jpeg_encoders_total, 4096)?;
         count("viewers_per_stream", self.viewers_per_stream, 10_000)?;
         count("viewers_total", self.viewers_total, 100_000)?;
-        count("whep_sessions_per_stream", self.whep_sessions_per_stream, 1000)?;
+        count(
+            "whep_sessions_per_stream",
+            self.whep_sessions_per_stream,
+            1000,
+        )?;
         count("whep_sessions_total", self.whep_sessions_total, 10_000)?;
         count("held_requests", self.held_requests, 100_000)?;
         count(
@@ -202,9 +210,12 @@ pub fn origin_error(origin: &str) -> Option<String> {
 
 /// The folders of `server.media_dirs`, made absolute against the config's folder.
 pub fn media_dirs_error(dirs: &[PathBuf]) -> Option<String> {
-    dirs.iter()
-        .find(|d| !d.is_absolute())
-        .map(|d| format!("server.media_dirs: `{}` is not an absolute path", d.display()))
+    dirs.iter().find(|d| !d.is_absolute()).map(|d| {
+        format!(
+            "server.media_dirs: `{}` is not an absolute path",
+            d.display()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -129,9 +129,14 @@ impl Sessions {
             if all.len() >= self.total || on_stream >= self.per_stream {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(Full(if all.len() >= self.total {
-                    format!("framegate has {} viewers, as many as it takes (server.limits.viewers_total)", all.len())
+                    format!(
+                        "framegate has {} viewers, as many as it takes (server.limits.viewers_total)",
+                        all.len()
+                    )
                 } else {
-                    format!("stream `{stream}` has {on_stream} viewers, as many as it takes (server.limits.viewers_per_stream)")
+                    format!(
+                        "stream `{stream}` has {on_stream} viewers, as many as it takes (server.limits.viewers_per_stream)"
+                    )
                 }));
             }
             all.insert(live.status.session.clone(), live.clone());
@@ -222,17 +227,18 @@ mod tests {
     #[test]
     fn a_session_is_listed_while_it_lasts() {
         let sessions = Arc::new(Sessions::default());
-        let s = sessions.start(
-            Viewer {
-                stream: "cam0".into(),
-                transport: "mjpeg",
-                ip: Some([127, 0, 0, 1].into()),
-                viewer: Some("alice".into()),
-                watermark: Some("CAM0042".into()),
-            },
-            EventSink::disabled(),
-        )
-        .expect("room");
+        let s = sessions
+            .start(
+                Viewer {
+                    stream: "cam0".into(),
+                    transport: "mjpeg",
+                    ip: Some([127, 0, 0, 1].into()),
+                    viewer: Some("alice".into()),
+                    watermark: Some("CAM0042".into()),
+                },
+                EventSink::disabled(),
+            )
+            .expect("room");
         s.sent(1000);
         s.sent(500);
         let list = sessions.list(Some("cam0"));
@@ -254,10 +260,16 @@ mod tests {
             viewer: None,
             watermark: None,
         };
-        let a = sessions.start(viewer("a"), EventSink::disabled()).expect("1");
-        let _b = sessions.start(viewer("a"), EventSink::disabled()).expect("2");
+        let a = sessions
+            .start(viewer("a"), EventSink::disabled())
+            .expect("1");
+        let _b = sessions
+            .start(viewer("a"), EventSink::disabled())
+            .expect("2");
         assert!(sessions.start(viewer("a"), EventSink::disabled()).is_err());
-        let _c = sessions.start(viewer("b"), EventSink::disabled()).expect("3");
+        let _c = sessions
+            .start(viewer("b"), EventSink::disabled())
+            .expect("3");
         assert!(sessions.start(viewer("b"), EventSink::disabled()).is_err());
         drop(a);
         assert!(sessions.start(viewer("b"), EventSink::disabled()).is_ok());

@@ -145,10 +145,14 @@ pub fn jpeg_encoder_counts() -> (usize, u64) {
 #[derive(Debug, thiserror::Error)]
 pub enum JpegRefusal {
     /// The stream has as many encoders as it may.
-    #[error("the stream has {0} JPEG encoders (sizes and qualities) running, as many as it may (server.limits.jpeg_encoders_per_stream): use one of the sizes being watched")]
+    #[error(
+        "the stream has {0} JPEG encoders (sizes and qualities) running, as many as it may (server.limits.jpeg_encoders_per_stream): use one of the sizes being watched"
+    )]
     StreamFull(usize),
     /// The process has as many encoders as it may.
-    #[error("framegate runs {0} JPEG encoders, as many as it may (server.limits.jpeg_encoders_total)")]
+    #[error(
+        "framegate runs {0} JPEG encoders, as many as it may (server.limits.jpeg_encoders_total)"
+    )]
     ProcessFull(usize),
     /// The encoder could not start.
     #[error("{0:#}")]

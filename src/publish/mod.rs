@@ -37,6 +37,5 @@ pub use push::{PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
 pub use rtsp_server::RtspServer;
 pub use whep::{
-    IceSettings, WhepFull, WhepHub, WhepStatus, h264_payload_type, parse_offer,
-    whep_sessions_total,
+    IceSettings, WhepFull, WhepHub, WhepStatus, h264_payload_type, parse_offer, whep_sessions_total,
 };

@@ -563,7 +563,10 @@ pub fn parse_offer(offer: &str) -> Result<gst_sdp::SDPMessage> {
         .and_then(|o| gst_sdp::SDPMessage::parse_buffer(o.as_bytes()).ok())
         .context("the body is not an SDP offer (`v=0` ... with an `m=` line)")?;
     if sdp.medias_len() > MAX_MEDIA {
-        bail!("the offer has {} media sections; at most {MAX_MEDIA} are taken", sdp.medias_len());
+        bail!(
+            "the offer has {} media sections; at most {MAX_MEDIA} are taken",
+            sdp.medias_len()
+        );
     }
     let payload_type = |t: &str| t.parse::<u32>().ok().filter(|pt| *pt <= 127);
     for (i, media) in sdp.medias().enumerate() {
@@ -653,7 +656,9 @@ mod tests {
     fn offers_with_impossible_payload_types_are_refused() {
         gst::init().expect("gst");
         assert!(parse_offer(OFFER).is_ok());
-        let pt200 = OFFER.replace("96 102 106", "96 102 200").replace("rtpmap:106", "rtpmap:200");
+        let pt200 = OFFER
+            .replace("96 102 106", "96 102 200")
+            .replace("rtpmap:106", "rtpmap:200");
         let e = parse_offer(&pt200).expect_err("pt 200");
         assert!(format!("{e}").contains("200"), "{e}");
         let fmtp = OFFER.replace("a=fmtp:106", "a=fmtp:4000000000");

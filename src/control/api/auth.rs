@@ -293,7 +293,12 @@ mod tests {
         assert!(!other.check(&cam, Some("cam1")));
         // Tampered scope or expiry.
         let parts: Vec<&str> = cam.split('.').collect();
-        let widened = format!("v1.{}.{}.{}", URL_SAFE_NO_PAD.encode("*"), parts[2], parts[3]);
+        let widened = format!(
+            "v1.{}.{}.{}",
+            URL_SAFE_NO_PAD.encode("*"),
+            parts[2],
+            parts[3]
+        );
         assert!(!t.check(&widened, Some("cam2")));
         let later = format!("v1.{}.{}.{}", parts[1], exp + 1000, parts[3]);
         assert!(!t.check(&later, Some("cam1")));

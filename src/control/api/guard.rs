@@ -69,7 +69,7 @@ impl Policy {
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             return ip.is_loopback() || Some(ip) == self.own_ip;
         }
-        self.allowed_hosts.iter().any(|h| *h == name)
+        self.allowed_hosts.contains(&name)
     }
 
     /// Whether `origin` (an `Origin` header) is framegate's own (its authority is the `Host`
@@ -105,7 +105,7 @@ fn host_name(host: &str) -> &str {
     }
 }
 
-fn text<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn text(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -145,7 +145,8 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let origin = text(headers, header::ORIGIN).map(str::to_string);
     let method = req.method().clone();
-    let websocket = text(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let websocket =
+        text(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if method == Method::OPTIONS {
         return preflight(policy, origin.as_deref(), headers);
     }
@@ -165,8 +166,13 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         );
     }
     if let Some((want, needs_body)) = declared(&method, req.uri().path()) {
-        let given = text(headers, header::CONTENT_TYPE)
-            .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let given = text(headers, header::CONTENT_TYPE).map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
         let ok = match &given {
             Some(t) => t == want,
             None => !needs_body,
@@ -234,8 +240,11 @@ fn preflight(policy: &Policy, origin: Option<&str>, headers: &HeaderMap) -> Resp
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("600"),
     );
-    let pna = text(headers, header::HeaderName::from_static("access-control-request-private-network"))
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let pna = text(
+        headers,
+        header::HeaderName::from_static("access-control-request-private-network"),
+    )
+    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if pna && policy.private_network {
         h.insert(
             header::HeaderName::from_static("access-control-allow-private-network"),
@@ -260,10 +269,21 @@ mod tests {
     #[test]
     fn a_loopback_server_answers_loopback_names_only() {
         let p = loopback();
-        for ok in ["127.0.0.1:8080", "localhost:8080", "localhost", "[::1]:8080", "127.0.0.5"] {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "localhost",
+            "[::1]:8080",
+            "127.0.0.5",
+        ] {
             assert!(p.host_allowed(ok), "{ok}");
         }
-        for bad in ["evil.example", "evil.example:8080", "10.0.0.1:8080", "localhost.evil.example"] {
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "localhost.evil.example",
+        ] {
             assert!(!p.host_allowed(bad), "{bad}");
         }
         let lan = crate::config::ServerConfig::default();

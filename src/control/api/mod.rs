@@ -29,8 +29,8 @@ mod auth;
 pub mod counters;
 mod dashboard;
 mod error;
-mod guard;
 mod events;
+mod guard;
 mod llhls;
 mod openapi;
 mod params;
@@ -50,8 +50,8 @@ use crate::control::status::StreamStatus;
 use crate::control::{Manager, ReloadReport};
 
 pub use error::{ApiError, ErrorBody};
-pub use serve::{ServeOptions, serve, tls_acceptor};
 use openapi::{Doc, Op, schema};
+pub use serve::{ServeOptions, serve, tls_acceptor};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -115,8 +115,16 @@ const VIEW_QUERY: &[(&str, &str, &str)] = &[
         "Most pictures per second this viewer gets, 0.1 to 120. Default: every frame it can take.",
     ),
     ("quality", "integer", "JPEG quality, 1 to 100. Default 75."),
-    ("viewer", "string", "A name for this viewer (1 to 128 characters), recorded with the session."),
-    ("vt", "string", "A viewer token from `/api/streams/{id}/view-token`, for players that cannot send the API token in a header."),
+    (
+        "viewer",
+        "string",
+        "A name for this viewer (1 to 128 characters), recorded with the session.",
+    ),
+    (
+        "vt",
+        "string",
+        "A viewer token from `/api/streams/{id}/view-token`, for players that cannot send the API token in a header.",
+    ),
 ];
 
 fn api() -> Api {
@@ -659,4 +667,3 @@ pub fn router(
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
         .with_state(state)
 }
-

@@ -125,11 +125,14 @@ pub async fn serve(
             id
         };
         EDGE.connections_open.fetch_add(1, Ordering::Relaxed);
-        let (app, options, table, stop) = (app.clone(), options.clone(), table.clone(), stop_rx.clone());
+        let (app, options, table, stop) =
+            (app.clone(), options.clone(), table.clone(), stop_rx.clone());
         tokio::spawn(async move {
             match &options.tls {
                 Some(acceptor) => {
-                    match tokio::time::timeout(options.header_timeout, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(options.header_timeout, acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(tls)) => {
                             connection(tls, peer, app, &options, served, close_rx, stop).await
                         }
@@ -195,12 +198,24 @@ pub fn tls_acceptor(tls: &crate::config::TlsConfig) -> anyhow::Result<tokio_rust
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
         .with_context(|| format!("server.tls.cert: cannot read `{}`", tls.cert.display()))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("server.tls.cert: `{}` is not a PEM certificate chain", tls.cert.display()))?;
+        .with_context(|| {
+            format!(
+                "server.tls.cert: `{}` is not a PEM certificate chain",
+                tls.cert.display()
+            )
+        })?;
     if certs.is_empty() {
-        anyhow::bail!("server.tls.cert: `{}` holds no certificate", tls.cert.display());
+        anyhow::bail!(
+            "server.tls.cert: `{}` holds no certificate",
+            tls.cert.display()
+        );
     }
-    let key = PrivateKeyDer::from_pem_file(&tls.key)
-        .with_context(|| format!("server.tls.key: `{}` holds no usable PEM private key", tls.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).with_context(|| {
+        format!(
+            "server.tls.key: `{}` holds no usable PEM private key",
+            tls.key.display()
+        )
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -240,7 +255,10 @@ mod tests {
         assert!(!*a_rx.borrow() && !*c_rx.borrow());
         assert!(t.make_room());
         assert!(*c_rx.borrow());
-        assert!(!t.make_room(), "a serving connection is never closed for room");
+        assert!(
+            !t.make_room(),
+            "a serving connection is never closed for room"
+        );
         assert_eq!(t.open.len(), 1);
     }
 }

@@ -37,7 +37,10 @@ fn issue(state: &AppState, scope: &str) -> ViewToken {
 }
 
 /// A token for one stream.
-pub async fn stream(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ViewToken>> {
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ViewToken>> {
     let sid = stream_id(&id)?;
     blocking(&state, move |m| m.get(&sid)).await??;
     Ok(Json(issue(&state, &id)))

@@ -153,20 +153,22 @@ fn session(
     params: &ViewParams,
     watermark: Option<String>,
 ) -> Result<Session, ApiError> {
-    state.sessions.start(
-        Viewer {
-            stream: id.to_string(),
-            transport,
-            ip,
-            viewer: params.viewer.clone(),
-            watermark,
-        },
-        state.manager.store().sink(),
-    )
-    .map_err(|full| {
-        super::counters::count(&super::counters::EDGE.viewers_refused);
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many viewers", full.0)
-    })
+    state
+        .sessions
+        .start(
+            Viewer {
+                stream: id.to_string(),
+                transport,
+                ip,
+                viewer: params.viewer.clone(),
+                watermark,
+            },
+            state.manager.store().sink(),
+        )
+        .map_err(|full| {
+            super::counters::count(&super::counters::EDGE.viewers_refused);
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many viewers", full.0)
+        })
 }
 
 /// The next picture newer than `after` (any, if none yet); `None` when the encoder stopped.
@@ -314,9 +316,7 @@ pub async fn websocket(
     // The handshake is answered before the encoder starts: browsers open one WebSocket to a
     // host at a time, so a page's sockets would otherwise wait for each other's encoders.
     // A viewer only ever sends small control messages: anything bigger closes the socket.
-    let ws = ws
-        .max_message_size(MAX_INBOUND)
-        .max_frame_size(MAX_INBOUND);
+    let ws = ws.max_message_size(MAX_INBOUND).max_frame_size(MAX_INBOUND);
     Ok(ws.on_upgrade(move |mut socket| async move {
         match start_encoder(hub, key, &state.limits).await {
             Ok(enc) => {

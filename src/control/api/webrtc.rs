@@ -49,30 +49,31 @@ pub async fn offer(
         state.limits.whep_sessions_per_stream as usize,
         state.limits.whep_sessions_total as usize,
     );
-    let (session, answer) = tokio::task::spawn_blocking(move || hub.answer(&offer, per_stream, total))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                e.to_string(),
-            )
-        })?
-        .map_err(|e| match e.downcast_ref::<WhepFull>() {
-            Some(full) => {
-                super::counters::count(&super::counters::EDGE.whep_refused);
+    let (session, answer) =
+        tokio::task::spawn_blocking(move || hub.answer(&offer, per_stream, total))
+            .await
+            .map_err(|e| {
                 ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many WebRTC viewers",
-                full.0.clone(),
-            )
-            }
-            None => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "cannot answer this offer",
-                format!("{e:#}"),
-            ),
-        })?;
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                    e.to_string(),
+                )
+            })?
+            .map_err(|e| match e.downcast_ref::<WhepFull>() {
+                Some(full) => {
+                    super::counters::count(&super::counters::EDGE.whep_refused);
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many WebRTC viewers",
+                        full.0.clone(),
+                    )
+                }
+                None => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "cannot answer this offer",
+                    format!("{e:#}"),
+                ),
+            })?;
     let location = format!("/streams/{id}/whep/{session}");
     Ok((
         StatusCode::CREATED,
