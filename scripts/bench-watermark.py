@@ -78,8 +78,9 @@ def y4m_frames(path):
 
 
 def read(exe, path, window):
-    r = subprocess.run([str(exe), "watermark", "read", str(path), "--key", KEY, "--window",
-                        str(window), "--json"], capture_output=True, text=True, check=True)
+    r = subprocess.run([str(exe), "watermark", "read", str(path), "--window",
+                        str(window), "--json"], capture_output=True, text=True, check=True,
+                       env={**os.environ, "FRAMEGATE_WATERMARK_KEY": KEY})
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     # A partial last window is not counted.
     full = [x for x in rows if x["frames"] >= 0.9 * 25 * window] or rows
@@ -89,8 +90,9 @@ def read(exe, path, window):
 
 def confidences(exe, path, key=KEY):
     """Per full 2 s window: (ID, confidence)."""
-    r = subprocess.run([str(exe), "watermark", "read", str(path), "--key", key, "--window", "2",
-                        "--json"], capture_output=True, text=True, check=True)
+    r = subprocess.run([str(exe), "watermark", "read", str(path), "--window", "2",
+                        "--json"], capture_output=True, text=True, check=True,
+                       env={**os.environ, "FRAMEGATE_WATERMARK_KEY": key})
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     return [(x["id"], x["confidence"]) for x in rows if x["frames"] >= 45]
 

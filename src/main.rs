@@ -24,9 +24,13 @@ enum WatermarkCommand {
     Read {
         /// A media file or a URL.
         source: String,
-        /// The key the watermark was embedded with.
+        /// The key the watermark was embedded with. Visible to other users in `ps`: prefer
+        /// `--key-file` or the environment variable `FRAMEGATE_WATERMARK_KEY`.
         #[arg(long)]
-        key: String,
+        key: Option<String>,
+        /// A file holding the key (its first line).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
         /// Seconds of video per report.
         #[arg(long, default_value_t = 2.0)]
         window: f64,
@@ -292,12 +296,22 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 WatermarkCommand::Read {
                     source,
                     key,
+                    key_file,
                     window,
                     seconds,
                     json,
                 },
         } => {
-            anyhow::ensure!(window > 0.0, "--window must be more than 0 seconds");
+            anyhow::ensure!(
+                window.is_finite() && (0.1..=3600.0).contains(&window),
+                "--window must be from 0.1 to 3600 seconds"
+            );
+            anyhow::ensure!(
+                seconds.is_none_or(|s| s.is_finite() && (0.0..=1e7).contains(&s)),
+                "--seconds must be from 0 to 10000000"
+            );
+            let key = watermark_key(key, key_file.as_deref())?;
+            framegate::redact::register(&key);
             let limit = seconds.map(std::time::Duration::from_secs_f64);
             let reports = app::read_watermark(&source, &key, window, limit, |r| {
                 if json {
@@ -377,6 +391,20 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
             .ok_or_else(|| format!("`{s}`: sizes are even numbers from 16 to 7680"))
     };
     Ok((parse(w)?, parse(h)?))
+}
+
+/// The watermark key: `--key-file`, else `--key`, else `FRAMEGATE_WATERMARK_KEY`.
+fn watermark_key(key: Option<String>, file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("--key-file: cannot read {}", f.display()))?;
+        let line = text.lines().next().unwrap_or("").trim_end().to_string();
+        anyhow::ensure!(!line.is_empty(), "--key-file: {} is empty", f.display());
+        return Ok(line);
+    }
+    key.or_else(|| std::env::var("FRAMEGATE_WATERMARK_KEY").ok())
+        .filter(|k| !k.is_empty())
+        .context("the watermark key: give --key-file, FRAMEGATE_WATERMARK_KEY or --key")
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

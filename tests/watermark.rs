@@ -87,7 +87,8 @@ fn read(source: &Path, key: &str) -> Vec<(Option<String>, f64)> {
     let out = framegate()
         .args(["watermark", "read"])
         .arg(source)
-        .args(["--key", key, "--json"])
+        .env("FRAMEGATE_WATERMARK_KEY", key)
+        .arg("--json")
         .output()
         .unwrap();
     assert!(
@@ -213,10 +214,15 @@ encoder = {{ bitrate_kbps = 1000 }}
     assert_eq!(st["config"]["processors"][0]["key"], "***");
     assert!(!fg.log().contains(KEY), "the key was logged");
 
+    // The key from a file: it does not show in `ps`.
+    let key_file = fg.dir.path().join("watermark.key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     let reader = Proc(
         framegate()
             .args(["watermark", "read", &format!("rtsp://127.0.0.1:{rtsp}/cam")])
-            .args(["--key", KEY, "--window", "1", "--json", "--seconds", "40"])
+            .arg("--key-file")
+            .arg(&key_file)
+            .args(["--window", "1", "--json", "--seconds", "40"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
