@@ -56,6 +56,8 @@ fn main() -> anyhow::Result<()> {
     let config = WatermarkConfig {
         id: "CAM0042".into(),
         key: "benchmark secret".into(),
+        key_file: None,
+        key_env: None,
         strength: WatermarkStrength::Auto,
     };
     let mut per_frame = Vec::new();

@@ -785,3 +785,85 @@ fn a_page_on_another_origin_is_refused_in_a_real_browser() {
         "{limits}"
     );
 }
+
+/// A browser-like WHEP offer (recvonly H.264) that no browser is behind: its ICE never connects.
+fn phantom_offer() -> String {
+    let fingerprint = (0..32)
+        .map(|i| format!("{:02X}", (i * 7 + 3) % 256))
+        .collect::<Vec<_>>()
+        .join(":");
+    format!(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
+         m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:pHnT\r\na=ice-pwd:phantomphantomphantom123\r\na=ice-options:trickle\r\n\
+         a=fingerprint:sha-256 {fingerprint}\r\na=setup:actpass\r\na=mid:0\r\na=recvonly\r\n\
+         a=rtcp-mux\r\na=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack pli\r\n\
+         a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+    )
+}
+
+#[test]
+fn three_hundred_parallel_webrtc_offers_leave_the_api_responsive() {
+    let (_fg, addr) = start(
+        "[server.limits]\nwhep_sessions_per_stream = 6\nwhep_sessions_total = 8",
+        PATTERN,
+    );
+    live(&addr, "cam", None);
+    let offer = phantom_offer();
+    let storm: Vec<_> = (0..300)
+        .map(|_| {
+            let (addr, offer) = (addr.clone(), offer.clone());
+            std::thread::spawn(move || {
+                request_typed(
+                    &addr,
+                    "POST",
+                    "/streams/cam/whep",
+                    Some(&offer),
+                    "application/sdp",
+                    None,
+                )
+                .status
+            })
+        })
+        .collect();
+    // While they are answered: the API answers, and never more sessions than the cap.
+    let mut slowest = Duration::ZERO;
+    let mut most = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = request(&addr, "GET", "/api/limits", None, None);
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(r.status, 200);
+        most = most.max(r.json()["now"]["whep_sessions"].as_u64().unwrap());
+        let t = Instant::now();
+        assert_eq!(
+            request(&addr, "GET", "/api/streams/cam", None, None).status,
+            200
+        );
+        slowest = slowest.max(t.elapsed());
+    }
+    let statuses: Vec<u16> = storm.into_iter().map(|t| t.join().unwrap()).collect();
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    eprintln!(
+        "WHEP storm: {created} sessions made, {refused} refused, at most {most} at once, slowest API answer {slowest:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [201, 503].contains(s)),
+        "unexpected answers: {statuses:?}"
+    );
+    // Sessions that end (no peer) free their place, so more than 6 may be made over the storm;
+    // never more than the caps at once.
+    assert!(created >= 1, "no session was made");
+    assert!(refused >= 200, "{refused} refused");
+    assert!(most <= 8, "{most} sessions with a cap of 8");
+    assert!(slowest < Duration::from_secs(2), "the API took {slowest:?}");
+    // The phantom viewers never connect: their sessions end by themselves.
+    wait_for("the phantom sessions to end", LONG, || {
+        let n = request(&addr, "GET", "/api/limits", None, None).json()["now"]["whep_sessions"]
+            .as_u64()
+            .unwrap();
+        (n == 0).then_some(())
+    });
+}

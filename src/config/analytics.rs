@@ -235,8 +235,15 @@ pub struct WatermarkConfig {
     /// time with `PUT /api/streams/{id}/watermark`.
     pub id: String,
     /// The secret that decides where and how the ID is embedded; the reader needs the same one.
-    /// Never logged; the API shows `***`.
+    /// Never logged; the API shows `***`. Or, kept out of the config: `key_file` or `key_env`.
+    #[serde(default)]
     pub key: String,
+    /// A file whose first line is the key (relative to the config file).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// An environment variable that holds the key.
+    #[serde(default)]
+    pub key_env: Option<String>,
     /// `auto` (as strong as stays under the quality limit: luma PSNR 43.5 dB) or a number (1.0 to
     /// 4.0; 2.4 is what `auto` starts from).
     #[serde(default)]
@@ -288,12 +295,34 @@ pub fn watermark_id_error(id: &str) -> Option<String> {
 }
 
 impl WatermarkConfig {
+    /// The key: `key`, or the first line of `key_file`, or the value of `key_env`.
+    pub fn resolved_key(&self) -> Result<String, String> {
+        let given = [
+            !self.key.is_empty(),
+            self.key_file.is_some(),
+            self.key_env.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err("watermark: give exactly one of key, key_file and key_env".into());
+        }
+        if let Some(f) = &self.key_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("watermark.key_file: cannot read `{}`: {e}", f.display()))?;
+            return Ok(text.lines().next().unwrap_or("").trim_end().to_string());
+        }
+        if let Some(name) = &self.key_env {
+            return std::env::var(name)
+                .map_err(|_| format!("watermark.key_env: `{name}` is not set"));
+        }
+        Ok(self.key.clone())
+    }
+
     /// Checks the settings beyond their types.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(e) = watermark_id_error(&self.id) {
             return Err(e);
         }
-        if self.key.len() < 8 {
+        if self.resolved_key()?.len() < 8 {
             return Err("watermark.key must be at least 8 characters".into());
         }
         if let WatermarkStrength::Fixed(v) = self.strength
@@ -304,5 +333,43 @@ impl WatermarkConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wm(key: &str, file: Option<PathBuf>, env: Option<&str>) -> WatermarkConfig {
+        WatermarkConfig {
+            id: "CAM0042".into(),
+            key: key.into(),
+            key_file: file,
+            key_env: env.map(str::to_string),
+            strength: WatermarkStrength::Auto,
+        }
+    }
+
+    #[test]
+    fn the_watermark_key_comes_from_exactly_one_place() {
+        let dir = std::env::temp_dir().join(format!("fg-wm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("key");
+        std::fs::write(&file, "from a file, not the config\nsecond line").expect("write");
+        let c = wm("", Some(file.clone()), None);
+        assert_eq!(
+            c.resolved_key().as_deref(),
+            Ok("from a file, not the config")
+        );
+        assert!(c.validate().is_ok());
+        assert!(wm("inline key", Some(file), None).validate().is_err());
+        assert!(wm("", None, None).validate().is_err());
+        assert!(
+            wm("", None, Some("FRAMEGATE_TEST_UNSET_WATERMARK_KEY"))
+                .validate()
+                .is_err()
+        );
+        assert!(wm("", Some(dir.join("missing")), None).validate().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

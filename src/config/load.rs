@@ -78,6 +78,15 @@ fn resolve_paths(config: &mut Config, dir: &Path) {
     if let Some(lib) = config.onnxruntime.library.as_mut() {
         *lib = dir.join(&*lib);
     }
+    for s in &mut config.streams {
+        for p in &mut s.processors {
+            if let super::ProcessorConfig::Watermark(w) = p
+                && let Some(f) = w.key_file.as_mut()
+            {
+                *f = dir.join(&*f);
+            }
+        }
+    }
     for m in &mut config.models {
         m.path = dir.join(&m.path);
         if m.labels != "coco80" {

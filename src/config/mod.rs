@@ -330,8 +330,10 @@ impl StreamConfig {
             register_text_url(&m.url);
         }
         for p in &self.processors {
-            if let ProcessorConfig::Watermark(w) = p {
-                crate::redact::register(&w.key);
+            if let ProcessorConfig::Watermark(w) = p
+                && let Ok(k) = w.resolved_key()
+            {
+                crate::redact::register(&k);
             }
         }
     }
@@ -359,7 +361,9 @@ impl StreamConfig {
             }
         }
         for p in &mut c.processors {
-            if let ProcessorConfig::Watermark(w) = p {
+            if let ProcessorConfig::Watermark(w) = p
+                && !w.key.is_empty()
+            {
                 w.key = "***".into();
             }
         }

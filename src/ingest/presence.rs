@@ -56,6 +56,18 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
+/// The largest answer read from a media server's API.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+/// The HTTP client of the checks: it follows no redirects (a media server's API that answers
+/// with one is not what the config names) and reads at most [`MAX_ANSWER`] bytes of an answer.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
 /// Asks the media server.
 pub async fn ask(client: &reqwest::Client, check: &MediaServerCheck, url: &str) -> Presence {
     let answer = match client.get(url).timeout(Duration::from_secs(3)).send().await {
@@ -72,10 +84,23 @@ pub async fn ask(client: &reqwest::Client, check: &MediaServerCheck, url: &str) 
     if check.json_path.is_empty() {
         return Presence::Present;
     }
-    let body: Value = match answer.bytes().await.map(|b| serde_json::from_slice(&b)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return Presence::Unknown(format!("media server API {url}: not JSON: {e}")),
-        Err(e) => return Presence::Unknown(format!("media server API {url}: {e}")),
+    let mut answer = answer;
+    let mut raw = Vec::new();
+    loop {
+        match answer.chunk().await {
+            Ok(Some(c)) if raw.len() + c.len() <= MAX_ANSWER => raw.extend_from_slice(&c),
+            Ok(Some(_)) => {
+                return Presence::Unknown(format!(
+                    "media server API {url}: the answer is larger than {MAX_ANSWER} bytes"
+                ));
+            }
+            Ok(None) => break,
+            Err(e) => return Presence::Unknown(format!("media server API {url}: {e}")),
+        }
+    }
+    let body: Value = match serde_json::from_slice(&raw) {
+        Ok(v) => v,
+        Err(e) => return Presence::Unknown(format!("media server API {url}: not JSON: {e}")),
     };
     match lookup(&body, &check.json_path) {
         Some(v) if truthy(v) => Presence::Present,

@@ -61,7 +61,7 @@ pub(super) fn run(ctx: Context) {
     let mut backoff = Backoff::from_secs(r.initial_s, r.max_s).with_jitter(r.jitter);
     let reset_after = Duration::from_secs_f64(r.reset_after_s);
     tracing::info!(stream = %ctx.config.id(), source = %ctx.config.source, "starting");
-    let client = reqwest::Client::new();
+    let client = crate::ingest::presence::client();
     loop {
         if !wait_for_media_server(&ctx, &client) {
             break;

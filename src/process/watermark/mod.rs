@@ -60,7 +60,9 @@ impl Watermark {
     /// A watermark with these settings.
     pub fn new(config: &WatermarkConfig) -> Self {
         Self {
-            key: config.key.clone(),
+            // Checked when the config was; a key file emptied since gives an empty key,
+            // which marks nothing readable.
+            key: config.resolved_key().unwrap_or_default(),
             strength: config.strength,
             handle: Arc::new(WatermarkHandle {
                 id: Mutex::new(config.id.clone()),
@@ -203,6 +205,8 @@ mod tests {
         let config = WatermarkConfig {
             id: "AAAAAAA".into(),
             key: "a secret phrase".into(),
+            key_file: None,
+            key_env: None,
             strength: WatermarkStrength::Auto,
         };
         let wm = Watermark::new(&config);
