@@ -10,8 +10,13 @@ use std::time::Duration;
 
 use common::{Framegate, free_port, require_chromium, run_browser_script, wait_for_port};
 
-/// A framegate with four moving test patterns; returns it and its HTTP port.
-fn four_streams() -> (Framegate, u16) {
+/// The API token of the Chromium test: its reads are closed, so the page works with the token
+/// and viewer tokens.
+const TOKEN: &str = "a-dashboard-test-token";
+
+/// A framegate with four moving test patterns (`[server]` lines in `extra`); returns it and its
+/// HTTP port.
+fn four_streams(extra: &str) -> (Framegate, u16) {
     let http = free_port();
     let rtsp = free_port();
     let streams: String = ["ball", "smpte", "snow", "pinwheel"]
@@ -25,7 +30,7 @@ fn four_streams() -> (Framegate, u16) {
         })
         .collect();
     let fg = Framegate::run(&format!(
-        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = {rtsp}\n{streams}"
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = {rtsp}\n{extra}\n{streams}"
     ));
     wait_for_port(http, Duration::from_secs(30));
     (fg, http)
@@ -35,13 +40,16 @@ fn four_streams() -> (Framegate, u16) {
 fn the_camera_wall_shows_live_tiles_and_switches_without_a_blank_frame() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     require_chromium();
-    let (_fg, http) = four_streams();
+    let (_fg, http) = four_streams(&format!("api_token = \"{TOKEN}\""));
     let shot = root.join("target/dashboard.png");
     let url = format!("http://127.0.0.1:{http}/");
+    // Closed to anyone without the token.
+    let r = common::http::request(&format!("127.0.0.1:{http}"), "GET", "/api/streams", None, None);
+    assert_eq!(r.status, 401);
     let r = run_browser_script(
         "dashboard.mjs",
         &[&url, "4", "20", shot.to_str().unwrap()],
-        &[],
+        &[("FRAMEGATE_TOKEN", TOKEN)],
     );
     assert_eq!(r["tiles"], 4, "{r}");
     assert_eq!(
@@ -99,7 +107,7 @@ fn the_dashboard_works_in_firefox_and_at_phone_size() {
             && Path::new(&firefox).exists(),
         "firefox-esr or puppeteer-core is missing: run scripts/setup-debian.sh"
     );
-    let (_fg, http) = four_streams();
+    let (_fg, http) = four_streams("");
     let shot = root.join("target/dashboard-firefox.png");
     let url = format!("http://127.0.0.1:{http}/");
     let r = run_browser_script(

@@ -3,10 +3,11 @@
 // tiles, checks the events panel and the viewer list, and prints what the page measured (window.framegateStats) as one JSON line.
 //
 // usage: node dashboard.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png [MEASURE_SECONDS]
+//   FRAMEGATE_TOKEN (environment): the API token the page is to use.
 // With MEASURE_SECONDS, it then watches the last camera that long and reports bandwidth per
 // viewer (a tile, the large view) and the large view's picture latency.
 import { chromium } from "playwright-core";
-import { allTilesChanged, bigLit, countVideoFrames, tileSums } from "./page-checks.mjs";
+import { bigLit, countVideoFrames, tileSums } from "./page-checks.mjs";
 
 const [url, expected, switchCount, screenshot, measure] = process.argv.slice(2);
 const tiles = Number(expected);
@@ -16,7 +17,16 @@ const browser = await chromium.launch({
          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // With FRAMEGATE_TOKEN, pages start with the API token in their storage (as after the
+  // "API token" prompt), so that they work against a framegate whose reads are closed.
+  const newPage = async () => {
+    const p = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    if (process.env.FRAMEGATE_TOKEN) {
+      await p.addInitScript((t) => localStorage.setItem("framegate-token", t), process.env.FRAMEGATE_TOKEN);
+    }
+    return p;
+  };
+  const page = await newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   const consoleLog = [];
@@ -27,7 +37,7 @@ try {
 
   // Every tile's picture changes (live video, not a still).
   const first = await page.evaluate(tileSums);
-  await page.waitForFunction(allTilesChanged(first), null, { timeout: 20000 });
+  await page.waitForFunction(tileSums, first, { timeout: 20000 });
 
   // Click through the tiles; right after each click the large view must already show a picture.
   const ids = await page.evaluate(() => [...document.querySelectorAll(".tile")].map((t) => t.dataset.id));
@@ -74,7 +84,7 @@ try {
   }), videoFrames);
   await page.screenshot({ path: screenshot });
   // Where WebRTC is not to be had, LL-HLS (here forced) plays instead.
-  const fallback = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const fallback = await newPage();
   fallback.on("pageerror", (e) => errors.push(String(e)));
   await fallback.goto(`${url}?live=llhls`);
   await fallback.waitForSelector(".tile");

@@ -5,7 +5,7 @@
 //
 // usage: node firefox.mjs URL EXPECTED_TILES SWITCHES SCREENSHOT.png
 import puppeteer from "puppeteer-core";
-import { allTilesChanged, bigLit, tileSums } from "./page-checks.mjs";
+import { bigLit, tileSums } from "./page-checks.mjs";
 
 const [url, expected, switchCount, screenshot] = process.argv.slice(2);
 const tiles = Number(expected);
@@ -25,7 +25,7 @@ try {
     (n) => Object.keys(window.framegateStats.firstFrameMs).length >= n, { timeout: 30000 }, tiles);
 
   const first = await page.evaluate(tileSums);
-  await page.waitForFunction(allTilesChanged(first), { timeout: 20000 });
+  await page.waitForFunction(tileSums, { timeout: 20000 }, first);
 
   const ids = await page.evaluate(() => [...document.querySelectorAll(".tile")].map((t) => t.dataset.id));
   let blankAfterClick = 0;
