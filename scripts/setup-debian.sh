@@ -36,7 +36,7 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 # Python tools: validators the tests use as independent checkers (OpenAPI document, Prometheus
-# text), ONNX Runtime for the detector reference, OpenCV for the benchmarks peer baseline and
+# text, schemathesis against the API), ONNX Runtime for the detector reference, OpenCV for the benchmarks peer baseline and
 # matplotlib for their chart,
 # in a virtual environment inside target/ (ignored by git).
 cd "$(dirname "$0")/.."
@@ -46,7 +46,8 @@ fi
 target/pytools/bin/pip install --quiet --disable-pip-version-check \
   "openapi-spec-validator==0.7.2" "prometheus-client==0.21.1" \
   "onnxruntime==1.31.1" "pillow==11.3.0" \
-  "opencv-python-headless==4.12.0.88" "matplotlib==3.10.7" "PyWavelets==1.8.0"
+  "opencv-python-headless==4.12.0.88" "matplotlib==3.10.7" "PyWavelets==1.8.0" \
+  "schemathesis==4.32.5"
 # The watermark benchmark's peer (its DWT-DCT methods need only numpy, OpenCV and PyWavelets;
 # its declared torch dependency is for a learned method the benchmark does not use).
 target/pytools/bin/pip install --quiet --disable-pip-version-check --no-deps "invisible-watermark==0.2.0"

@@ -546,3 +546,57 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         doc["components"]["schemas"]["StreamConfig"]["properties"]["stall_timeout_s"].is_object()
     );
 }
+
+/// schemathesis (PyPI) as an independent client: it generates requests from
+/// `/api/openapi.json` (valid and invalid ones, and sequences of them) and checks that no answer
+/// is a 5xx and every answer matches the document. Short in CI; `FRAMEGATE_FUZZ_SECONDS=600`
+/// for the long run of docs/security.md. Endless answers (MJPEG, WebSocket) and WHEP offers are
+/// left out. The
+/// check that every schema-valid request is accepted is left out too: the document does not
+/// state every range, which the server checks and names (400).
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
+    let http = free_port();
+    let _fg = Framegate::run(&format!(
+        r#"
+[server]
+http = "127.0.0.1:{http}"
+rtsp_port = 0
+api_token = "{TOKEN}"
+[server.limits]
+auth_failures_per_minute = 100000
+
+[[streams]]
+id = "cam"
+source = "test://ball?width=320&height=240&fps=25"
+"#
+    ));
+    wait_for_port(http, LONG);
+    let seconds = std::env::var("FRAMEGATE_FUZZ_SECONDS").unwrap_or_else(|_| "40".into());
+    let schemathesis = pytools().with_file_name("schemathesis");
+    let out = Command::new(&schemathesis)
+        .args(["run", &format!("http://127.0.0.1:{http}/api/openapi.json")])
+        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["--max-time", &seconds, "--request-timeout", "15", "-w", "2"])
+        .args(["--exclude-path-regex", "/(mjpeg|ws)$"])
+        // schemathesis cannot write `application/sdp` bodies; tests/security.rs and
+        // tests/live_view.rs send offers, good and hostile.
+        .args(["--exclude-operation-id", "postStreamsIdWhep"])
+        .args(["--exclude-checks", "positive_data_acceptance"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run scripts/setup-debian.sh)",
+                schemathesis.display()
+            )
+        });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text.split("SUMMARY").last().unwrap_or(&text);
+    eprintln!("schemathesis:{summary}");
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -44,7 +44,13 @@ fn the_camera_wall_shows_live_tiles_and_switches_without_a_blank_frame() {
     let shot = root.join("target/dashboard.png");
     let url = format!("http://127.0.0.1:{http}/");
     // Closed to anyone without the token.
-    let r = common::http::request(&format!("127.0.0.1:{http}"), "GET", "/api/streams", None, None);
+    let r = common::http::request(
+        &format!("127.0.0.1:{http}"),
+        "GET",
+        "/api/streams",
+        None,
+        None,
+    );
     assert_eq!(r.status, 401);
     let r = run_browser_script(
         "dashboard.mjs",

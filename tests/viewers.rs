@@ -181,7 +181,7 @@ fn snapshots_are_jpegs_of_the_asked_width_at_once() {
     let r = request(&addr, "GET", "/streams/off/snapshot.jpg", None, None);
     assert_eq!(
         (r.status, r.json()["error"].as_str().unwrap()),
-        (503, "stream is stopped")
+        (409, "stream is stopped")
     );
 }
 

@@ -512,21 +512,35 @@ impl Manager {
         }
     }
 
-    /// Saves `config` as the stream's, stops the running stream and starts the new one.
+    /// Stops the running stream, starts `config` in its place, and then saves it as the
+    /// stream's. When it cannot be saved, the old config is started again and nothing changed.
     fn swap(&self, id: &StreamId, config: StreamConfig) -> Result<StreamStatus, ManagerError> {
-        let old = {
+        let (old, previous) = {
             let mut inner = self.lock();
-            let mut overlay = inner.overlay.clone();
-            overlay.upsert(config.clone());
-            self.persist(&overlay)?;
-            inner.overlay = overlay;
-            inner.entries.get_mut(id).and_then(|e| self.detach(e))
+            let previous = inner.entries.get(id).map(|e| e.config.clone());
+            (
+                inner.entries.get_mut(id).and_then(|e| self.detach(e)),
+                previous,
+            )
         };
         if let Some(s) = old {
             s.stop();
         }
         let mut inner = self.lock();
-        let entry = self.launch(config);
+        let mut entry = self.launch(config.clone());
+        let mut overlay = inner.overlay.clone();
+        overlay.upsert(config);
+        if let Err(e) = self.persist(&overlay) {
+            if let Some(s) = self.detach(&mut entry) {
+                s.stop();
+            }
+            if let Some(prev) = previous {
+                let back = self.launch(prev);
+                inner.entries.insert(id.clone(), back);
+            }
+            return Err(e);
+        }
+        inner.overlay = overlay;
         let st = status(
             &entry.config,
             entry.running.as_ref(),

@@ -74,6 +74,7 @@ pub struct WatermarkId {
 }
 
 pub async fn set_watermark(
+    _: super::guard::Declared,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,

@@ -94,7 +94,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::Invalid(_) => StatusCode::BAD_REQUEST,
             ManagerError::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ManagerError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ManagerError::NotRunning(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ManagerError::NotRunning(_) => StatusCode::CONFLICT,
         };
         let error = match &e {
             ManagerError::NotFound(_) => "no such stream",

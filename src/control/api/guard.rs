@@ -10,7 +10,9 @@
 //!   handshake must come from framegate's own origin, from `server.allowed_origins`, or from
 //!   no browser page at all (no `Origin`); others get 403. `Origin: null` is refused.
 //! - `POST`/`PUT` bodies must be declared as what the route takes (`application/json`;
-//!   `application/sdp` for WHEP), else 415: a cross-site form cannot forge a JSON request.
+//!   `application/sdp` for WHEP), else 415: a cross-site form cannot forge a JSON request. That
+//!   check is the [`Declared`] extractor of those handlers, so that it comes after
+//!   authentication (401 first) and routing (405 for a method a path does not take).
 //! - Preflights (`OPTIONS`) are answered here: 204 with CORS headers for an allowed origin,
 //!   403 for any other.
 
@@ -109,8 +111,9 @@ fn text(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The content type a `POST`/`PUT` to `path` must declare, and whether it must have a body.
-fn declared(method: &Method, path: &str) -> Option<(&'static str, bool)> {
+/// The content type a `POST`/`PUT` to `path` must declare, and whether it must have a body
+/// (also what the API document says of the route's request body).
+pub fn declared(method: &Method, path: &str) -> Option<(&'static str, bool)> {
     if *method != Method::POST && *method != Method::PUT {
         return None;
     }
@@ -119,6 +122,42 @@ fn declared(method: &Method, path: &str) -> Option<(&'static str, bool)> {
     }
     let takes_body = *method == Method::PUT || path == "/api/streams";
     Some(("application/json", takes_body))
+}
+
+/// The request declares the content type its route takes ([`declared`]); 415 otherwise.
+pub struct Declared;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Declared {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Response> {
+        let Some((want, needs_body)) = declared(&parts.method, parts.uri.path()) else {
+            return Ok(Self);
+        };
+        let given = text(&parts.headers, header::CONTENT_TYPE).map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let ok = match &given {
+            Some(t) => t == want,
+            None => !needs_body,
+        };
+        if ok {
+            return Ok(Self);
+        }
+        count(&EDGE.content_type_refused);
+        Err(refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type",
+            format!("send this request with `Content-Type: {want}`"),
+        ))
+    }
 }
 
 fn refused(status: StatusCode, error: &str, detail: String) -> Response {
@@ -164,27 +203,6 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
                 crate::redact::text(o)
             ),
         );
-    }
-    if let Some((want, needs_body)) = declared(&method, req.uri().path()) {
-        let given = text(headers, header::CONTENT_TYPE).map(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-        let ok = match &given {
-            Some(t) => t == want,
-            None => !needs_body,
-        };
-        if !ok {
-            count(&EDGE.content_type_refused);
-            return refused(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported content type",
-                format!("send this request with `Content-Type: {want}`"),
-            );
-        }
     }
     let mut r = next.run(req).await;
     let h = r.headers_mut();

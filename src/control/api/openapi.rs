@@ -62,10 +62,26 @@ impl Doc {
             ok["content"] = json!({ ct: { "schema": { "type": "string" } } });
         }
         responses.insert(status.to_string(), ok);
+        // The edge's answers, which any route of the kind can give (docs/security.md).
+        let http_method = axum::http::Method::from_bytes(method.to_uppercase().as_bytes())
+            .unwrap_or(axum::http::Method::GET);
+        let declared = super::guard::declared(&http_method, path);
         let mut errors: Vec<u16> = op.errors.to_vec();
+        errors.push(421);
         if op.secured {
-            errors.push(401);
+            errors.extend([401, 429]);
         }
+        if http_method != axum::http::Method::GET || path.ends_with("/ws") {
+            errors.push(403);
+        }
+        if declared.is_some() {
+            errors.extend([413, 415]);
+        }
+        if !op.query.is_empty() {
+            errors.push(400);
+        }
+        errors.sort_unstable();
+        errors.dedup();
         for code in errors {
             responses.insert(
                 code.to_string(),
@@ -91,6 +107,14 @@ impl Doc {
             .collect();
         if !params.is_empty() {
             operation["parameters"] = Value::Array(params);
+        }
+        if let Some((content_type, true)) = declared
+            && content_type != "application/json"
+        {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": { content_type: { "schema": { "type": "string" } } }
+            });
         }
         if let Some(f) = op.request {
             let mut request_gen = SchemaSettings::openapi3()
@@ -136,12 +160,21 @@ impl Doc {
 
 fn error_description(code: u16) -> &'static str {
     match code {
-        400 => "The body is not a valid stream config; `detail` names the field.",
-        401 => "A token is required: `Authorization: Bearer <token>`.",
+        400 => "A query parameter or the body is not valid; `detail` names it and its range.",
+        401 => {
+            "A token is required: `Authorization: Bearer <token>` (or a viewer token, `?vt=`, on viewing URLs)."
+        }
+        403 => "A page on another origin may not do this (`server.allowed_origins`).",
         404 => "No stream with this id.",
-        503 => "Not available now (not ready, stopped, or no picture yet).",
-        409 => "A stream with this id exists already.",
+        409 => "A stream with this id exists already, or the stream is stopped.",
+        413 => "The body is larger than 256 KiB.",
+        415 => "The body is not declared as what the route takes.",
+        421 => "This server does not answer to this `Host` (`server.allowed_hosts`).",
         422 => "The config file could not be reloaded.",
+        429 => "This address failed to authenticate too often; try again in a minute.",
+        503 => {
+            "Not available now (not ready, no picture yet, or a cap on viewers, encoders or sessions is reached)."
+        }
         _ => "Error.",
     }
 }

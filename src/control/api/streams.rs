@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::config::{StreamConfig, StreamId};
 use crate::control::status::StreamStatus;
@@ -14,6 +13,7 @@ use crate::control::{Manager, ReloadReport, metrics};
 
 use super::AppState;
 use super::error::ApiError;
+use super::guard::Declared;
 
 pub(super) type ApiResult<T> = Result<T, ApiError>;
 
@@ -55,7 +55,11 @@ pub async fn get(
     Ok(Json(blocking(&state, move |m| m.get(&id)).await??))
 }
 
-pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+pub async fn create(
+    _: Declared,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let config = parse_config(&body)?;
     let st = blocking(&state, move |m| m.add(config)).await??;
     let location = format!("/api/streams/{}", st.id);
@@ -68,6 +72,7 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<Res
 }
 
 pub async fn replace(
+    _: Declared,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
@@ -89,6 +94,7 @@ pub async fn delete(
 }
 
 pub async fn start(
+    _: Declared,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StreamStatus>> {
@@ -99,6 +105,7 @@ pub async fn start(
 }
 
 pub async fn stop(
+    _: Declared,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<StreamStatus>> {
@@ -108,7 +115,7 @@ pub async fn stop(
     ))
 }
 
-pub async fn reload(State(state): State<AppState>) -> ApiResult<Json<ReloadReport>> {
+pub async fn reload(_: Declared, State(state): State<AppState>) -> ApiResult<Json<ReloadReport>> {
     Ok(Json(blocking(&state, |m| m.reload()).await??))
 }
 
@@ -151,12 +158,21 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// The answer of `/readyz`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Readiness {
+    /// Whether every enabled stream is live.
+    pub ready: bool,
+    /// The enabled streams that are not.
+    pub not_live: Vec<String>,
+}
+
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
-    let (ready, waiting) = blocking(&state, |m| m.readiness()).await?;
+    let (ready, not_live) = blocking(&state, |m| m.readiness()).await?;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    Ok((status, Json(json!({ "ready": ready, "not_live": waiting }))).into_response())
+    Ok((status, Json(Readiness { ready, not_live })).into_response())
 }

@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
@@ -25,23 +25,12 @@ async fn hub(state: &AppState, id: &str) -> Result<Arc<WhepHub>, ApiError> {
 /// `POST /streams/{id}/whep` with `Content-Type: application/sdp`: `201 Created`, the SDP
 /// answer, and `Location` of the session.
 pub async fn offer(
+    _: super::guard::Declared,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     stream_id(&id)?;
-    let sdp_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/sdp"));
-    if !sdp_type {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not an SDP offer",
-            "send the offer with `Content-Type: application/sdp`",
-        ));
-    }
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "not an SDP offer", "not UTF-8"))?;
     let hub = hub(&state, &id).await?;
