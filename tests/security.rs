@@ -867,3 +867,80 @@ fn three_hundred_parallel_webrtc_offers_leave_the_api_responsive() {
         (n == 0).then_some(())
     });
 }
+
+#[test]
+fn a_websocket_viewer_that_sends_more_than_a_kib_is_closed() {
+    let (_fg, addr) = start("", PATTERN);
+    live(&addr, "cam", None);
+    let tcp = TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut ws, _) =
+        tungstenite::client::client(format!("ws://{addr}/streams/cam/ws?width=160"), tcp).unwrap();
+    let picture = |ws: &mut tungstenite::WebSocket<TcpStream>| loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => return Some(b.len()),
+            Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    };
+    assert!(picture(&mut ws).is_some());
+    // A small message is harmless.
+    ws.send(tungstenite::Message::text("hello")).unwrap();
+    assert!(picture(&mut ws).is_some());
+    // A large one ends the session.
+    let _ = ws.send(tungstenite::Message::text("x".repeat(2048)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut closed = false;
+    while Instant::now() < deadline {
+        if picture(&mut ws).is_none() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the socket stayed open after a 2 KiB message");
+}
+
+#[test]
+fn waiting_ll_hls_requests_are_capped() {
+    let (_fg, addr) = start("[server.limits]\nheld_requests = 1", PATTERN);
+    live(&addr, "cam", None);
+    let playlist = request(&addr, "GET", "/streams/cam/llhls/index.m3u8", None, None);
+    assert_eq!(playlist.status, 200);
+    let msn: u64 = playlist
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let segments = playlist.body.matches("#EXTINF").count() as u64;
+    // A blocking reload for the segment after the one being built: held for a second or two.
+    let next = msn + segments + 1;
+    let waiting = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            request(
+                &addr,
+                "GET",
+                &format!("/streams/cam/llhls/index.m3u8?_HLS_msn={next}"),
+                None,
+                None,
+            )
+            .status
+        })
+    };
+    wait_for("the request to be held", LONG, || {
+        let l = request(&addr, "GET", "/api/limits", None, None).json();
+        (l["now"]["held"] == 1).then_some(())
+    });
+    let r = request(
+        &addr,
+        "GET",
+        &format!("/streams/cam/llhls/index.m3u8?_HLS_msn={next}"),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("held_requests"));
+    assert_eq!(waiting.join().unwrap(), 200);
+}

@@ -93,12 +93,15 @@ pub struct EdgeReport {
     pub jpeg_encoders: usize,
     /// JPEG encoders refused for a cap.
     pub jpeg_refused: u64,
+    /// LL-HLS requests waiting now (blocking reloads, hinted parts).
+    pub held: usize,
     /// LL-HLS requests refused because as many waited as may.
     pub held_refused: u64,
 }
 
-/// The counters now; `viewers` is the number of MJPEG and WebSocket viewers.
-pub fn report(viewers: usize) -> EdgeReport {
+/// The counters now; `viewers` is the number of MJPEG and WebSocket viewers, `held` the number
+/// of LL-HLS requests waiting.
+pub fn report(viewers: usize, held: usize) -> EdgeReport {
     let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (jpeg_encoders, jpeg_refused) = crate::publish::jpeg_encoder_counts();
     EdgeReport {
@@ -118,6 +121,7 @@ pub fn report(viewers: usize) -> EdgeReport {
         whep_refused: l(&EDGE.whep_refused),
         jpeg_encoders,
         jpeg_refused,
+        held,
         held_refused: l(&EDGE.held_refused),
     }
 }
@@ -130,7 +134,7 @@ pub fn prometheus(r: &EdgeReport) -> String {
         for (k, val) in map {
             let gauge = matches!(
                 k.as_str(),
-                "connections_open" | "viewers" | "whep_sessions" | "jpeg_encoders"
+                "connections_open" | "viewers" | "whep_sessions" | "jpeg_encoders" | "held"
             );
             let name = if gauge {
                 format!("framegate_edge_{k}")

@@ -125,9 +125,7 @@ pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
     let mut text = blocking(&state, metrics::render).await?;
-    text.push_str(&super::counters::prometheus(&super::counters::report(
-        state.sessions.count(),
-    )));
+    text.push_str(&super::counters::prometheus(&edge(&state)));
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -147,10 +145,15 @@ pub struct Limits {
     pub now: super::counters::EdgeReport,
 }
 
+fn edge(state: &AppState) -> super::counters::EdgeReport {
+    let held = (state.limits.held_requests as usize).saturating_sub(state.held.available_permits());
+    super::counters::report(state.sessions.count(), held)
+}
+
 pub async fn limits(State(state): State<AppState>) -> Json<Limits> {
     Json(Limits {
         limits: (*state.limits).clone(),
-        now: super::counters::report(state.sessions.count()),
+        now: edge(&state),
     })
 }
 
