@@ -698,6 +698,29 @@ fn https_with_a_self_signed_certificate() {
         &format!("https://{addr}/streams/cam/snapshot.jpg"),
     ]);
     assert_eq!(String::from_utf8_lossy(&snapshot.stdout), "200");
+
+    // Chromium, trusting this certificate's key only: the dashboard loads and its tiles get
+    // pictures over wss:.
+    common::require_chromium();
+    let spki = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -pubkey -noout -in '{}' | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+            cert.display()
+        ))
+        .output()
+        .unwrap();
+    let spki = String::from_utf8_lossy(&spki.stdout).trim().to_string();
+    assert_eq!(spki.len(), 44, "SPKI hash: {spki}");
+    let port = addr.rsplit(':').next().unwrap();
+    let page = common::run_browser_script(
+        "tls.mjs",
+        &[&format!("https://localhost:{port}/"), &spki],
+        &[],
+    );
+    assert_eq!(page["protocol"], "https:", "{page}");
+    assert_eq!(page["tiles"], 1, "{page}");
+    assert_eq!(page["errors"], json!([]), "{page}");
 }
 
 /// Open files of a process.
