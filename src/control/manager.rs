@@ -3,8 +3,12 @@
 //! running set, the config and the persisted API changes never disagree.
 //!
 //! Its methods block (starting and stopping GStreamer pipelines); async callers run them on a
-//! blocking thread. Its lock is never held while a stream stops: the stream is taken out and
-//! unmounted under the lock, and stopped after.
+//! blocking thread. Two locks, one rule each:
+//! - `changes` is held for the whole of every change (add, replace, start, stop, remove,
+//!   reload, shutdown): changes happen one after another, start to end, so none is lost and the
+//!   stream a change replaces or removes is always the one it stops and joins.
+//! - `inner` is held only to look or to swap entries, never while a stream starts or stops or a
+//!   model loads: reads (status, metrics, health, viewers) never wait on a change.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +49,9 @@ pub enum ManagerError {
     /// The stream exists but does not run.
     #[error("stream `{0}` is stopped")]
     NotRunning(StreamId),
+    /// framegate is shutting down: no more changes.
+    #[error("framegate is shutting down")]
+    ShuttingDown,
 }
 
 /// What a reload changed.
@@ -83,6 +90,10 @@ pub struct Manager {
     alerts: Arc<AlertRules>,
     config_path: Option<PathBuf>,
     state_path: Option<PathBuf>,
+    /// Held for the whole of each change (see the module's notes).
+    changes: Mutex<()>,
+    /// Set by [`Manager::shutdown`]: later changes are refused.
+    closed: std::sync::atomic::AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -118,6 +129,8 @@ impl Manager {
             alerts,
             config_path: config_path.map(Path::to_path_buf),
             state_path,
+            changes: Mutex::new(()),
+            closed: std::sync::atomic::AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 base: config.streams.clone(),
                 overlay,
@@ -125,14 +138,20 @@ impl Manager {
             }),
         });
         {
-            let mut inner = manager.lock();
-            let effective = inner.overlay.apply(&inner.base);
+            let _change = manager.change()?;
+            let effective = {
+                let inner = manager.lock();
+                inner.overlay.apply(&inner.base)
+            };
             if let Err((i, m)) = config::check_mounts(&effective) {
                 anyhow::bail!("stream `{}`: {m}", effective[i].id());
             }
             for c in effective {
                 let entry = manager.launch(c);
-                inner.entries.insert(entry.config.id().clone(), entry);
+                manager
+                    .lock()
+                    .entries
+                    .insert(entry.config.id().clone(), entry);
             }
         }
         Ok(manager)
@@ -221,15 +240,18 @@ impl Manager {
 
     /// Adds a stream and starts it (if enabled).
     pub fn add(&self, config: StreamConfig) -> Result<StreamStatus, ManagerError> {
+        let _change = self.change()?;
         let id = config.id().clone();
-        let mut inner = self.lock();
-        if inner.entries.contains_key(&id) {
-            return Err(ManagerError::Duplicate(id));
-        }
-        self.validate(&inner, &config)?;
+        let mut overlay = {
+            let inner = self.lock();
+            if inner.entries.contains_key(&id) {
+                return Err(ManagerError::Duplicate(id));
+            }
+            self.validate(&inner, &config)?;
+            inner.overlay.clone()
+        };
         // Saved only once it has started (or failed to, which its status then says): a config
         // that cannot start is never left behind for the next start of framegate to trip on.
-        let mut overlay = inner.overlay.clone();
         overlay.upsert(config.clone());
         let mut entry = self.launch(config.clone());
         if let Err(e) = self.persist(&overlay) {
@@ -238,7 +260,6 @@ impl Manager {
             }
             return Err(e);
         }
-        inner.overlay = overlay;
         tracing::info!(stream = %id, "added through the API");
         self.changed(
             "add",
@@ -250,6 +271,8 @@ impl Manager {
             entry.running.as_ref(),
             entry.start_error.as_deref(),
         );
+        let mut inner = self.lock();
+        inner.overlay = overlay;
         inner.entries.insert(id, entry);
         Ok(st)
     }
@@ -266,6 +289,7 @@ impl Manager {
                 config.id()
             )));
         }
+        let _change = self.change()?;
         {
             let inner = self.lock();
             let current = inner
@@ -299,6 +323,7 @@ impl Manager {
         if let Some(e) = config::watermark_id_error(wm_id) {
             return Err(ManagerError::Invalid(e));
         }
+        let _change = self.change()?;
         let mut inner = self.lock();
         let entry = inner
             .entries
@@ -339,6 +364,7 @@ impl Manager {
 
     /// Stops and removes a stream.
     pub fn remove(&self, id: &StreamId) -> Result<(), ManagerError> {
+        let _change = self.change()?;
         let old = {
             let mut inner = self.lock();
             if !inner.entries.contains_key(id) {
@@ -364,6 +390,7 @@ impl Manager {
 
     /// Starts (`true`) or stops (`false`) a stream; the choice is kept across restarts.
     pub fn set_enabled(&self, id: &StreamId, enabled: bool) -> Result<StreamStatus, ManagerError> {
+        let _change = self.change()?;
         let config = {
             let inner = self.lock();
             let e = inner
@@ -398,6 +425,7 @@ impl Manager {
                     .into(),
             ));
         };
+        let _change = self.change()?;
         let fresh = config::load_file(path).map_err(|e| ManagerError::Reload(e.to_string()))?;
         if fresh.server != self.server {
             tracing::warn!("reload: [server] settings changed; they take effect at the next start");
@@ -460,10 +488,9 @@ impl Manager {
         for s in to_stop {
             s.stop();
         }
-        let mut inner = self.lock();
         for c in to_start {
             let entry = self.launch(c);
-            inner.entries.insert(entry.config.id().clone(), entry);
+            self.lock().entries.insert(entry.config.id().clone(), entry);
         }
         self.changed(
             "reload",
@@ -499,6 +526,9 @@ impl Manager {
 
     /// Stops every stream (in parallel) and waits for them.
     pub fn shutdown(&self) {
+        // After the change under way, if any; no change after this one.
+        let _change = crate::supervise::lock(&self.changes);
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let streams: Vec<Stream> = {
             let mut inner = self.lock();
             inner
@@ -514,21 +544,18 @@ impl Manager {
 
     /// Stops the running stream, starts `config` in its place, and then saves it as the
     /// stream's. When it cannot be saved, the old config is started again and nothing changed.
+    /// The caller holds the change lock.
     fn swap(&self, id: &StreamId, config: StreamConfig) -> Result<StreamStatus, ManagerError> {
-        let (old, previous) = {
+        let (old, previous, mut overlay) = {
             let mut inner = self.lock();
             let previous = inner.entries.get(id).map(|e| e.config.clone());
-            (
-                inner.entries.get_mut(id).and_then(|e| self.detach(e)),
-                previous,
-            )
+            let old = inner.entries.get_mut(id).and_then(|e| self.detach(e));
+            (old, previous, inner.overlay.clone())
         };
         if let Some(s) = old {
             s.stop();
         }
-        let mut inner = self.lock();
         let mut entry = self.launch(config.clone());
-        let mut overlay = inner.overlay.clone();
         overlay.upsert(config);
         if let Err(e) = self.persist(&overlay) {
             if let Some(s) = self.detach(&mut entry) {
@@ -536,16 +563,17 @@ impl Manager {
             }
             if let Some(prev) = previous {
                 let back = self.launch(prev);
-                inner.entries.insert(id.clone(), back);
+                self.lock().entries.insert(id.clone(), back);
             }
             return Err(e);
         }
-        inner.overlay = overlay;
         let st = status(
             &entry.config,
             entry.running.as_ref(),
             entry.start_error.as_deref(),
         );
+        let mut inner = self.lock();
+        inner.overlay = overlay;
         inner.entries.insert(id.clone(), entry);
         Ok(st)
     }
@@ -643,7 +671,16 @@ impl Manager {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::supervise::lock(&self.inner)
+    }
+
+    /// The change lock, for the whole of one change; refused once shutdown began.
+    fn change(&self) -> Result<MutexGuard<'_, ()>, ManagerError> {
+        let guard = crate::supervise::lock(&self.changes);
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ManagerError::ShuttingDown);
+        }
+        Ok(guard)
     }
 }
 

@@ -319,6 +319,15 @@ impl Stream {
 
     /// Stops the stream and waits for its workers (about a second, at most a few).
     pub fn stop(mut self) {
+        self.stop_in_place();
+    }
+
+    /// What [`Stream::stop`] does; also what dropping a stream that was not stopped does, so
+    /// that no stream's threads or camera connection outlive it.
+    fn stop_in_place(&mut self) {
+        if self.ingest.is_none() && self.processing.is_none() {
+            return;
+        }
         self.begin_stop();
         if let Some(t) = self.ingest.take() {
             let _ = t.join();
@@ -331,5 +340,11 @@ impl Stream {
         self.outputs.clear();
         self.fanout.finish();
         self.state.set(StreamState::Stopped, None);
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop_in_place();
     }
 }

@@ -200,9 +200,19 @@ fn needs_token(method: &Method, path: &str, read_open: bool) -> bool {
     {
         return false;
     }
+    // Ending a WebRTC session needs only its URL: the session id in it is the viewer's secret.
+    if method == Method::DELETE && whep_session_path(path) {
+        return false;
+    }
     // Joining and leaving as a WebRTC viewer is watching, not changing anything.
     let read = method == Method::GET || method == Method::HEAD || whep_path(path);
     !(read && read_open)
+}
+
+/// `/streams/{id}/whep/{session}`.
+fn whep_session_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(parts.as_slice(), ["streams", _, "whep", session] if !session.is_empty())
 }
 
 fn whep_path(path: &str) -> bool {
@@ -270,6 +280,13 @@ mod tests {
         assert!(!needs_token(&Method::POST, "/streams/cam/whep", true));
         assert!(needs_token(&Method::POST, "/streams/cam/whep", false));
         assert!(!needs_token(&Method::OPTIONS, "/streams/cam/whep", false));
+        assert!(!needs_token(
+            &Method::DELETE,
+            "/streams/cam/whep/0123abcd",
+            false
+        ));
+        assert!(needs_token(&Method::DELETE, "/streams/cam/whep", false));
+        assert!(needs_token(&Method::DELETE, "/api/streams/cam", false));
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));

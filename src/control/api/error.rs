@@ -95,6 +95,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ManagerError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ManagerError::NotRunning(_) => StatusCode::CONFLICT,
+            ManagerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         let error = match &e {
             ManagerError::NotFound(_) => "no such stream",
@@ -103,6 +104,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::Reload(_) => "cannot reload the config",
             ManagerError::Persist(_) => "cannot save the change",
             ManagerError::NotRunning(_) => "stream is stopped",
+            ManagerError::ShuttingDown => "shutting down",
         };
         Self::new(status, error, e.to_string())
     }

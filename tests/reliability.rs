@@ -1,0 +1,137 @@
+//! Changes that race: concurrent API calls and reloads against a running framegate. Nothing
+//! the API acknowledged is lost, no stream is left running behind the manager's back, and reads
+//! answer while changes are under way.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::http::request;
+use common::{Framegate, free_port, wait_for, wait_for_port};
+use serde_json::{Value, json};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The value of an unlabelled Prometheus gauge.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn concurrent_changes_and_reloads_lose_nothing_and_leak_no_stream() {
+    let http = free_port();
+    let fg = Framegate::run(&format!(
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\n\
+         [[streams]]\nid = \"cam\"\nsource = \"test://ball?width=160&height=120&fps=25\"\n\
+         outputs = [ {{ kind = \"rtsp\" }} ]\n"
+    ));
+    wait_for_port(http, LONG);
+    let addr = format!("127.0.0.1:{http}");
+    let state = |id: &str| request(&addr, "GET", &format!("/api/streams/{id}"), None, None).json();
+    wait_for("cam live", LONG, || {
+        (state("cam")["state"] == "live").then_some(())
+    });
+    let threads_before = fg.rss_and_threads().1;
+    let base = state("cam")["config"].clone();
+
+    // Eight writers replace the stream with their own text, two reload the file, one adds and
+    // removes another stream; a reader measures how long reads take meanwhile.
+    let mut written = BTreeSet::new();
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        for n in 0..3 {
+            let text = format!("writer {w} change {n}");
+            written.insert(text.clone());
+        }
+        let (addr, base) = (addr.clone(), base.clone());
+        workers.push(std::thread::spawn(move || {
+            for n in 0..3 {
+                let mut c: Value = base.clone();
+                c["processors"] =
+                    json!([{ "kind": "overlay", "text": format!("writer {w} change {n}") }]);
+                let r = request(&addr, "PUT", "/api/streams/cam", Some(&c.to_string()), None);
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+        }));
+    }
+    for _ in 0..2 {
+        let addr = addr.clone();
+        workers.push(std::thread::spawn(move || {
+            for _ in 0..3 {
+                let r = request(&addr, "POST", "/api/reload", None, None);
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+        }));
+    }
+    {
+        let addr = addr.clone();
+        workers.push(std::thread::spawn(move || {
+            for _ in 0..3 {
+                let extra = json!({ "id": "extra", "source": "test://smpte?width=160&height=120" });
+                let r = request(
+                    &addr,
+                    "POST",
+                    "/api/streams",
+                    Some(&extra.to_string()),
+                    None,
+                );
+                assert_eq!(r.status, 201, "{}", r.body);
+                assert_eq!(
+                    request(&addr, "DELETE", "/api/streams/extra", None, None).status,
+                    204
+                );
+            }
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    while !workers.iter().all(|w| w.is_finished()) {
+        let t = Instant::now();
+        assert_eq!(
+            request(&addr, "GET", "/api/streams", None, None).status,
+            200
+        );
+        let ready = request(&addr, "GET", "/readyz", None, None).status;
+        assert!(ready == 200 || ready == 503, "/readyz answered {ready}");
+        slowest = slowest.max(t.elapsed());
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    // The last change is the stream's config, running; nothing else runs.
+    let text = state("cam")["config"]["processors"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(written.contains(&text), "`{text}` was never written");
+    wait_for("cam live again", LONG, || {
+        (state("cam")["state"] == "live").then_some(())
+    });
+    assert_eq!(
+        request(&addr, "GET", "/api/streams/extra", None, None).status,
+        404
+    );
+    wait_for("one encoder, for the one stream", LONG, || {
+        let m = request(&addr, "GET", "/metrics", None, None).body;
+        (gauge(&m, "framegate_h264_encoders") == 1.0).then_some(())
+    });
+    // The stopped streams' threads are gone (a few GStreamer pool threads may linger).
+    let threads_after = wait_for("threads back", LONG, || {
+        let t = fg.rss_and_threads().1;
+        (t <= threads_before + 8).then_some(t)
+    });
+    // The state file has that same last change.
+    let saved = std::fs::read_to_string(fg.dir.path().join("framegate.api-state.toml")).unwrap();
+    assert!(saved.contains(&text), "the state file lost the last change");
+    eprintln!(
+        "races: 24 replacements, 6 reloads, 3 add/remove pairs; slowest read {slowest:?}; threads {threads_before} -> {threads_after}"
+    );
+    assert!(slowest < Duration::from_secs(2), "a read took {slowest:?}");
+}
