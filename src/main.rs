@@ -188,7 +188,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             app::run(&config, path.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match config::load_file(&config) {
+        Command::Check { config } => match app::check(&config) {
             Ok(c) => {
                 println!("{}: ok ({} streams)", config.display(), c.streams.len());
                 Ok(ExitCode::SUCCESS)

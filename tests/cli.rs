@@ -187,3 +187,32 @@ fn readme_config_example_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether GStreamer on this machine has the element (as framegate's capability probe sees it).
+fn has_element(name: &str) -> bool {
+    Command::new("gst-inspect-1.0")
+        .arg(name)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn check_says_when_this_machine_cannot_meet_a_hardware_setting() {
+    let nvdec = has_element("nvh264dec") || has_element("nvh265dec");
+    let (ok, text) = check(
+        "[[streams]]\nid = \"gpu\"\nsource = \"test://ball\"\ndecoder = { hardware = \"on\" }\n",
+    );
+    // What the machine's capabilities predict: accepted with NVDEC, refused without.
+    assert_eq!(ok, nvdec, "{text}");
+    if !nvdec {
+        assert!(
+            text.contains("stream `gpu`") && text.contains("decoder.hardware"),
+            "{text}"
+        );
+    }
+    let nvenc = has_element("nvh264enc");
+    let (ok, text) = check(
+        "[[streams]]\nid = \"gpu\"\nsource = \"test://ball\"\nencoder = { hardware = \"on\" }\n",
+    );
+    assert_eq!(ok, nvenc, "{text}");
+}

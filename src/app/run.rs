@@ -116,11 +116,20 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     });
     // Outputs get end-of-stream and close cleanly; should something hang (a server that never
     // answers a TEARDOWN), the process still ends in time for service managers.
-    std::thread::spawn(|| {
-        std::thread::sleep(SHUTDOWN_DEADLINE);
-        tracing::warn!("shutdown took longer than {SHUTDOWN_DEADLINE:?}: exiting now");
-        std::process::exit(0);
-    });
+    {
+        // Even then, the events still in memory go to the database or the on-disk queue first.
+        let (handle, store) = (runtime.handle().clone(), store.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(SHUTDOWN_DEADLINE);
+            tracing::warn!(
+                "shutdown took longer than {SHUTDOWN_DEADLINE:?}: saving events, then exiting"
+            );
+            let _ = handle.block_on(async {
+                tokio::time::timeout(Duration::from_millis(800), store.close()).await
+            });
+            std::process::exit(0);
+        });
+    }
     let _ = stop_http.send(());
     manager.shutdown();
     // Events still in memory go to the database, or to the on-disk queue.

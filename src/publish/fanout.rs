@@ -42,6 +42,8 @@ struct Entry {
 /// Distributes the encoder's output to feeds. Publishing never waits for a feed.
 pub struct Fanout {
     entries: Mutex<Vec<Entry>>,
+    /// Drops of the feeds that left, so that [`Fanout::dropped`] never goes down.
+    left_dropped: AtomicU64,
     last_caps: Mutex<Option<gst::Caps>>,
     keyframe_request: Box<dyn Fn() + Send + Sync>,
 }
@@ -51,6 +53,7 @@ impl Fanout {
     pub fn new(keyframe_request: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(Self {
             entries: Mutex::new(Vec::new()),
+            left_dropped: AtomicU64::new(0),
             last_caps: Mutex::new(None),
             keyframe_request: Box::new(keyframe_request),
         })
@@ -76,7 +79,19 @@ impl Fanout {
 
     /// Removes a feed (by identity).
     pub fn remove(&self, sink: &Arc<dyn EncodedSink>) {
-        self.lock().retain(|e| !Arc::ptr_eq(&e.sink, sink));
+        self.lock().retain(|e| {
+            let keep = !Arc::ptr_eq(&e.sink, sink);
+            if !keep {
+                self.left(e);
+            }
+            keep
+        });
+    }
+
+    /// Keeps the drops of a feed that leaves.
+    fn left(&self, e: &Entry) {
+        self.left_dropped
+            .fetch_add(e.stats.dropped.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Caps of the newest access unit (for feeds created later).
@@ -122,6 +137,7 @@ impl Fanout {
                 }
                 Offer::Gone => {
                     tracing::debug!(feed = e.sink.name(), "feed removed");
+                    self.left(e);
                     false
                 }
             }
@@ -135,16 +151,20 @@ impl Fanout {
     pub fn finish(&self) {
         let entries = std::mem::take(&mut *self.lock());
         for e in entries {
+            self.left(&e);
             e.sink.finish();
         }
     }
 
-    /// Total access units dropped across feeds.
+    /// Total access units dropped across feeds, those that left included: it never goes down
+    /// (a Prometheus counter).
     pub fn dropped(&self) -> u64 {
-        self.lock()
+        let now: u64 = self
+            .lock()
             .iter()
             .map(|e| e.stats.dropped.load(Ordering::Relaxed))
-            .sum()
+            .sum();
+        now + self.left_dropped.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
@@ -226,5 +246,12 @@ mod tests {
             requests.load(Ordering::Relaxed) > 2,
             "no key frame asked for the slow feed"
         );
+        // A feed that leaves keeps its drops in the total: the counter never goes down.
+        assert_eq!(fanout.dropped(), 6);
+        let slow: Arc<dyn EncodedSink> = slow;
+        fanout.remove(&slow);
+        assert_eq!(fanout.dropped(), 6);
+        fanout.finish();
+        assert_eq!(fanout.dropped(), 6);
     }
 }

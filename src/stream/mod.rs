@@ -72,6 +72,8 @@ impl Stream {
         models: &Models,
         hooks: &Hooks,
     ) -> Result<Self> {
+        // A setting this machine cannot meet fails the start, once, instead of every retry.
+        crate::hardware::check_decoder(config.decoder.hardware).map_err(anyhow::Error::msg)?;
         let id = config.id().clone();
         let state = Arc::new(StateCell::new(id.clone(), hooks.events.clone()));
         let stats = Arc::new(StreamStats::default());
