@@ -135,3 +135,58 @@ fn concurrent_changes_and_reloads_lose_nothing_and_leak_no_stream() {
     );
     assert!(slowest < Duration::from_secs(2), "a read took {slowest:?}");
 }
+
+#[test]
+fn stopping_and_starting_keeps_later_edits_of_the_config_file() {
+    let http = free_port();
+    let config = |pattern: &str| {
+        format!(
+            "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\n\
+             [[streams]]\nid = \"cam\"\nsource = \"test://{pattern}?width=160&height=120&fps=25\"\n"
+        )
+    };
+    let fg = Framegate::run(&config("ball"));
+    wait_for_port(http, LONG);
+    let addr = format!("127.0.0.1:{http}");
+    let get = || request(&addr, "GET", "/api/streams/cam", None, None).json();
+    wait_for("cam live", LONG, || {
+        (get()["state"] == "live").then_some(())
+    });
+    assert_eq!(
+        request(&addr, "POST", "/api/streams/cam/stop", None, None).status,
+        200
+    );
+    // The file is edited while the stream is stopped; a reload takes the edit.
+    std::fs::write(fg.dir.path().join("framegate.toml"), config("smpte")).unwrap();
+    let r = request(&addr, "POST", "/api/reload", None, None).json();
+    assert_eq!(r["restarted"], json!(["cam"]), "{r}");
+    let s = get();
+    assert_eq!(s["state"], "stopped");
+    assert!(
+        s["config"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("test://smpte"),
+        "{s}"
+    );
+    // Started again: the edited source, still; the state file holds only that it runs.
+    assert_eq!(
+        request(&addr, "POST", "/api/streams/cam/start", None, None).status,
+        200
+    );
+    wait_for("cam live", LONG, || {
+        (get()["state"] == "live").then_some(())
+    });
+    assert!(
+        get()["config"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("test://smpte")
+    );
+    let saved = std::fs::read_to_string(fg.dir.path().join("framegate.api-state.toml")).unwrap();
+    assert!(
+        !saved.contains("source"),
+        "a whole copy was saved:\n{saved}"
+    );
+    assert!(saved.contains("cam = true"), "{saved}");
+}

@@ -307,7 +307,8 @@ impl Manager {
             self.validate(&inner, &config)?;
         }
         let masked = serde_json::to_value(config.masked()).unwrap_or_default();
-        let st = self.swap(id, config)?;
+        let stored = config.clone();
+        let st = self.swap(id, config, |o| o.upsert(stored))?;
         tracing::info!(stream = %id, "replaced through the API");
         self.changed("replace", Some(id), masked);
         Ok(st)
@@ -408,7 +409,7 @@ impl Manager {
             c.enabled = enabled;
             c
         };
-        let st = self.swap(id, config)?;
+        let st = self.swap(id, config, |o| o.set_enabled(id, enabled))?;
         self.changed(
             if enabled { "start" } else { "stop" },
             Some(id),
@@ -545,7 +546,12 @@ impl Manager {
     /// Stops the running stream, starts `config` in its place, and then saves it as the
     /// stream's. When it cannot be saved, the old config is started again and nothing changed.
     /// The caller holds the change lock.
-    fn swap(&self, id: &StreamId, config: StreamConfig) -> Result<StreamStatus, ManagerError> {
+    fn swap(
+        &self,
+        id: &StreamId,
+        config: StreamConfig,
+        record: impl FnOnce(&mut Overlay),
+    ) -> Result<StreamStatus, ManagerError> {
         let (old, previous, mut overlay) = {
             let mut inner = self.lock();
             let previous = inner.entries.get(id).map(|e| e.config.clone());
@@ -555,8 +561,8 @@ impl Manager {
         if let Some(s) = old {
             s.stop();
         }
-        let mut entry = self.launch(config.clone());
-        overlay.upsert(config);
+        let mut entry = self.launch(config);
+        record(&mut overlay);
         if let Err(e) = self.persist(&overlay) {
             if let Some(s) = self.detach(&mut entry) {
                 s.stop();

@@ -1,9 +1,11 @@
 //! Changes made through the API, kept in a small TOML file so that they survive a restart.
 //!
 //! The streams that run are the config file's, with this overlay applied: streams added or
-//! replaced through the API (stored whole), and streams deleted through the API (by id). An API
-//! change to a stream wins over later edits of the same stream in the config file; deleting it
-//! through the API, or removing the file, gives the config file the last word again.
+//! replaced through the API (stored whole), streams deleted through the API (by id), and streams
+//! started or stopped through the API (by id: only `enabled`, so that later edits of the config
+//! file still reach a stream that was only stopped and started). A replacement through the API
+//! wins over later edits of the same stream in the config file; deleting it through the API, or
+//! removing the file, gives the config file the last word again.
 
 use std::path::Path;
 
@@ -22,6 +24,10 @@ pub struct Overlay {
     /// Streams of the config file deleted through the API.
     #[serde(default)]
     pub deleted: Vec<StreamId>,
+    /// Streams started (`true`) or stopped (`false`) through the API, over what the config file
+    /// or a replacement says.
+    #[serde(default)]
+    pub enabled: std::collections::BTreeMap<StreamId, bool>,
 }
 
 impl Overlay {
@@ -86,12 +92,24 @@ impl Overlay {
                 out.push(u.clone());
             }
         }
+        for s in &mut out {
+            if let Some(on) = self.enabled.get(s.id()) {
+                s.enabled = *on;
+            }
+        }
         out
+    }
+
+    /// Records a stream started or stopped.
+    pub fn set_enabled(&mut self, id: &StreamId, enabled: bool) {
+        self.enabled.insert(id.clone(), enabled);
     }
 
     /// Records a stream added or replaced.
     pub fn upsert(&mut self, config: StreamConfig) {
         self.deleted.retain(|d| d != config.id());
+        // The replacement says whether it runs.
+        self.enabled.remove(config.id());
         match self.upserts.iter_mut().find(|u| u.id() == config.id()) {
             Some(u) => *u = config,
             None => self.upserts.push(config),
@@ -101,6 +119,7 @@ impl Overlay {
     /// Records a stream deleted; `in_base`: whether the config file has it.
     pub fn delete(&mut self, id: &StreamId, in_base: bool) {
         self.upserts.retain(|u| u.id() != id);
+        self.enabled.remove(id);
         if in_base && !self.deleted.contains(id) {
             self.deleted.push(id.clone());
         }
@@ -139,6 +158,15 @@ mod tests {
         o.save(&path).unwrap();
         let back = Overlay::load(&path).unwrap();
         assert_eq!(back, o);
+        // Stopping keeps only `enabled`: a later edit of the config file still applies.
+        let a: StreamId = "a".to_string().try_into().unwrap();
+        let mut o = Overlay::default();
+        o.set_enabled(&a, false);
+        let edited = vec![stream("a", "test://pinwheel")];
+        let run = o.apply(&edited);
+        assert!(!run[0].enabled);
+        assert!(run[0].source.to_string().starts_with("test://pinwheel"));
+        assert!(o.upserts.is_empty());
         // The password is kept (the file is private), not masked.
         assert!(
             std::fs::read_to_string(&path)
