@@ -508,7 +508,8 @@ impl Manager {
         Ok(report)
     }
 
-    /// Whether every enabled stream is live, with the ids of those that are not.
+    /// Whether every enabled stream is live (and not degraded), with the ids of those that are
+    /// not.
     pub fn readiness(&self) -> (bool, Vec<String>) {
         let not_ready: Vec<String> = self
             .lock()
@@ -516,9 +517,10 @@ impl Manager {
             .values()
             .filter(|e| e.config.enabled)
             .filter(|e| {
-                e.running
-                    .as_ref()
-                    .is_none_or(|s| s.state() != crate::stream::StreamState::Live)
+                e.running.as_ref().is_none_or(|s| {
+                    s.state() != crate::stream::StreamState::Live
+                        || s.encoder_health().degraded().is_some()
+                })
             })
             .map(|e| e.config.id().to_string())
             .collect();

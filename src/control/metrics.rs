@@ -48,6 +48,8 @@ struct Metrics {
     events_written: String,
     events_queued: String,
     events_dropped: String,
+    encoder_restarts: String,
+    degraded: String,
 }
 
 impl Metrics {
@@ -110,6 +112,17 @@ impl Metrics {
             self.reconnects,
             "framegate_stream_reconnects_total{{stream=\"{label}\"}} {}",
             snap.reconnects
+        );
+        let health = s.encoder_health();
+        let _ = writeln!(
+            self.encoder_restarts,
+            "framegate_encoder_restarts_total{{stream=\"{label}\"}} {}",
+            health.restarts()
+        );
+        let _ = writeln!(
+            self.degraded,
+            "framegate_stream_degraded{{stream=\"{label}\"}} {}",
+            u8::from(health.degraded().is_some())
         );
         for (stage, h) in [
             ("queue", &stats.queue_latency),
@@ -240,6 +253,18 @@ impl Metrics {
                 "counter",
                 "Times the source was reopened.",
                 self.reconnects,
+            ),
+            family(
+                "framegate_encoder_restarts_total",
+                "counter",
+                "Times the stream's encoder was started again after it failed.",
+                self.encoder_restarts,
+            ),
+            family(
+                "framegate_stream_degraded",
+                "gauge",
+                "1 while the stream's encoder is failed and being restarted (the reason is in the stream's status).",
+                self.degraded,
             ),
             family(
                 "framegate_stage_latency_seconds",

@@ -16,8 +16,13 @@ use crate::stream::{Histogram, Stream, StreamState};
 pub struct StreamStatus {
     /// The stream's id.
     pub id: String,
-    /// `connecting`, `live`, `stalled`, `reconnecting` or `stopped`.
+    /// `connecting`, `live`, `stalled`, `reconnecting`, `degraded` (the source is live but the
+    /// encoder failed and is being started again: see `degraded`) or `stopped`.
     pub state: String,
+    /// Why the stream is degraded, while it is.
+    pub degraded: Option<String>,
+    /// Times its encoder was started again after a failure.
+    pub encoder_restarts: u64,
     /// Seconds in the current state.
     pub state_for_s: f64,
     /// While reconnecting: the attempt number and the delay before it.
@@ -186,6 +191,8 @@ pub fn status(
     let mut st = StreamStatus {
         id: config.id().to_string(),
         state: "stopped".into(),
+        degraded: None,
+        encoder_restarts: 0,
         state_for_s: 0.0,
         reconnect: None,
         uptime_s: None,
@@ -219,6 +226,11 @@ pub fn status(
             attempt,
             delay_s: delay.as_secs_f64(),
         });
+    }
+    st.degraded = s.encoder_health().degraded();
+    st.encoder_restarts = s.encoder_health().restarts();
+    if st.degraded.is_some() && st.state == "live" {
+        st.state = "degraded".into();
     }
     st.state_for_s = s.state_cell().since().as_secs_f64();
     st.uptime_s = Some(s.uptime().as_secs_f64());

@@ -11,6 +11,7 @@
 //! scaled into it, so viewers never see the stream renegotiate.
 
 mod element;
+mod supervised;
 mod timeline;
 
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ use crate::config::EncoderConfig;
 use crate::elements::make;
 
 pub use element::EncoderKind;
+pub use supervised::{Health as EncoderHealth, SinkFactory, Supervised};
 pub use timeline::{MAX_DRIFT, Timeline};
 
 /// Where encoded video goes.

@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 
 use crate::config::OutputConfig;
 use crate::config::{ServerConfig, StreamConfig, StreamId};
-use crate::encode::{EncodeSink, Encoder, EncoderKind};
+use crate::encode::{EncodeSink, EncoderHealth, EncoderKind, Supervised};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
@@ -45,11 +45,13 @@ pub struct Stream {
     stats: Arc<StreamStats>,
     source_info: Arc<Mutex<SourceInfo>>,
     encoder_kind: EncoderKind,
+    encoder_health: Arc<EncoderHealth>,
     started: Instant,
     shutdown: Shutdown,
     slot: Arc<LatestSlot<Frame>>,
     ingest: Option<JoinHandle<()>>,
     processing: Option<JoinHandle<()>>,
+    housekeeping: Option<JoinHandle<()>>,
     outputs: Vec<PushOutput>,
     redis: Vec<RedisPublisher>,
     fanout: Arc<Fanout>,
@@ -62,6 +64,9 @@ pub struct Stream {
     detectors: Vec<Arc<DetectHandle>>,
     watermarks: Vec<Arc<WatermarkHandle>>,
 }
+
+/// How often idle outputs and vanished WebRTC peers are looked for.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
 impl Stream {
     /// Starts a stream: its encoder and outputs at once, its source as soon as it can be reached.
@@ -83,30 +88,31 @@ impl Stream {
         let tap = frame_tap();
         let jpeg = Arc::new(JpegHub::new(id.clone(), tap.subscribe()));
 
-        let encoder_cell: Arc<OnceLock<Weak<Encoder>>> = Arc::default();
+        let health_cell: Arc<OnceLock<Weak<EncoderHealth>>> = Arc::default();
         let fanout = {
-            let cell = encoder_cell.clone();
+            let cell = health_cell.clone();
             Fanout::new(move || {
-                if let Some(e) = cell.get().and_then(Weak::upgrade) {
-                    e.request_keyframe();
+                if let Some(h) = cell.get().and_then(Weak::upgrade) {
+                    h.request_keyframe();
                 }
             })
         };
         let encoder = {
             let (fanout, stats) = (fanout.clone(), stats.clone());
-            Arc::new(
-                Encoder::start(
-                    &config.encoder,
-                    EncodeSink::Samples(Box::new(move |sample, spent| {
-                        stats.record_encoded(spent);
-                        fanout.publish(&sample);
-                    })),
-                    true,
-                )
-                .with_context(|| format!("stream `{id}`: starting the encoder"))?,
-            )
+            // Each encoder started (the first, and each restart after a failure) feeds the
+            // same fan-out.
+            let sinks: crate::encode::SinkFactory = Box::new(move || {
+                let (fanout, stats) = (fanout.clone(), stats.clone());
+                EncodeSink::Samples(Box::new(move |sample, spent| {
+                    stats.record_encoded(spent);
+                    fanout.publish(&sample);
+                }))
+            });
+            Supervised::start(id.as_str(), &config.encoder, sinks)
+                .with_context(|| format!("stream `{id}`: starting the encoder"))?
         };
-        let _ = encoder_cell.set(Arc::downgrade(&encoder));
+        let _ = health_cell.set(Arc::downgrade(encoder.health()));
+        let encoder_health = encoder.health().clone();
         let encoder_kind = encoder.kind();
         tracing::info!(stream = %id, encoder = %encoder_kind, "encoder ready");
 
@@ -178,14 +184,27 @@ impl Stream {
                 stall_timeout: Duration::from_secs_f64(config.stall_timeout_s),
                 default_fps: config.encoder.fps,
                 tap,
-                hls: hls.clone(),
-                llhls: llhls.clone(),
-                whep: whep.clone(),
             };
             std::thread::Builder::new()
                 .name(format!("proc-{id}"))
                 .spawn(move || process_worker::run(ctx))
                 .context("starting the processing thread")?
+        };
+        // Output housekeeping, off the frame thread: tearing down an idle HLS output or a
+        // vanished WebRTC peer's pipeline takes milliseconds the video must not wait for.
+        let housekeeping = {
+            let (hls, llhls, whep, shutdown) =
+                (hls.clone(), llhls.clone(), whep.clone(), shutdown.clone());
+            std::thread::Builder::new()
+                .name(format!("keep-{id}"))
+                .spawn(move || {
+                    while !shutdown.wait(HOUSEKEEPING) {
+                        hls.stop_if_idle();
+                        llhls.stop_if_idle();
+                        whep.reap();
+                    }
+                })
+                .context("starting the housekeeping thread")?
         };
         Ok(Self {
             id,
@@ -193,11 +212,13 @@ impl Stream {
             stats,
             source_info,
             encoder_kind,
+            encoder_health,
             started: Instant::now(),
             shutdown,
             slot,
             ingest: Some(ingest),
             processing: Some(processing),
+            housekeeping: Some(housekeeping),
             outputs,
             redis,
             hls,
@@ -210,6 +231,11 @@ impl Stream {
             detectors,
             watermarks,
         })
+    }
+
+    /// Its encoder's health: why it is degraded (if it is), restarts, failures.
+    pub fn encoder_health(&self) -> &Arc<EncoderHealth> {
+        &self.encoder_health
     }
 
     /// Its watermarks (to change their ID at run time).
@@ -336,6 +362,9 @@ impl Stream {
         }
         self.slot.close();
         if let Some(t) = self.processing.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.housekeeping.take() {
             let _ = t.join();
         }
         // Push outputs send end-of-stream to their servers as they stop.

@@ -1,18 +1,19 @@
 //! The processing worker of one stream: takes the newest decoded frame, runs the processors,
 //! and hands the frame to the encoder. When no frame has come for the stall timeout it sends the
-//! NO SIGNAL slate instead, at the output's frame rate, until live frames return. It also logs
-//! the stream's periodic summary.
+//! NO SIGNAL slate instead, at the output's frame rate, until live frames return; it watches the
+//! encoder (restarted when it fails). It also logs the stream's periodic summary. Output
+//! housekeeping (idle HLS, vanished WebRTC peers) runs on the stream's own housekeeping thread,
+//! never here.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::StreamId;
-use crate::elements::error_text;
-use crate::encode::{Encoder, Timeline};
+use crate::encode::{Supervised, Timeline};
 use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
 use crate::process::Chain;
-use crate::publish::{Fanout, HlsHub, LlHlsHub};
+use crate::publish::Fanout;
 
 use super::stats::Snapshot;
 use super::{StateCell, StreamStats};
@@ -30,7 +31,8 @@ pub(super) struct Context {
     pub id: StreamId,
     pub chain: Chain,
     pub slot: Arc<LatestSlot<Frame>>,
-    pub encoder: Arc<Encoder>,
+    /// The stream's encoder, restarted when it fails.
+    pub encoder: Supervised,
     pub fanout: Arc<Fanout>,
     pub stats: Arc<StreamStats>,
     pub state: Arc<StateCell>,
@@ -40,12 +42,6 @@ pub(super) struct Context {
     pub default_fps: u32,
     /// Where every frame sent to the encoder is also offered (browser viewers).
     pub tap: FrameTap,
-    /// The on-demand HLS output, stopped here when idle.
-    pub hls: Arc<HlsHub>,
-    /// LL-HLS output, stopped when idle.
-    pub llhls: Arc<LlHlsHub>,
-    /// The WebRTC sessions, reaped when their peer vanished.
-    pub whep: Arc<crate::publish::WhepHub>,
 }
 
 impl Context {
@@ -93,6 +89,7 @@ pub(super) fn run(mut ctx: Context) {
     let mut last_rates = (Instant::now(), Snapshot::default());
     let mut last_error_log: Option<Instant> = None;
     let mut gap = GapFiller::default();
+    let mut generation = ctx.encoder.generation();
     loop {
         let wait = gap.next.map_or(POLL, |t| {
             t.saturating_duration_since(Instant::now()).min(POLL)
@@ -114,11 +111,13 @@ pub(super) fn run(mut ctx: Context) {
             SlotRecv::Timeout => {}
             SlotRecv::Closed => break,
         }
-        gap.fill(&ctx, started);
-        watch_encoder(&ctx);
-        ctx.hls.stop_if_idle();
-        ctx.llhls.stop_if_idle();
-        ctx.whep.reap();
+        ctx.encoder.check();
+        if ctx.encoder.generation() != generation {
+            // A restarted encoder has a clock of its own.
+            generation = ctx.encoder.generation();
+            gap.timeline = Timeline::default();
+        }
+        gap.fill(&mut ctx, started);
         if last_rates.0.elapsed() >= RATE_WINDOW {
             let now = ctx.stats.snapshot(0);
             let (fps_in, fps_out) = now.rates_since(&last_rates.1, last_rates.0.elapsed());
@@ -162,7 +161,7 @@ impl GapFiller {
 
     /// Sends a filler frame when one is due: the last frame again while the gap is shorter than
     /// the stall timeout, the slate after it (from start-up too, when the output size is set).
-    fn fill(&mut self, ctx: &Context, started: Instant) {
+    fn fill(&mut self, ctx: &mut Context, started: Instant) {
         let now = Instant::now();
         let silent_since = self.last_live.as_ref().map_or(started, |l| l.at);
         let silent = now.duration_since(silent_since);
@@ -189,16 +188,12 @@ impl GapFiller {
                 s.buffer = b;
                 s.rendered = now;
             }
-            if ctx
-                .encoder
-                .push(s.buffer.clone(), &s.info, Some(pts))
-                .is_ok()
-            {
+            if ctx.encoder.push(s.buffer.clone(), &s.info, Some(pts)) {
                 ctx.stats.frames_slate.fetch_add(1, Ordering::Relaxed);
                 ctx.tap(&s.buffer, &s.info, SystemTime::now());
             }
         } else if let Some((buffer, info)) = &self.last_pushed
-            && ctx.encoder.push(buffer.clone(), info, Some(pts)).is_ok()
+            && ctx.encoder.push(buffer.clone(), info, Some(pts))
         {
             ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
             ctx.tap(buffer, info, SystemTime::now());
@@ -219,10 +214,20 @@ impl GapFiller {
             .as_ref()
             .and_then(|l| l.fps)
             .unwrap_or(gst::Fraction::new(ctx.default_fps as i32, 1));
-        let Ok(info) = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, w, h)
-            .fps(fps)
-            .build()
-        else {
+        // The live frames' own layout (NV12 from NVDEC, I420 from libav), so that switching
+        // to the slate and back never renegotiates the encoder.
+        let format = self
+            .last_pushed
+            .as_ref()
+            .map(|(_, i)| i.format())
+            .filter(|f| {
+                matches!(
+                    f,
+                    gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::I420
+                )
+            })
+            .unwrap_or(gst_video::VideoFormat::I420);
+        let Ok(info) = gst_video::VideoInfo::builder(format, w, h).fps(fps).build() else {
             return;
         };
         let since = self
@@ -280,29 +285,8 @@ fn process(
         ctx.encoder.running_time().nseconds(),
         frame_ns,
     );
-    if let Err(e) = ctx
-        .encoder
-        .push(buffer, &info, Some(gst::ClockTime::from_nseconds(pts)))
-    {
-        tracing::warn!(stream = %ctx.id, "the encoder refused a frame: {e:?}");
-    }
+    // A refused frame is the encoder's failure: it is restarted, and says so (rate-limited).
+    ctx.encoder
+        .push(buffer, &info, Some(gst::ClockTime::from_nseconds(pts)));
     Some((kept, info))
-}
-
-fn watch_encoder(ctx: &Context) {
-    use gst::prelude::*;
-    let Some(bus) = ctx.encoder.pipeline().bus() else {
-        return;
-    };
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                tracing::error!(stream = %ctx.id, "encoder error: {}", error_text(e));
-            }
-            gst::MessageView::Warning(w) => {
-                tracing::debug!(stream = %ctx.id, "encoder warning: {}", w.error());
-            }
-            _ => {}
-        }
-    }
 }

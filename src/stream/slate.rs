@@ -70,4 +70,17 @@ mod tests {
             .count();
         assert!(lit > 40, "no headline: {lit} pixels");
     }
+
+    #[test]
+    fn renders_in_nv12_too_for_nvdec_streams() {
+        gst::init().unwrap();
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Nv12, 320, 240)
+            .build()
+            .unwrap();
+        let id: StreamId = "gpu".to_string().try_into().unwrap();
+        let buf = render(&info, &id, SystemTime::now(), SystemTime::now()).unwrap();
+        let f = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info).unwrap();
+        assert_eq!(f.plane_data(0).unwrap()[0], BACKGROUND.y);
+        assert_eq!(f.plane_data(1).unwrap()[0], BACKGROUND.u);
+    }
 }
