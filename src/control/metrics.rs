@@ -42,6 +42,7 @@ struct Metrics {
     model_inputs: String,
     model_batches: String,
     model_busy: String,
+    model_panics: String,
     model_sessions: String,
     redis: String,
     webrtc: String,
@@ -200,6 +201,11 @@ impl Metrics {
                 "framegate_model_busy_seconds_total{{model=\"{label}\"}} {}",
                 m.mean_batch_ms * m.batches as f64 / 1000.0
             );
+            let _ = writeln!(
+                self.model_panics,
+                "framegate_model_panics_total{{model=\"{label}\"}} {}",
+                m.panics
+            );
         }
         let sessions = models.first().map_or(0, |m| m.sessions_in_process);
         let _ = writeln!(self.model_sessions, "framegate_model_sessions {sessions}");
@@ -325,6 +331,12 @@ impl Metrics {
                 "counter",
                 "Batches run by a shared model.",
                 self.model_batches,
+            ),
+            family(
+                "framegate_model_panics_total",
+                "counter",
+                "Panics caught on a model's thread (pre-processing or a run); the model goes on.",
+                self.model_panics,
             ),
             family(
                 "framegate_model_busy_seconds_total",

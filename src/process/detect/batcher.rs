@@ -54,6 +54,9 @@ pub struct BatchStats {
     pub inputs: AtomicU64,
     /// Inputs whose run failed.
     pub failures: AtomicU64,
+    /// Panics caught in pre-processing or in a run: the thread survives them, the inputs
+    /// concerned are answered with the error, the next batch runs as usual.
+    pub panics: AtomicU64,
     /// Time spent running, nanoseconds.
     pub busy_ns: AtomicU64,
     /// Time inputs waited before their batch ran, nanoseconds (total).
@@ -138,6 +141,21 @@ impl Drop for Batcher {
     }
 }
 
+/// Runs `f`, turning a panic into an error (counted), so that one bad input or a bug in a
+/// decoder never ends the model's thread, and every stream waiting on it gets an answer.
+fn guarded<T>(s: &BatchStats, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        s.panics.fetch_add(1, Ordering::Relaxed);
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        tracing::error!("model thread: caught a panic ({why}); the model goes on");
+        Err(anyhow::anyhow!("the model panicked: {why}"))
+    })
+}
+
 /// The model's thread: gather, run, reply, until closed.
 fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wait: Duration) {
     loop {
@@ -182,7 +200,7 @@ fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wai
         // Inputs that cannot be prepared are answered at once; the others run together.
         let mut ready = Vec::with_capacity(batch.len());
         for job in batch {
-            match (job.prepare)() {
+            match guarded(s, job.prepare) {
                 Ok(input) => ready.push((input, job.reply)),
                 Err(e) => {
                     s.failures.fetch_add(1, Ordering::Relaxed);
@@ -195,7 +213,7 @@ fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wai
         }
         let (inputs, batch): (Vec<Vec<f32>>, Vec<Reply>) = ready.into_iter().unzip();
         let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-        let result = backend.run(&views);
+        let result = guarded(s, || backend.run(&views));
         s.busy_ns
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         s.batches.fetch_add(1, Ordering::Relaxed);
@@ -308,6 +326,42 @@ mod tests {
         assert_eq!(out.data, [7.0]);
         assert!(t.elapsed() >= Duration::from_millis(20));
         assert_eq!(*lock(&sizes), [1]);
+    }
+
+    /// Panics on an input whose first value is negative.
+    struct Fragile;
+
+    impl Backend for Fragile {
+        fn run(&mut self, inputs: &[&[f32]]) -> anyhow::Result<Vec<Output>> {
+            assert!(inputs.iter().all(|i| i[0] >= 0.0), "a negative input");
+            Ok(inputs
+                .iter()
+                .map(|i| Output {
+                    dims: vec![1],
+                    data: vec![i[0]],
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_run_or_a_preparation_is_answered_and_the_model_goes_on() {
+        let b = Batcher::start("test", Box::new(Fragile), 1, Duration::ZERO);
+        let ask = |prepare: Prepare| {
+            let (tx, rx) = mpsc::channel();
+            b.submit(prepare, Box::new(move |r| tx.send(r).expect("send")));
+            rx.recv_timeout(Duration::from_secs(5)).expect("an answer")
+        };
+        let e = ask(Box::new(|| Ok(vec![-1.0]))).expect_err("the run panicked");
+        assert!(
+            e.contains("panicked") && e.contains("a negative input"),
+            "{e}"
+        );
+        let e = ask(Box::new(|| panic!("bad frame"))).expect_err("the preparation panicked");
+        assert!(e.contains("bad frame"), "{e}");
+        // The same thread runs the next input.
+        assert_eq!(ask(Box::new(|| Ok(vec![3.0]))).expect("ok").data, [3.0]);
+        assert_eq!(b.stats().panics.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct ModelStatus {
     pub inputs: u64,
     /// Frames whose run failed.
     pub failures: u64,
+    /// Panics caught in pre-processing or a run (the model's thread goes on after each).
+    pub panics: u64,
     /// Largest batch so far.
     pub largest_batch: u64,
     /// Mean time of one batch (pre-processing and run), milliseconds.
@@ -162,6 +164,7 @@ impl Model {
             batches,
             inputs,
             failures: s.failures.load(Ordering::Relaxed),
+            panics: s.panics.load(Ordering::Relaxed),
             largest_batch: s.largest.load(Ordering::Relaxed),
             mean_batch_ms: ms(&s.busy_ns, batches),
             mean_wait_ms: ms(&s.wait_ns, inputs),
