@@ -190,3 +190,36 @@ fn stopping_and_starting_keeps_later_edits_of_the_config_file() {
     );
     assert!(saved.contains("cam = true"), "{saved}");
 }
+
+#[test]
+fn the_rtsp_port_is_bound_only_once_a_stream_serves_rtsp() {
+    let (http, rtsp) = (free_port(), free_port());
+    let _fg = Framegate::run(&format!(
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = {rtsp}\n\n\
+         [[streams]]\nid = \"cam\"\nsource = \"test://ball?width=160&height=120&fps=25\"\n"
+    ));
+    wait_for_port(http, LONG);
+    let addr = format!("127.0.0.1:{http}");
+    wait_for("cam live", LONG, || {
+        (request(&addr, "GET", "/api/streams/cam", None, None).json()["state"] == "live")
+            .then_some(())
+    });
+    // Nothing serves RTSP: the port stays free (a media server on this host may use it).
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", rtsp)).is_ok(),
+        "port {rtsp} is taken"
+    );
+    let served = json!({ "id": "served", "source": "test://smpte?width=160&height=120&fps=25",
+                         "outputs": [{ "kind": "rtsp" }] });
+    let r = request(
+        &addr,
+        "POST",
+        "/api/streams",
+        Some(&served.to_string()),
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_for_port(rtsp, LONG);
+    let (codec, w, _, _) = common::ffprobe(&format!("rtsp://127.0.0.1:{rtsp}/served")).unwrap();
+    assert_eq!((codec.as_str(), w), ("h264", 160));
+}

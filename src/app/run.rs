@@ -13,7 +13,7 @@ use signal_hook::iterator::Signals;
 use crate::alert::AlertRules;
 use crate::config::Config;
 use crate::control::{Manager, api};
-use crate::publish::RtspServer;
+use crate::publish::LazyRtspServer;
 use crate::store::Store;
 
 /// The longest a graceful shutdown may take before the process exits regardless.
@@ -25,10 +25,14 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     config.register_secrets();
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
-    let rtsp = RtspServer::start(config.server.bind, config.server.rtsp_port)?;
-    let rtsp_users = config.server.rtsp_auth.pairs();
+    let rtsp_users: Vec<(String, String)> = config
+        .server
+        .rtsp_auth
+        .pairs()
+        .into_iter()
+        .map(|(u, p)| (u.to_string(), p.to_string()))
+        .collect();
     if !rtsp_users.is_empty() {
-        rtsp.require_users(&rtsp_users);
         tracing::info!(users = rtsp_users.len(), "RTSP clients must log in");
     } else if !config.server.bind.is_loopback() {
         tracing::warn!(
@@ -36,7 +40,12 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
             config.server.bind
         );
     }
-    let rtsp = Arc::new(rtsp);
+    // Bound when the first stream with an `rtsp` output starts.
+    let rtsp = Arc::new(LazyRtspServer::new(
+        config.server.bind,
+        config.server.rtsp_port,
+        rtsp_users,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("async")

@@ -67,7 +67,8 @@ pub struct ServerConfig {
     #[serde(default = "default_bind")]
     pub bind: IpAddr,
     /// Port of framegate's own RTSP server; streams with an `rtsp` output are served at
-    /// `rtsp://<bind>:<rtsp_port>/<stream id>`. `0` picks a free port (printed at start).
+    /// `rtsp://<bind>:<rtsp_port>/<stream id>`. `0` picks a free port (printed at start). The
+    /// port is bound when the first stream with an `rtsp` output starts.
     #[serde(default = "default_rtsp_port")]
     pub rtsp_port: u16,
     /// Seconds between the one-line summaries that each stream logs (fps in and out, drops,

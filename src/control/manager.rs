@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::alert::AlertRules;
 use crate::config::{self, ServerConfig, StreamConfig, StreamId};
 use crate::process::{Hooks, Models};
-use crate::publish::RtspServer;
+use crate::publish::LazyRtspServer;
 use crate::store::{Event, Store, kind};
 use crate::stream::Stream;
 
@@ -84,7 +84,7 @@ struct Inner {
 pub struct Manager {
     server: ServerConfig,
     database: config::DatabaseConfig,
-    rtsp: Arc<RtspServer>,
+    rtsp: Arc<LazyRtspServer>,
     models: Models,
     store: Arc<Store>,
     alerts: Arc<AlertRules>,
@@ -104,7 +104,7 @@ impl Manager {
     pub fn start(
         config: &config::Config,
         config_path: Option<&Path>,
-        rtsp: Arc<RtspServer>,
+        rtsp: Arc<LazyRtspServer>,
         store: Arc<Store>,
         alerts: Arc<AlertRules>,
     ) -> Result<Arc<Self>> {
@@ -157,8 +157,9 @@ impl Manager {
         Ok(manager)
     }
 
-    /// The RTSP server streams are served on.
-    pub fn rtsp(&self) -> &RtspServer {
+    /// The RTSP server streams are served on (started by the first stream with an `rtsp`
+    /// output).
+    pub fn rtsp(&self) -> &LazyRtspServer {
         &self.rtsp
     }
 
@@ -603,13 +604,12 @@ impl Manager {
         };
         // A panic while starting (a bug, or a value no check foresaw) fails this stream only.
         let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Stream::start(
-                &config,
-                &self.server,
-                Some(&self.rtsp),
-                &self.models,
-                &hooks,
-            )
+            let rtsp = if config::rtsp_mounts(&config).is_empty() {
+                None
+            } else {
+                Some(self.rtsp.get()?)
+            };
+            Stream::start(&config, &self.server, rtsp.as_deref(), &self.models, &hooks)
         }))
         .unwrap_or_else(|panic| {
             let why = panic
@@ -641,7 +641,7 @@ impl Manager {
     fn detach(&self, e: &mut Entry) -> Option<Stream> {
         let mut s = e.running.take()?;
         s.begin_stop();
-        s.unmount(Some(&self.rtsp));
+        s.unmount(self.rtsp.running().as_deref());
         Some(s)
     }
 

@@ -35,7 +35,7 @@ pub use llhls::{LlHls, LlHlsError, LlHlsFile, LlHlsHub, with_query as playlist_w
 pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
-pub use rtsp_server::RtspServer;
+pub use rtsp_server::{LazyRtspServer, RtspServer};
 pub use whep::{
     IceSettings, WhepFull, WhepHub, WhepStatus, h264_payload_type, parse_offer, whep_sessions_total,
 };

@@ -145,6 +145,54 @@ impl RtspServer {
     }
 }
 
+/// framegate's RTSP server, started when the first stream with an `rtsp` output needs it: a
+/// gateway with no RTSP output binds no RTSP port (and cannot collide with a media server on the
+/// same host).
+pub struct LazyRtspServer {
+    bind: IpAddr,
+    port: u16,
+    users: Vec<(String, String)>,
+    started: std::sync::Mutex<Option<Arc<RtspServer>>>,
+}
+
+impl LazyRtspServer {
+    /// A server for `bind:port` (`port` 0 picks a free one when it starts), asking these
+    /// `(user, password)` pairs to log in when there are any.
+    pub fn new(bind: IpAddr, port: u16, users: Vec<(String, String)>) -> Self {
+        Self {
+            bind,
+            port,
+            users,
+            started: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The server, started now if it was not yet.
+    pub fn get(&self) -> Result<Arc<RtspServer>> {
+        let mut started = crate::supervise::lock(&self.started);
+        if let Some(s) = started.as_ref() {
+            return Ok(s.clone());
+        }
+        let server = RtspServer::start(self.bind, self.port)?;
+        if !self.users.is_empty() {
+            let pairs: Vec<(&str, &str)> = self
+                .users
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str()))
+                .collect();
+            server.require_users(&pairs);
+        }
+        let server = Arc::new(server);
+        *started = Some(server.clone());
+        Ok(server)
+    }
+
+    /// The server if it runs.
+    pub fn running(&self) -> Option<Arc<RtspServer>> {
+        crate::supervise::lock(&self.started).clone()
+    }
+}
+
 impl Drop for RtspServer {
     fn drop(&mut self) {
         self.main_loop.quit();
