@@ -15,6 +15,7 @@ pub mod control;
 pub mod elements;
 pub mod encode;
 pub mod frame;
+mod fuzz;
 pub mod hardware;
 pub mod ingest;
 pub mod measure;

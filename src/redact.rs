@@ -181,8 +181,10 @@ fn scrub_urls(s: &str) -> String {
     while let Some(at) = rest.find("://") {
         // The scheme: the letters, digits, `+`, `-`, `.` before `://`.
         let start = rest[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let end = rest[at..]
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ')'))
             .map_or(rest.len(), |i| at + i);
@@ -302,6 +304,8 @@ mod tests {
         assert_eq!(text("nothing secret here"), "nothing secret here");
         // Text that is not a valid URL still loses its credentials.
         assert_eq!(text("at rtsp://u:p@[bad"), "at rtsp://u:***@[bad");
+        // Text around a URL need not be ASCII (found by the fuzzer).
+        assert_eq!(text("é rtsp://u:p@h/x"), "é rtsp://u:***@h/x");
         // Short words are never taken for secrets.
         register("ab");
         assert_eq!(text("a cab"), "a cab");

@@ -47,7 +47,7 @@ fn bits(t: SystemTime) -> Vec<bool> {
 /// Geometry of the stamp in a frame: (block width, top, height).
 fn geometry(width: u32, height: u32) -> (u32, u32, u32) {
     let bw = width / STAMP_BITS;
-    let bh = (height / HEIGHT_DIV).max(4);
+    let bh = (height / HEIGHT_DIV).max(4).min(height);
     (bw, height - bh, bh)
 }
 
@@ -70,7 +70,8 @@ pub fn write_stamp(canvas: &mut Canvas<'_>, t: SystemTime) {
 /// does not check out.
 pub fn read_stamp(luma: &[u8], stride: usize, width: u32, height: u32) -> Option<SystemTime> {
     let (bw, top, bh) = geometry(width, height);
-    if bw < 2 {
+    // Too small to carry a stamp (found by the fuzzer: a frame 3 rows high).
+    if bw < 2 || bh < 4 {
         return None;
     }
     let bit = |i: u32| -> Option<bool> {

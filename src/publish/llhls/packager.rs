@@ -390,3 +390,38 @@ mod tests {
         assert_eq!(p.segments()[0].msn, 2);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::Packager;
+
+    proptest! {
+        /// Any access units (random bytes, start codes or not, key or not, timestamps going
+        /// anywhere): the packager answers, and what it serves can always be asked for.
+        #[test]
+        fn any_access_units_are_packaged_or_refused_without_a_panic(
+            units in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..300), any::<bool>(), proptest::option::of(any::<u64>())),
+                0..80,
+            ),
+            fps in proptest::option::of(0.0f64..240.0),
+        ) {
+            let mut p = Packager::new(25);
+            for (mut data, key, pts) in units {
+                if key && data.len() > 8 {
+                    // Some with real-looking parameter sets and an IDR slice.
+                    data.splice(0..0, [0, 0, 0, 1, 0x67, 0x42, 0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x65]);
+                }
+                let _ = p.push(pts, key, &data, (640, 360), fps);
+            }
+            let _ = super::super::playlist::render(&p);
+            let _ = p.init();
+            if let Some((msn, part)) = p.next_part() {
+                let _ = p.part(msn, part);
+                let _ = p.segment(msn);
+            }
+        }
+    }
+}
