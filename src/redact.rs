@@ -44,6 +44,8 @@ const MIN_SCRUBBED: usize = 4;
 const MAX_SECRETS: usize = 4096;
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Set once the registry is full.
+static FULL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Remembers a secret so that it is scrubbed from every text from now on.
 pub fn register(secret: &str) {
@@ -52,7 +54,16 @@ pub fn register(secret: &str) {
         return;
     }
     let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    if all.len() < MAX_SECRETS && !all.iter().any(|s| s == secret) {
+    if all.len() >= MAX_SECRETS {
+        // Once: past this, URL secrets are still masked by position, others no longer.
+        if !FULL.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "framegate: more than {MAX_SECRETS} secrets; later ones are not scrubbed from free text"
+            );
+        }
+        return;
+    }
+    if !all.iter().any(|s| s == secret) {
         all.push(secret.to_string());
         // Longest first, so a secret that contains another is replaced whole.
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
