@@ -86,6 +86,17 @@ impl ApiError {
     }
 }
 
+impl From<tokio::task::JoinError> for ApiError {
+    /// Blocking work that panicked or was cancelled.
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+            e.to_string(),
+        )
+    }
+}
+
 impl From<ManagerError> for ApiError {
     fn from(e: ManagerError) -> Self {
         let status = match &e {

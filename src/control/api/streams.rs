@@ -23,15 +23,7 @@ pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Manager) -> T + Send + 'static,
 ) -> ApiResult<T> {
     let manager = state.manager.clone();
-    tokio::task::spawn_blocking(move || f(&manager))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                e.to_string(),
-            )
-        })
+    Ok(tokio::task::spawn_blocking(move || f(&manager)).await?)
 }
 
 pub(super) fn stream_id(raw: &str) -> ApiResult<StreamId> {

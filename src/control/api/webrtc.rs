@@ -40,14 +40,7 @@ pub async fn offer(
     );
     let (session, answer) =
         tokio::task::spawn_blocking(move || hub.answer(&offer, per_stream, total))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error",
-                    e.to_string(),
-                )
-            })?
+            .await?
             .map_err(|e| match e.downcast_ref::<WhepFull>() {
                 Some(full) => {
                     super::counters::count(&super::counters::EDGE.whep_refused);
