@@ -223,3 +223,67 @@ fn the_rtsp_port_is_bound_only_once_a_stream_serves_rtsp() {
     let (codec, w, _, _) = common::ffprobe(&format!("rtsp://127.0.0.1:{rtsp}/served")).unwrap();
     assert_eq!((codec.as_str(), w), ("h264", 160));
 }
+
+#[test]
+fn after_sigkill_every_change_the_api_acknowledged_is_there() {
+    let http = free_port();
+    let mut fg = Framegate::run(&format!(
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\n\
+         [[streams]]\nid = \"base\"\nsource = \"test://ball?width=160&height=120&fps=25\"\n"
+    ));
+    wait_for_port(http, LONG);
+    let addr = format!("127.0.0.1:{http}");
+    // Acknowledged changes: an add, a replacement, a stop, a delete.
+    let added = json!({ "id": "added", "source": "test://smpte?width=160&height=120&fps=25" });
+    assert_eq!(
+        request(
+            &addr,
+            "POST",
+            "/api/streams",
+            Some(&added.to_string()),
+            None
+        )
+        .status,
+        201
+    );
+    let mut changed = added.clone();
+    changed["processors"] = json!([{ "kind": "overlay", "text": "acknowledged" }]);
+    assert_eq!(
+        request(
+            &addr,
+            "PUT",
+            "/api/streams/added",
+            Some(&changed.to_string()),
+            None
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        request(&addr, "POST", "/api/streams/base/stop", None, None).status,
+        200
+    );
+    let temp = json!({ "id": "temp", "source": "test://snow?width=160&height=120&fps=25" });
+    assert_eq!(
+        request(&addr, "POST", "/api/streams", Some(&temp.to_string()), None).status,
+        201
+    );
+    assert_eq!(
+        request(&addr, "DELETE", "/api/streams/temp", None, None).status,
+        204
+    );
+    // No shutdown at all.
+    fg.kill_and_restart();
+    wait_for_port(http, LONG);
+    let get = |id: &str| request(&addr, "GET", &format!("/api/streams/{id}"), None, None);
+    wait_for("added live after the restart", LONG, || {
+        let r = get("added");
+        (r.status == 200 && r.json()["state"] == "live").then_some(())
+    });
+    assert_eq!(
+        get("added").json()["config"]["processors"][0]["text"],
+        "acknowledged"
+    );
+    assert_eq!(get("base").json()["state"], "stopped");
+    assert_eq!(get("temp").status, 404);
+}

@@ -107,6 +107,16 @@ impl Framegate {
         self.spawn();
     }
 
+    /// Kills it (SIGKILL: no shutdown at all) and starts it again on the same config and
+    /// directory.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
