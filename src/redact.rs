@@ -90,8 +90,9 @@ fn url_secrets(u: &Url) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(p) = u.password() {
         out.push(p.to_string());
-        if let Ok(d) = urlencoding_decode(p) {
-            out.push(d);
+        // As it is written in the URL, and as it is sent (GStreamer's errors may show either).
+        if let Ok(d) = percent_encoding::percent_decode_str(p).decode_utf8() {
+            out.push(d.into_owned());
         }
     }
     if is_rtmp(u) {
@@ -108,14 +109,6 @@ fn url_secrets(u: &Url) -> Vec<String> {
         }
     }
     out
-}
-
-fn urlencoding_decode(s: &str) -> Result<String, std::str::Utf8Error> {
-    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
-    std::str::from_utf8(&bytes).map(str::to_string)
 }
 
 /// A copy of `u` without its secrets: the password, the RTMP stream key (everything after the
@@ -320,6 +313,13 @@ mod tests {
         // Short words are never taken for secrets.
         register("ab");
         assert_eq!(text("a cab"), "a cab");
+    }
+
+    #[test]
+    fn a_percent_encoded_password_is_scrubbed_in_both_forms() {
+        register_url(&u("rtsp://cam:Pa%2Bss+w0rd%21@h/x"));
+        assert_eq!(text("sent Pa+ss+w0rd! to h"), "sent *** to h");
+        assert_eq!(text("url had Pa%2Bss+w0rd%21"), "url had ***");
     }
 
     #[test]

@@ -603,22 +603,15 @@ impl Manager {
             alerts: Some(self.alerts.clone()),
         };
         // A panic while starting (a bug, or a value no check foresaw) fails this stream only.
-        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let started = crate::supervise::caught(|| {
             let rtsp = if config::rtsp_mounts(&config).is_empty() {
                 None
             } else {
                 Some(self.rtsp.get()?)
             };
             Stream::start(&config, &self.server, rtsp.as_deref(), &self.models, &hooks)
-        }))
-        .unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            Err(anyhow::anyhow!("internal error while starting: {why}"))
-        });
+        })
+        .unwrap_or_else(|why| Err(anyhow::anyhow!("internal error while starting: {why}")));
         match started {
             Ok(s) => Entry {
                 config,
@@ -646,7 +639,6 @@ impl Manager {
     }
 
     fn validate(&self, inner: &Inner, config: &StreamConfig) -> Result<(), ManagerError> {
-        config.register_secrets();
         let unchanged_source = inner
             .entries
             .get(config.id())

@@ -114,6 +114,8 @@ pub struct Drops {
     pub ingest: u64,
     /// Encoded frames outputs could not take (slow viewers or servers).
     pub outputs: u64,
+    /// Processed frames dropped while the encoder had failed and was being started again.
+    pub encoder: u64,
 }
 
 /// Median and 99th percentile of a stage's time per frame.
@@ -257,6 +259,7 @@ pub fn status(
     st.dropped = Drops {
         ingest: snap.dropped_ingest,
         outputs: snap.dropped_outputs,
+        encoder: s.encoder_health().dropped(),
     };
     st.latency_ms = StageLatencies {
         queue: percentiles(&stats.queue_latency),

@@ -27,7 +27,6 @@ pub struct Health {
     current: Mutex<Weak<Encoder>>,
     degraded: Mutex<Option<String>>,
     restarts: AtomicU64,
-    failures: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -47,11 +46,6 @@ impl Health {
     /// Encoders started again after a failure.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
-    }
-
-    /// Encoder failures seen.
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
     }
 
     /// Frames dropped while no encoder ran.
@@ -197,7 +191,6 @@ impl Supervised {
     }
 
     fn failed(&mut self, why: String) {
-        self.health.failures.fetch_add(1, Ordering::Relaxed);
         let delay = self.backoff.next_delay();
         let quiet = self
             .logged

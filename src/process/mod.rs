@@ -118,16 +118,8 @@ impl Chain {
         let mut report = ChainReport::default();
         for p in &mut self.processors {
             // A processor that panics loses this frame's work, not the stream.
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.process(frame)))
-                    .unwrap_or_else(|panic| {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        Err(anyhow::anyhow!("panicked: {what}"))
-                    });
+            let result = crate::supervise::caught(|| p.process(frame))
+                .unwrap_or_else(|what| Err(anyhow::anyhow!("panicked: {what}")));
             if let Err(e) = result {
                 report.errors.push((p.name(), e));
             }

@@ -233,7 +233,7 @@ impl Stream {
         })
     }
 
-    /// Its encoder's health: why it is degraded (if it is), restarts, failures.
+    /// Its encoder's health: why it is degraded (if it is), restarts, frames dropped meanwhile.
     pub fn encoder_health(&self) -> &Arc<EncoderHealth> {
         &self.encoder_health
     }

@@ -247,7 +247,7 @@ fn viewer_token_matches(state: &AppState, req: &Request) -> bool {
 }
 
 /// The value of query parameter `name`.
-pub fn query_value(req: &Request, name: &str) -> Option<String> {
+fn query_value(req: &Request, name: &str) -> Option<String> {
     req.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == name)

@@ -144,13 +144,8 @@ impl Drop for Batcher {
 /// Runs `f`, turning a panic into an error (counted), so that one bad input or a bug in a
 /// decoder never ends the model's thread, and every stream waiting on it gets an answer.
 fn guarded<T>(s: &BatchStats, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+    crate::supervise::caught(f).unwrap_or_else(|why| {
         s.panics.fetch_add(1, Ordering::Relaxed);
-        let why = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("a panic");
         tracing::error!("model thread: caught a panic ({why}); the model goes on");
         Err(anyhow::anyhow!("the model panicked: {why}"))
     })
@@ -248,6 +243,17 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
+    /// Each input's first value, as its output.
+    fn echo(inputs: &[&[f32]]) -> Vec<Output> {
+        inputs
+            .iter()
+            .map(|i| Output {
+                dims: vec![1],
+                data: vec![i[0]],
+            })
+            .collect()
+    }
+
     /// Echoes each input's first value after a delay, recording batch sizes.
     struct Slow {
         delay: Duration,
@@ -258,13 +264,7 @@ mod tests {
         fn run(&mut self, inputs: &[&[f32]]) -> anyhow::Result<Vec<Output>> {
             std::thread::sleep(self.delay);
             lock(&self.sizes).push(inputs.len());
-            Ok(inputs
-                .iter()
-                .map(|i| Output {
-                    dims: vec![1],
-                    data: vec![i[0]],
-                })
-                .collect())
+            Ok(echo(inputs))
         }
     }
 
@@ -334,13 +334,7 @@ mod tests {
     impl Backend for Fragile {
         fn run(&mut self, inputs: &[&[f32]]) -> anyhow::Result<Vec<Output>> {
             assert!(inputs.iter().all(|i| i[0] >= 0.0), "a negative input");
-            Ok(inputs
-                .iter()
-                .map(|i| Output {
-                    dims: vec![1],
-                    data: vec![i[0]],
-                })
-                .collect())
+            Ok(echo(inputs))
         }
     }
 
