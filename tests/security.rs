@@ -606,7 +606,9 @@ fn the_rtsp_output_needs_its_users_credentials() {
          [server.rtsp_auth]\nusers = [\"viewer:a-long-rtsp-password\"]\n\n\
          {PATTERN}outputs = [ {{ kind = \"rtsp\" }} ]\n"
     ));
+    // The RTSP port is bound as the streams start, the HTTP one after: wait for both.
     wait_for_port(rtsp, LONG);
+    wait_for_port(http, LONG);
     let addr = format!("127.0.0.1:{http}");
     live(&addr, "cam", None);
     assert!(common::ffprobe(&format!("rtsp://127.0.0.1:{rtsp}/cam")).is_none());
