@@ -16,7 +16,7 @@ use gst::prelude::*;
 
 use super::{EncodeSink, Encoder, EncoderKind};
 use crate::config::EncoderConfig;
-use crate::supervise::{Backoff, lock};
+use crate::supervise::{Backoff, LogGate, lock};
 
 /// Makes the sink of each encoder started (the first and every restart).
 pub type SinkFactory = Box<dyn Fn() -> EncodeSink + Send>;
@@ -66,8 +66,8 @@ pub struct Supervised {
     /// Encoders started so far: a new one has a new timeline.
     generation: u64,
     kind: EncoderKind,
-    /// When the last failure was logged (one line per cause and 10 s).
-    logged: Option<(String, Instant)>,
+    /// One line per cause and 10 s.
+    logged: LogGate,
 }
 
 /// The first restart comes this soon after a failure; then doubling.
@@ -93,7 +93,7 @@ impl Supervised {
             backoff: Backoff::new(RESTART_FIRST, RESTART_MAX),
             retry_at: None,
             generation: 1,
-            logged: None,
+            logged: LogGate::new(LOG_EVERY),
         })
     }
 
@@ -192,17 +192,12 @@ impl Supervised {
 
     fn failed(&mut self, why: String) {
         let delay = self.backoff.next_delay();
-        let quiet = self
-            .logged
-            .as_ref()
-            .is_some_and(|(w, t)| *w == why && t.elapsed() < LOG_EVERY);
-        if !quiet {
+        if self.logged.admit(&why) {
             tracing::error!(
                 stream = %self.stream,
                 "encoder failed: {why}; starting it again in {:.1} s",
                 delay.as_secs_f64()
             );
-            self.logged = Some((why.clone(), Instant::now()));
         }
         *lock(&self.health.degraded) = Some(format!("encoder: {why}"));
         // Keep the output size: a new encoder must not renegotiate the outputs.
