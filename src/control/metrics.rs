@@ -48,6 +48,7 @@ struct Metrics {
     webrtc: String,
     events_written: String,
     events_queued: String,
+    events_held: String,
     events_dropped: String,
     encoder_restarts: String,
     degraded: String,
@@ -219,6 +220,11 @@ impl Metrics {
         );
         let _ = writeln!(self.events_queued, "framegate_events_queued {}", st.queued);
         let _ = writeln!(
+            self.events_held,
+            "framegate_events_held_in_memory {}",
+            st.held_in_memory
+        );
+        let _ = writeln!(
             self.events_dropped,
             "framegate_events_dropped_total{{reason=\"channel_full\"}} {}\nframegate_events_dropped_total{{reason=\"queue_full\"}} {}",
             st.dropped_channel_full, st.dropped_queue_full
@@ -305,8 +311,14 @@ impl Metrics {
             family(
                 "framegate_events_queued",
                 "gauge",
-                "Events waiting in the on-disk queue for the database.",
+                "Events waiting for the database: in the on-disk queue, or held in memory while the disk refuses them.",
                 self.events_queued,
+            ),
+            family(
+                "framegate_events_held_in_memory",
+                "gauge",
+                "Events of the queue held in memory because the disk refuses them (full, read-only).",
+                self.events_held,
             ),
             family(
                 "framegate_events_dropped_total",

@@ -42,6 +42,9 @@ struct Shared {
     queued: AtomicU64,
     dropped: Arc<Dropped>,
     last_error: Mutex<Option<String>>,
+    /// Events of the queue held in memory while the disk refuses them.
+    held: AtomicU64,
+    queue_error: Mutex<Option<String>>,
     /// Counts batches written: wakes live views and the alert outbox.
     changed: watch::Sender<u64>,
 }
@@ -75,6 +78,10 @@ pub struct StoreStatus {
     pub dropped_channel_full: u64,
     /// Events dropped because the on-disk queue was full.
     pub dropped_queue_full: u64,
+    /// Events of the queue held in memory because the disk refuses them (full, read-only).
+    pub held_in_memory: u64,
+    /// Why the disk refuses the queue's writes, while it does.
+    pub queue_error: Option<String>,
     /// Why the database cannot be written now.
     pub error: Option<String>,
 }
@@ -98,6 +105,8 @@ impl Store {
             queued: AtomicU64::new(spool.len()),
             dropped: Arc::default(),
             last_error: Mutex::new(None),
+            held: AtomicU64::new(0),
+            queue_error: Mutex::new(None),
             changed: watch::Sender::new(0),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -107,6 +116,8 @@ impl Store {
             dir: dir.clone(),
             spool,
             shared: shared.clone(),
+            logged: crate::supervise::LogGate::new(std::time::Duration::from_secs(60)),
+            disk_logged: crate::supervise::LogGate::new(std::time::Duration::from_secs(60)),
         };
         let handle = tokio::spawn(writer.run(rx, stop_rx));
         tracing::info!(url = %masked(&config.url), "event store starting");
@@ -134,6 +145,8 @@ impl Store {
                 queued: AtomicU64::new(0),
                 dropped: Arc::default(),
                 last_error: Mutex::new(None),
+                held: AtomicU64::new(0),
+                queue_error: Mutex::new(None),
                 changed: watch::Sender::new(0),
             }),
             url: "none".into(),
@@ -194,6 +207,8 @@ impl Store {
             queued: s.queued.load(Ordering::Relaxed),
             dropped_channel_full: s.dropped.channel_full.load(Ordering::Relaxed),
             dropped_queue_full: s.dropped.queue_full.load(Ordering::Relaxed),
+            held_in_memory: s.held.load(Ordering::Relaxed),
+            queue_error: lock(&s.queue_error).clone(),
             error,
         }
     }

@@ -14,6 +14,7 @@ use super::Shared;
 use super::db::Db;
 use super::event::{Event, epoch_ms};
 use super::spool::Spool;
+use crate::supervise::LogGate;
 
 /// Most events written in one transaction.
 const BATCH: usize = 500;
@@ -30,6 +31,10 @@ pub(super) struct Writer {
     pub dir: Option<PathBuf>,
     pub spool: Spool,
     pub shared: Arc<Shared>,
+    /// One line per cause of a full event queue or a failed snapshot, per minute.
+    pub logged: LogGate,
+    /// One line per cause of a disk that refuses the queue, per minute.
+    pub disk_logged: LogGate,
 }
 
 struct Link {
@@ -149,7 +154,7 @@ impl Writer {
                 }
             }
         }
-        if batch.is_empty() {
+        if batch.is_empty() && self.spool.held() == 0 {
             return;
         }
         match self.spool.append(&batch) {
@@ -158,7 +163,9 @@ impl Writer {
                     .dropped
                     .queue_full
                     .fetch_add(over, Ordering::Relaxed);
-                tracing::warn!(dropped = over, "event queue full: newest events dropped");
+                if self.logged.admit("queue full") {
+                    tracing::warn!(dropped = over, "event queue full: newest events dropped");
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -166,12 +173,32 @@ impl Writer {
                     .dropped
                     .queue_full
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                tracing::error!("cannot queue events on disk, {} lost: {e:#}", batch.len());
+                tracing::error!("cannot queue events, {} lost: {e:#}", batch.len());
             }
         }
+        self.disk_state();
         self.shared
             .queued
             .store(self.spool.len(), Ordering::Relaxed);
+    }
+
+    /// Logs (once per cause) that the disk refuses the queue, and when it takes it again.
+    fn disk_state(&mut self) {
+        let error = self.spool.disk_error().map(str::to_string);
+        match &error {
+            Some(e) if self.disk_logged.admit(e) => tracing::error!(
+                held = self.spool.held(),
+                "the event queue cannot be written to disk, holding events in memory \
+                 (at most {}): {e}",
+                super::spool::HELD_MAX
+            ),
+            None if self.disk_logged.reset() => {
+                tracing::info!("the event queue is written to disk again");
+            }
+            _ => {}
+        }
+        self.shared.held.store(self.spool.held(), Ordering::Relaxed);
+        *super::lock(&self.shared.queue_error) = error;
     }
 
     async fn drain(&mut self, db: &Db) -> anyhow::Result<usize> {
@@ -191,7 +218,7 @@ impl Writer {
     }
 
     /// Saves the pictures of the batch as JPEG files next to the database.
-    async fn save_snapshots(&self, batch: &mut [Event]) {
+    async fn save_snapshots(&mut self, batch: &mut [Event]) {
         for e in batch.iter_mut() {
             let Some(picture) = e.picture.take() else {
                 continue;
@@ -211,7 +238,14 @@ impl Writer {
                 .and_then(|r| r);
             match saved {
                 Ok(()) => e.snapshot = Some(rel),
-                Err(err) => tracing::warn!("snapshot not saved: {err:#}"),
+                Err(err) => {
+                    let why = format!("{err:#}");
+                    // The cause without the file's name, which differs with each event.
+                    let cause = why.rsplit(": ").next().unwrap_or(&why).to_string();
+                    if self.logged.admit(&cause) {
+                        tracing::warn!("snapshot not saved (logged once a minute): {why}");
+                    }
+                }
             }
         }
     }
