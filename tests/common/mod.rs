@@ -5,6 +5,7 @@
 pub mod http;
 pub mod rtsp;
 pub mod servers;
+pub mod watch;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -134,6 +135,13 @@ impl Framegate {
                 .unwrap()
         };
         (field("VmRSS:"), field("Threads:"))
+    }
+
+    /// Its open file descriptors (sockets, pipes and files), from /proc.
+    pub fn open_fds(&self) -> u64 {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count() as u64)
+            .unwrap_or(0)
     }
 
     /// Everything it logged so far.
