@@ -116,8 +116,8 @@ impl Store {
             dir: dir.clone(),
             spool,
             shared: shared.clone(),
-            logged: crate::supervise::LogGate::new(std::time::Duration::from_secs(60)),
-            disk_logged: crate::supervise::LogGate::new(std::time::Duration::from_secs(60)),
+            logged: crate::supervise::LogGate::new(writer::LOG_EVERY),
+            disk_logged: crate::supervise::LogGate::new(writer::LOG_EVERY),
         };
         let handle = tokio::spawn(writer.run(rx, stop_rx));
         tracing::info!(url = %masked(&config.url), "event store starting");

@@ -21,6 +21,8 @@ const BATCH: usize = 500;
 /// How often the writer wakes without events (retries, retention).
 const TICK: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(10);
+/// The same cause of a full queue, a refusing disk or a lost snapshot is logged once in this time.
+pub(super) const LOG_EVERY: Duration = Duration::from_secs(60);
 /// Longest a batch may take to write before the database counts as down.
 const SLOW: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -157,23 +159,14 @@ impl Writer {
         if batch.is_empty() && self.spool.held() == 0 {
             return;
         }
-        match self.spool.append(&batch) {
-            Ok(over) if over > 0 => {
-                self.shared
-                    .dropped
-                    .queue_full
-                    .fetch_add(over, Ordering::Relaxed);
-                if self.logged.admit("queue full") {
-                    tracing::warn!(dropped = over, "event queue full: newest events dropped");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.shared
-                    .dropped
-                    .queue_full
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                tracing::error!("cannot queue events, {} lost: {e:#}", batch.len());
+        let over = self.spool.append(&batch);
+        if over > 0 {
+            self.shared
+                .dropped
+                .queue_full
+                .fetch_add(over, Ordering::Relaxed);
+            if self.logged.admit("queue full") {
+                tracing::warn!(dropped = over, "event queue full: newest events dropped");
             }
         }
         self.disk_state();
@@ -208,6 +201,7 @@ impl Writer {
         }
         self.spool.clear()?;
         self.shared.queued.store(0, Ordering::Relaxed);
+        self.disk_state();
         self.written(events.len());
         Ok(events.len())
     }
