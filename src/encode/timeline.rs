@@ -5,8 +5,10 @@
 //! the jitter buffer), mapped onto the encoder's own running time, so that decoding and
 //! processing jitter does not reach the viewers' timestamps. When the source announces a frame
 //! rate, times are also snapped to that frame grid, so that a constant-rate camera gives a
-//! constant-rate output even through small timestamp jitter. Filler frames (held frames, the
-//! slate) follow the previous frame at the frame interval. Whenever the mapped time drifts too
+//! constant-rate output even through small timestamp jitter; a live frame that lands one or two
+//! slots after the previous one (its source lost a frame or two) can have those slots filled,
+//! so that the output keeps a constant rate without waiting for anything. Filler frames (held
+//! frames, the slate) follow the previous frame at the frame interval. Whenever the mapped time drifts too
 //! far from the encoder's clock (a source restart, a stall, a clock jump) the timeline
 //! re-anchors on the clock. Timestamps only ever go forward.
 
@@ -32,10 +34,24 @@ impl Timeline {
     /// The output time of a live frame stamped `src` by its source, arriving at `now` on the
     /// encoder's clock; `frame` is the source's frame duration, if it announces a rate.
     pub fn live(&mut self, src: Option<Ns>, now: Ns, frame: Option<Ns>) -> Ns {
+        self.live_filling(src, now, frame, 0).1
+    }
+
+    /// Like [`Timeline::live`], and also returns the times of the empty grid slots (at most
+    /// `max_fill`) between the previous frame and this one, to fill with the previous frame
+    /// again before this one: a source that lost a frame still gives a constant-rate output.
+    /// Without a known frame rate, or across a re-anchoring, nothing is filled.
+    pub fn live_filling(
+        &mut self,
+        src: Option<Ns>,
+        now: Ns,
+        frame: Option<Ns>,
+        max_fill: u32,
+    ) -> (Vec<Ns>, Ns) {
         let Some(src) = src else {
             self.offset = None;
             self.grid = None;
-            return self.emit(now, MIN_STEP);
+            return (Vec::new(), self.emit(now, MIN_STEP));
         };
         let mapped = self.offset.map(|o| src as i128 + o);
         let t = match mapped {
@@ -56,11 +72,23 @@ impl Timeline {
                     }
                 };
                 let slots = (t - origin + step / 2) / step;
-                self.emit(origin + slots * step, step)
+                let at = origin + slots * step;
+                let mut fill = Vec::new();
+                if let Some(last) = self.last
+                    && last >= origin
+                    && (last - origin) % step == 0
+                {
+                    let mut next = last + step;
+                    while next < at && fill.len() < max_fill as usize {
+                        fill.push(self.emit(next, step));
+                        next += step;
+                    }
+                }
+                (fill, self.emit(at, step))
             }
             None => {
                 self.grid = None;
-                self.emit(t, MIN_STEP)
+                (Vec::new(), self.emit(t, MIN_STEP))
             }
         }
     }
@@ -118,6 +146,44 @@ mod tests {
         assert_eq!(out, [1000, 1040, 1080, 1120, 1160, 1200].map(|v| v * MS));
         // Two frames in one slot: the second takes the next slot.
         assert_eq!(t.live(Some(201 * MS), 1201 * MS, Some(40 * MS)), 1240 * MS);
+    }
+
+    #[test]
+    fn slots_a_source_skipped_are_filled_up_to_the_limit_and_only_on_the_grid() {
+        let mut t = Timeline::default();
+        let f = Some(40 * MS);
+        assert_eq!(
+            t.live_filling(Some(0), 1000 * MS, f, 2),
+            (vec![], 1000 * MS)
+        );
+        // One frame lost: its slot is filled before the next.
+        assert_eq!(
+            t.live_filling(Some(80 * MS), 1080 * MS, f, 2),
+            (vec![1040 * MS], 1080 * MS)
+        );
+        // On time: nothing to fill.
+        assert_eq!(
+            t.live_filling(Some(120 * MS), 1120 * MS, f, 2),
+            (vec![], 1120 * MS)
+        );
+        // Three lost: two filled (the limit), the live frame still at its own slot.
+        assert_eq!(
+            t.live_filling(Some(280 * MS), 1280 * MS, f, 2),
+            (vec![1160 * MS, 1200 * MS], 1280 * MS)
+        );
+        // Slots already taken by held frames are not filled again.
+        assert_eq!(t.filler(1321 * MS, 40 * MS), 1320 * MS);
+        assert_eq!(
+            t.live_filling(Some(360 * MS), 1360 * MS, f, 2),
+            (vec![], 1360 * MS)
+        );
+        // Without a frame rate: nothing is filled.
+        let mut u = Timeline::default();
+        u.live_filling(Some(0), 1000 * MS, None, 2);
+        assert_eq!(
+            u.live_filling(Some(80 * MS), 1080 * MS, None, 2),
+            (vec![], 1080 * MS)
+        );
     }
 
     #[test]

@@ -20,8 +20,11 @@ use super::{StateCell, StreamStats};
 
 /// How long the worker waits for a frame before it looks at its other duties.
 const POLL: Duration = Duration::from_millis(200);
-/// The shortest gap after which the last frame is repeated.
-const HOLD_AFTER_MIN: Duration = Duration::from_millis(250);
+/// The shortest gap after which the last frame is repeated. The gap is otherwise two and a half
+/// frame intervals (100 ms at 25 fps): a frame later than that is repeated, so a camera that dies
+/// costs its viewers one or two frames, not a quarter of a second; a live frame that was merely
+/// late follows its repeat a moment later.
+const HOLD_AFTER_MIN: Duration = Duration::from_millis(60);
 /// How often the recent frame rates are updated.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long the encoder gets to flush at the end.
@@ -105,7 +108,13 @@ pub(super) fn run(mut ctx: Context) {
                     wall: SystemTime::now(),
                     fps: (fps.numer() > 0).then_some(fps),
                 });
-                gap.last_pushed = process(&mut ctx, frame, &mut gap.timeline, &mut last_error_log);
+                gap.last_pushed = process(
+                    &mut ctx,
+                    frame,
+                    &mut gap.timeline,
+                    gap.last_pushed.take(),
+                    &mut last_error_log,
+                );
                 gap.next = Some(Instant::now() + gap.hold_after(&ctx));
             }
             SlotRecv::Timeout => {}
@@ -156,7 +165,7 @@ impl GapFiller {
     /// How long after a live frame the last frame is repeated: longer than network jitter, so
     /// that a late frame is not doubled, and well under the stall timeout.
     fn hold_after(&self, ctx: &Context) -> Duration {
-        (3 * self.interval(ctx)).max(HOLD_AFTER_MIN)
+        (self.interval(ctx) * 5 / 2).max(HOLD_AFTER_MIN)
     }
 
     /// Sends a filler frame when one is due: the last frame again while the gap is shorter than
@@ -251,11 +260,17 @@ impl GapFiller {
     }
 }
 
-/// Runs the processors and encodes the frame; returns it for repeating in short gaps.
+/// Slots a source skipped that are filled with the previous frame when the next one comes:
+/// the gaps shorter than the gap filler's (two and a half intervals).
+const MAX_FILL: u32 = 2;
+
+/// Runs the processors and encodes the frame, after the previous frame again in the slots the
+/// source skipped; returns it for repeating in short gaps.
 fn process(
     ctx: &mut Context,
     mut frame: Frame,
     timeline: &mut Timeline,
+    previous: Option<(gst::Buffer, gst_video::VideoInfo)>,
     last_error_log: &mut Option<Instant>,
 ) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
     if let Ok(waited) = frame.meta.capture_time.elapsed() {
@@ -280,11 +295,33 @@ fn process(
     let fps = info.fps();
     let frame_ns =
         (fps.numer() > 0).then(|| 1_000_000_000u64 * fps.denom() as u64 / fps.numer() as u64);
-    let pts = timeline.live(
+    // Only a previous frame of the same layout fills (not across a change of size or format).
+    let max_fill = match &previous {
+        Some((_, i))
+            if (i.width(), i.height(), i.format())
+                == (info.width(), info.height(), info.format()) =>
+        {
+            MAX_FILL
+        }
+        _ => 0,
+    };
+    let (fill, pts) = timeline.live_filling(
         buffer.pts().map(gst::ClockTime::nseconds),
         ctx.encoder.running_time().nseconds(),
         frame_ns,
+        max_fill,
     );
+    if let Some((held, held_info)) = &previous {
+        for t in fill {
+            if ctx.encoder.push(
+                held.clone(),
+                held_info,
+                Some(gst::ClockTime::from_nseconds(t)),
+            ) {
+                ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
     // A refused frame is the encoder's failure: it is restarted, and says so (rate-limited).
     ctx.encoder
         .push(buffer, &info, Some(gst::ClockTime::from_nseconds(pts)));
