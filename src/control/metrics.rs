@@ -43,6 +43,7 @@ struct Metrics {
     model_batches: String,
     model_busy: String,
     model_panics: String,
+    model_restarts: String,
     model_sessions: String,
     redis: String,
     webrtc: String,
@@ -207,6 +208,11 @@ impl Metrics {
                 "framegate_model_panics_total{{model=\"{label}\"}} {}",
                 m.panics
             );
+            let _ = writeln!(
+                self.model_restarts,
+                "framegate_model_restarts_total{{model=\"{label}\"}} {}",
+                m.restarts
+            );
         }
         let sessions = models.first().map_or(0, |m| m.sessions_in_process);
         let _ = writeln!(self.model_sessions, "framegate_model_sessions {sessions}");
@@ -349,6 +355,12 @@ impl Metrics {
                 "counter",
                 "Panics caught on a model's thread (pre-processing or a run); the model goes on.",
                 self.model_panics,
+            ),
+            family(
+                "framegate_model_restarts_total",
+                "counter",
+                "Times a model's loop was started again after a panic outside a run (in a stream's reply).",
+                self.model_restarts,
             ),
             family(
                 "framegate_model_busy_seconds_total",

@@ -35,9 +35,40 @@ pub type Prepare = Box<dyn FnOnce() -> anyhow::Result<Vec<f32>> + Send>;
 
 struct Job {
     prepare: Prepare,
-    reply: Reply,
+    reply: Answer,
     queued: Instant,
 }
+
+/// A reply that is always given: if it is dropped unanswered (the loop that held it panicked,
+/// or the model's thread ended), the stream gets an error instead of waiting for ever. Dropped
+/// during a panic, it is set aside and answered once the panic is caught (a reply is the
+/// stream's code, which must not run while the thread unwinds).
+struct Answer {
+    reply: Option<Reply>,
+    orphans: Arc<Mutex<Vec<Reply>>>,
+}
+
+impl Answer {
+    fn send(mut self, result: Result<Output, String>) {
+        if let Some(reply) = self.reply.take() {
+            reply(result);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            if std::thread::panicking() {
+                lock(&self.orphans).push(reply);
+            } else {
+                reply(Err(RESTARTED.into()));
+            }
+        }
+    }
+}
+
+const RESTARTED: &str = "the model's thread was restarted";
 
 #[derive(Default)]
 struct Queue {
@@ -57,6 +88,10 @@ pub struct BatchStats {
     /// Panics caught in pre-processing or in a run: the thread survives them, the inputs
     /// concerned are answered with the error, the next batch runs as usual.
     pub panics: AtomicU64,
+    /// Times the model's loop was started again after a panic anywhere else in it (in a
+    /// stream's reply, or in the batching itself): the inputs it held are answered with an
+    /// error, the backend is kept.
+    pub restarts: AtomicU64,
     /// Time spent running, nanoseconds.
     pub busy_ns: AtomicU64,
     /// Time inputs waited before their batch ran, nanoseconds (total).
@@ -69,6 +104,8 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     stats: BatchStats,
+    /// Replies set aside while the loop unwound from a panic.
+    orphans: Arc<Mutex<Vec<Reply>>>,
 }
 
 /// The batching queue and its thread.
@@ -89,12 +126,13 @@ impl Batcher {
             queue: Mutex::default(),
             wake: Condvar::new(),
             stats: BatchStats::default(),
+            orphans: Arc::default(),
         });
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("model-{name}"))
-                .spawn(move || run(&shared, backend, max_batch.max(1), max_wait))
+                .spawn(move || supervise(&shared, backend, max_batch.max(1), max_wait))
                 .ok()
         };
         Self {
@@ -106,18 +144,29 @@ impl Batcher {
     /// Queues an input; `reply` gets its result.
     pub fn submit(&self, prepare: Prepare, reply: Reply) {
         let mut q = lock(&self.shared.queue);
-        if q.closed {
+        if q.closed || self.thread_ended() {
             drop(q);
             reply(Err("the model is shutting down".into()));
             return;
         }
         q.jobs.push_back(Job {
             prepare,
-            reply,
+            reply: Answer {
+                reply: Some(reply),
+                orphans: self.shared.orphans.clone(),
+            },
             queued: Instant::now(),
         });
         drop(q);
         self.shared.wake.notify_one();
+    }
+
+    /// Whether the model's thread is gone (it never started, or ended): inputs would wait
+    /// for ever, so they are answered at once.
+    fn thread_ended(&self) -> bool {
+        lock(&self.thread)
+            .as_ref()
+            .is_none_or(JoinHandle::is_finished)
     }
 
     /// The model's counters.
@@ -151,8 +200,43 @@ fn guarded<T>(s: &BatchStats, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::
     })
 }
 
-/// The model's thread: gather, run, reply, until closed.
-fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wait: Duration) {
+/// The model's thread: runs the loop, and runs it again after a panic that escaped it (in a
+/// stream's reply, or in the batching), counted and logged once a minute per cause, after a
+/// short pause so that a loop that always panics does not spin.
+fn supervise(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wait: Duration) {
+    let mut logged = crate::supervise::LogGate::new(Duration::from_secs(60));
+    loop {
+        let outcome = crate::supervise::caught(|| {
+            run(shared, backend.as_mut(), max_batch, max_wait);
+        });
+        match outcome {
+            Ok(()) => return,
+            Err(why) => {
+                shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                let orphans = std::mem::take(&mut *lock(&shared.orphans));
+                for reply in orphans {
+                    let _ = crate::supervise::caught(|| reply(Err(RESTARTED.into())));
+                }
+                if logged.admit(&why) {
+                    tracing::error!(
+                        "model thread: a panic escaped the loop ({why}); starting it again"
+                    );
+                }
+                let q = lock(&shared.queue);
+                if q.closed {
+                    return;
+                }
+                let _ = shared
+                    .wake
+                    .wait_timeout(q, Duration::from_millis(100))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+/// The model's loop: gather, run, reply, until closed.
+fn run(shared: &Shared, backend: &mut dyn Backend, max_batch: usize, max_wait: Duration) {
     loop {
         let batch: Vec<Job> = {
             let mut q = lock(&shared.queue);
@@ -164,7 +248,7 @@ fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wai
             }
             if q.closed {
                 for job in q.jobs.drain(..) {
-                    (job.reply)(Err("the model is shutting down".into()));
+                    job.reply.send(Err("the model is shutting down".into()));
                 }
                 return;
             }
@@ -199,14 +283,14 @@ fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wai
                 Ok(input) => ready.push((input, job.reply)),
                 Err(e) => {
                     s.failures.fetch_add(1, Ordering::Relaxed);
-                    (job.reply)(Err(format!("{e:#}")));
+                    job.reply.send(Err(format!("{e:#}")));
                 }
             }
         }
         if ready.is_empty() {
             continue;
         }
-        let (inputs, batch): (Vec<Vec<f32>>, Vec<Reply>) = ready.into_iter().unzip();
+        let (inputs, batch): (Vec<Vec<f32>>, Vec<Answer>) = ready.into_iter().unzip();
         let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let result = guarded(s, || backend.run(&views));
         s.busy_ns
@@ -217,21 +301,21 @@ fn run(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wai
         match result {
             Ok(outputs) if outputs.len() == batch.len() => {
                 for (reply, out) in batch.into_iter().zip(outputs) {
-                    reply(Ok(out));
+                    reply.send(Ok(out));
                 }
             }
             Ok(outputs) => {
                 s.failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let e = format!("{} outputs for {} inputs", outputs.len(), batch.len());
                 for reply in batch {
-                    reply(Err(e.clone()));
+                    reply.send(Err(e.clone()));
                 }
             }
             Err(e) => {
                 s.failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let e = format!("{e:#}");
                 for reply in batch {
-                    reply(Err(e.clone()));
+                    reply.send(Err(e.clone()));
                 }
             }
         }
@@ -356,6 +440,33 @@ mod tests {
         // The same thread runs the next input.
         assert_eq!(ask(Box::new(|| Ok(vec![3.0]))).expect("ok").data, [3.0]);
         assert_eq!(b.stats().panics.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_panic_in_a_reply_restarts_the_loop_and_every_input_is_still_answered() {
+        // Batches of two: the first reply panics, its batch-mate is answered all the same.
+        let b = Batcher::start("test", Box::new(Fragile), 2, Duration::from_millis(200));
+        let (tx, rx) = mpsc::channel();
+        b.submit(
+            Box::new(|| Ok(vec![1.0])),
+            Box::new(|_| panic!("a stream's reply went wrong")),
+        );
+        let tx2 = tx.clone();
+        b.submit(
+            Box::new(|| Ok(vec![2.0])),
+            Box::new(move |r| tx2.send(r).expect("send")),
+        );
+        let r = rx.recv_timeout(Duration::from_secs(5)).expect("an answer");
+        assert_eq!(r.expect_err("its batch was cut short"), RESTARTED);
+        assert_eq!(b.stats().restarts.load(Ordering::Relaxed), 1);
+        // The loop runs again on the same thread, with the same backend.
+        b.submit(
+            Box::new(|| Ok(vec![3.0])),
+            Box::new(move |r| tx.send(r).expect("send")),
+        );
+        let r = rx.recv_timeout(Duration::from_secs(5)).expect("an answer");
+        assert_eq!(r.expect("ok").data, [3.0]);
+        assert!(!b.thread_ended());
     }
 
     #[test]

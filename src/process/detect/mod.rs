@@ -70,6 +70,10 @@ pub struct DetectStatus {
     pub dropped: u64,
     /// Runs that failed.
     pub failed: u64,
+    /// Panics the shared model caught (in any stream's input): it went on after each.
+    pub model_panics: u64,
+    /// Times the shared model's loop was started again after a panic.
+    pub model_restarts: u64,
     /// Mean time from a frame's submission to its result, milliseconds.
     pub mean_latency_ms: f64,
     /// Mean pre-processing time per submitted frame, milliseconds.
@@ -81,6 +85,8 @@ pub struct DetectStatus {
 /// The shared, readable side of a stream's detector (for the API).
 pub struct DetectHandle {
     model_id: String,
+    /// The shared model, for its health (none when it could not be loaded).
+    model: Option<Arc<Model>>,
     provider: Option<String>,
     error: Option<String>,
     counters: DetectCounters,
@@ -96,6 +102,7 @@ impl DetectHandle {
         let completed = c.completed.load(Ordering::Relaxed);
         let submitted = c.submitted.load(Ordering::Relaxed);
         let ms = |ns: &AtomicU64, n: u64| ns.load(Ordering::Relaxed) as f64 / 1e6 / n.max(1) as f64;
+        let (model_panics, model_restarts) = self.model.as_ref().map_or((0, 0), |m| m.health());
         DetectStatus {
             model: self.model_id.clone(),
             provider: self.provider.clone(),
@@ -104,6 +111,8 @@ impl DetectHandle {
             completed,
             dropped: c.dropped.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            model_panics,
+            model_restarts,
             mean_latency_ms: ms(&c.latency_ns, completed),
             mean_preprocess_ms: ms(&c.preprocess_ns, submitted),
             current: lock(&self.current).clone(),
@@ -142,6 +151,7 @@ impl Detect {
         };
         let handle = Arc::new(DetectHandle {
             model_id: config.model.clone(),
+            model: model.clone(),
             provider: model.as_ref().map(|m| m.provider().to_string()),
             error,
             counters: DetectCounters::default(),

@@ -60,6 +60,9 @@ pub struct ModelStatus {
     pub failures: u64,
     /// Panics caught in pre-processing or a run (the model's thread goes on after each).
     pub panics: u64,
+    /// Times the model's loop was started again after a panic elsewhere in it (its inputs
+    /// then were answered with an error).
+    pub restarts: u64,
     /// Largest batch so far.
     pub largest_batch: u64,
     /// Mean time of one batch (pre-processing and run), milliseconds.
@@ -148,6 +151,15 @@ impl Model {
         self.batcher.submit(prepare, reply);
     }
 
+    /// (panics caught, loop restarts): what a stream using the model shows of its health.
+    pub fn health(&self) -> (u64, u64) {
+        let s = self.batcher.stats();
+        (
+            s.panics.load(Ordering::Relaxed),
+            s.restarts.load(Ordering::Relaxed),
+        )
+    }
+
     /// Counters and settings.
     pub fn status(&self) -> ModelStatus {
         let s = self.batcher.stats();
@@ -165,6 +177,7 @@ impl Model {
             inputs,
             failures: s.failures.load(Ordering::Relaxed),
             panics: s.panics.load(Ordering::Relaxed),
+            restarts: s.restarts.load(Ordering::Relaxed),
             largest_batch: s.largest.load(Ordering::Relaxed),
             mean_batch_ms: ms(&s.busy_ns, batches),
             mean_wait_ms: ms(&s.wait_ns, inputs),
