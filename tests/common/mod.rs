@@ -2,6 +2,7 @@
 //! No sleeps as synchronisation: everything waits for a condition with a deadline.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fault;
 pub mod http;
 pub mod rtsp;
 pub mod servers;
@@ -243,6 +244,22 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `framegate testsrc` serving `/cam0` on `port` with more arguments (`--size`, `--pattern`),
+/// listening when this returns: a camera that can be killed and started again on its port.
+pub fn camera_on(port: u16, args: &[&str]) -> Proc {
+    let proc = Proc(
+        Command::new(env!("CARGO_BIN_EXE_framegate"))
+            .args(["testsrc", "--rtsp-port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, Duration::from_secs(30));
+    proc
 }
 
 /// `framegate testsrc` on a free port: one stamped 25 fps RTSP camera at

@@ -2,7 +2,7 @@
 //! RECORD-mode server that receives pushed streams.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use gst::glib;
 use gst::prelude::*;
@@ -67,6 +67,63 @@ impl TestRtspServer {
             .mount_points()
             .unwrap()
             .add_factory(path, factory);
+    }
+
+    /// A camera whose bitstream is corrupted while `noisy` is set, as a bad link would: a
+    /// live white picture encoded to H.264 (or H.265), with about one byte in `one_in` of each
+    /// access unit changed and one access unit in seven dropped (the same as ffmpeg's `noise`
+    /// bitstream filter with `amount` and `drop`), between the parser and the payloader.
+    pub fn corrupted(path: &str, h265: bool, one_in: u32, noisy: Arc<AtomicBool>) -> Self {
+        let s = Self::start();
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        let codec = if h265 {
+            "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! h265parse name=parse ! \
+             rtph265pay name=pay0 pt=96 config-interval=-1"
+        } else {
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! h264parse name=parse ! \
+             rtph264pay name=pay0 pt=96 config-interval=-1"
+        };
+        factory.set_launch(&format!(
+            "( videotestsrc is-live=true pattern=white ! \
+               video/x-raw,width=320,height=240,framerate=25/1 ! {codec} )"
+        ));
+        factory.set_shared(true);
+        factory.connect_media_configure(move |_, media| {
+            let bin = media.element().downcast::<gst::Bin>().unwrap();
+            let parse = bin.by_name_recurse_up("parse").unwrap();
+            let noisy = noisy.clone();
+            // (access units seen, xorshift64 state): the same noise on every run.
+            let state = std::sync::Mutex::new((0u64, 0x9e37_79b9_7f4a_7c15u64));
+            parse.static_pad("src").unwrap().add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, info| {
+                    if !noisy.load(Ordering::Relaxed) {
+                        return gst::PadProbeReturn::Ok;
+                    }
+                    let mut st = state.lock().unwrap();
+                    let (n, rng) = &mut *st;
+                    *n += 1;
+                    if *n % 7 == 0 {
+                        return gst::PadProbeReturn::Drop;
+                    }
+                    if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data {
+                        let buffer = buffer.make_mut();
+                        let mut map = buffer.map_writable().unwrap();
+                        for byte in map.iter_mut() {
+                            *rng ^= *rng << 13;
+                            *rng ^= *rng >> 7;
+                            *rng ^= *rng << 17;
+                            if *rng % u64::from(one_in) == 0 {
+                                *byte ^= (*rng >> 32) as u8 | 1;
+                            }
+                        }
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        });
+        s.server.mount_points().unwrap().add_factory(path, factory);
+        s
     }
 
     /// A RECORD-mode mount at `path` that accepts a pushed H.264 stream and counts its
