@@ -148,6 +148,55 @@ fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
     );
 }
 
+#[test]
+fn a_camera_that_stays_connected_and_sends_nothing_shows_the_slate_and_recovers() {
+    let _machine = serial();
+    let n = cycles(50).clamp(1, 4);
+    let cam_port = free_port();
+    let cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "white"]);
+    let gw = Gateway::start(&format!("rtsp://127.0.0.1:{cam_port}/cam0"), "", "", "");
+    let w = gw.watch();
+    let t0 = live_after(&w, Instant::now(), LONG);
+    let before = Sample::of(&gw.fg);
+    // The camera's process is stopped: its connections stay open and carry nothing (a hung
+    // encoder, a frozen box), then it is continued.
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &cam.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let (mut detections, mut recoveries) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        signal("-STOP");
+        let frozen = Instant::now();
+        let slate = slate_after(&w, frozen, LONG);
+        detections.push(slate - frozen);
+        wait_for("three seconds of a frozen camera", LONG, || {
+            w.first_after(slate + Duration::from_secs(3), |_| true)
+        });
+        signal("-CONT");
+        let thawed = Instant::now();
+        recoveries.push(live_after(&w, thawed, LONG) - thawed);
+    }
+    let t1 = Instant::now();
+    let kept = assert_frame_rate(&w, t0, t1, FPS, "a frozen camera");
+    assert_clean(&w, "a frozen camera");
+    let after = assert_no_leak(&gw.fg, before, "the frozen camera");
+    Row {
+        fault: "camera_frozen",
+        cycles: n,
+        recoveries,
+        detections,
+        frame_rate_kept: kept,
+        before,
+        after,
+        notes: format!("reconnects {}", gw.status()["reconnects"]),
+    }
+    .report();
+}
+
 /// The network between framegate and its camera is cut and mended, `n` times: the camera runs
 /// in a network namespace of the test's own, behind a veth pair whose far end goes down.
 fn network_cut(transport: &str) {
