@@ -1,0 +1,205 @@
+//! What keeps a stream's output at its frame rate while no live frame comes: the last frame
+//! again after a short gap, the NO SIGNAL slate after the stall timeout; and the output timeline
+//! the live frames share with them.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::encode::Timeline;
+use crate::frame::Frame;
+
+use super::Context;
+
+/// The shortest gap after which the last frame is repeated. The gap is otherwise two and a half
+/// frame intervals (100 ms at 25 fps): a frame later than that is repeated, so a camera that dies
+/// costs its viewers one or two frames, not a quarter of a second; a live frame that was merely
+/// late follows its repeat a moment later.
+const HOLD_AFTER_MIN: Duration = Duration::from_millis(60);
+
+/// The slate being shown.
+struct Slate {
+    info: gst_video::VideoInfo,
+    since: SystemTime,
+    buffer: gst::Buffer,
+    rendered: Instant,
+}
+
+/// The last live frame: when it came, and its output format.
+struct LastLive {
+    at: Instant,
+    wall: SystemTime,
+    fps: Option<gst::Fraction>,
+}
+
+/// What keeps the output's frame rate while no live frame comes: first the last frame again
+/// (short gaps), then, after the stall timeout, the slate.
+pub(super) struct GapFiller {
+    started: Instant,
+    last_live: Option<LastLive>,
+    /// The last frame sent to the encoder, for repeating.
+    pub last_pushed: Option<(gst::Buffer, gst_video::VideoInfo)>,
+    slate: Option<Slate>,
+    next: Option<Instant>,
+    /// The output timeline of live and filler frames alike.
+    pub timeline: Timeline,
+    /// The encoder whose clock the timeline follows.
+    generation: u64,
+}
+
+impl GapFiller {
+    pub fn new(ctx: &Context) -> Self {
+        Self {
+            started: Instant::now(),
+            last_live: None,
+            last_pushed: None,
+            slate: None,
+            next: None,
+            timeline: Timeline::default(),
+            generation: ctx.encoder.generation(),
+        }
+    }
+
+    /// How long the worker may wait for a frame before a filler frame is due.
+    pub fn wait(&self, poll: Duration) -> Duration {
+        self.next.map_or(poll, |t| {
+            t.saturating_duration_since(Instant::now()).min(poll)
+        })
+    }
+
+    /// A live frame came: the slate goes, and the next repeat is due after the hold.
+    pub fn live(&mut self, ctx: &Context, frame: &Frame) {
+        if self.slate.take().is_some() {
+            tracing::info!(stream = %ctx.id, "live frames are back: slate off");
+        }
+        let fps = frame.info().fps();
+        self.last_live = Some(LastLive {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+            fps: (fps.numer() > 0).then_some(fps),
+        });
+    }
+
+    /// After a live frame was sent: the next repeat is due after the hold.
+    pub fn sent(&mut self, ctx: &Context) {
+        self.next = Some(Instant::now() + self.hold_after(ctx));
+    }
+
+    /// Watches the encoder (restarted when it failed); a new encoder has a clock of its own,
+    /// so the timeline starts again.
+    pub fn follow_encoder(&mut self, ctx: &mut Context) {
+        ctx.encoder.check();
+        if ctx.encoder.generation() != self.generation {
+            self.generation = ctx.encoder.generation();
+            self.timeline = Timeline::default();
+        }
+    }
+
+    /// Time between two output frames.
+    fn interval(&self, ctx: &Context) -> Duration {
+        let fps = self
+            .last_live
+            .as_ref()
+            .and_then(|l| l.fps)
+            .unwrap_or(gst::Fraction::new(ctx.default_fps as i32, 1));
+        Duration::from_secs_f64(f64::from(fps.denom()) / f64::from(fps.numer().max(1)))
+    }
+
+    /// How long after a live frame the last frame is repeated: longer than network jitter, so
+    /// that a late frame is not doubled, and well under the stall timeout.
+    fn hold_after(&self, ctx: &Context) -> Duration {
+        (self.interval(ctx) * 5 / 2).max(HOLD_AFTER_MIN)
+    }
+
+    /// Sends a filler frame when one is due: the last frame again while the gap is shorter than
+    /// the stall timeout, the slate after it (from start-up too, when the output size is set).
+    pub fn fill(&mut self, ctx: &mut Context) {
+        let now = Instant::now();
+        let silent_since = self.last_live.as_ref().map_or(self.started, |l| l.at);
+        let silent = now.duration_since(silent_since);
+        if silent >= ctx.stall_timeout && self.slate.is_none() {
+            self.start_slate(ctx);
+        }
+        let due = match self.next {
+            Some(t) => now >= t,
+            None => self.slate.is_some(),
+        };
+        if !due {
+            return;
+        }
+        let interval = self.interval(ctx);
+        let pts = gst::ClockTime::from_nseconds(self.timeline.filler(
+            ctx.encoder.running_time().nseconds(),
+            interval.as_nanos() as u64,
+        ));
+        if let Some(s) = self.slate.as_mut() {
+            // The slate shows the time now: redraw it once a second.
+            if s.rendered.elapsed() >= Duration::from_secs(1)
+                && let Some(b) =
+                    super::super::slate::render(&s.info, &ctx.id, s.since, SystemTime::now())
+            {
+                s.buffer = b;
+                s.rendered = now;
+            }
+            if ctx.encoder.push(s.buffer.clone(), &s.info, Some(pts)) {
+                ctx.stats.frames_slate.fetch_add(1, Ordering::Relaxed);
+                ctx.tap(&s.buffer, &s.info, SystemTime::now());
+            }
+        } else if let Some((buffer, info)) = &self.last_pushed
+            && ctx.encoder.push(buffer.clone(), info, Some(pts))
+        {
+            ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
+            ctx.tap(buffer, info, SystemTime::now());
+        }
+        let next = self.next.unwrap_or(now) + interval;
+        // Fell behind (a busy machine): carry on from now rather than send a burst.
+        self.next = Some(if next < now { now + interval } else { next });
+    }
+
+    fn start_slate(&mut self, ctx: &Context) {
+        // The output size is fixed by the first frame (or the config); without it there is
+        // nothing to keep alive yet.
+        let Some((w, h)) = ctx.encoder.output_size() else {
+            return;
+        };
+        let fps = self
+            .last_live
+            .as_ref()
+            .and_then(|l| l.fps)
+            .unwrap_or(gst::Fraction::new(ctx.default_fps as i32, 1));
+        // The live frames' own layout (NV12 from NVDEC, I420 from libav), so that switching
+        // to the slate and back never renegotiates the encoder.
+        let format = self
+            .last_pushed
+            .as_ref()
+            .map(|(_, i)| i.format())
+            .filter(|f| {
+                matches!(
+                    f,
+                    gst_video::VideoFormat::Nv12 | gst_video::VideoFormat::I420
+                )
+            })
+            .unwrap_or(gst_video::VideoFormat::I420);
+        let Ok(info) = gst_video::VideoInfo::builder(format, w, h).fps(fps).build() else {
+            return;
+        };
+        let since = self
+            .last_live
+            .as_ref()
+            .map_or_else(SystemTime::now, |l| l.wall);
+        let Some(buffer) = super::super::slate::render(&info, &ctx.id, since, SystemTime::now())
+        else {
+            return;
+        };
+        tracing::info!(
+            stream = %ctx.id,
+            "no frame for {:.1} s: showing the NO SIGNAL slate",
+            ctx.stall_timeout.as_secs_f64()
+        );
+        self.slate = Some(Slate {
+            info,
+            since,
+            buffer,
+            rendered: Instant::now(),
+        });
+    }
+}

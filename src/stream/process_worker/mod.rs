@@ -1,0 +1,155 @@
+//! The processing worker of one stream: takes the newest decoded frame, runs the processors,
+//! and hands the frame to the encoder (`process`). Around it: the gap filler keeps the output's
+//! frame rate while no frame comes (`gap`: the last frame, then the NO SIGNAL slate) and follows
+//! the encoder through its restarts; the meters keep the rates and the periodic summary
+//! (`meters`). Output housekeeping (idle HLS, vanished WebRTC peers) runs on the stream's own
+//! housekeeping thread, never here.
+
+mod gap;
+mod meters;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::StreamId;
+use crate::encode::{Supervised, Timeline};
+use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
+use crate::process::Chain;
+use crate::publish::Fanout;
+
+use super::{StateCell, StreamStats};
+use gap::GapFiller;
+use meters::Meters;
+
+/// How long the worker waits for a frame before it looks at its other duties.
+const POLL: Duration = Duration::from_millis(200);
+/// How long the encoder gets to flush at the end.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(super) struct Context {
+    pub id: StreamId,
+    pub chain: Chain,
+    pub slot: Arc<LatestSlot<Frame>>,
+    /// The stream's encoder, restarted when it fails.
+    pub encoder: Supervised,
+    pub fanout: Arc<Fanout>,
+    pub stats: Arc<StreamStats>,
+    pub state: Arc<StateCell>,
+    pub summary_interval: Option<Duration>,
+    pub stall_timeout: Duration,
+    /// Frame rate of the slate when the source announces none.
+    pub default_fps: u32,
+    /// Where every frame sent to the encoder is also offered (browser viewers).
+    pub tap: FrameTap,
+}
+
+impl Context {
+    /// Offers a frame sent to the encoder to the tap (a reference, no copy).
+    fn tap(&self, buffer: &gst::Buffer, info: &gst_video::VideoInfo, capture_time: SystemTime) {
+        let seq = self.tap.borrow().as_ref().map_or(0, |f| f.seq + 1);
+        self.tap.send_replace(Some(TappedFrame {
+            buffer: buffer.clone(),
+            info: info.clone(),
+            seq,
+            capture_time,
+        }));
+    }
+}
+
+pub(super) fn run(mut ctx: Context) {
+    let mut gap = GapFiller::new(&ctx);
+    let mut meters = Meters::new();
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        match ctx.slot.recv_timeout(gap.wait(POLL)) {
+            SlotRecv::Item(frame) => {
+                gap.live(&ctx, &frame);
+                gap.last_pushed = process(
+                    &mut ctx,
+                    frame,
+                    &mut gap.timeline,
+                    gap.last_pushed.take(),
+                    &mut last_error_log,
+                );
+                gap.sent(&ctx);
+            }
+            SlotRecv::Timeout => {}
+            SlotRecv::Closed => break,
+        }
+        gap.follow_encoder(&mut ctx);
+        gap.fill(&mut ctx);
+        meters.tick(&ctx);
+    }
+    if let Err(e) = ctx.encoder.finish(FINISH_TIMEOUT) {
+        tracing::debug!(stream = %ctx.id, "encoder flush: {e:#}");
+    }
+}
+
+/// Slots a source skipped that are filled with the previous frame when the next one comes:
+/// the gaps shorter than the gap filler's (two and a half intervals).
+const MAX_FILL: u32 = 2;
+
+/// Runs the processors and encodes the frame, after the previous frame again in the slots the
+/// source skipped; returns it for repeating in short gaps.
+fn process(
+    ctx: &mut Context,
+    mut frame: Frame,
+    timeline: &mut Timeline,
+    previous: Option<(gst::Buffer, gst_video::VideoInfo)>,
+    last_error_log: &mut Option<Instant>,
+) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
+    if let Ok(waited) = frame.meta.capture_time.elapsed() {
+        ctx.stats.queue_latency.record(waited);
+    }
+    let report = ctx.chain.run(&mut frame);
+    ctx.stats.record_processed(report.elapsed);
+    if report.similar {
+        ctx.stats.frames_similar.fetch_add(1, Ordering::Relaxed);
+    }
+    for (name, e) in report.errors {
+        ctx.stats.processor_errors.fetch_add(1, Ordering::Relaxed);
+        // At most one line per second, whatever the frame rate.
+        if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+            *last_error_log = Some(Instant::now());
+            tracing::warn!(stream = %ctx.id, processor = name, "processor failed: {e:#}");
+        }
+    }
+    let (buffer, info, meta) = frame.into_parts();
+    let kept = buffer.clone();
+    ctx.tap(&buffer, &info, meta.capture_time);
+    let fps = info.fps();
+    let frame_ns =
+        (fps.numer() > 0).then(|| 1_000_000_000u64 * fps.denom() as u64 / fps.numer() as u64);
+    // Only a previous frame of the same layout fills (not across a change of size or format).
+    let max_fill = match &previous {
+        Some((_, i))
+            if (i.width(), i.height(), i.format())
+                == (info.width(), info.height(), info.format()) =>
+        {
+            MAX_FILL
+        }
+        _ => 0,
+    };
+    let (fill, pts) = timeline.live_filling(
+        buffer.pts().map(gst::ClockTime::nseconds),
+        ctx.encoder.running_time().nseconds(),
+        frame_ns,
+        max_fill,
+    );
+    if let Some((held, held_info)) = &previous {
+        for t in fill {
+            if ctx.encoder.push(
+                held.clone(),
+                held_info,
+                Some(gst::ClockTime::from_nseconds(t)),
+            ) {
+                ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    // A refused frame is the encoder's failure: it is restarted, and says so (rate-limited).
+    ctx.encoder
+        .push(buffer, &info, Some(gst::ClockTime::from_nseconds(pts)));
+    Some((kept, info))
+}
