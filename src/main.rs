@@ -154,6 +154,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // First of all, before any thread exists: the gateway runs with bounded malloc arenas.
+    framegate::app::bound_malloc_arenas();
     init_logging();
     let cli = Cli::parse();
     match execute(cli.command) {

@@ -1,12 +1,14 @@
 //! The commands a user runs: `run` (the gateway), `process` (a file, as fast as possible),
 //! `testsrc` (stand-in cameras) and `check` (validate a config).
 
+mod arenas;
 mod check;
 mod process_file;
 mod run;
 mod testsrc;
 mod watermark_read;
 
+pub use arenas::bound_malloc_arenas;
 pub use check::check;
 pub use process_file::{ProcessArgs, ProcessReport, process_file};
 pub use run::run;
