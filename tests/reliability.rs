@@ -287,3 +287,42 @@ fn after_sigkill_every_change_the_api_acknowledged_is_there() {
     assert_eq!(get("base").json()["state"], "stopped");
     assert_eq!(get("temp").status, 404);
 }
+
+#[test]
+fn the_gateway_runs_with_bounded_malloc_arenas_unless_told_otherwise() {
+    // (what the variable is set to, what the gateway must run with)
+    for (given, expected) in [(None, "2"), (Some("4"), "4")] {
+        let http = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("framegate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n\n\
+                 [[streams]]\nid = \"cam\"\nsource = \"test://ball?width=64&height=48\"\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_framegate"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("MALLOC_ARENA_MAX")
+            .env_remove("FRAMEGATE_API_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(v) = given {
+            cmd.env("MALLOC_ARENA_MAX", v);
+        }
+        let child = common::Proc(cmd.spawn().unwrap());
+        // The same process (exec keeps its id) serves the API with the variable set.
+        wait_for_port(http, LONG);
+        let environ = std::fs::read(format!("/proc/{}/environ", child.0.id())).unwrap();
+        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+        let want = format!("MALLOC_ARENA_MAX={expected}");
+        assert!(
+            vars.contains(&want.as_bytes()),
+            "{want} not in the gateway's environment (given {given:?})"
+        );
+    }
+}
