@@ -183,7 +183,7 @@ fn detector_finds_what_python_onnx_runtime_finds_on_photos() {
     let status = models.statuses();
     assert_eq!(status.len(), 1);
     assert!(status[0].inputs >= 2);
-    assert_eq!(status[0].provider, "cpu");
+    assert_eq!(status[0].provider, common::expect::model_provider());
 }
 
 fn get(addr: &str, path: &str) -> Value {
@@ -277,7 +277,7 @@ processors = [ {{ kind = "detect", model = "broken" }} ]
     assert_eq!(models.len(), 1, "{models:?}");
     assert_eq!(models[0]["id"], "coco");
     assert_eq!(models[0]["sessions_in_process"], 1);
-    assert_eq!(models[0]["provider"], "cpu");
+    assert_eq!(models[0]["provider"], common::expect::model_provider());
 
     // The model is slower than the streams together (they drop due frames) yet every stream
     // keeps its source's frame rate.

@@ -72,7 +72,7 @@ outputs = [ {{ kind = "rtsp" }} ]
         "the source password leaked into the log"
     );
     assert!(
-        log.contains("decoder chosen") && log.contains("avdec_h264"),
+        log.contains("decoder chosen") && log.contains(common::expect::h264_decoder()),
         "decoder not logged"
     );
 }

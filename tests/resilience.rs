@@ -363,7 +363,10 @@ source = "rtsp://127.0.0.1:{cam_port}/cam0"
 outputs = [ {{ kind = "rtsp" }} ]
 "#
     ));
-    fg.wait_log("decoder=\"avdec_h265\"", LONG);
+    fg.wait_log(
+        &format!("decoder=\"{}\"", common::expect::h265_decoder()),
+        LONG,
+    );
     let (codec, w, h, _) = wait_for("the H.264 output", LONG, || {
         ffprobe(&format!("rtsp://127.0.0.1:{port}/hevc"))
     });

@@ -46,8 +46,12 @@ pub(super) fn make(settings: &EncoderConfig) -> Result<(gst::Element, EncoderKin
         set_if_present(&enc, "gop-size", settings.keyframe_interval as i32);
         set_if_present(&enc, "bframes", 0u32);
         set_if_present(&enc, "zerolatency", true);
-        set_str_if_present(&enc, "rc-mode", "cbr");
-        set_str_if_present(&enc, "preset", "low-latency-hp");
+        // Enum values differ between GStreamer versions (1.22's presets are named, later ones
+        // are p1..p7): the first value the installed element knows is taken, none if it knows
+        // none of them; a name it does not know would panic.
+        set_enum_if_known(&enc, "rc-mode", &["cbr-ld-hq", "cbr"]);
+        set_enum_if_known(&enc, "preset", &["low-latency-hp", "p1"]);
+        set_enum_if_known(&enc, "tune", &["ultra-low-latency", "low-latency"]);
         return Ok((enc, EncoderKind::Nvenc));
     }
     let enc = crate::elements::make("x264enc")?;
@@ -65,8 +69,53 @@ fn set_if_present<V: Into<gst::glib::Value>>(e: &gst::Element, name: &str, v: V)
     }
 }
 
-fn set_str_if_present(e: &gst::Element, name: &str, v: &str) {
-    if e.find_property(name).is_some() {
-        e.set_property_from_str(name, v);
+/// Sets an enum property to the first of `nicks` that the element's enum has; returns it, or
+/// `None` (nothing set) when the element has no such property or knows none of them.
+pub(super) fn set_enum_if_known<'a>(
+    e: &gst::Element,
+    name: &str,
+    nicks: &[&'a str],
+) -> Option<&'a str> {
+    let spec = e.find_property(name)?;
+    let spec = spec.downcast_ref::<gst::glib::ParamSpecEnum>()?;
+    let class = spec.enum_class();
+    let nick = nicks
+        .iter()
+        .copied()
+        .find(|n| class.value_by_nick(n).is_some());
+    match nick {
+        Some(n) => e.set_property_from_str(name, n),
+        None => tracing::debug!(
+            element = %e.name(),
+            property = name,
+            "none of {nicks:?} is known to this element: left at its default"
+        ),
+    }
+    nick
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enum_value_the_element_does_not_know_is_skipped_not_a_panic() {
+        gst::init().unwrap();
+        let enc = gst::ElementFactory::make("x264enc").build().unwrap();
+        // The first known value is taken.
+        assert_eq!(
+            set_enum_if_known(&enc, "speed-preset", &["p1", "ultrafast"]),
+            Some("ultrafast")
+        );
+        let nick = |e: &gst::Element| {
+            let v = e.property_value("speed-preset");
+            gst::glib::EnumValue::from_value(&v).map(|(_, ev)| ev.nick().to_string())
+        };
+        assert_eq!(nick(&enc).as_deref(), Some("ultrafast"));
+        // None known, or no such property, or not an enum: nothing set, no panic.
+        assert_eq!(set_enum_if_known(&enc, "speed-preset", &["p7"]), None);
+        assert_eq!(nick(&enc).as_deref(), Some("ultrafast"));
+        assert_eq!(set_enum_if_known(&enc, "no-such-property", &["x"]), None);
+        assert_eq!(set_enum_if_known(&enc, "bitrate", &["x"]), None);
     }
 }

@@ -182,6 +182,54 @@ impl Drop for Framegate {
     }
 }
 
+/// What this machine's capabilities predict framegate chooses: tests assert these, never a CPU
+/// element by name, so that they hold on a machine with an NVIDIA GPU too (NVDEC and NVENC
+/// where NVIDIA's GStreamer elements register, the CUDA provider where ONNX Runtime has it and
+/// a GPU is present).
+pub mod expect {
+    fn has(element: &str) -> bool {
+        gst::init().unwrap();
+        gst::ElementFactory::find(element).is_some()
+    }
+
+    /// The H.264 decoder decodebin takes here.
+    pub fn h264_decoder() -> &'static str {
+        if has("nvh264dec") {
+            "nvh264dec"
+        } else {
+            "avdec_h264"
+        }
+    }
+
+    /// The H.265 decoder decodebin takes here.
+    pub fn h265_decoder() -> &'static str {
+        if has("nvh265dec") {
+            "nvh265dec"
+        } else {
+            "avdec_h265"
+        }
+    }
+
+    /// The H.264 encoder framegate takes here (`hardware = "auto"`; H100/H200 have no NVENC).
+    pub fn h264_encoder() -> &'static str {
+        if has("nvh264enc") {
+            "nvh264enc"
+        } else {
+            "x264enc"
+        }
+    }
+
+    /// The ONNX Runtime provider a model with `provider = "auto"` gets: CUDA only with the
+    /// GPU build of the library (its CUDA provider beside it) and a GPU.
+    pub fn model_provider() -> &'static str {
+        let assets =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/assets/onnxruntime");
+        let cuda_build = assets.join("libonnxruntime_providers_cuda.so").exists();
+        let gpu = std::path::Path::new("/dev/nvidia0").exists();
+        if cuda_build && gpu { "cuda" } else { "cpu" }
+    }
+}
+
 /// A file of `../shared/` (the models and footage every developer and CI has).
 pub fn shared(path: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
