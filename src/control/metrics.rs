@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::stream::{Histogram, Stream, StreamState};
+use crate::stream::{Histogram, Stream};
 
 use super::Manager;
 use crate::process::detect::ModelStatus;
@@ -58,13 +58,7 @@ struct Metrics {
 impl Metrics {
     fn stream(&mut self, id: &str, running: Option<&Stream>) {
         let label = escape(id);
-        let state = running.map_or("stopped", |s| match s.state() {
-            StreamState::Connecting => "connecting",
-            StreamState::Live => "live",
-            StreamState::Stalled => "stalled",
-            StreamState::Reconnecting { .. } => "reconnecting",
-            StreamState::Stopped => "stopped",
-        });
+        let state = running.map_or("stopped", |s| s.state().name());
         for st in STATES {
             let _ = writeln!(
                 self.state,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::config::StreamConfig;
 use crate::process::detect::DetectStatus;
 use crate::process::utc_timestamp;
+use crate::publish::OutputState;
 use crate::stream::{Histogram, Stream, StreamState};
 
 /// A stream: its config and, while it runs, its live status.
@@ -16,9 +17,9 @@ use crate::stream::{Histogram, Stream, StreamState};
 pub struct StreamStatus {
     /// The stream's id.
     pub id: String,
-    /// `connecting`, `live`, `stalled`, `reconnecting`, `degraded` (the source is live but the
-    /// encoder failed and is being started again: see `degraded`) or `stopped`.
-    pub state: String,
+    /// Where the stream is; `degraded`: the source is live but the encoder failed and is
+    /// being started again (see `degraded`).
+    pub state: StreamPhase,
     /// Why the stream is degraded, while it is.
     pub degraded: Option<String>,
     /// Times its encoder was started again after a failure.
@@ -149,6 +150,50 @@ pub struct ErrorInfo {
     pub ago_s: f64,
 }
 
+/// Where a stream is, as the API shows it: the stream's state, with `degraded` for a live
+/// stream whose encoder is being started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamPhase {
+    /// Opening the source.
+    Connecting,
+    /// Frames are flowing.
+    Live,
+    /// Live, but the encoder failed and is being started again.
+    Degraded,
+    /// Connected, but no frame for the stall timeout: outputs show the slate.
+    Stalled,
+    /// Waiting before the next attempt to open the source.
+    Reconnecting,
+    /// Stopped (on purpose, disabled, or it could not start).
+    Stopped,
+}
+
+impl StreamPhase {
+    /// The phase of a running stream's state.
+    pub fn of(state: &StreamState) -> Self {
+        match state {
+            StreamState::Connecting => Self::Connecting,
+            StreamState::Live => Self::Live,
+            StreamState::Stalled => Self::Stalled,
+            StreamState::Reconnecting { .. } => Self::Reconnecting,
+            StreamState::Stopped => Self::Stopped,
+        }
+    }
+
+    /// Its name in the API (`live`, `degraded`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Live => "live",
+            Self::Degraded => "degraded",
+            Self::Stalled => "stalled",
+            Self::Reconnecting => "reconnecting",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 /// An output of a stream.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OutputStatus {
@@ -157,7 +202,7 @@ pub struct OutputStatus {
     /// Where to watch it (`rtsp`) or where it is pushed (password masked).
     pub url: String,
     /// `serving` (rtsp), `connecting`, `publishing` or `retrying`.
-    pub state: String,
+    pub state: OutputState,
     /// Failed connections so far.
     pub failures: u64,
     /// The last failure.
@@ -192,7 +237,7 @@ pub fn status(
     let masked = config.masked();
     let mut st = StreamStatus {
         id: config.id().to_string(),
-        state: "stopped".into(),
+        state: StreamPhase::Stopped,
         degraded: None,
         encoder_restarts: 0,
         state_for_s: 0.0,
@@ -219,10 +264,7 @@ pub fn status(
     };
     let Some(s) = running else { return st };
     let state = s.state();
-    st.state = match &state {
-        StreamState::Reconnecting { .. } => "reconnecting".into(),
-        other => other.to_string(),
-    };
+    st.state = StreamPhase::of(&state);
     if let StreamState::Reconnecting { attempt, delay } = state {
         st.reconnect = Some(ReconnectInfo {
             attempt,
@@ -231,8 +273,8 @@ pub fn status(
     }
     st.degraded = s.encoder_health().degraded();
     st.encoder_restarts = s.encoder_health().restarts();
-    if st.degraded.is_some() && st.state == "live" {
-        st.state = "degraded".into();
+    if st.degraded.is_some() && st.state == StreamPhase::Live {
+        st.state = StreamPhase::Degraded;
     }
     st.state_for_s = s.state_cell().since().as_secs_f64();
     st.uptime_s = Some(s.uptime().as_secs_f64());
@@ -277,7 +319,7 @@ pub fn status(
         .map(|u| OutputStatus {
             kind: "rtsp".into(),
             url: u.clone(),
-            state: "serving".into(),
+            state: OutputState::Serving,
             failures: 0,
             last_error: None,
         })
@@ -286,7 +328,7 @@ pub fn status(
             OutputStatus {
                 kind: o.kind().into(),
                 url: o.url().into(),
-                state: ps.state.into(),
+                state: ps.state,
                 failures: ps.failures,
                 last_error: ps.last_error.map(error_info),
             }
@@ -296,7 +338,7 @@ pub fn status(
             OutputStatus {
                 kind: "redis".into(),
                 url: o.url(),
-                state: ps.state.into(),
+                state: ps.state,
                 failures: ps.failures,
                 last_error: ps.last_error.map(error_info),
             }

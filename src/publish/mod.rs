@@ -33,7 +33,7 @@ pub use jpeg::{
 };
 pub use llhls::{LlHls, LlHlsError, LlHlsFile, LlHlsHub, with_query as playlist_with_query};
 pub use media_factory::{MediaBuilder, MediaFactory};
-pub use push::{PushOutput, PushStatus};
+pub use push::{OutputState, PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
 pub use rtsp_server::{LazyRtspServer, RtspServer};
 pub use whep::{

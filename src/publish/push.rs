@@ -35,11 +35,26 @@ enum Kind {
     RtspPush,
 }
 
+/// Where an output is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputState {
+    /// Opening its connection.
+    #[default]
+    Connecting,
+    /// Sending.
+    Publishing,
+    /// Waiting before the next attempt, after a failure.
+    Retrying,
+    /// Served to clients that connect (framegate's own RTSP).
+    Serving,
+}
+
 /// Where a push output is, for status and metrics.
 #[derive(Debug, Clone, Default)]
 pub struct PushStatus {
-    /// `connecting`, `publishing` or `retrying`.
-    pub state: &'static str,
+    /// Its state.
+    pub state: OutputState,
     /// The last failure and when it happened.
     pub last_error: Option<(String, SystemTime)>,
     /// Connections that failed.
@@ -72,7 +87,7 @@ impl PushOutput {
         let name = format!("{} {url}", config.kind());
         let stop = Shutdown::new();
         let status = Arc::new(Mutex::new(PushStatus {
-            state: "connecting",
+            state: OutputState::Connecting,
             ..PushStatus::default()
         }));
         let worker = {
@@ -161,7 +176,7 @@ impl Worker<'_> {
         let mut backoff = Backoff::from_secs(self.cfg.retry_initial_s, self.cfg.retry_max_s);
         while !self.stop.is_set() {
             let started = Instant::now();
-            self.set(|s| s.state = "connecting");
+            self.set(|s| s.state = OutputState::Connecting);
             let error = match self.run_once() {
                 Ok(()) => return,
                 Err(e) => format!("{e:#}"),
@@ -179,7 +194,7 @@ impl Worker<'_> {
                 delay.as_secs_f64()
             );
             self.set(|s| {
-                s.state = "retrying";
+                s.state = OutputState::Retrying;
                 s.failures += 1;
                 s.last_error = Some((error, SystemTime::now()));
             });
@@ -228,7 +243,7 @@ impl Worker<'_> {
                         && msg.src() == Some(pipeline.upcast_ref()) =>
                 {
                     live = true;
-                    self.set(|s| s.state = "publishing");
+                    self.set(|s| s.state = OutputState::Publishing);
                     tracing::info!(stream = %self.stream, output = self.name, "output publishing");
                 }
                 _ => {}

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::config::{RedisFormat, RedisOutput, StreamId, masked_url};
 use crate::supervise::lock;
 
-use super::{JpegEncoder, JpegHub, JpegKey, PushStatus};
+use super::{JpegEncoder, JpegHub, JpegKey, OutputState, PushStatus};
 
 /// Longest a `PUBLISH` or a connection may take before Redis counts as slow.
 const PATIENCE: Duration = Duration::from_secs(1);
@@ -58,7 +58,7 @@ impl RedisPublisher {
             .clone()
             .unwrap_or_else(|| format!("frames.{stream}"));
         let status = Arc::new(Mutex::new(PushStatus {
-            state: "connecting",
+            state: OutputState::Connecting,
             ..PushStatus::default()
         }));
         let counters = Arc::new(RedisCounters::default());
@@ -119,10 +119,10 @@ struct Job {
 impl Job {
     fn failed(&self, what: String) {
         let mut st = lock(&self.status);
-        if st.state != "retrying" {
+        if st.state != OutputState::Retrying {
             tracing::warn!(stream = %self.stream, channel = %self.channel, "redis output: {what}; skipping pictures until it answers");
         }
-        st.state = "retrying";
+        st.state = OutputState::Retrying;
         st.failures += 1;
         st.last_error = Some((what, SystemTime::now()));
     }
@@ -162,10 +162,10 @@ async fn publish(job: Job) {
                     conn = Some(c);
                     backoff = Duration::from_millis(250);
                     let mut st = lock(&job.status);
-                    if st.state == "retrying" {
+                    if st.state == OutputState::Retrying {
                         tracing::info!(stream = %job.stream, channel = %job.channel, "redis output: publishing again");
                     }
-                    st.state = "publishing";
+                    st.state = OutputState::Publishing;
                 }
                 Ok(Err(e)) => job.failed(format!("cannot connect: {e}")),
                 Err(_) => job.failed("no answer to the connection".into()),
