@@ -170,36 +170,10 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config, http } => {
-            let config = match config {
-                Some(path) => (load(&path)?, Some(path)),
-                None => {
-                    tracing::info!("no --config given: running the built-in demo");
-                    (
-                        config::parse_str(
-                            &framegate::assets::demo_config(),
-                            Path::new("<built-in demo>"),
-                        )?,
-                        None,
-                    )
-                }
-            };
-            let (mut config, path) = config;
-            if let Some(http) = http {
-                config.server.http = http;
-            }
-            app::run(&config, path.as_deref())?;
+            app::run_command(config.as_deref(), http)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match app::check(&config) {
-            Ok(c) => {
-                println!("{}: ok ({} streams)", config.display(), c.streams.len());
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Check { config } => Ok(app::check_and_report(&config)),
         Command::Process {
             input,
             output,
@@ -304,34 +278,8 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => {
-            anyhow::ensure!(
-                window.is_finite() && (0.1..=3600.0).contains(&window),
-                "--window must be from 0.1 to 3600 seconds"
-            );
-            anyhow::ensure!(
-                seconds.is_none_or(|s| s.is_finite() && (0.0..=1e7).contains(&s)),
-                "--seconds must be from 0 to 10000000"
-            );
             let key = watermark_key(key, key_file.as_deref())?;
-            framegate::redact::register(&key);
-            let limit = seconds.map(std::time::Duration::from_secs_f64);
-            let reports = app::read_watermark(&source, &key, window, limit, |r| {
-                if json {
-                    println!("{}", serde_json::to_string(r).unwrap_or_default());
-                } else {
-                    let what =
-                        r.id.as_deref()
-                            .map_or("no mark".to_string(), |id| format!("ID {id}"));
-                    println!(
-                        "{:7.1}-{:.1} s  {:3} frames  {what}  (confidence {:.2})",
-                        r.start_s, r.end_s, r.frames, r.confidence
-                    );
-                }
-            })?;
-            let found = reports.iter().filter(|r| r.id.is_some()).count();
-            if !json {
-                println!("{found} of {} windows carry a mark", reports.len());
-            }
+            app::read_and_print(&source, &key, window, seconds, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe {
@@ -340,35 +288,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             warmup,
             json,
         } => {
-            app::init_media()?;
-            let r = framegate::measure::probe(
-                &url,
-                seconds,
-                warmup,
-                std::time::Duration::from_secs(20),
-            )?;
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                let ages = r
-                    .age_ms
-                    .as_ref()
-                    .map_or("no stamped frames".to_string(), |a| {
-                        format!(
-                            "age on arrival p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms",
-                            a.p50, a.p95, a.p99
-                        )
-                    });
-                println!(
-                    "{}: {} frames ({} stamped) in {:.1} s, {:.1} fps; first frame after {:.0} ms; {ages}",
-                    r.url,
-                    r.frames,
-                    r.stamped,
-                    r.seconds,
-                    r.fps,
-                    r.first_frame_ms.unwrap_or(0.0)
-                );
-            }
+            app::probe(&url, seconds, warmup, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ConfigReference => {

@@ -36,3 +36,17 @@ pub fn check(path: &Path) -> Result<Config, String> {
         ))
     }
 }
+
+/// `framegate check`: prints `<file>: ok (N streams)`, or what is wrong; the exit status.
+pub fn check_and_report(path: &Path) -> std::process::ExitCode {
+    match check(path) {
+        Ok(c) => {
+            println!("{}: ok ({} streams)", path.display(), c.streams.len());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

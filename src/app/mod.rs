@@ -3,17 +3,19 @@
 
 mod arenas;
 mod check;
+mod probe;
 mod process_file;
 mod run;
 mod testsrc;
 mod watermark_read;
 
 pub use arenas::bound_malloc_arenas;
-pub use check::check;
+pub use check::{check, check_and_report};
+pub use probe::probe;
 pub use process_file::{ProcessArgs, ProcessReport, process_file};
-pub use run::run;
+pub use run::{run, run_command};
 pub use testsrc::{TestSourceArgs, run_test_source};
-pub use watermark_read::{WindowReport, read_watermark};
+pub use watermark_read::{WindowReport, read_and_print, read_watermark};
 
 /// Initialises GStreamer and logs which hardware codecs this machine has.
 pub fn init_media() -> anyhow::Result<()> {

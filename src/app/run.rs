@@ -19,6 +19,22 @@ use crate::store::Store;
 /// The longest a graceful shutdown may take before the process exits regardless.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(2700);
 
+/// `framegate run [--config FILE] [--http ADDR]`: the file's config, or the built-in demo
+/// without one; `http` overrides `[server] http`. Runs until a termination signal.
+pub fn run_command(path: Option<&Path>, http: Option<std::net::SocketAddr>) -> Result<()> {
+    let mut config = match path {
+        Some(p) => crate::config::load_file(p)?,
+        None => {
+            tracing::info!("no --config given: running the built-in demo");
+            crate::config::parse_str(&crate::assets::demo_config(), Path::new("<built-in demo>"))?
+        }
+    };
+    if let Some(http) = http {
+        config.server.http = http;
+    }
+    run(&config, path)
+}
+
 /// Runs the gateway until a termination signal.
 pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     super::init_media()?;

@@ -30,6 +30,45 @@ pub struct WindowReport {
     pub corrected: usize,
 }
 
+/// `framegate watermark read`: checks the numbers, reads `source` with `key` and prints a line
+/// (or a JSON object with `json`) per window, then how many carried a mark.
+pub fn read_and_print(
+    source: &str,
+    key: &str,
+    window: f64,
+    seconds: Option<f64>,
+    json: bool,
+) -> Result<()> {
+    anyhow::ensure!(
+        window.is_finite() && (0.1..=3600.0).contains(&window),
+        "--window must be from 0.1 to 3600 seconds"
+    );
+    anyhow::ensure!(
+        seconds.is_none_or(|s| s.is_finite() && (0.0..=1e7).contains(&s)),
+        "--seconds must be from 0 to 10000000"
+    );
+    crate::redact::register(key);
+    let limit = seconds.map(Duration::from_secs_f64);
+    let reports = read_watermark(source, key, window, limit, |r| {
+        if json {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        } else {
+            let what =
+                r.id.as_deref()
+                    .map_or("no mark".to_string(), |id| format!("ID {id}"));
+            println!(
+                "{:7.1}-{:.1} s  {:3} frames  {what}  (confidence {:.2})",
+                r.start_s, r.end_s, r.frames, r.confidence
+            );
+        }
+    })?;
+    let found = reports.iter().filter(|r| r.id.is_some()).count();
+    if !json {
+        println!("{found} of {} windows carry a mark", reports.len());
+    }
+    Ok(())
+}
+
 /// Reads `source` (a file path or a URL) for at most `limit` of wall time; calls `report` after
 /// each window.
 pub fn read_watermark(
