@@ -26,6 +26,8 @@ pub struct RtspServer {
     server: gst_rtsp_server::RTSPServer,
     /// Set when clients must authenticate (HTTP Basic).
     auth: std::sync::Mutex<bool>,
+    /// The paths served now.
+    mounted: std::sync::Mutex<std::collections::BTreeSet<String>>,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
     host: String,
@@ -65,6 +67,7 @@ impl RtspServer {
         Ok(Self {
             server,
             auth: std::sync::Mutex::new(false),
+            mounted: std::sync::Mutex::default(),
             main_loop,
             thread: Some(thread),
             host,
@@ -105,6 +108,7 @@ impl RtspServer {
             );
         }
         mounts.add_factory(path, factory);
+        crate::supervise::lock(&self.mounted).insert(path.to_string());
         Ok(())
     }
 
@@ -137,11 +141,17 @@ impl RtspServer {
             .client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
     }
 
+    /// Whether something is served at exactly `path`.
+    pub fn is_mounted(&self, path: &str) -> bool {
+        crate::supervise::lock(&self.mounted).contains(path)
+    }
+
     /// Stops serving `path`; its clients are disconnected.
     pub fn unmount(&self, path: &str) {
         if let Some(mounts) = self.server.mount_points() {
             mounts.remove_factory(path);
         }
+        crate::supervise::lock(&self.mounted).remove(path);
     }
 }
 

@@ -13,19 +13,19 @@ mod histogram;
 mod ingest_worker;
 mod process_worker;
 mod slate;
+mod start;
 mod state;
 mod stats;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::config::OutputConfig;
 use crate::config::{ServerConfig, StreamConfig, StreamId};
-use crate::encode::{EncodeSink, EncoderHealth, EncoderKind, Supervised};
+use crate::encode::{EncoderHealth, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::SourceInfo;
 use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
@@ -88,72 +88,13 @@ impl Stream {
         let tap = frame_tap();
         let jpeg = Arc::new(JpegHub::new(id.clone(), tap.subscribe()));
 
-        let health_cell: Arc<OnceLock<Weak<EncoderHealth>>> = Arc::default();
-        let fanout = {
-            let cell = health_cell.clone();
-            Fanout::new(move || {
-                if let Some(h) = cell.get().and_then(Weak::upgrade) {
-                    h.request_keyframe();
-                }
-            })
-        };
-        let encoder = {
-            let (fanout, stats) = (fanout.clone(), stats.clone());
-            // Each encoder started (the first, and each restart after a failure) feeds the
-            // same fan-out.
-            let sinks: crate::encode::SinkFactory = Box::new(move || {
-                let (fanout, stats) = (fanout.clone(), stats.clone());
-                EncodeSink::Samples(Box::new(move |sample, spent| {
-                    stats.record_encoded(spent);
-                    fanout.publish(&sample);
-                }))
-            });
-            Supervised::start(id.as_str(), &config.encoder, sinks)
-                .with_context(|| format!("stream `{id}`: starting the encoder"))?
-        };
-        let _ = health_cell.set(Arc::downgrade(encoder.health()));
+        let (fanout, encoder) = start::encoder(&id, config, &stats)?;
         let encoder_health = encoder.health().clone();
         let encoder_kind = encoder.kind();
         tracing::info!(stream = %id, encoder = %encoder_kind, "encoder ready");
-
-        let mut mounts = Vec::new();
-        let mut rtsp_urls = Vec::new();
-        for path in crate::config::rtsp_mounts(config) {
-            let server = rtsp.context("an `rtsp` output needs the RTSP server")?;
-            server.mount(&path, fanout.clone())?;
-            rtsp_urls.push(server.url(&path));
-            mounts.push(path);
-        }
-        let mut outputs = Vec::new();
-        for o in &config.outputs {
-            if let Some(out) = PushOutput::start(&id, o, fanout.clone()) {
-                outputs.push(out?);
-            }
-        }
-
-        let mut redis = Vec::new();
-        for o in &config.outputs {
-            if let OutputConfig::Redis(r) = o {
-                redis.push(RedisPublisher::start(&id, r, &jpeg)?);
-            }
-        }
-
-        let ingest = {
-            let ctx = ingest_worker::Context {
-                config: config.clone(),
-                state: state.clone(),
-                stats: stats.clone(),
-                slot: slot.clone(),
-                shutdown: shutdown.clone(),
-                seq: Arc::new(AtomicU64::new(0)),
-                source_info: source_info.clone(),
-                runtime: tokio::runtime::Handle::try_current().ok(),
-            };
-            std::thread::Builder::new()
-                .name(format!("in-{id}"))
-                .spawn(move || ingest_worker::run(ctx))
-                .context("starting the ingest thread")?
-        };
+        // From here, a stage that fails undoes the ones before it (guards).
+        let mounts = start::Mounts::make(config, rtsp, &fanout)?;
+        let (outputs, redis) = start::outputs(&id, config, &fanout, &jpeg)?;
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
         let llhls = Arc::new(LlHlsHub::new(
             id.clone(),
@@ -170,42 +111,54 @@ impl Stream {
         let chain = Chain::from_config(&config.processors, models, hooks);
         let detectors = chain.detectors().to_vec();
         let watermarks = chain.watermarks().to_vec();
-        let processing = {
-            let ctx = process_worker::Context {
-                id: id.clone(),
-                chain,
-                slot: slot.clone(),
-                encoder,
-                fanout: fanout.clone(),
-                stats: stats.clone(),
-                state: state.clone(),
-                summary_interval: (server.summary_interval_s > 0.0)
-                    .then(|| Duration::from_secs_f64(server.summary_interval_s)),
-                stall_timeout: Duration::from_secs_f64(config.stall_timeout_s),
-                default_fps: config.encoder.fps,
-                tap,
-            };
-            std::thread::Builder::new()
-                .name(format!("proc-{id}"))
-                .spawn(move || process_worker::run(ctx))
-                .context("starting the processing thread")?
+
+        let mut workers = start::Workers::new(&shutdown, &slot);
+        let ingest = ingest_worker::Context {
+            config: config.clone(),
+            state: state.clone(),
+            stats: stats.clone(),
+            slot: slot.clone(),
+            shutdown: shutdown.clone(),
+            seq: Arc::new(AtomicU64::new(0)),
+            source_info: source_info.clone(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         };
+        workers.spawn(format!("in-{id}"), "ingest", move || {
+            ingest_worker::run(ingest)
+        })?;
+        let processing = process_worker::Context {
+            id: id.clone(),
+            chain,
+            slot: slot.clone(),
+            encoder,
+            fanout: fanout.clone(),
+            stats: stats.clone(),
+            state: state.clone(),
+            summary_interval: (server.summary_interval_s > 0.0)
+                .then(|| Duration::from_secs_f64(server.summary_interval_s)),
+            stall_timeout: Duration::from_secs_f64(config.stall_timeout_s),
+            default_fps: config.encoder.fps,
+            tap,
+        };
+        workers.spawn(format!("proc-{id}"), "processing", move || {
+            process_worker::run(processing)
+        })?;
         // Output housekeeping, off the frame thread: tearing down an idle HLS output or a
         // vanished WebRTC peer's pipeline takes milliseconds the video must not wait for.
-        let housekeeping = {
+        {
             let (hls, llhls, whep, shutdown) =
                 (hls.clone(), llhls.clone(), whep.clone(), shutdown.clone());
-            std::thread::Builder::new()
-                .name(format!("keep-{id}"))
-                .spawn(move || {
-                    while !shutdown.wait(HOUSEKEEPING) {
-                        hls.stop_if_idle();
-                        llhls.stop_if_idle();
-                        whep.reap();
-                    }
-                })
-                .context("starting the housekeeping thread")?
-        };
+            workers.spawn(format!("keep-{id}"), "housekeeping", move || {
+                while !shutdown.wait(HOUSEKEEPING) {
+                    hls.stop_if_idle();
+                    llhls.stop_if_idle();
+                    whep.reap();
+                }
+            })?;
+        }
+        let mut threads = workers.keep().into_iter();
+        let (ingest, processing, housekeeping) = (threads.next(), threads.next(), threads.next());
+        let (mounts, rtsp_urls) = mounts.keep();
         Ok(Self {
             id,
             state,
@@ -216,9 +169,9 @@ impl Stream {
             started: Instant::now(),
             shutdown,
             slot,
-            ingest: Some(ingest),
-            processing: Some(processing),
-            housekeeping: Some(housekeeping),
+            ingest,
+            processing,
+            housekeeping,
             outputs,
             redis,
             hls,
