@@ -101,6 +101,33 @@ fn assert_clean(w: &Watcher, what: &str) {
     );
 }
 
+/// The end of a fault run: the client kept at least 95% of the frame rate since `t0` and saw
+/// no error, and nothing leaked since `before`; the row is reported and returned.
+fn conclude(
+    gw: &Gateway,
+    w: &Watcher,
+    (t0, before): (Instant, Sample),
+    (fault, cycles): (&'static str, usize),
+    (recoveries, detections): (Vec<Duration>, Vec<Duration>),
+    notes: String,
+) -> Row {
+    let kept = assert_frame_rate(w, t0, Instant::now(), FPS, fault);
+    assert_clean(w, fault);
+    let after = assert_no_leak(&gw.fg, before, fault);
+    let row = Row {
+        fault,
+        cycles,
+        recoveries,
+        detections,
+        frame_rate_kept: kept,
+        before,
+        after,
+        notes,
+    };
+    row.report();
+    row
+}
+
 #[test]
 fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
     let _machine = serial();
@@ -127,21 +154,15 @@ fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
         let up = Instant::now();
         recoveries.push(live_after(&w, up, LONG) - up);
     }
-    let t1 = Instant::now();
-    let kept = assert_frame_rate(&w, t0, t1, FPS, "camera kills");
-    assert_clean(&w, "camera kills");
-    let after = assert_no_leak(&gw.fg, before, "the camera kills");
-    let row = Row {
-        fault: "camera_killed",
-        cycles: n,
-        recoveries,
-        detections,
-        frame_rate_kept: kept,
-        before,
-        after,
-        notes: format!("reconnects {}", gw.status()["reconnects"]),
-    };
-    row.report();
+    let notes = format!("reconnects {}", gw.status()["reconnects"]);
+    let row = conclude(
+        &gw,
+        &w,
+        (t0, before),
+        ("camera_killed", n),
+        (recoveries, detections),
+        notes,
+    );
     assert!(
         common::fault::percentile_ms(&row.recoveries, 99.0) < 5000.0,
         "recovery p99 over 5 s"
@@ -180,21 +201,15 @@ fn a_camera_that_stays_connected_and_sends_nothing_shows_the_slate_and_recovers(
         let thawed = Instant::now();
         recoveries.push(live_after(&w, thawed, LONG) - thawed);
     }
-    let t1 = Instant::now();
-    let kept = assert_frame_rate(&w, t0, t1, FPS, "a frozen camera");
-    assert_clean(&w, "a frozen camera");
-    let after = assert_no_leak(&gw.fg, before, "the frozen camera");
-    Row {
-        fault: "camera_frozen",
-        cycles: n,
-        recoveries,
-        detections,
-        frame_rate_kept: kept,
-        before,
-        after,
-        notes: format!("reconnects {}", gw.status()["reconnects"]),
-    }
-    .report();
+    let notes = format!("reconnects {}", gw.status()["reconnects"]);
+    conclude(
+        &gw,
+        &w,
+        (t0, before),
+        ("camera_frozen", n),
+        (recoveries, detections),
+        notes,
+    );
 }
 
 /// The network between framegate and its camera is cut and mended, `n` times: the camera runs
@@ -232,25 +247,20 @@ fn network_cut(transport: &str) {
         let mended = Instant::now();
         recoveries.push(live_after(&w, mended, LONG) - mended);
     }
-    let t1 = Instant::now();
-    let kept = assert_frame_rate(&w, t0, t1, FPS, "network cuts");
-    assert_clean(&w, "network cuts");
-    let after = assert_no_leak(&gw.fg, before, "the network cuts");
-    Row {
-        fault: if transport == "tcp" {
-            "network_cut_tcp"
-        } else {
-            "network_cut_udp"
-        },
-        cycles: n,
-        recoveries,
-        detections,
-        frame_rate_kept: kept,
-        before,
-        after,
-        notes: format!("reconnects {}", gw.status()["reconnects"]),
-    }
-    .report();
+    let fault = if transport == "tcp" {
+        "network_cut_tcp"
+    } else {
+        "network_cut_udp"
+    };
+    let notes = format!("reconnects {}", gw.status()["reconnects"]);
+    conclude(
+        &gw,
+        &w,
+        (t0, before),
+        (fault, n),
+        (recoveries, detections),
+        notes,
+    );
 }
 
 #[test]
@@ -439,22 +449,14 @@ fn an_rtmp_push_server_down_and_up_never_slows_the_other_outputs() {
             "nothing reached the server again"
         );
     }
-    let t1 = Instant::now();
-    let kept = assert_frame_rate(&w, t0, t1, FPS, "push server down and up");
-    assert_clean(&w, "push server down and up");
-    let after = assert_no_leak(&gw.fg, before, "the push server outages");
-    Row {
-        fault: "push_server_down",
-        cycles: n,
-        recoveries,
-        detections,
-        frame_rate_kept: kept,
-        before,
-        after,
-        notes: "recovery: from the server listening again to the push publishing (then probed)"
-            .into(),
-    }
-    .report();
+    conclude(
+        &gw,
+        &w,
+        (t0, before),
+        ("push_server_down", n),
+        (recoveries, detections),
+        "recovery: from the server listening again to the push publishing (then probed)".into(),
+    );
 }
 
 /// Stops and starts a spare stream through the API `n` times: each acknowledged change is a
