@@ -87,20 +87,6 @@ fn slate_after(w: &Watcher, after: Instant, timeout: Duration) -> Instant {
     })
 }
 
-/// The client saw no error and no end of stream.
-fn assert_clean(w: &Watcher, what: &str) {
-    use std::sync::atomic::Ordering;
-    assert_eq!(
-        w.errors.load(Ordering::Relaxed),
-        0,
-        "{what}: the client saw an error"
-    );
-    assert!(
-        !w.eos.load(Ordering::Relaxed),
-        "{what}: the client saw the end of the stream"
-    );
-}
-
 /// The end of a fault run: the client kept at least 95% of the frame rate since `t0` and saw
 /// no error, and nothing leaked since `before`; the row is reported and returned.
 fn conclude(
@@ -112,7 +98,7 @@ fn conclude(
     notes: String,
 ) -> Row {
     let kept = assert_frame_rate(w, t0, Instant::now(), FPS, fault);
-    assert_clean(w, fault);
+    w.assert_clean(fault);
     let after = assert_no_leak(&gw.fg, before, fault);
     let row = Row {
         fault,
@@ -372,7 +358,7 @@ fn fifty_slow_viewers_and_a_storm_of_two_hundred_slow_nobody() {
     let s = gw.status();
     let t1 = Instant::now();
     let kept = assert_frame_rate(&w, t0, t1, FPS, "slow viewers and a storm");
-    assert_clean(&w, "slow viewers and a storm");
+    w.assert_clean("slow viewers and a storm");
     assert!(
         s["fps_out"].as_f64().unwrap() > 0.95 * FPS,
         "the stream slowed: {s}"
@@ -551,7 +537,7 @@ fn a_full_disk_under_the_events_loses_none_and_the_video_goes_on() {
     assert_eq!(stored, stored_before + acked, "an event was stored twice");
     let t1 = Instant::now();
     let kept = assert_frame_rate(&w, t0, t1, FPS, "a full disk");
-    assert_clean(&w, "a full disk");
+    w.assert_clean("a full disk");
     let after = assert_no_leak(&gw.fg, before, "the full disk");
     Row {
         fault: "disk_full",
@@ -678,7 +664,7 @@ fn watch_corruption(gw: &Gateway, fault: &'static str, end_noise: impl FnOnce())
     });
     let t1 = Instant::now();
     let kept = assert_frame_rate(w, t0, t1, FPS, fault);
-    assert_clean(w, fault);
+    w.assert_clean(fault);
     let s = gw.status();
     assert_eq!(s["state"], "live", "{s}");
     Row {

@@ -111,6 +111,19 @@ impl Watcher {
             .map(|(t, _)| *t)
     }
 
+    /// Asserts that the client saw no error and no end of stream (`what` names the run).
+    pub fn assert_clean(&self, what: &str) {
+        assert_eq!(
+            self.errors.load(Ordering::Relaxed),
+            0,
+            "{what}: the client saw an error"
+        );
+        assert!(
+            !self.eos.load(Ordering::Relaxed),
+            "{what}: the client saw the end of the stream"
+        );
+    }
+
     /// Frames received in the window [from, to).
     pub fn frames_between(&self, from: Instant, to: Instant) -> usize {
         self.frames
