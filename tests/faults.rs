@@ -553,6 +553,67 @@ fn a_full_disk_under_the_events_loses_none_and_the_video_goes_on() {
 }
 
 #[test]
+fn postgresql_down_and_up_loses_no_event_and_the_video_goes_on() {
+    let _machine = serial();
+    let db = common::servers::Postgres::start();
+    let cam_port = free_port();
+    let _cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "white"]);
+    let gw = Gateway::start(
+        &format!("rtsp://127.0.0.1:{cam_port}/cam0"),
+        "",
+        SPARE,
+        &format!("[database]\nurl = \"{}\"\n", db.url()),
+    );
+    let w = gw.watch();
+    let t0 = live_after(&w, Instant::now(), LONG);
+    let store = || request(&gw.api, "GET", "/api/store", None, None).json();
+    wait_for("the store writing", LONG, || {
+        (store()["writing"] == true).then_some(())
+    });
+    let warm = acknowledged_changes(&gw.api, 10);
+    let stored_before = wait_for("the first changes stored", LONG, || {
+        stored_changes(&gw.api).filter(|n| *n >= warm)
+    });
+    let before = Sample::of(&gw.fg);
+    // The database goes away while changes are made: they wait in the on-disk queue.
+    db.down();
+    // The first event after the outage finds it out.
+    let down = Instant::now();
+    let mut acked = acknowledged_changes(&gw.api, 2);
+    wait_for("the store to notice", LONG, || {
+        (store()["writing"] == false).then_some(())
+    });
+    let detected = down.elapsed();
+    // Its status answers at once meanwhile (it used to wait for the database three times).
+    let asked = Instant::now();
+    assert_eq!(store()["writing"], false);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "GET /api/store took {:?} with the database down",
+        asked.elapsed()
+    );
+    acked += acknowledged_changes(&gw.api, 38);
+    db.up();
+    let up = Instant::now();
+    let stored = wait_for("every change stored", Duration::from_secs(60), || {
+        stored_changes(&gw.api).filter(|n| *n >= stored_before + acked)
+    });
+    let recovery = up.elapsed();
+    assert_eq!(stored, stored_before + acked, "an event was stored twice");
+    let s = store();
+    assert_eq!(s["dropped_queue_full"], 0, "{s}");
+    assert_eq!(s["dropped_channel_full"], 0, "{s}");
+    conclude(
+        &gw,
+        &w,
+        (t0, before),
+        ("database_down", 1),
+        (vec![recovery], vec![detected]),
+        format!("{acked} changes while PostgreSQL was down, all stored once after"),
+    );
+}
+
+#[test]
 fn sigkill_loses_at_most_the_events_in_memory_and_the_output_comes_back() {
     let _machine = serial();
     let n = cycles(50).clamp(1, 5);

@@ -109,6 +109,9 @@ impl EventParams {
     }
 }
 
+/// The longest `GET /api/store` waits for the database's counts.
+const STORE_COUNTS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn db(state: &AppState) -> ApiResult<Db> {
     let store = state.manager.store();
     let db = store.db_soon(std::time::Duration::from_secs(3)).await;
@@ -211,10 +214,22 @@ pub async fn store(State(state): State<AppState>) -> ApiResult<Json<StoreReport>
         events: None,
         outbox: None,
     };
-    if let Some(db) = store.db() {
-        report.schema_version = db.schema_version().await.ok();
-        report.events = db.count().await.ok();
-        report.outbox = db.outbox_counts().await.ok();
+    // The counts come from the database: asked only while it is being written, and given a
+    // second at most, so that this status answers at once while the database is down (each
+    // query would otherwise wait for the pool's connection timeout).
+    if let Some(db) = store.db().filter(|_| report.store.writing) {
+        let counts = async {
+            (
+                db.schema_version().await.ok(),
+                db.count().await.ok(),
+                db.outbox_counts().await.ok(),
+            )
+        };
+        if let Ok((version, events, outbox)) =
+            tokio::time::timeout(STORE_COUNTS_WITHIN, counts).await
+        {
+            (report.schema_version, report.events, report.outbox) = (version, events, outbox);
+        }
     }
     Ok(Json(report))
 }
