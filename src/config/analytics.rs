@@ -46,6 +46,9 @@ pub struct ModelConfig {
     /// CPU), `cpu` or `cuda` (an error when CUDA cannot be used).
     #[serde(default)]
     pub provider: ModelProvider,
+    /// The GPU the model runs on with CUDA (`nvidia-smi`'s index), 0 to 63.
+    #[serde(default)]
+    pub device: u32,
     /// CPU threads of the model (intra-op). Unset: a quarter of the cores, at least 1, so that
     /// decoding and encoding keep their share.
     #[serde(default)]
@@ -168,6 +171,9 @@ impl ModelConfig {
         }
         if self.threads == Some(0) {
             return Err("threads must be at least 1".into());
+        }
+        if self.device > 63 {
+            return Err(format!("device = {} must be 0 to 63", self.device));
         }
         if !(32..=4096).contains(&self.input_size) {
             return Err(format!(
@@ -348,6 +354,24 @@ mod tests {
             key_env: env.map(str::to_string),
             strength: WatermarkStrength::Auto,
         }
+    }
+
+    #[test]
+    fn a_model_names_its_gpu_within_bounds() {
+        let file = std::env::temp_dir().join(format!("fg-model-{}.onnx", std::process::id()));
+        std::fs::write(&file, b"not checked here").expect("write");
+        let mut m: ModelConfig = toml::from_str(&format!(
+            "id = \"m\"\npath = \"{}\"\nformat = \"yolo\"\n",
+            file.display()
+        ))
+        .expect("parse");
+        assert_eq!(m.device, 0);
+        assert!(m.validate().is_ok());
+        m.device = 63;
+        assert!(m.validate().is_ok());
+        m.device = 64;
+        assert_eq!(m.validate(), Err("device = 64 must be 0 to 63".into()));
+        let _ = std::fs::remove_file(&file);
     }
 
     #[test]

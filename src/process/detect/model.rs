@@ -207,7 +207,7 @@ fn open(
         return Ok((cpu()?, "cpu"));
     }
     if ort::ep::CUDA::is_available().unwrap_or(false) {
-        match cuda_session(env, &config.path, threads) {
+        match cuda_session(env, &config.path, threads, config.device) {
             Ok(s) => return Ok((s, "cuda")),
             Err(e) if config.provider == ModelProvider::Cuda => {
                 anyhow::bail!("model `{}`: the CUDA provider failed: {e}", config.id)
@@ -235,11 +235,22 @@ fn cpu_session(env: &Environment, path: &Path, threads: usize) -> ort::Result<Se
         .commit_from_file(path)
 }
 
-fn cuda_session(env: &Environment, path: &Path, threads: usize) -> ort::Result<Session> {
+fn cuda_session(
+    env: &Environment,
+    path: &Path,
+    threads: usize,
+    device: u32,
+) -> ort::Result<Session> {
+    // cuDNN's heuristic choice of convolution algorithms: the default exhaustive search
+    // benchmarks every algorithm on the first run of each shape (seconds, and memory) while
+    // streams wait for their first detections.
+    let cuda = ort::ep::CUDA::default()
+        .with_device_id(device as i32)
+        .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic);
     Session::builder(env)?
         .with_intra_threads(threads)?
         .with_intra_op_spinning(false)?
-        .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])?
+        .with_execution_providers([cuda.build().error_on_failure()])?
         .commit_from_file(path)
 }
 
