@@ -614,6 +614,97 @@ fn postgresql_down_and_up_loses_no_event_and_the_video_goes_on() {
 }
 
 #[test]
+fn a_webhook_receiver_down_and_up_gets_every_alert_and_the_video_goes_on() {
+    let _machine = serial();
+    let mut hooks = common::servers::WebhookReceiver::down();
+    // People walking (OpenCV's clip) through the shared detector; an alert for each person seen,
+    // every 2 s at most.
+    let vtest = common::shared("testdata/vtest.avi");
+    let model = common::shared("models/centernet.onnx");
+    let gw = Gateway::start(
+        &format!("file://{}", vtest.display()),
+        "",
+        r#"processors = [ { kind = "detect", model = "coco", min_score = 0.3 } ]"#,
+        &format!(
+            "[[models]]\nid = \"coco\"\npath = \"{}\"\nformat = \"centernet\"\nthreads = 1\n\n\
+             [[alerts]]\nid = \"person\"\nclass = \"person\"\nstreams = [\"cam\"]\n\
+             min_frames = 2\ncooldown_s = 2\nwebhook = {{ url = \"{}\", timeout_s = 2 }}\n",
+            model.display(),
+            hooks.url()
+        ),
+    );
+    let opened = Instant::now();
+    let w = gw.watch();
+    let t0 = wait_for("frames at the client", LONG, || {
+        w.first_after(opened, |_| true)
+    });
+    let fps = wait_for("the source's frame rate", LONG, || {
+        gw.status()["source"]["fps"].as_f64()
+    });
+    let alerts = || {
+        let r = request(
+            &gw.api,
+            "GET",
+            "/api/events?kind=alert&limit=1000",
+            None,
+            None,
+        );
+        let ids: std::collections::BTreeSet<String> = r.json()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["uid"].as_str().unwrap().to_string())
+            .collect();
+        ids
+    };
+    // Alerts fire while the receiver is down: they wait in the outbox. The leak check's
+    // baseline is taken once the model has run (its first runs allocate what it keeps).
+    let down = Instant::now();
+    wait_for("a first alert", Duration::from_secs(60), || {
+        (!alerts().is_empty()).then_some(())
+    });
+    let before = Sample::of(&gw.fg);
+    wait_for(
+        "three alerts with the receiver down",
+        Duration::from_secs(60),
+        || (alerts().len() >= 3).then_some(()),
+    );
+    let outage = down.elapsed();
+    hooks.up();
+    let up = Instant::now();
+    let fired = alerts();
+    wait_for(
+        "every alert at the receiver",
+        Duration::from_secs(60),
+        || {
+            let got: std::collections::BTreeSet<String> =
+                hooks.hooks().into_iter().map(|h| h.id).collect();
+            fired.is_subset(&got).then_some(())
+        },
+    );
+    let recovery = up.elapsed();
+    let t1 = Instant::now();
+    let kept = assert_frame_rate(&w, t0, t1, fps, "a webhook receiver outage");
+    w.assert_clean("a webhook receiver outage");
+    let after = assert_no_leak(&gw.fg, before, "the webhook receiver outage");
+    Row {
+        fault: "webhook_down",
+        cycles: 1,
+        recoveries: vec![recovery],
+        detections: vec![],
+        frame_rate_kept: kept,
+        before,
+        after,
+        notes: format!(
+            "{} alerts fired during {:.1} s without the receiver, all delivered after; source {fps} fps",
+            fired.len(),
+            outage.as_secs_f64()
+        ),
+    }
+    .report();
+}
+
+#[test]
 fn sigkill_loses_at_most_the_events_in_memory_and_the_output_comes_back() {
     let _machine = serial();
     let n = cycles(50).clamp(1, 5);
