@@ -92,12 +92,12 @@ fn slate_after(w: &Watcher, after: Instant, timeout: Duration) -> Instant {
 fn conclude(
     gw: &Gateway,
     w: &Watcher,
-    (t0, before): (Instant, Sample),
+    (t0, before, fps): (Instant, Sample, f64),
     (fault, cycles): (&'static str, usize),
     (recoveries, detections): (Vec<Duration>, Vec<Duration>),
     notes: String,
 ) -> Row {
-    let kept = assert_frame_rate(w, t0, Instant::now(), FPS, fault);
+    let kept = assert_frame_rate(w, t0, Instant::now(), fps, fault);
     w.assert_clean(fault);
     let after = assert_no_leak(&gw.fg, before, fault);
     let row = Row {
@@ -144,7 +144,7 @@ fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
     let row = conclude(
         &gw,
         &w,
-        (t0, before),
+        (t0, before, FPS),
         ("camera_killed", n),
         (recoveries, detections),
         notes,
@@ -191,7 +191,7 @@ fn a_camera_that_stays_connected_and_sends_nothing_shows_the_slate_and_recovers(
     conclude(
         &gw,
         &w,
-        (t0, before),
+        (t0, before, FPS),
         ("camera_frozen", n),
         (recoveries, detections),
         notes,
@@ -242,7 +242,7 @@ fn network_cut(transport: &str) {
     conclude(
         &gw,
         &w,
-        (t0, before),
+        (t0, before, FPS),
         (fault, n),
         (recoveries, detections),
         notes,
@@ -438,7 +438,7 @@ fn an_rtmp_push_server_down_and_up_never_slows_the_other_outputs() {
     conclude(
         &gw,
         &w,
-        (t0, before),
+        (t0, before, FPS),
         ("push_server_down", n),
         (recoveries, detections),
         "recovery: from the server listening again to the push publishing (then probed)".into(),
@@ -535,21 +535,14 @@ fn a_full_disk_under_the_events_loses_none_and_the_video_goes_on() {
     assert_eq!(store["dropped_queue_full"], 0, "{store}");
     assert_eq!(store["dropped_channel_full"], 0, "{store}");
     assert_eq!(stored, stored_before + acked, "an event was stored twice");
-    let t1 = Instant::now();
-    let kept = assert_frame_rate(&w, t0, t1, FPS, "a full disk");
-    w.assert_clean("a full disk");
-    let after = assert_no_leak(&gw.fg, before, "the full disk");
-    Row {
-        fault: "disk_full",
-        cycles: 1,
-        recoveries: vec![recovery],
-        detections: vec![],
-        frame_rate_kept: kept,
-        before,
-        after,
-        notes: format!("{acked} changes while full, all stored after; store {store}"),
-    }
-    .report();
+    conclude(
+        &gw,
+        &w,
+        (t0, before, FPS),
+        ("disk_full", 1),
+        (vec![recovery], vec![]),
+        format!("{acked} changes while full, all stored after; store {store}"),
+    );
 }
 
 #[test]
@@ -606,7 +599,7 @@ fn postgresql_down_and_up_loses_no_event_and_the_video_goes_on() {
     conclude(
         &gw,
         &w,
-        (t0, before),
+        (t0, before, FPS),
         ("database_down", 1),
         (vec![recovery], vec![detected]),
         format!("{acked} changes while PostgreSQL was down, all stored once after"),
@@ -683,25 +676,19 @@ fn a_webhook_receiver_down_and_up_gets_every_alert_and_the_video_goes_on() {
         },
     );
     let recovery = up.elapsed();
-    let t1 = Instant::now();
-    let kept = assert_frame_rate(&w, t0, t1, fps, "a webhook receiver outage");
-    w.assert_clean("a webhook receiver outage");
-    let after = assert_no_leak(&gw.fg, before, "the webhook receiver outage");
-    Row {
-        fault: "webhook_down",
-        cycles: 1,
-        recoveries: vec![recovery],
-        detections: vec![],
-        frame_rate_kept: kept,
-        before,
-        after,
-        notes: format!(
-            "{} alerts fired during {:.1} s without the receiver, all delivered after; source {fps} fps",
-            fired.len(),
-            outage.as_secs_f64()
-        ),
-    }
-    .report();
+    let notes = format!(
+        "{} alerts fired during {:.1} s without the receiver, all delivered after; source {fps} fps",
+        fired.len(),
+        outage.as_secs_f64()
+    );
+    conclude(
+        &gw,
+        &w,
+        (t0, before, fps),
+        ("webhook_down", 1),
+        (vec![recovery], vec![]),
+        notes,
+    );
 }
 
 #[test]
