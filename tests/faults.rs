@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use common::fault::{
 use common::http::request;
 use common::rtsp::TestRtspServer;
 use common::watch::{Watcher, is_live, is_slate};
-use common::{Framegate, Nginx, Proc, camera_on, free_port, wait_for, wait_for_port};
+use common::{Framegate, Nginx, camera_on, free_port, wait_for, wait_for_port};
 
 const LONG: Duration = Duration::from_secs(30);
 const FPS: f64 = 25.0;
@@ -759,29 +759,6 @@ fn noise_bsf() -> String {
 /// The ffmpeg arguments of a white 320x240 picture with some grain, at 25 fps.
 const WHITE: &str = "color=white:size=320x240:rate=25,noise=alls=6:allf=t";
 
-/// ffmpeg encoding a white picture live (`-re`) to H.264, corrupted by the noise filter for
-/// its first 10 s, published over RTMP to `url` (as OBS on a bad link would).
-fn noisy_rtmp_publisher(url: &str) -> Proc {
-    let child = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", WHITE])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "25", "-pix_fmt", "yuv420p"])
-        .args(["-bsf:v", &noise_bsf(), "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
-
 /// What a client saw of a corrupted source: frames at the full rate throughout (picture or
 /// slate), then the clean picture once the corruption stops. Returns the row.
 fn watch_corruption(gw: &Gateway, fault: &'static str, end_noise: impl FnOnce()) -> Row {
@@ -860,7 +837,7 @@ fn corrupted_h264_over_rtmp_keeps_the_stream_up_and_clean_video_comes_back() {
     let nginx = Nginx::start();
     let url = nginx.url("noisy");
     // OBS on a bad link: a live publish whose H.264 loses and garbles bytes for 10 s.
-    let _publisher = noisy_rtmp_publisher(&url);
+    let _publisher = common::ffmpeg_publish_rtmp_from(&url, WHITE, &["-bsf:v", &noise_bsf()]);
     let gw = Gateway::start(&url, "", "", "");
     watch_corruption(&gw, "corrupt_rtmp_h264", || {}).report();
 }

@@ -552,9 +552,14 @@ impl Nginx {
 
 /// Publishes a moving test pattern to an RTMP URL with ffmpeg (as OBS would), in real time.
 pub fn ffmpeg_publish_rtmp(url: &str, size: &str) -> Proc {
+    ffmpeg_publish_rtmp_from(url, &format!("testsrc2=size={size}:rate=25"), &[])
+}
+
+/// Publishes an ffmpeg `lavfi` input to an RTMP URL in real time, H.264 as OBS sends it, with
+/// `extra` output arguments (a bitstream filter, say).
+pub fn ffmpeg_publish_rtmp_from(url: &str, input: &str, extra: &[&str]) -> Proc {
     let child = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={size}:rate=25"))
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i", input])
         .args([
             "-c:v",
             "libx264",
@@ -566,10 +571,9 @@ pub fn ffmpeg_publish_rtmp(url: &str, size: &str) -> Proc {
             "25",
             "-pix_fmt",
             "yuv420p",
-            "-f",
-            "flv",
         ])
-        .arg(url)
+        .args(extra)
+        .args(["-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
