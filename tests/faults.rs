@@ -585,6 +585,15 @@ fn postgresql_down_and_up_loses_no_event_and_the_video_goes_on() {
         "GET /api/store took {:?} with the database down",
         asked.elapsed()
     );
+    // Reading events says at once that it cannot (503), not after the pool's timeout.
+    let asked = Instant::now();
+    let r = request(&gw.api, "GET", "/api/events?limit=1", None, None);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "GET /api/events took {:?} with the database down",
+        asked.elapsed()
+    );
     acked += acknowledged_changes(&gw.api, 38);
     db.up();
     let up = Instant::now();

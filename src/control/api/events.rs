@@ -132,6 +132,25 @@ async fn db(state: &AppState) -> ApiResult<Db> {
     })
 }
 
+/// The longest an event read waits for the database: a database that is down answers `503` in
+/// this time, not after the pool's connection timeout.
+const READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A read of the database, or `503` when it fails or takes longer than [`READ_WITHIN`].
+async fn within<T>(read: impl std::future::Future<Output = anyhow::Result<T>>) -> ApiResult<T> {
+    match tokio::time::timeout(READ_WITHIN, read).await {
+        Ok(r) => r.map_err(failed),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "event store unavailable",
+            format!(
+                "the database did not answer within {} s",
+                READ_WITHIN.as_secs()
+            ),
+        )),
+    }
+}
+
 fn failed(e: anyhow::Error) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -145,7 +164,8 @@ pub async fn list(
     Params(params): Params<EventParams>,
 ) -> ApiResult<Json<EventPage>> {
     let q = params.query()?;
-    let events = db(&state).await?.query(&q).await.map_err(failed)?;
+    let db = db(&state).await?;
+    let events = within(db.query(&q)).await?;
     let next_cursor = (events.len() as i64 == q.limit)
         .then(|| events.last().and_then(|e| e.id).map(|id| id.to_string()))
         .flatten();
@@ -167,18 +187,14 @@ fn event_id(raw: &str) -> ApiResult<i64> {
 
 async fn find(state: &AppState, raw: &str) -> ApiResult<Event> {
     let id = event_id(raw)?;
-    db(state)
-        .await?
-        .get(id)
-        .await
-        .map_err(failed)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no such event",
-                format!("no event {id}"),
-            )
-        })
+    let db = db(state).await?;
+    within(db.get(id)).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such event",
+            format!("no event {id}"),
+        )
+    })
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Event>> {
