@@ -205,11 +205,23 @@ impl LazyRtspServer {
 
 impl Drop for RtspServer {
     fn drop(&mut self) {
-        self.main_loop.quit();
+        quit_on_its_thread(&self.main_loop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+/// Ends a main loop from another thread. A plain `quit` before the loop's thread has entered
+/// `run` is lost (`run` starts by marking the loop running) and the join then waits for ever;
+/// a source on the loop's own context quits it once it runs, whenever that is.
+fn quit_on_its_thread(main_loop: &glib::MainLoop) {
+    let ml = main_loop.clone();
+    let quit = glib::idle_source_new(None, glib::Priority::HIGH, move || {
+        ml.quit();
+        glib::ControlFlow::Break
+    });
+    quit.attach(Some(&main_loop.context()));
 }
 
 /// `appsrc → h264parse → rtph264pay name=pay0`, the appsrc fed by the fan-out.

@@ -173,7 +173,13 @@ impl TestRtspServer {
 
 impl Drop for TestRtspServer {
     fn drop(&mut self) {
-        self.main_loop.quit();
+        // Quit from the loop's own thread: a quit before its `run` began would be lost.
+        let ml = self.main_loop.clone();
+        glib::idle_source_new(None, glib::Priority::HIGH, move || {
+            ml.quit();
+            glib::ControlFlow::Break
+        })
+        .attach(Some(&self.main_loop.context()));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
