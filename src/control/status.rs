@@ -180,18 +180,6 @@ impl StreamPhase {
             StreamState::Stopped => Self::Stopped,
         }
     }
-
-    /// Its name in the API (`live`, `degraded`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Connecting => "connecting",
-            Self::Live => "live",
-            Self::Degraded => "degraded",
-            Self::Stalled => "stalled",
-            Self::Reconnecting => "reconnecting",
-            Self::Stopped => "stopped",
-        }
-    }
 }
 
 /// An output of a stream.

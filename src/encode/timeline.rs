@@ -8,9 +8,9 @@
 //! constant-rate output even through small timestamp jitter; a live frame that lands one or two
 //! slots after the previous one (its source lost a frame or two) can have those slots filled,
 //! so that the output keeps a constant rate without waiting for anything. Filler frames (held
-//! frames, the slate) follow the previous frame at the frame interval. Whenever the mapped time drifts too
-//! far from the encoder's clock (a source restart, a stall, a clock jump) the timeline
-//! re-anchors on the clock. Timestamps only ever go forward.
+//! frames, the slate) follow the previous frame at the frame interval. Whenever the mapped time
+//! drifts too far from the encoder's clock (a source restart, a stall, a clock jump) the
+//! timeline re-anchors on the clock. Timestamps only ever go forward.
 
 /// Nanoseconds.
 type Ns = u64;

@@ -1,6 +1,6 @@
-//! What keeps a stream's output at its frame rate while no live frame comes: the last frame
-//! again after a short gap, the NO SIGNAL slate after the stall timeout; and the output timeline
-//! the live frames share with them.
+//! What keeps a stream's output at its frame rate: live frames go to the encoder on the output
+//! timeline, with the previous frame again in the slots a source skipped; while no live frame
+//! comes, the last frame again after a short gap, the NO SIGNAL slate after the stall timeout.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +15,9 @@ use super::Context;
 /// costs its viewers one or two frames, not a quarter of a second; a live frame that was merely
 /// late follows its repeat a moment later.
 const HOLD_AFTER_MIN: Duration = Duration::from_millis(60);
+/// Slots a source skipped that are filled with the previous frame when the next one comes: the
+/// gaps shorter than the repeat's (two and a half intervals).
+const MAX_FILL: u32 = 2;
 
 /// The slate being shown.
 struct Slate {
@@ -37,11 +40,11 @@ pub(super) struct GapFiller {
     started: Instant,
     last_live: Option<LastLive>,
     /// The last frame sent to the encoder, for repeating.
-    pub last_pushed: Option<(gst::Buffer, gst_video::VideoInfo)>,
+    last_pushed: Option<(gst::Buffer, gst_video::VideoInfo)>,
     slate: Option<Slate>,
     next: Option<Instant>,
     /// The output timeline of live and filler frames alike.
-    pub timeline: Timeline,
+    timeline: Timeline,
     /// The encoder whose clock the timeline follows.
     generation: u64,
 }
@@ -66,7 +69,7 @@ impl GapFiller {
         })
     }
 
-    /// A live frame came: the slate goes, and the next repeat is due after the hold.
+    /// A live frame came: the slate goes.
     pub fn live(&mut self, ctx: &Context, frame: &Frame) {
         if self.slate.take().is_some() {
             tracing::info!(stream = %ctx.id, "live frames are back: slate off");
@@ -79,8 +82,39 @@ impl GapFiller {
         });
     }
 
-    /// After a live frame was sent: the next repeat is due after the hold.
-    pub fn sent(&mut self, ctx: &Context) {
+    /// Sends a processed live frame to the encoder at its place on the timeline, after the
+    /// previous frame again in the slots its source skipped (only a previous frame of the same
+    /// layout: not across a change of size or format); the next repeat is due after the hold.
+    pub fn send_live(
+        &mut self,
+        ctx: &mut Context,
+        buffer: gst::Buffer,
+        info: gst_video::VideoInfo,
+    ) {
+        let fps = info.fps();
+        let frame_ns =
+            (fps.numer() > 0).then(|| 1_000_000_000u64 * fps.denom() as u64 / fps.numer() as u64);
+        let previous = self.last_pushed.take().filter(|(_, i)| {
+            (i.width(), i.height(), i.format()) == (info.width(), info.height(), info.format())
+        });
+        let (fill, pts) = self.timeline.live_filling(
+            buffer.pts().map(gst::ClockTime::nseconds),
+            ctx.encoder.running_time().nseconds(),
+            frame_ns,
+            if previous.is_some() { MAX_FILL } else { 0 },
+        );
+        if let Some((held, held_info)) = &previous {
+            for t in fill {
+                push_held(ctx, held, held_info, gst::ClockTime::from_nseconds(t));
+            }
+        }
+        // A refused frame is the encoder's failure: it is restarted, and says so (rate-limited).
+        ctx.encoder.push(
+            buffer.clone(),
+            &info,
+            Some(gst::ClockTime::from_nseconds(pts)),
+        );
+        self.last_pushed = Some((buffer, info));
         self.next = Some(Instant::now() + self.hold_after(ctx));
     }
 
@@ -145,9 +179,8 @@ impl GapFiller {
                 ctx.tap(&s.buffer, &s.info, SystemTime::now());
             }
         } else if let Some((buffer, info)) = &self.last_pushed
-            && ctx.encoder.push(buffer.clone(), info, Some(pts))
+            && push_held(ctx, buffer, info, pts)
         {
-            ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
             ctx.tap(buffer, info, SystemTime::now());
         }
         let next = self.next.unwrap_or(now) + interval;
@@ -202,4 +235,18 @@ impl GapFiller {
             rendered: Instant::now(),
         });
     }
+}
+
+/// Sends the last frame again, counted as held; whether the encoder took it.
+fn push_held(
+    ctx: &mut Context,
+    buffer: &gst::Buffer,
+    info: &gst_video::VideoInfo,
+    pts: gst::ClockTime,
+) -> bool {
+    let taken = ctx.encoder.push(buffer.clone(), info, Some(pts));
+    if taken {
+        ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
+    }
+    taken
 }

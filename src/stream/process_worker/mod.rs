@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::StreamId;
-use crate::encode::{Supervised, Timeline};
+use crate::encode::Supervised;
 use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
 use crate::process::Chain;
 use crate::publish::Fanout;
@@ -65,14 +65,8 @@ pub(super) fn run(mut ctx: Context) {
         match ctx.slot.recv_timeout(gap.wait(POLL)) {
             SlotRecv::Item(frame) => {
                 gap.live(&ctx, &frame);
-                gap.last_pushed = process(
-                    &mut ctx,
-                    frame,
-                    &mut gap.timeline,
-                    gap.last_pushed.take(),
-                    &mut last_error_log,
-                );
-                gap.sent(&ctx);
+                let (buffer, info) = process(&mut ctx, frame, &mut last_error_log);
+                gap.send_live(&mut ctx, buffer, info);
             }
             SlotRecv::Timeout => {}
             SlotRecv::Closed => break,
@@ -86,19 +80,12 @@ pub(super) fn run(mut ctx: Context) {
     }
 }
 
-/// Slots a source skipped that are filled with the previous frame when the next one comes:
-/// the gaps shorter than the gap filler's (two and a half intervals).
-const MAX_FILL: u32 = 2;
-
-/// Runs the processors and encodes the frame, after the previous frame again in the slots the
-/// source skipped; returns it for repeating in short gaps.
+/// Runs the processors over the frame and offers it to the tap; returns it for the encoder.
 fn process(
     ctx: &mut Context,
     mut frame: Frame,
-    timeline: &mut Timeline,
-    previous: Option<(gst::Buffer, gst_video::VideoInfo)>,
     last_error_log: &mut Option<Instant>,
-) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
+) -> (gst::Buffer, gst_video::VideoInfo) {
     if let Ok(waited) = frame.meta.capture_time.elapsed() {
         ctx.stats.queue_latency.record(waited);
     }
@@ -116,40 +103,6 @@ fn process(
         }
     }
     let (buffer, info, meta) = frame.into_parts();
-    let kept = buffer.clone();
     ctx.tap(&buffer, &info, meta.capture_time);
-    let fps = info.fps();
-    let frame_ns =
-        (fps.numer() > 0).then(|| 1_000_000_000u64 * fps.denom() as u64 / fps.numer() as u64);
-    // Only a previous frame of the same layout fills (not across a change of size or format).
-    let max_fill = match &previous {
-        Some((_, i))
-            if (i.width(), i.height(), i.format())
-                == (info.width(), info.height(), info.format()) =>
-        {
-            MAX_FILL
-        }
-        _ => 0,
-    };
-    let (fill, pts) = timeline.live_filling(
-        buffer.pts().map(gst::ClockTime::nseconds),
-        ctx.encoder.running_time().nseconds(),
-        frame_ns,
-        max_fill,
-    );
-    if let Some((held, held_info)) = &previous {
-        for t in fill {
-            if ctx.encoder.push(
-                held.clone(),
-                held_info,
-                Some(gst::ClockTime::from_nseconds(t)),
-            ) {
-                ctx.stats.frames_held.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    // A refused frame is the encoder's failure: it is restarted, and says so (rate-limited).
-    ctx.encoder
-        .push(buffer, &info, Some(gst::ClockTime::from_nseconds(pts)));
-    Some((kept, info))
+    (buffer, info)
 }
