@@ -13,7 +13,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -167,23 +166,16 @@ fn a_camera_that_stays_connected_and_sends_nothing_shows_the_slate_and_recovers(
     let before = Sample::of(&gw.fg);
     // The camera's process is stopped: its connections stay open and carry nothing (a hung
     // encoder, a frozen box), then it is continued.
-    let signal = |sig: &str| {
-        let ok = Command::new("kill")
-            .args([sig, &cam.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
     let (mut detections, mut recoveries) = (Vec::new(), Vec::new());
     for _ in 0..n {
-        signal("-STOP");
+        cam.signal("-STOP");
         let frozen = Instant::now();
         let slate = slate_after(&w, frozen, LONG);
         detections.push(slate - frozen);
         wait_for("three seconds of a frozen camera", LONG, || {
             w.first_after(slate + Duration::from_secs(3), |_| true)
         });
-        signal("-CONT");
+        cam.signal("-CONT");
         let thawed = Instant::now();
         recoveries.push(live_after(&w, thawed, LONG) - thawed);
     }

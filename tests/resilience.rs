@@ -385,18 +385,11 @@ outputs = [ {{ kind = "rtsp" }} ]
     ));
     fg.wait_log("connecting → live", LONG);
     // The camera stops sending but keeps its connection open (a hung encoder, a frozen box).
-    let signal = |sig: &str| {
-        let ok = Command::new("kill")
-            .args([sig, &cam.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
-    signal("-STOP");
+    cam.signal("-STOP");
     fg.wait_log("live → stalled: no frame for", LONG);
     fg.wait_log("stalled → reconnecting (attempt 1", LONG);
     fg.wait_log("showing the NO SIGNAL slate", LONG);
-    signal("-CONT");
+    cam.signal("-CONT");
     wait_for("the stream to be live again", LONG, || {
         (fg.log().matches("connecting → live").count() >= 2).then_some(())
     });

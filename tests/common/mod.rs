@@ -287,6 +287,17 @@ pub fn pytools() -> PathBuf {
 /// A child process killed on drop (servers and clients the tests start).
 pub struct Proc(pub Child);
 
+impl Proc {
+    /// Sends it a signal (`-STOP`, `-CONT`, ...) with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig} failed");
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
