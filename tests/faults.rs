@@ -27,6 +27,14 @@ use common::{Framegate, Nginx, camera_on, free_port, wait_for, wait_for_port};
 
 const LONG: Duration = Duration::from_secs(30);
 const FPS: f64 = 25.0;
+/// The stand-in camera of most rows (`framegate testsrc`): a white 320x240 picture at 25 fps,
+/// so that a watching client tells live frames (bright) from the slate (dark).
+const CAMERA: [&str; 4] = ["--size", "320x240", "--pattern", "white"];
+
+/// The URL of the stand-in camera listening on `port`.
+fn camera_url(port: u16) -> String {
+    format!("rtsp://127.0.0.1:{port}/cam0")
+}
 
 /// framegate with one stream `cam` from `source`, served on its RTSP port, with a quick stall
 /// timeout and reconnect; `extra` is appended to the stream's table (more outputs, settings).
@@ -118,9 +126,8 @@ fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
     let _machine = serial();
     let n = cycles(50);
     let cam_port = free_port();
-    let cam_args = ["--size", "320x240", "--pattern", "white"];
-    let mut cam = Some(camera_on(cam_port, &cam_args));
-    let gw = Gateway::start(&format!("rtsp://127.0.0.1:{cam_port}/cam0"), "", "", "");
+    let mut cam = Some(camera_on(cam_port, &CAMERA));
+    let gw = Gateway::start(&camera_url(cam_port), "", "", "");
     let w = gw.watch();
     let t0 = live_after(&w, Instant::now(), LONG);
     // The leak check's baseline is taken after a few cycles: the first reconnections fill
@@ -135,7 +142,7 @@ fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
         drop(cam.take());
         let killed = Instant::now();
         detections.push(slate_after(&w, killed, LONG) - killed);
-        cam = Some(camera_on(cam_port, &cam_args));
+        cam = Some(camera_on(cam_port, &CAMERA));
         let up = Instant::now();
         recoveries.push(live_after(&w, up, LONG) - up);
     }
@@ -159,8 +166,8 @@ fn a_camera_that_stays_connected_and_sends_nothing_shows_the_slate_and_recovers(
     let _machine = serial();
     let n = cycles(50).clamp(1, 4);
     let cam_port = free_port();
-    let cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "white"]);
-    let gw = Gateway::start(&format!("rtsp://127.0.0.1:{cam_port}/cam0"), "", "", "");
+    let cam = camera_on(cam_port, &CAMERA);
+    let gw = Gateway::start(&camera_url(cam_port), "", "", "");
     let w = gw.watch();
     let t0 = live_after(&w, Instant::now(), LONG);
     let before = Sample::of(&gw.fg);
@@ -201,7 +208,7 @@ fn network_cut(transport: &str) {
     let n = cycles(50).clamp(1, 4);
     let ns = Netns::create(transport);
     let cam_port = free_port();
-    let _cam = ns.camera(cam_port, &["--size", "320x240", "--pattern", "white"]);
+    let _cam = ns.camera(cam_port, &CAMERA);
     let gw = Gateway::start(
         &format!("rtsp://{}:{cam_port}/cam0", ns.ns_ip),
         "",
@@ -257,7 +264,7 @@ fn fifty_slow_viewers_and_a_storm_of_two_hundred_slow_nobody() {
     let cam_port = free_port();
     // Snow: pictures of some 30 KB, which fill a viewer's buffers in a second.
     let _cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "snow"]);
-    let gw = Gateway::start(&format!("rtsp://127.0.0.1:{cam_port}/cam0"), "", "", "");
+    let gw = Gateway::start(&camera_url(cam_port), "", "", "");
     // Room for all of them: the caps are tested in tests/security.rs.
     let opened = Instant::now();
     let w = gw.watch();
@@ -395,12 +402,12 @@ fn an_rtmp_push_server_down_and_up_never_slows_the_other_outputs() {
     let _machine = serial();
     let n = cycles(50).clamp(1, 3);
     let cam_port = free_port();
-    let _cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "white"]);
+    let _cam = camera_on(cam_port, &CAMERA);
     let nginx_port = free_port();
     let mut nginx = Some(Nginx::start_on(nginx_port));
     let push = format!("rtmp://127.0.0.1:{nginx_port}/live/cam");
     let gw = Gateway::start(
-        &format!("rtsp://127.0.0.1:{cam_port}/cam0"),
+        &camera_url(cam_port),
         &format!(
             ", {{ kind = \"rtmp\", url = \"{push}\", retry_initial_s = 0.2, retry_max_s = 1.0 }}"
         ),
@@ -494,10 +501,10 @@ fn a_full_disk_under_the_events_loses_none_and_the_video_goes_on() {
     }
     let disk = SmallDisk::mount("4m");
     let cam_port = free_port();
-    let _cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "white"]);
+    let _cam = camera_on(cam_port, &CAMERA);
     let d = disk.dir.path().display();
     let gw = Gateway::start(
-        &format!("rtsp://127.0.0.1:{cam_port}/cam0"),
+        &camera_url(cam_port),
         "",
         SPARE,
         &format!("[database]\nurl = \"sqlite://{d}/events.db\"\ndir = \"{d}/events\"\n"),
@@ -553,9 +560,9 @@ fn postgresql_down_and_up_loses_no_event_and_the_video_goes_on() {
     let _machine = serial();
     let db = common::servers::Postgres::start();
     let cam_port = free_port();
-    let _cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "white"]);
+    let _cam = camera_on(cam_port, &CAMERA);
     let gw = Gateway::start(
-        &format!("rtsp://127.0.0.1:{cam_port}/cam0"),
+        &camera_url(cam_port),
         "",
         SPARE,
         &format!("[database]\nurl = \"{}\"\n", db.url()),
@@ -708,8 +715,8 @@ fn sigkill_loses_at_most_the_events_in_memory_and_the_output_comes_back() {
     let _machine = serial();
     let n = cycles(50).clamp(1, 5);
     let cam_port = free_port();
-    let _cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "white"]);
-    let mut gw = Gateway::start(&format!("rtsp://127.0.0.1:{cam_port}/cam0"), "", SPARE, "");
+    let _cam = camera_on(cam_port, &CAMERA);
+    let mut gw = Gateway::start(&camera_url(cam_port), "", SPARE, "");
     let (mut lost, mut recoveries, mut acked_total) = (Vec::new(), Vec::new(), 0);
     let mut stored = wait_for("the events readable", LONG, || stored_changes(&gw.api));
     for _ in 0..n {
