@@ -246,3 +246,26 @@ fn media_bin(fanout: &Arc<Fanout>, path: &str) -> Result<gst::Element> {
     )));
     Ok(bin.upcast())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_dropped_as_soon_as_it_started_shuts_down() {
+        gst::init().expect("gst");
+        // Dropped before its thread may even have entered the main loop: the quit must not be
+        // lost (it was, now and then, and the drop waited for ever). Watched from outside.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..50 {
+                let server =
+                    RtspServer::start("127.0.0.1".parse().expect("ip"), 0).expect("server");
+                drop(server);
+            }
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("50 servers started and dropped");
+    }
+}
