@@ -137,20 +137,15 @@ impl Encoder {
                     gst_app::AppSinkCallbacks::builder()
                         .new_sample(move |sink| {
                             let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            // The encoder shifts timestamps (x264enc by 1000 h); running
-                            // times are what match the frames that went in.
+                            // The encoder shifts timestamps (x264enc by 1000 h, in its
+                            // segment): outputs get running times, the times the frames went
+                            // in with, on which the stream's audio is placed too.
+                            let sample = to_running_time(sample);
                             let spent = sample
                                 .buffer()
                                 .and_then(|b| b.pts())
-                                .and_then(|pts| {
-                                    sample
-                                        .segment()?
-                                        .downcast_ref::<gst::ClockTime>()?
-                                        .to_running_time(pts)
-                                })
                                 .and_then(|rt| time_in_encoder(&in_flight, rt));
                             tracing::trace!(?spent, "encoded");
-                            if let Some(b) = sample.buffer() { tracing::trace!(size = b.size(), delta = b.flags().contains(gst::BufferFlags::DELTA_UNIT), pts = ?b.pts(), "au"); }
                             on_sample(sample, spent);
                             Ok(gst::FlowSuccess::Ok)
                         })
@@ -327,6 +322,33 @@ impl Drop for Encoder {
         RUNNING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// The sample with its buffer's times as running times of its segment (what went into the
+/// encoder), the segment left out.
+fn to_running_time(sample: gst::Sample) -> gst::Sample {
+    let Some(segment) = sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned())
+    else {
+        return sample;
+    };
+    let Some(mut buffer) = sample.buffer_owned() else {
+        return sample;
+    };
+    {
+        let b = buffer.make_mut();
+        let pts = b.pts().and_then(|t| segment.to_running_time(t));
+        let dts = b.dts().and_then(|t| segment.to_running_time(t));
+        b.set_pts(pts);
+        b.set_dts(dts);
+    }
+    let caps = sample.caps_owned();
+    let mut out = gst::Sample::builder().buffer(&buffer);
+    if let Some(caps) = &caps {
+        out = out.caps(caps);
+    }
+    out.build()
 }
 
 fn time_in_encoder(

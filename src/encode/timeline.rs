@@ -57,9 +57,13 @@ impl Timeline {
         let t = match mapped {
             Some(t) if (t - now as i128).unsigned_abs() <= u128::from(MAX_DRIFT) => t as Ns,
             _ => {
-                self.offset = Some(now as i128 - src as i128);
+                // Anchored where the frame will go: now, or after the last frame when filler
+                // frames already reached past now (the audio follows this offset exactly).
+                let step = frame.filter(|d| *d > 0).unwrap_or(MIN_STEP);
+                let at = self.last.map_or(now, |l| now.max(l + step));
+                self.offset = Some(at as i128 - src as i128);
                 self.grid = None;
-                now
+                at
             }
         };
         match frame.filter(|d| *d > 0) {
