@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod app;
 pub mod assets;
+pub mod audio;
 pub mod config;
 pub mod control;
 pub mod elements;

@@ -89,6 +89,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
             lossless: true,
         },
         Arc::default(),
+        None,
         on_frame,
     )?;
     let pipeline = ingest.pipeline();

@@ -195,6 +195,11 @@ pub struct StreamConfig {
     /// loss) or `udp` (lower overhead on clean networks).
     #[serde(default)]
     pub transport: RtspTransport,
+    /// The source's sound: `auto` carries it to every output when the source has an audio
+    /// track (passed through where the output carries its codec, transcoded once per codec
+    /// where it does not); `off` ignores it. A source without audio gets no invented track.
+    #[serde(default)]
+    pub audio: AudioMode,
     /// Processors applied to every frame, in order.
     #[serde(default)]
     pub processors: Vec<ProcessorConfig>,
@@ -435,6 +440,17 @@ pub enum RtspTransport {
     Tcp,
     /// RTP over UDP.
     Udp,
+}
+
+/// Whether a stream carries its source's audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioMode {
+    /// Carried when the source has an audio track.
+    #[default]
+    Auto,
+    /// Never carried: outputs are video only.
+    Off,
 }
 
 /// Whether a hardware (NVIDIA nvcodec) element may be used.

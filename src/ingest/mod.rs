@@ -6,8 +6,12 @@
 //! filesrc ──────────────────────┘
 //! videotestsrc (is-live) → capsfilter ─────────────────────────→ videoconvert* → appsink → on_frame
 //!                                   * passthrough unless the decoder's layout is not I420/NV12
+//!                                decodebin's audio pad (encoded) → parser → appsink → audio track
 //! ```
+//! decodebin stops at encoded audio (`audio.rs`): audio is never decoded here. An RTSP source's
+//! streams each get a decodebin of their own.
 
+mod audio;
 mod pipeline;
 pub mod presence;
 mod source;

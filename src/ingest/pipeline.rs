@@ -1,13 +1,14 @@
 //! The ingest pipeline of one source: source → decoder → appsink, and what it found out about
 //! the source (codec, size, rate, decoder in use).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use gst::prelude::*;
 
+use crate::audio::AudioTrack;
 use crate::config::{Hardware, RtspTransport, SourceUrl};
-use crate::elements::{PadFilter, link_new_pads};
 use crate::frame::NATIVE_FORMATS;
 use crate::hardware;
 
@@ -54,8 +55,10 @@ impl Ingest {
         decoder_hw: Hardware,
         opts: IngestOptions,
         info: Arc<Mutex<SourceInfo>>,
+        audio: Option<Arc<AudioTrack>>,
         on_frame: impl FnMut(gst::Buffer, &gst_video::VideoInfo) + Send + 'static,
     ) -> Result<Self> {
+        let audio = audio.filter(|a| a.enabled());
         hardware::check_decoder(decoder_hw).map_err(anyhow::Error::msg)?;
         let pipeline = gst::Pipeline::new();
         let convert = crate::elements::make("videoconvert")?;
@@ -73,16 +76,34 @@ impl Ingest {
         convert.link(&sink)?;
         install_frame_callback(&sink, &info, on_frame);
 
-        match source::build(pipeline.upcast_ref(), source, transport)? {
+        let outs = Outs {
+            pipeline: pipeline.downgrade(),
+            convert: convert.downgrade(),
+            audio,
+            audio_linked: Arc::default(),
+            sync: opts.realtime && matches!(source, SourceUrl::File(_)),
+            decoder_hw,
+            info: info.clone(),
+        };
+        match source::build(
+            pipeline.upcast_ref(),
+            source,
+            transport,
+            outs.audio.as_ref(),
+        )? {
             SourceOut::Raw(src) => src.link(&convert)?,
             SourceOut::Static(src) => {
-                let decodebin = decodebin(&pipeline, &convert, decoder_hw, &info)?;
+                let decodebin = outs.decodebin(&pipeline)?;
                 src.link(&decodebin)
                     .context("linking the source to the decoder")?;
             }
             SourceOut::Dynamic(src) => {
-                let decodebin = decodebin(&pipeline, &convert, decoder_hw, &info)?;
-                link_new_pads(&src, &decodebin, PadFilter::Any);
+                // One decodebin per stream of the source: its video, its audio.
+                src.connect_pad_added(move |_, pad| {
+                    if let Err(e) = outs.decode_pad(pad) {
+                        tracing::warn!("cannot decode a stream of the source: {e:#}");
+                    }
+                });
             }
         }
         Ok(Self { pipeline, info })
@@ -147,15 +168,72 @@ fn install_frame_callback(
     );
 }
 
-fn decodebin(
-    pipeline: &gst::Pipeline,
-    convert: &gst::Element,
+/// Where a decodebin's pads go: video to the converter before the appsink, the first audio
+/// pad to the audio branch. Holds the pipeline weakly (callbacks must not keep it alive).
+#[derive(Clone)]
+struct Outs {
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    convert: gst::glib::WeakRef<gst::Element>,
+    audio: Option<Arc<AudioTrack>>,
+    audio_linked: Arc<AtomicBool>,
+    sync: bool,
     decoder_hw: Hardware,
-    info: &Arc<Mutex<SourceInfo>>,
-) -> Result<gst::Element> {
-    let decodebin = crate::elements::make("decodebin")?;
-    pipeline.add(&decodebin)?;
-    link_new_pads(&decodebin, convert, PadFilter::Video);
+    info: Arc<Mutex<SourceInfo>>,
+}
+
+impl Outs {
+    /// A new decodebin in `pipeline` whose pads go where they belong.
+    fn decodebin(&self, pipeline: &gst::Pipeline) -> Result<gst::Element> {
+        let decodebin = crate::elements::make("decodebin")?;
+        // Encoded audio comes out as it is (passed through, or transcoded once downstream).
+        decodebin.set_property("caps", crate::audio::decodebin_stop_caps());
+        pipeline.add(&decodebin)?;
+        let outs = self.clone();
+        decodebin.connect_pad_added(move |_, pad| outs.route(pad));
+        choose_decoders(&decodebin, self.decoder_hw, &self.info);
+        Ok(decodebin)
+    }
+
+    /// A pad of rtspsrc: a decodebin of its own, playing.
+    fn decode_pad(&self, pad: &gst::Pad) -> Result<()> {
+        let pipeline = self.pipeline.upgrade().context("the pipeline is gone")?;
+        let decodebin = self.decodebin(&pipeline)?;
+        decodebin.sync_state_with_parent()?;
+        let sink = decodebin
+            .static_pad("sink")
+            .context("decodebin has no sink")?;
+        pad.link(&sink)?;
+        Ok(())
+    }
+
+    fn route(&self, pad: &gst::Pad) {
+        let Some(caps) = pad.current_caps() else {
+            return;
+        };
+        let name = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        if name.starts_with("video/") {
+            if let Some(sink) = self.convert.upgrade().and_then(|c| c.static_pad("sink"))
+                && !sink.is_linked()
+                && let Err(e) = pad.link(&sink)
+            {
+                tracing::warn!("cannot link the video decoder: {e:?}");
+            }
+        } else if name.starts_with("audio/")
+            && let (Some(track), Some(pipeline)) = (&self.audio, self.pipeline.upgrade())
+            && !self.audio_linked.swap(true, Ordering::SeqCst)
+            && let Err(e) = super::audio::link(&pipeline, pad, track.clone(), self.sync)
+        {
+            track.ignore(format!("the audio branch cannot be built: {e:#}"));
+        }
+    }
+}
+
+/// Restricts decodebin's choice of video decoder to the configured hardware, and records the
+/// decoder chosen and the codec it decodes.
+fn choose_decoders(decodebin: &gst::Element, decoder_hw: Hardware, info: &Arc<Mutex<SourceInfo>>) {
     if decoder_hw != Hardware::Auto {
         decodebin.connect("autoplug-select", false, move |args| {
             let factory = args.get(3)?.get::<gst::ElementFactory>().ok()?;
@@ -193,7 +271,6 @@ fn decodebin(
         }
         None
     });
-    Ok(decodebin)
 }
 
 /// `GST_AUTOPLUG_SELECT_TRY`: let decodebin use the factory.

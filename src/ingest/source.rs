@@ -1,10 +1,14 @@
 //! Source elements per kind of URL, up to the point where encoded (or raw) video leaves them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Result;
 
 use crate::elements::make;
 use gst::prelude::*;
 
+use crate::audio::{AudioTrack, rtp_encoding_carried};
 use crate::config::{RtspTransport, SourceUrl, TestPattern};
 
 /// How a source's output reaches the decoder.
@@ -22,6 +26,7 @@ pub(super) fn build(
     bin: &gst::Bin,
     source: &SourceUrl,
     transport: RtspTransport,
+    audio: Option<&Arc<AudioTrack>>,
 ) -> Result<SourceOut> {
     match source {
         SourceUrl::Rtsp(url) => {
@@ -50,15 +55,32 @@ pub(super) fn build(
                     RtspTransport::Udp => "udp",
                 },
             );
-            // Only the video streams of a camera are set up (no audio sockets, no unlinked pads).
-            src.connect("select-stream", false, |args| {
+            // The camera's video streams are set up, and its first audio stream when the stream
+            // carries audio in a codec framegate carries (no other sockets, no unlinked pads).
+            let audio = audio.cloned();
+            let audio_taken = AtomicBool::new(false);
+            src.connect("select-stream", false, move |args| {
                 let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
-                let video = caps
-                    .as_ref()
-                    .and_then(|c| c.structure(0))
-                    .and_then(|s| s.get::<&str>("media").ok())
-                    .is_some_and(|m| m == "video");
-                Some(video.to_value())
+                let s = caps.as_ref().and_then(|c| c.structure(0));
+                let field = |name| s.and_then(|s| s.get::<&str>(name).ok()).unwrap_or("");
+                let take = match field("media") {
+                    "video" => true,
+                    "audio" => match &audio {
+                        Some(track) if rtp_encoding_carried(field("encoding-name")) => {
+                            !audio_taken.swap(true, Ordering::SeqCst)
+                        }
+                        Some(track) => {
+                            track.ignore(format!(
+                                "the camera sends {}, which framegate does not carry",
+                                field("encoding-name")
+                            ));
+                            false
+                        }
+                        None => false,
+                    },
+                    _ => false,
+                };
+                Some(take.to_value())
             });
             bin.add(&src)?;
             Ok(SourceOut::Dynamic(src))
