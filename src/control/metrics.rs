@@ -53,6 +53,8 @@ struct Metrics {
     events_dropped: String,
     encoder_restarts: String,
     degraded: String,
+    audio_packets: String,
+    audio_transcodes: String,
 }
 
 impl Metrics {
@@ -120,6 +122,24 @@ impl Metrics {
             self.degraded,
             "framegate_stream_degraded{{stream=\"{label}\"}} {}",
             u8::from(health.degraded().is_some())
+        );
+        let audio = s.audio().stats();
+        for (kind, v) in [
+            ("source", &audio.packets),
+            ("silence", &audio.silent),
+            ("dropped", &audio.dropped),
+            ("transcoded", &*audio.transcoded),
+        ] {
+            let _ = writeln!(
+                self.audio_packets,
+                "framegate_audio_packets_total{{stream=\"{label}\",kind=\"{kind}\"}} {}",
+                v.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            self.audio_transcodes,
+            "framegate_audio_transcodes_total{{stream=\"{label}\"}} {}",
+            audio.transcodes.load(std::sync::atomic::Ordering::Relaxed)
         );
         for (stage, h) in [
             ("queue", &stats.queue_latency),
@@ -277,6 +297,18 @@ impl Metrics {
                 "gauge",
                 "1 while the stream's encoder is failed and being restarted (the reason is in the stream's status).",
                 self.degraded,
+            ),
+            family(
+                "framegate_audio_packets_total",
+                "counter",
+                "Audio packets per kind: source (carried from the source), silence (sent while the source sent none), dropped (source packets that could not be placed on the output timeline), transcoded (out of the stream's transcodes).",
+                self.audio_packets,
+            ),
+            family(
+                "framegate_audio_transcodes_total",
+                "counter",
+                "Audio transcodes started (one per codec some output needs that the source does not send, shared by all its outputs).",
+                self.audio_transcodes,
             ),
             family(
                 "framegate_stage_latency_seconds",

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use crate::audio::{AudioStatus, OutputAudio};
 use crate::config::StreamConfig;
 use crate::process::detect::DetectStatus;
 use crate::process::utc_timestamp;
@@ -52,6 +53,8 @@ pub struct StreamStatus {
     pub encoder: Option<String>,
     /// The stream's outputs and their state.
     pub outputs: Vec<OutputStatus>,
+    /// The stream's sound: the source's format, transcodes running, packet counts.
+    pub audio: AudioStatus,
     /// JPEG encoders running for browser viewers (one per width and quality being watched).
     pub jpeg_encoders: usize,
     /// The stream's detectors (`detect` processors): model, provider, counters, current boxes.
@@ -195,6 +198,9 @@ pub struct OutputStatus {
     pub failures: u64,
     /// The last failure.
     pub last_error: Option<ErrorInfo>,
+    /// The audio it sends: format, and whether passed through or transcoded. None: video
+    /// only (the stream has no audio, or had none when the output connected).
+    pub audio: Option<OutputAudio>,
 }
 
 fn ms(d: Option<Duration>) -> Option<f64> {
@@ -246,6 +252,7 @@ pub fn status(
         start_error: start_error.map(|e| crate::redact::text(e).into_owned()),
         encoder: None,
         outputs: Vec::new(),
+        audio: AudioStatus::default(),
         jpeg_encoders: 0,
         detect: Vec::new(),
         config: masked,
@@ -301,6 +308,12 @@ pub fn status(
     st.encoder = Some(s.encoder_kind().to_string());
     st.jpeg_encoders = s.jpeg().running();
     st.detect = s.detectors().iter().map(|d| d.status()).collect();
+    st.audio = s.audio().status();
+    // framegate's RTSP carries the source's audio as it is, in any codec.
+    let rtsp_audio = st.audio.source.map(|format| OutputAudio {
+        format,
+        mode: "passthrough",
+    });
     st.outputs = s
         .rtsp_urls()
         .iter()
@@ -310,6 +323,7 @@ pub fn status(
             state: OutputState::Serving,
             failures: 0,
             last_error: None,
+            audio: rtsp_audio.clone(),
         })
         .chain(s.push_outputs().iter().map(|o| {
             let ps = o.status();
@@ -319,6 +333,7 @@ pub fn status(
                 state: ps.state,
                 failures: ps.failures,
                 last_error: ps.last_error.map(error_info),
+                audio: ps.audio,
             }
         }))
         .chain(s.redis_outputs().iter().map(|o| {
@@ -329,6 +344,7 @@ pub fn status(
                 state: ps.state,
                 failures: ps.failures,
                 last_error: ps.last_error.map(error_info),
+                audio: None,
             }
         }))
         .collect();

@@ -94,6 +94,11 @@ impl Fanout {
             .fetch_add(e.stats.dropped.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
+    /// How many feeds it has.
+    pub fn feeds(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Caps of the newest access unit (for feeds created later).
     pub fn caps(&self) -> Option<gst::Caps> {
         self.last_caps.lock().ok().and_then(|c| c.clone())

@@ -1,6 +1,8 @@
 //! A feed into an `appsrc` of another pipeline (an RTSP mount, a push output): the appsrc's
 //! queue is the feed's buffer, bounded in frames.
 
+use std::sync::{Arc, Mutex};
+
 use gst::prelude::*;
 
 use super::fanout::{EncodedSink, Offer};
@@ -11,18 +13,90 @@ pub struct AppSrcFeed {
     name: String,
     appsrc: gst::glib::WeakRef<gst_app::AppSrc>,
     max_frames: u64,
-    /// Output time minus encoder time: this pipeline's timeline keeps the encoder's spacing.
-    offset: std::sync::Mutex<Option<i128>>,
+    timing: Timing,
+}
+
+/// How a feed stamps what it pushes.
+enum Timing {
+    /// Moved onto the pipeline's clock; `anchors`: this feed may set or move the offset (video
+    /// does; audio follows the offset the video set, so that the two stay together).
+    Retimed {
+        retimer: Arc<Retimer>,
+        anchors: bool,
+    },
+    /// Kept as they are (a pipeline that does not run on a clock: an audio transcode).
+    Kept,
+}
+
+/// The offset between the encoder's timeline and one output pipeline's clock, shared by the
+/// feeds of that pipeline (its video and its audio).
+#[derive(Debug, Default)]
+pub struct Retimer {
+    /// Output time minus encoder time.
+    offset: Mutex<Option<i128>>,
+}
+
+impl Retimer {
+    /// A retimer for one output pipeline.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Moves an encoder timestamp onto the pipeline's timeline, keeping the spacing; re-anchors
+    /// on the pipeline's clock when they drift apart (a backlog, a pause), when `anchors`.
+    fn retime(&self, pts: i128, now: i128, anchors: bool) -> i128 {
+        let mut offset = crate::supervise::lock(&self.offset);
+        match *offset {
+            Some(o) if !anchors => pts + o,
+            Some(o) if (pts + o - now).unsigned_abs() <= u128::from(crate::encode::MAX_DRIFT) => {
+                pts + o
+            }
+            _ => {
+                *offset = Some(now - pts);
+                now
+            }
+        }
+    }
 }
 
 impl AppSrcFeed {
-    /// A feed that holds at most `max_frames` access units before dropping.
+    /// A feed that holds at most `max_frames` access units before dropping, with a timeline
+    /// of its own.
     pub fn new(name: impl Into<String>, appsrc: &gst_app::AppSrc, max_frames: u64) -> Self {
+        Self::sharing(name, appsrc, max_frames, &Retimer::new(), true)
+    }
+
+    /// A feed on a timeline shared with the other feeds of its pipeline; only a feed that
+    /// `anchors` moves it.
+    pub fn sharing(
+        name: impl Into<String>,
+        appsrc: &gst_app::AppSrc,
+        max_frames: u64,
+        retimer: &Arc<Retimer>,
+        anchors: bool,
+    ) -> Self {
         Self {
             name: name.into(),
             appsrc: appsrc.downgrade(),
             max_frames,
-            offset: std::sync::Mutex::new(None),
+            timing: Timing::Retimed {
+                retimer: retimer.clone(),
+                anchors,
+            },
+        }
+    }
+
+    /// A feed that keeps the encoder's timestamps (its pipeline runs on no clock).
+    pub fn keeping_times(
+        name: impl Into<String>,
+        appsrc: &gst_app::AppSrc,
+        max_frames: u64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            appsrc: appsrc.downgrade(),
+            max_frames,
+            timing: Timing::Kept,
         }
     }
 
@@ -42,28 +116,35 @@ impl AppSrcFeed {
             .block(false)
             .build()
     }
+
+    /// An appsrc like [`AppSrcFeed::appsrc`] for audio: its caps come with the first packet
+    /// when they are not known yet.
+    pub fn audio_appsrc(caps: Option<&gst::Caps>) -> gst_app::AppSrc {
+        let b = gst_app::AppSrc::builder()
+            .format(gst::Format::Time)
+            .is_live(true)
+            .do_timestamp(true)
+            .block(false);
+        match caps {
+            Some(c) => b.caps(c).build(),
+            None => b.build(),
+        }
+    }
 }
 
 impl AppSrcFeed {
-    /// Moves an encoder timestamp onto this pipeline's timeline, keeping the spacing; re-anchors
-    /// on this pipeline's clock when they drift apart (a backlog, a pause). `None`: let the
-    /// appsrc stamp it.
+    /// This pipeline's time for an encoder timestamp. `None`: let the appsrc stamp it (no
+    /// clock yet).
     fn retime(
         &self,
         pts: Option<gst::ClockTime>,
         now: Option<gst::ClockTime>,
     ) -> Option<gst::ClockTime> {
-        let (pts, now) = (pts?.nseconds() as i128, now?.nseconds() as i128);
-        let mut offset = self.offset.lock().ok()?;
-        let out = match *offset {
-            Some(o) if (pts + o - now).unsigned_abs() <= u128::from(crate::encode::MAX_DRIFT) => {
-                pts + o
-            }
-            _ => {
-                *offset = Some(now - pts);
-                now
-            }
+        let Timing::Retimed { retimer, anchors } = &self.timing else {
+            return pts;
         };
+        let (pts, now) = (pts?.nseconds() as i128, now?.nseconds() as i128);
+        let out = retimer.retime(pts, now, *anchors);
         Some(gst::ClockTime::from_nseconds(out.max(0) as u64))
     }
 }

@@ -13,6 +13,7 @@
 //! and starts again at the next key frame (asking the encoder for one); the encoder and the
 //! other feeds never wait for it.
 
+mod audio;
 mod fanout;
 mod feed;
 mod hls;
@@ -24,8 +25,9 @@ mod redis;
 mod rtsp_server;
 mod whep;
 
+pub use audio::{AUDIO_QUEUE_PACKETS, AudioInput};
 pub use fanout::{EncodedSink, Fanout, FeedStats};
-pub use feed::AppSrcFeed;
+pub use feed::{AppSrcFeed, Retimer};
 pub use hls::{HlsHub, is_hls_file};
 pub use jpeg::{
     JpegEncoder, JpegFrame, JpegFrames, JpegHub, JpegKey, JpegRefusal, jpeg_encoder_counts,

@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! rtmp:      appsrc → h264parse → flvmux (streamable) → rtmp2sink
+//!            appsrc (AAC or MP3: the source's, else a shared AAC transcode) → parser ↗
 //! rtsp-push: appsrc → h264parse → rtspclientsink (ANNOUNCE/RECORD)
+//!            appsrc (the source's audio, any codec) → parser ↗
 //! ```
+//! An output connects again, at once, when the stream's audio appears or changes codec: what
+//! it announced to the server must change.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,8 +23,10 @@ use crate::config::{OutputConfig, PushOutput as PushConfig, RtspTransport, Strea
 use crate::elements::{error_text, make, stop};
 use crate::supervise::{Backoff, Shutdown};
 
+use super::audio::AudioInput;
 use super::fanout::{EncodedSink, Fanout};
-use super::feed::AppSrcFeed;
+use super::feed::{AppSrcFeed, Retimer};
+use crate::audio::{AudioCodec, AudioFormat, AudioTrack, OutputAudio};
 
 /// Access units a push output may hold before it drops and waits for a key frame.
 const PUSH_QUEUE_FRAMES: u64 = 25;
@@ -59,6 +65,8 @@ pub struct PushStatus {
     pub last_error: Option<(String, SystemTime)>,
     /// Connections that failed.
     pub failures: u64,
+    /// The audio it sends (none: video only).
+    pub audio: Option<OutputAudio>,
 }
 
 /// A push output and its worker.
@@ -77,6 +85,7 @@ impl PushOutput {
         stream: &StreamId,
         config: &OutputConfig,
         fanout: Arc<Fanout>,
+        audio: Arc<AudioTrack>,
     ) -> Option<Result<Self>> {
         let (kind, cfg) = match config {
             OutputConfig::Rtmp(c) => (Kind::Rtmp, c.clone()),
@@ -102,6 +111,7 @@ impl PushOutput {
                         kind,
                         cfg: &cfg,
                         fanout: &fanout,
+                        audio: &audio,
                         stop: &stop,
                         status: &status,
                     };
@@ -161,6 +171,7 @@ struct Worker<'a> {
     kind: Kind,
     cfg: &'a PushConfig,
     fanout: &'a Arc<Fanout>,
+    audio: &'a AudioTrack,
     stop: &'a Shutdown,
     status: &'a Mutex<PushStatus>,
 }
@@ -178,7 +189,8 @@ impl Worker<'_> {
             let started = Instant::now();
             self.set(|s| s.state = OutputState::Connecting);
             let error = match self.run_once() {
-                Ok(()) => return,
+                Ok(Ended::Stopped) => return,
+                Ok(Ended::AudioChanged) => continue,
                 Err(e) => format!("{e:#}"),
             };
             if started.elapsed() > STABLE_AFTER {
@@ -204,25 +216,67 @@ impl Worker<'_> {
         }
     }
 
-    /// Runs one connection until it fails (`Err`) or the output is stopped (`Ok`).
-    fn run_once(&self) -> Result<()> {
-        let (pipeline, appsrc) = build(self.kind, self.cfg, self.fanout.caps().as_ref())?;
+    /// Runs one connection until it fails (`Err`), the output is stopped, or the stream's
+    /// audio changed (it appeared, or changed codec: the server must be told).
+    fn run_once(&self) -> Result<Ended> {
+        let retimer = Retimer::new();
+        let source_audio = self.audio.format();
+        let audio = match self.kind {
+            Kind::Rtmp => AudioInput::new(
+                self.name,
+                self.audio,
+                flv_carries,
+                AudioCodec::Aac,
+                &retimer,
+            ),
+            Kind::RtspPush => {
+                AudioInput::new(self.name, self.audio, |_| true, AudioCodec::Aac, &retimer)
+            }
+        };
+        let (pipeline, appsrc) = build(
+            self.kind,
+            self.cfg,
+            self.fanout.caps().as_ref(),
+            audio.as_ref(),
+        )?;
         let _guard = PipelineGuard(pipeline.clone());
-        let sink: Arc<dyn EncodedSink> =
-            Arc::new(AppSrcFeed::new(self.name, &appsrc, PUSH_QUEUE_FRAMES));
+        let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::sharing(
+            self.name,
+            &appsrc,
+            PUSH_QUEUE_FRAMES,
+            &retimer,
+            true,
+        ));
         pipeline
             .set_state(gst::State::Playing)
             .context("cannot start the output pipeline")?;
         self.fanout.add(sink.clone());
         let _feed = FeedGuard(self.fanout.clone(), sink);
+        let _audio_feed = audio.as_ref().map(|a| {
+            a.attach();
+            AudioGuard(a)
+        });
+        self.set(|s| s.audio = audio.as_ref().map(|a| a.status.clone()));
         let bus = pipeline.bus().context("output pipeline has no bus")?;
         let mut live = false;
         loop {
             if self.stop.is_set() {
                 let _ = appsrc.end_of_stream();
+                if let Some(a) = &audio {
+                    let _ = a.appsrc.end_of_stream();
+                }
                 wait_eos(&bus, EOS_TIMEOUT);
                 tracing::info!(stream = %self.stream, output = self.name, "output stopped");
-                return Ok(());
+                return Ok(Ended::Stopped);
+            }
+            if self.audio.enabled() && self.audio.format() != source_audio {
+                tracing::info!(
+                    stream = %self.stream,
+                    output = self.name,
+                    "the stream's audio changed ({}): reconnecting to send it",
+                    self.audio.format().map_or("none".into(), |f| f.describe())
+                );
+                return Ok(Ended::AudioChanged);
             }
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
@@ -234,7 +288,7 @@ impl Worker<'_> {
                 gst::MessageView::Eos(_) if self.stop.is_set() => {
                     // The stream is ending and its end-of-stream went through.
                     tracing::info!(stream = %self.stream, output = self.name, "output stopped");
-                    return Ok(());
+                    return Ok(Ended::Stopped);
                 }
                 gst::MessageView::Eos(_) => anyhow::bail!("the server ended the stream"),
                 gst::MessageView::StateChanged(s)
@@ -252,16 +306,47 @@ impl Worker<'_> {
     }
 }
 
+/// How one connection ended, when it did not fail.
+enum Ended {
+    /// The output was stopped.
+    Stopped,
+    /// The stream's audio changed: connect again at once, with it.
+    AudioChanged,
+}
+
+/// What FLV carries as it is: AAC, and MP3 at FLV's rates. Anything else becomes AAC.
+fn flv_carries(f: &AudioFormat) -> bool {
+    match f.codec {
+        AudioCodec::Aac => true,
+        AudioCodec::Mp3 => [5_512, 8_000, 11_025, 22_050, 44_100].contains(&f.rate),
+        _ => false,
+    }
+}
+
 fn build(
     kind: Kind,
     cfg: &PushConfig,
     caps: Option<&gst::Caps>,
+    audio: Option<&AudioInput>,
 ) -> Result<(gst::Pipeline, gst_app::AppSrc)> {
     let pipeline = gst::Pipeline::new();
     let appsrc = AppSrcFeed::appsrc(caps);
     let parse = make("h264parse")?;
     pipeline.add_many([appsrc.upcast_ref(), &parse])?;
     appsrc.link(&parse)?;
+    // The audio, parsed again (its caps complete for the muxer or payloader).
+    let audio_out = match audio {
+        Some(a) => {
+            let parse = match a.codec.parser() {
+                Some(p) => make(p)?,
+                None => make("identity")?,
+            };
+            pipeline.add_many([a.appsrc.upcast_ref(), &parse])?;
+            a.appsrc.link(&parse)?;
+            Some(parse)
+        }
+        None => None,
+    };
     match kind {
         Kind::Rtmp => {
             let mux = make("flvmux")?;
@@ -269,7 +354,14 @@ fn build(
             let sink = make("rtmp2sink")?;
             sink.set_property("location", cfg.url.as_str());
             pipeline.add_many([&mux, &sink])?;
-            gst::Element::link_many([&parse, &mux, &sink])?;
+            parse
+                .link_pads(None, &mux, Some("video"))
+                .context("linking the video to flvmux")?;
+            mux.link(&sink)?;
+            if let Some(a) = &audio_out {
+                a.link_pads(None, &mux, Some("audio"))
+                    .context("linking the audio to flvmux")?;
+            }
         }
         Kind::RtspPush => {
             let sink = make("rtspclientsink")?;
@@ -284,6 +376,10 @@ fn build(
             );
             pipeline.add(&sink)?;
             parse.link(&sink)?;
+            if let Some(a) = &audio_out {
+                a.link(&sink)
+                    .context("linking the audio to rtspclientsink")?;
+            }
         }
     }
     Ok((pipeline, appsrc))
@@ -300,6 +396,13 @@ struct PipelineGuard(gst::Pipeline);
 impl Drop for PipelineGuard {
     fn drop(&mut self) {
         stop(&self.0);
+    }
+}
+
+struct AudioGuard<'a>(&'a AudioInput);
+impl Drop for AudioGuard<'_> {
+    fn drop(&mut self) {
+        self.0.detach();
     }
 }
 

@@ -11,9 +11,11 @@ use gst::glib;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
+use super::audio::AudioInput;
 use super::fanout::Fanout;
-use super::feed::AppSrcFeed;
+use super::feed::{AppSrcFeed, Retimer};
 use super::media_factory::{MediaBuilder, MediaFactory};
+use crate::audio::{AudioCodec, AudioTrack};
 
 /// The role given to authenticated viewers.
 const VIEWER_ROLE: &str = "viewer";
@@ -85,10 +87,10 @@ impl RtspServer {
         format!("rtsp://{}:{}{}", self.host, self.port, path)
     }
 
-    /// Serves a stream's fan-out at `path`.
-    pub fn mount(&self, path: &str, fanout: Arc<Fanout>) -> Result<()> {
+    /// Serves a stream's fan-out, and its audio, at `path`.
+    pub fn mount(&self, path: &str, fanout: Arc<Fanout>, audio: Arc<AudioTrack>) -> Result<()> {
         let p = path.to_string();
-        let build: MediaBuilder = Box::new(move || media_bin(&fanout, &p));
+        let build: MediaBuilder = Box::new(move || media_bin(&fanout, &audio, &p));
         self.mount_media(path, build)
     }
 
@@ -225,8 +227,11 @@ fn quit_on_its_thread(main_loop: &glib::MainLoop) {
 }
 
 /// `appsrc → h264parse → rtph264pay name=pay0`, the appsrc fed by the fan-out.
-fn media_bin(fanout: &Arc<Fanout>, path: &str) -> Result<gst::Element> {
+/// The media of a mount: the stream's H.264 as `pay0`; its audio, in the source's own codec
+/// (RTP carries them all), as `pay1` when the stream has audio when the media is made.
+fn media_bin(fanout: &Arc<Fanout>, audio: &AudioTrack, path: &str) -> Result<gst::Element> {
     let bin = gst::Bin::new();
+    let retimer = Retimer::new();
     let appsrc = AppSrcFeed::appsrc(fanout.caps().as_ref());
     let parse = crate::elements::make("h264parse")?;
     // No `config-interval` here: every key-frame access unit already starts with SPS/PPS
@@ -239,10 +244,34 @@ fn media_bin(fanout: &Arc<Fanout>, path: &str) -> Result<gst::Element> {
         .context("GStreamer element `rtph264pay` is missing")?;
     bin.add_many([appsrc.upcast_ref(), &parse, &pay])?;
     gst::Element::link_many([appsrc.upcast_ref(), &parse, &pay])?;
-    fanout.add(Arc::new(AppSrcFeed::new(
-        format!("rtsp {path}"),
+    let name = format!("rtsp {path}");
+    if let Some(input) = AudioInput::new(&name, audio, |_| true, AudioCodec::Aac, &retimer) {
+        let pay = gst::ElementFactory::make(input.codec.payloader())
+            .name("pay1")
+            .property("pt", 97u32)
+            .build()
+            .with_context(|| {
+                format!("GStreamer element `{}` is missing", input.codec.payloader())
+            })?;
+        if matches!(
+            input.codec,
+            AudioCodec::Pcma | AudioCodec::Pcmu | AudioCodec::L16
+        ) {
+            // RTP times from the packets' times, not from counted samples (which drift from
+            // them at every hole), in 20 ms packets as cameras send.
+            pay.set_property("perfect-rtptime", false);
+            pay.set_property("max-ptime", 20_000_000i64);
+        }
+        bin.add_many([input.appsrc.upcast_ref(), &pay])?;
+        input.appsrc.link(&pay)?;
+        input.attach();
+    }
+    fanout.add(Arc::new(AppSrcFeed::sharing(
+        name,
         &appsrc,
         MOUNT_QUEUE_FRAMES,
+        &retimer,
+        true,
     )));
     Ok(bin.upcast())
 }

@@ -4,6 +4,8 @@
 //! ```text
 //! fan-out ─▶ AppSrcFeed ─▶ appsrc → h264parse → rtph264pay (the offer's H.264 payload type)
 //!                              → webrtcbin (DTLS-SRTP, ICE host candidates) ─▶ the browser
+//! audio (Opus: the source's, or the stream's one transcode) ─▶ appsrc → opusparse
+//!        → rtpopuspay (the offer's Opus payload type) ↗     (when the offer has audio)
 //! ```
 //! A viewer `POST`s an SDP offer; framegate answers once its ICE candidates are gathered (no
 //! trickle), so the answer is complete. A new viewer starts at the next key frame, which the
@@ -26,8 +28,10 @@ use crate::config::StreamId;
 use crate::elements::make;
 use crate::supervise::lock;
 
+use super::audio::AudioInput;
 use super::fanout::{EncodedSink, Fanout, FeedStats};
-use super::feed::AppSrcFeed;
+use super::feed::{AppSrcFeed, Retimer};
+use crate::audio::{AudioCodec, AudioFormat, AudioTrack};
 
 /// Access units a viewer's feed holds before it drops (and restarts at a key frame).
 const QUEUE_FRAMES: u64 = 8;
@@ -188,6 +192,7 @@ impl IceSettings {
 pub struct WhepHub {
     stream: StreamId,
     fanout: Arc<Fanout>,
+    audio: Arc<AudioTrack>,
     ice: IceSettings,
     sessions: Mutex<BTreeMap<String, WhepSession>>,
     /// Sessions of this stream, including offers being answered.
@@ -198,6 +203,8 @@ struct WhepSession {
     pipeline: gst::Pipeline,
     webrtc: gst::Element,
     sink: Arc<dyn EncodedSink>,
+    /// Its sound (Opus), when the offer asked for audio and the stream has some.
+    audio: Option<AudioInput>,
     stats: Arc<FeedStats>,
     created: Instant,
     /// Since when the peer has been failed or disconnected.
@@ -219,10 +226,16 @@ struct PeerRtcp {
 
 impl WhepHub {
     /// A hub with no session.
-    pub fn new(stream: StreamId, fanout: Arc<Fanout>, ice: IceSettings) -> Self {
+    pub fn new(
+        stream: StreamId,
+        fanout: Arc<Fanout>,
+        audio: Arc<AudioTrack>,
+        ice: IceSettings,
+    ) -> Self {
         Self {
             stream,
             fanout,
+            audio,
             ice,
             sessions: Mutex::new(BTreeMap::new()),
             seats: Arc::default(),
@@ -272,6 +285,12 @@ impl WhepHub {
             .build();
         pay.link_filtered(&webrtc, &rtp)
             .context("linking the payloader to webrtcbin")?;
+        let retimer = Retimer::new();
+        let name = format!("whep {} {}", self.stream, &id[..8]);
+        let audio = match opus_payload_type(&sdp) {
+            Some(pt) => self.audio_branch(&pipeline, &webrtc, &name, &retimer, pt)?,
+            None => None,
+        };
         let (gathered_tx, gathered) = mpsc::channel();
         webrtc.connect_notify(Some("ice-gathering-state"), move |w, _| {
             if w.property::<WebRTCICEGatheringState>("ice-gathering-state")
@@ -293,13 +312,18 @@ impl WhepHub {
         };
         let created = Instant::now();
         let rtcp = watch_rtcp(&webrtc, created);
-        let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::new(
-            format!("whep {} {}", self.stream, &id[..8]),
+        let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::sharing(
+            name,
             &appsrc,
             QUEUE_FRAMES,
+            &retimer,
+            true,
         ));
         forward_keyframe_requests(&appsrc, &self.fanout);
         let stats = self.fanout.add(sink.clone());
+        if let Some(a) = &audio {
+            a.attach();
+        }
         tracing::info!(stream = %self.stream, session = %id, "WebRTC viewer joined");
         lock(&self.sessions).insert(
             id.clone(),
@@ -307,6 +331,7 @@ impl WhepHub {
                 pipeline,
                 webrtc,
                 sink,
+                audio,
                 stats,
                 created,
                 lost_since: None,
@@ -404,8 +429,43 @@ impl WhepHub {
         }
     }
 
+    /// The session's sound: the stream's Opus (its own, or the one shared transcode) →
+    /// rtpopuspay (the offer's Opus payload type) → webrtcbin. `None` when the stream has no
+    /// audio (the answer then sends none).
+    fn audio_branch(
+        &self,
+        pipeline: &gst::Pipeline,
+        webrtc: &gst::Element,
+        name: &str,
+        retimer: &Arc<Retimer>,
+        pt: u32,
+    ) -> Result<Option<AudioInput>> {
+        let carries = |f: &AudioFormat| f.codec == AudioCodec::Opus && f.rate == 48_000;
+        let Some(input) = AudioInput::new(name, &self.audio, carries, AudioCodec::Opus, retimer)
+        else {
+            return Ok(None);
+        };
+        let parse = make("opusparse")?;
+        let pay = make("rtpopuspay")?;
+        pay.set_property("pt", pt);
+        pipeline.add_many([input.appsrc.upcast_ref(), &parse, &pay])?;
+        gst::Element::link_many([input.appsrc.upcast_ref(), &parse, &pay])?;
+        let rtp = gst::Caps::builder("application/x-rtp")
+            .field("media", "audio")
+            .field("encoding-name", "OPUS")
+            .field("clock-rate", 48_000i32)
+            .field("payload", pt as i32)
+            .build();
+        pay.link_filtered(webrtc, &rtp)
+            .context("linking the audio payloader to webrtcbin")?;
+        Ok(Some(input))
+    }
+
     fn close(&self, s: WhepSession) {
         self.fanout.remove(&s.sink);
+        if let Some(a) = &s.audio {
+            a.detach();
+        }
         let _ = s.pipeline.set_state(gst::State::Null);
     }
 }
@@ -632,6 +692,18 @@ pub fn h264_payload_type(sdp: &gst_sdp::SDPMessageRef) -> Option<u32> {
         .map(|(pt, _)| *pt)
 }
 
+/// The payload type of the offer's Opus audio, if it has some.
+pub fn opus_payload_type(sdp: &gst_sdp::SDPMessageRef) -> Option<u32> {
+    sdp.medias()
+        .filter(|m| m.media() == Some("audio"))
+        .flat_map(|m| m.attributes())
+        .filter(|a| a.key() == "rtpmap")
+        .filter_map(|a| a.value()?.split_once(' '))
+        .find(|(_, codec)| codec.to_ascii_lowercase().starts_with("opus/48000"))
+        .and_then(|(pt, _)| pt.parse::<u32>().ok())
+        .filter(|p| (96..=127).contains(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,6 +722,20 @@ mod tests {
         let vp8_only = OFFER.split("a=rtpmap:102").next().expect("prefix");
         let sdp = gst_sdp::SDPMessage::parse_buffer(vp8_only.as_bytes()).expect("sdp");
         assert_eq!(h264_payload_type(&sdp), None);
+    }
+
+    #[test]
+    fn picks_the_offers_opus() {
+        gst::init().expect("gst");
+        let sdp = gst_sdp::SDPMessage::parse_buffer(OFFER.as_bytes()).expect("sdp");
+        assert_eq!(opus_payload_type(&sdp), None);
+        let with_audio = format!(
+            "{OFFER}m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+        );
+        let sdp = gst_sdp::SDPMessage::parse_buffer(with_audio.as_bytes()).expect("sdp");
+        assert_eq!(opus_payload_type(&sdp), Some(111));
+        assert_eq!(h264_payload_type(&sdp), Some(106));
     }
 
     #[test]

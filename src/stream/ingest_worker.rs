@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use gst::prelude::*;
 
+use crate::audio::AudioTrack;
 use crate::config::{SourceUrl, StreamConfig};
 use crate::elements::error_text;
 use crate::frame::{Frame, FrameMeta, LatestSlot};
@@ -40,6 +41,8 @@ pub(super) struct Context {
     pub seq: Arc<AtomicU64>,
     /// What is known about the source (codec, size, decoder).
     pub source_info: Arc<Mutex<SourceInfo>>,
+    /// The stream's audio track, fed by the source's audio branch.
+    pub audio: Arc<AudioTrack>,
     /// The async runtime, for the media-server check.
     pub runtime: Option<tokio::runtime::Handle>,
 }
@@ -138,6 +141,7 @@ fn run_once(ctx: &Context) -> Ended {
         config.decoder.hardware,
         opts,
         ctx.source_info.clone(),
+        Some(ctx.audio.clone()),
         on_frame,
     ) {
         Ok(i) => i,

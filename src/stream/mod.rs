@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use crate::audio::AudioTrack;
+
 use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncoderHealth, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
@@ -55,6 +57,7 @@ pub struct Stream {
     outputs: Vec<PushOutput>,
     redis: Vec<RedisPublisher>,
     fanout: Arc<Fanout>,
+    audio: Arc<AudioTrack>,
     jpeg: Arc<JpegHub>,
     hls: Arc<HlsHub>,
     llhls: Arc<LlHlsHub>,
@@ -89,12 +92,13 @@ impl Stream {
         let jpeg = Arc::new(JpegHub::new(id.clone(), tap.subscribe()));
 
         let (fanout, encoder) = start::encoder(&id, config, &stats)?;
+        let audio = AudioTrack::new(id.clone(), config.audio);
         let encoder_health = encoder.health().clone();
         let encoder_kind = encoder.kind();
         tracing::info!(stream = %id, encoder = %encoder_kind, "encoder ready");
         // From here, a stage that fails undoes the ones before it (guards).
-        let mounts = start::Mounts::make(config, rtsp, &fanout)?;
-        let (outputs, redis) = start::outputs(&id, config, &fanout, &jpeg)?;
+        let mounts = start::Mounts::make(config, rtsp, &fanout, &audio)?;
+        let (outputs, redis) = start::outputs(&id, config, &fanout, &audio, &jpeg)?;
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
         let llhls = Arc::new(LlHlsHub::new(
             id.clone(),
@@ -107,7 +111,7 @@ impl Stream {
             turn_servers: server.webrtc.turn_servers.clone(),
             udp_ports: server.webrtc.udp_ports,
         };
-        let whep = Arc::new(WhepHub::new(id.clone(), fanout.clone(), ice));
+        let whep = Arc::new(WhepHub::new(id.clone(), fanout.clone(), audio.clone(), ice));
         let chain = Chain::from_config(&config.processors, models, hooks);
         let detectors = chain.detectors().to_vec();
         let watermarks = chain.watermarks().to_vec();
@@ -121,6 +125,7 @@ impl Stream {
             shutdown: shutdown.clone(),
             seq: Arc::new(AtomicU64::new(0)),
             source_info: source_info.clone(),
+            audio: audio.clone(),
             runtime: tokio::runtime::Handle::try_current().ok(),
         };
         workers.spawn(format!("in-{id}"), "ingest", move || {
@@ -132,6 +137,7 @@ impl Stream {
             slot: slot.clone(),
             encoder,
             fanout: fanout.clone(),
+            audio: audio.clone(),
             stats: stats.clone(),
             state: state.clone(),
             summary_interval: (server.summary_interval_s > 0.0)
@@ -146,13 +152,19 @@ impl Stream {
         // Output housekeeping, off the frame thread: tearing down an idle HLS output or a
         // vanished WebRTC peer's pipeline takes milliseconds the video must not wait for.
         {
-            let (hls, llhls, whep, shutdown) =
-                (hls.clone(), llhls.clone(), whep.clone(), shutdown.clone());
+            let (hls, llhls, whep, audio, shutdown) = (
+                hls.clone(),
+                llhls.clone(),
+                whep.clone(),
+                audio.clone(),
+                shutdown.clone(),
+            );
             workers.spawn(format!("keep-{id}"), "housekeeping", move || {
                 while !shutdown.wait(HOUSEKEEPING) {
                     hls.stop_if_idle();
                     llhls.stop_if_idle();
                     whep.reap();
+                    audio.reap();
                 }
             })?;
         }
@@ -178,6 +190,7 @@ impl Stream {
             llhls,
             whep,
             fanout,
+            audio,
             jpeg,
             rtsp_urls,
             mounts,
@@ -239,6 +252,11 @@ impl Stream {
         self.started.elapsed()
     }
 
+    /// Its audio track.
+    pub fn audio(&self) -> &Arc<AudioTrack> {
+        &self.audio
+    }
+
     /// Access units dropped by its outputs.
     pub fn dropped_outputs(&self) -> u64 {
         self.fanout.dropped()
@@ -291,6 +309,7 @@ impl Stream {
     /// [`Stream::stop`], so that a stream started again under the same name can mount at once.
     pub fn unmount(&mut self, rtsp: Option<&RtspServer>) {
         self.fanout.finish();
+        self.audio.finish();
         if let Some(server) = rtsp {
             for m in self.mounts.drain(..) {
                 server.unmount(&m);
@@ -323,6 +342,7 @@ impl Stream {
         // Push outputs send end-of-stream to their servers as they stop.
         self.outputs.clear();
         self.fanout.finish();
+        self.audio.finish();
         self.state.set(StreamState::Stopped, None);
     }
 }

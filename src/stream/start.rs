@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
+use crate::audio::AudioTrack;
 use crate::config::{OutputConfig, StreamConfig, StreamId};
 use crate::encode::{EncodeSink, EncoderHealth, Supervised};
 use crate::frame::{Frame, LatestSlot};
@@ -62,6 +63,7 @@ impl<'a> Mounts<'a> {
         config: &StreamConfig,
         server: Option<&'a RtspServer>,
         fanout: &Arc<Fanout>,
+        audio: &Arc<AudioTrack>,
     ) -> Result<Self> {
         let mut m = Self {
             server,
@@ -70,7 +72,7 @@ impl<'a> Mounts<'a> {
         };
         for path in crate::config::rtsp_mounts(config) {
             let server = server.context("an `rtsp` output needs the RTSP server")?;
-            server.mount(&path, fanout.clone())?;
+            server.mount(&path, fanout.clone(), audio.clone())?;
             m.urls.push(server.url(&path));
             m.paths.push(path);
         }
@@ -102,11 +104,12 @@ pub(super) fn outputs(
     id: &StreamId,
     config: &StreamConfig,
     fanout: &Arc<Fanout>,
+    audio: &Arc<AudioTrack>,
     jpeg: &Arc<JpegHub>,
 ) -> Result<(Vec<PushOutput>, Vec<RedisPublisher>)> {
     let mut push = Vec::new();
     for o in &config.outputs {
-        if let Some(out) = PushOutput::start(id, o, fanout.clone()) {
+        if let Some(out) = PushOutput::start(id, o, fanout.clone(), audio.clone()) {
             push.push(out?);
         }
     }
@@ -193,8 +196,9 @@ outputs = [ { kind = "rtsp" }, { kind = "rtsp", path = "/second" } ]"#,
         )
         .expect("config");
         let fanout = Fanout::new(|| {});
+        let audio = AudioTrack::new(config.id().clone(), crate::config::AudioMode::Auto);
         // Kept: still mounted.
-        let (paths, urls) = Mounts::make(&config, Some(&server), &fanout)
+        let (paths, urls) = Mounts::make(&config, Some(&server), &fanout, &audio)
             .expect("mounted")
             .keep();
         assert_eq!(paths, ["/cam", "/second"]);
@@ -204,7 +208,7 @@ outputs = [ { kind = "rtsp" }, { kind = "rtsp", path = "/second" } ]"#,
             server.unmount(p);
         }
         // Not kept (a later stage failed): unmounted.
-        drop(Mounts::make(&config, Some(&server), &fanout).expect("mounted"));
+        drop(Mounts::make(&config, Some(&server), &fanout, &audio).expect("mounted"));
         assert!(!server.is_mounted("/cam") && !server.is_mounted("/second"));
     }
 

@@ -97,12 +97,18 @@ impl GapFiller {
         let previous = self.last_pushed.take().filter(|(_, i)| {
             (i.width(), i.height(), i.format()) == (info.width(), info.height(), info.format())
         });
+        let clock = ctx.encoder.running_time().nseconds();
+        let src = buffer.pts().map(gst::ClockTime::nseconds);
         let (fill, pts) = self.timeline.live_filling(
-            buffer.pts().map(gst::ClockTime::nseconds),
-            ctx.encoder.running_time().nseconds(),
+            src,
+            clock,
             frame_ns,
             if previous.is_some() { MAX_FILL } else { 0 },
         );
+        // The source's audio goes where its video went: this frame's offset, snapping and
+        // all (the track follows it when it moves by more than the snapping's jitter).
+        ctx.audio
+            .video_anchor(src.map(|s| i128::from(pts) - i128::from(s)), clock);
         if let Some((held, held_info)) = &previous {
             for t in fill {
                 push_held(ctx, held, held_info, gst::ClockTime::from_nseconds(t));
@@ -116,6 +122,7 @@ impl GapFiller {
         );
         self.last_pushed = Some((buffer, info));
         self.next = Some(Instant::now() + self.hold_after(ctx));
+        ctx.audio.follow_video(pts);
     }
 
     /// Watches the encoder (restarted when it failed); a new encoder has a clock of its own,
@@ -125,6 +132,7 @@ impl GapFiller {
         if ctx.encoder.generation() != self.generation {
             self.generation = ctx.encoder.generation();
             self.timeline = Timeline::default();
+            ctx.audio.reset_clock();
         }
     }
 
@@ -183,6 +191,8 @@ impl GapFiller {
         {
             ctx.tap(buffer, info, SystemTime::now());
         }
+        // The audio keeps going with the video: silence while the source sends none.
+        ctx.audio.follow_video(pts.nseconds());
         let next = self.next.unwrap_or(now) + interval;
         // Fell behind (a busy machine): carry on from now rather than send a burst.
         self.next = Some(if next < now { now + interval } else { next });

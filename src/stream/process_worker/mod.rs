@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::audio::AudioTrack;
 use crate::config::StreamId;
 use crate::encode::Supervised;
 use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
@@ -34,6 +35,8 @@ pub(super) struct Context {
     /// The stream's encoder, restarted when it fails.
     pub encoder: Supervised,
     pub fanout: Arc<Fanout>,
+    /// The stream's audio: placed on the video's timeline, silence while none comes.
+    pub audio: Arc<AudioTrack>,
     pub stats: Arc<StreamStats>,
     pub state: Arc<StateCell>,
     pub summary_interval: Option<Duration>,
