@@ -2,6 +2,7 @@
 //! No sleeps as synchronisation: everything waits for a condition with a deadline.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod av;
 pub mod fault;
 pub mod http;
 pub mod rtsp;

@@ -24,8 +24,11 @@ pub struct TestRtspServer {
 
 impl TestRtspServer {
     fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Self {
         gst::init().unwrap();
-        let port = free_port();
         let server = gst_rtsp_server::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
@@ -124,6 +127,36 @@ impl TestRtspServer {
         });
         s.server.mount_points().unwrap().add_factory(path, factory);
         s
+    }
+
+    /// Serves a Matroska (or, `.mov`, MP4) clip (H.264 video and one audio track) at `path` as a camera with a
+    /// microphone would, in real time: `audio_pay` is the audio's payloader chain
+    /// (`aacparse ! rtpmp4gpay`, `rtppcmapay`, `opusparse ! rtpopuspay`).
+    pub fn clip(path: &str, clip: &std::path::Path, audio_pay: &str) -> Self {
+        let s = Self::start();
+        s.add_clip(path, clip, audio_pay);
+        s
+    }
+
+    /// Like [`TestRtspServer::clip`], on a given port (a camera that comes back).
+    pub fn clip_on(port: u16, path: &str, clip: &std::path::Path, audio_pay: &str) -> Self {
+        let s = Self::start_on(port);
+        s.add_clip(path, clip, audio_pay);
+        s
+    }
+
+    /// Adds another clip mount (see [`TestRtspServer::clip`]).
+    pub fn add_clip(&self, path: &str, clip: &std::path::Path, audio_pay: &str) {
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        factory.set_launch(&format!(
+            "( filesrc location={} ! matroskademux name=d                d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1                d.audio_0 ! queue ! {audio_pay} name=pay1 pt=97 )",
+            clip.display()
+        ));
+        factory.set_shared(true);
+        self.server
+            .mount_points()
+            .unwrap()
+            .add_factory(path, factory);
     }
 
     /// A RECORD-mode mount at `path` that accepts a pushed H.264 stream and counts its

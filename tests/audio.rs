@@ -1,0 +1,249 @@
+//! Sound: camera and OBS audio through framegate's outputs, in sync with the video. Sources are
+//! ffmpeg-made clips with a beep on every white flash, served by gst-rtsp-server (AAC, G.711
+//! A-law, Opus) and pushed through nginx-rtmp (AAC); every output is read back with ffmpeg,
+//! which finds flashes and beeps and gives their offset.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::av::{self, sync_clip};
+use common::http::request;
+use common::rtsp::TestRtspServer;
+use common::{Framegate, Nginx, free_port, wait_for, wait_for_port};
+
+const LIVE: Duration = Duration::from_secs(30);
+/// The A/V offset every output must keep (the issue's bound).
+const BOUND_MS: f64 = 40.0;
+/// Seconds of each output measured, and flashes (one a second) required in them.
+const MEASURE_S: u32 = 8;
+const FLASHES: usize = 5;
+
+fn stream_status(http: u16, id: &str) -> serde_json::Value {
+    request(
+        &format!("127.0.0.1:{http}"),
+        "GET",
+        &format!("/api/streams/{id}"),
+        None,
+        None,
+    )
+    .json()
+}
+
+/// Waits until ffprobe finds these codecs at `url` (ordered as found), and returns them.
+fn wait_streams(url: &str, want: &[&str]) -> Vec<String> {
+    wait_for(&format!("{want:?} at {url}"), LIVE, || {
+        let found = av::streams(url);
+        let mut codecs: Vec<&str> = found.iter().filter_map(|s| s.split(' ').next()).collect();
+        codecs.sort_unstable();
+        let mut w = want.to_vec();
+        w.sort_unstable();
+        (codecs == w).then_some(found)
+    })
+}
+
+#[test]
+fn camera_audio_reaches_rtsp_and_rtmp_outputs_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let aac = sync_clip(dir.path(), "aac.mkv", 120, &["-c:a", "aac", "-b:a", "96k"]);
+    let pcma = sync_clip(
+        dir.path(),
+        "pcma.mkv",
+        120,
+        &["-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"],
+    );
+    let opus = sync_clip(dir.path(), "opus.mkv", 120, &["-c:a", "libopus"]);
+    let cams = TestRtspServer::clip("/aac", &aac, "aacparse ! rtpmp4gpay");
+    cams.add_clip("/pcma", &pcma, "rtppcmapay");
+    cams.add_clip("/opus", &opus, "opusparse ! rtpopuspay");
+    let nginx = Nginx::start();
+    let (rtsp, http) = (free_port(), free_port());
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+http = "127.0.0.1:{http}"
+rtsp_port = {rtsp}
+
+[[streams]]
+id = "aac"
+source = "{aac_url}"
+processors = [ {{ kind = "overlay" }} ]
+outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtmp", url = "{out_aac}" }} ]
+
+[[streams]]
+id = "pcma"
+source = "{pcma_url}"
+outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtmp", url = "{out_pcma}" }} ]
+
+[[streams]]
+id = "opus"
+source = "{opus_url}"
+outputs = [ {{ kind = "rtsp" }} ]
+"#,
+        aac_url = cams.url("/aac"),
+        pcma_url = cams.url("/pcma"),
+        opus_url = cams.url("/opus"),
+        out_aac = nginx.url("out-aac"),
+        out_pcma = nginx.url("out-pcma"),
+    ));
+    wait_for_port(http, LIVE);
+    let out = |id: &str| format!("rtsp://127.0.0.1:{rtsp}/{id}");
+
+    // framegate's RTSP passes every codec through as the camera sent it.
+    assert_eq!(
+        wait_streams(&out("aac"), &["h264", "aac"])[1..],
+        ["aac 48000 2"]
+    );
+    assert!(wait_streams(&out("pcma"), &["h264", "pcm_alaw"]).contains(&"pcm_alaw 8000 1".into()));
+    wait_streams(&out("opus"), &["h264", "opus"]);
+    // RTMP carries AAC as it is; G.711 becomes AAC (one transcode).
+    wait_streams(&nginx.url("out-aac"), &["h264", "aac"]);
+    wait_streams(&nginx.url("out-pcma"), &["h264", "aac"]);
+
+    // The offsets, all outputs measured at once.
+    let urls = [
+        ("rtsp aac", out("aac")),
+        ("rtsp pcma", out("pcma")),
+        ("rtsp opus", out("opus")),
+        ("rtmp aac", nginx.url("out-aac")),
+        ("rtmp pcma→aac", nginx.url("out-pcma")),
+    ];
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|(what, url)| s.spawn(move || (what, av::measure(url, MEASURE_S))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (what, report) in &reports {
+        report.assert_in_sync(what, FLASHES, BOUND_MS);
+    }
+
+    // Status: the source's format, and what each output sends.
+    let st = stream_status(http, "pcma");
+    assert_eq!(st["audio"]["source"]["codec"], "pcma", "{st}");
+    assert_eq!(st["audio"]["source"]["rate"], 8000, "{st}");
+    assert_eq!(st["audio"]["transcodes"][0]["codec"], "aac", "{st}");
+    let rtmp = &st["outputs"][1];
+    assert_eq!(rtmp["audio"]["codec"], "aac", "{st}");
+    assert_eq!(rtmp["audio"]["mode"], "transcoded", "{st}");
+    assert_eq!(st["outputs"][0]["audio"]["mode"], "passthrough", "{st}");
+    assert!(st["audio"]["packets"].as_u64().unwrap() > 100, "{st}");
+    let st = stream_status(http, "aac");
+    assert_eq!(st["outputs"][1]["audio"]["mode"], "passthrough", "{st}");
+    assert_eq!(st["audio"]["transcodes"], serde_json::json!([]), "{st}");
+    let metrics = request(&format!("127.0.0.1:{http}"), "GET", "/metrics", None, None);
+    let metrics = String::from_utf8_lossy(metrics.body_bytes()).to_string();
+    assert!(
+        metrics.contains("framegate_audio_transcodes_total{stream=\"pcma\"} 1"),
+        "{metrics}"
+    );
+    drop(fg);
+}
+
+#[test]
+fn obs_push_keeps_its_sound_through_framegate_and_a_source_without_audio_gets_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = sync_clip(dir.path(), "obs.mkv", 120, &["-c:a", "aac", "-b:a", "128k"]);
+    let nginx = Nginx::start();
+    // OBS-style: H.264 and AAC 48 kHz stereo in FLV, in real time.
+    let _obs = publish(&clip, &nginx.url("obs"));
+    let (rtsp, http) = (free_port(), free_port());
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+http = "127.0.0.1:{http}"
+rtsp_port = {rtsp}
+
+[[streams]]
+id = "obs"
+source = "{src}"
+processors = [ {{ kind = "overlay" }} ]
+outputs = [ {{ kind = "rtmp", url = "{out}" }} ]
+
+[[streams]]
+id = "silent"
+source = "test://ball?width=160&height=120&fps=25"
+outputs = [ {{ kind = "rtsp" }} ]
+
+[[streams]]
+id = "muted"
+source = "{src}"
+audio = "off"
+outputs = [ {{ kind = "rtsp" }} ]
+"#,
+        src = nginx.url("obs"),
+        out = nginx.url("out"),
+    ));
+    wait_for_port(http, LIVE);
+    wait_streams(&nginx.url("out"), &["h264", "aac"]);
+    av::measure(&nginx.url("out"), MEASURE_S).assert_in_sync("rtmp push", FLASHES, BOUND_MS);
+    // No invented track: a test pattern, and a source whose audio is turned off.
+    wait_streams(&format!("rtsp://127.0.0.1:{rtsp}/silent"), &["h264"]);
+    wait_streams(&format!("rtsp://127.0.0.1:{rtsp}/muted"), &["h264"]);
+    let st = stream_status(http, "muted");
+    assert!(st["audio"]["source"].is_null(), "{st}");
+    drop(fg);
+}
+
+/// ffmpeg publishing a clip to an RTMP URL in real time, as OBS would (H.264 and AAC, copied).
+fn publish(clip: &std::path::Path, url: &str) -> common::Proc {
+    common::Proc(
+        std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-i"])
+            .arg(clip)
+            .args(["-c", "copy", "-f", "flv", url])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn no_signal_keeps_the_audio_going_with_silence_and_sync_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = sync_clip(dir.path(), "cam.mkv", 120, &["-c:a", "aac"]);
+    let nginx = Nginx::start();
+    let camera = publish(&clip, &nginx.url("cam"));
+    let http = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+http = "127.0.0.1:{http}"
+rtsp_port = 0
+
+[[streams]]
+id = "cam"
+source = "{src}"
+stall_timeout_s = 1.0
+reconnect = {{ initial_s = 0.2, max_s = 0.5 }}
+outputs = [ {{ kind = "rtmp", url = "{out}" }} ]
+"#,
+        src = nginx.url("cam"),
+        out = nginx.url("out"),
+    ));
+    wait_for_port(http, LIVE);
+    wait_streams(&nginx.url("out"), &["h264", "aac"]);
+    // The camera goes away: the push keeps its audio track, filled with silence.
+    drop(camera);
+    wait_for("silence on the audio track", LIVE, || {
+        let st = stream_status(http, "cam");
+        (st["audio"]["silent_packets"].as_u64().unwrap_or(0) > 100).then_some(())
+    });
+    let st = stream_status(http, "cam");
+    assert_eq!(st["outputs"][0]["state"], "publishing", "{st}");
+    assert_eq!(st["outputs"][0]["failures"], 0, "{st}");
+    wait_streams(&nginx.url("out"), &["h264", "aac"]);
+    // Back: sound and picture in sync again, on the same push.
+    let _camera = publish(&clip, &nginx.url("cam"));
+    fg.wait_log("live frames are back", LIVE);
+    av::measure(&nginx.url("out"), MEASURE_S).assert_in_sync(
+        "rtmp push after NO SIGNAL",
+        FLASHES,
+        BOUND_MS,
+    );
+    let st = stream_status(http, "cam");
+    assert_eq!(st["outputs"][0]["failures"], 0, "{st}");
+}
