@@ -247,3 +247,57 @@ outputs = [ {{ kind = "rtmp", url = "{out}" }} ]
     let st = stream_status(http, "cam");
     assert_eq!(st["outputs"][0]["failures"], 0, "{st}");
 }
+
+#[test]
+fn chromium_hears_the_stream_over_webrtc() {
+    common::require_chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = sync_clip(dir.path(), "obs.mkv", 120, &["-c:a", "aac"]);
+    let nginx = Nginx::start();
+    let _obs = publish(&clip, &nginx.url("obs"));
+    let http = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+http = "127.0.0.1:{http}"
+rtsp_port = 0
+
+[[streams]]
+id = "obs"
+source = "{src}"
+"#,
+        src = nginx.url("obs"),
+    ));
+    wait_for_port(http, LIVE);
+    wait_for("the stream's audio", LIVE, || {
+        stream_status(http, "obs")["audio"]["source"]["codec"]
+            .as_str()
+            .map(str::to_string)
+    });
+    // The source's AAC becomes Opus (one transcode) for the browser.
+    let r = common::run_browser_script(
+        "whep-audio.mjs",
+        &[&format!("http://127.0.0.1:{http}"), "obs", "5"],
+        &[],
+    );
+    assert_eq!(r["status"], 201, "{r}");
+    eprintln!("WebRTC audio, 5 s after 2 s of start-up: {r}");
+    assert_eq!(r["answerHasAudio"], true, "{r}");
+    assert!(r["frames"].as_u64().unwrap() > 50, "{r}");
+    let audio = &r["audio"];
+    assert_eq!(audio["codec"], "audio/opus", "{r}");
+    // After start-up: about 50 packets a second of 20 ms, and little concealed (played as
+    // made up) sound.
+    assert!(audio["packets"].as_u64().unwrap() > 150, "{r}");
+    let (samples, concealed) = (
+        audio["samples"].as_f64().unwrap(),
+        audio["concealed"].as_f64().unwrap(),
+    );
+    assert!(
+        samples > 0.0 && concealed / samples < 0.05,
+        "concealed {concealed} of {samples} samples: {r}"
+    );
+    let st = stream_status(http, "obs");
+    assert_eq!(st["audio"]["transcodes"][0]["codec"], "opus", "{st}");
+    drop(fg);
+}

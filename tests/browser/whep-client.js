@@ -1,10 +1,12 @@
-// A WHEP viewer in a test page: window.whepConnect(base, stream, video, ice) offers recvonly
-// H.264 video, posts the offer once ICE gathering is complete (or after 2 s), plays the answer
+// A WHEP viewer in a test page: window.whepConnect(base, stream, video, ice, audio) offers
+// recvonly H.264 video (and audio, when `audio`), posts the offer once ICE gathering is complete (or after 2 s), plays the answer
 // in `video` and returns { pc, res, answer, t0 } (t0: performance.now() before the POST).
-window.whepConnect = async (base, stream, video, ice = {}) => {
+window.whepConnect = async (base, stream, video, ice = {}, audio = false) => {
   const pc = new RTCPeerConnection(ice);
   pc.addTransceiver("video", { direction: "recvonly" });
-  pc.ontrack = (e) => { video.srcObject = e.streams[0] || new MediaStream([e.track]); };
+  if (audio) pc.addTransceiver("audio", { direction: "recvonly" });
+  const media = new MediaStream();
+  pc.ontrack = (e) => { media.addTrack(e.track); video.srcObject = media; };
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((done) => {
     if (pc.iceGatheringState === "complete") return done();
