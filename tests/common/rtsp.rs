@@ -131,7 +131,7 @@ impl TestRtspServer {
 
     /// Serves a Matroska (or, `.mov`, MP4) clip (H.264 video and one audio track) at `path` as a camera with a
     /// microphone would, in real time: `audio_pay` is the audio's payloader chain
-    /// (`aacparse ! rtpmp4gpay`, `rtppcmapay`, `opusparse ! rtpopuspay`).
+    /// (`aacparse ! rtpmp4gpay`, `opusparse ! rtpopuspay`, or an encoder and its payloader).
     pub fn clip(path: &str, clip: &std::path::Path, audio_pay: &str) -> Self {
         let s = Self::start();
         s.add_clip(path, clip, audio_pay);
