@@ -261,7 +261,7 @@ outputs = [ {{ kind = "rtmp", url = "{out}" }} ]
 }
 
 #[test]
-fn chromium_hears_the_stream_over_webrtc() {
+fn chromium_hears_the_stream_over_webrtc_and_the_dashboard_unmutes_it() {
     let _serial = serial();
     common::require_chromium();
     let dir = tempfile::tempdir().unwrap();
@@ -312,5 +312,25 @@ source = "{src}"
     );
     let st = stream_status(http, "obs");
     assert_eq!(st["audio"]["transcodes"][0]["codec"], "opus", "{st}");
+
+    // The dashboard's large view: muted at first (autoplay), sound on with a click.
+    let r = common::run_browser_script(
+        "dashboard-sound.mjs",
+        &[&format!("http://127.0.0.1:{http}/"), "obs"],
+        &[],
+    );
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["before"]["muted"], true, "{r}");
+    assert_eq!(r["before"]["audioTracks"], 1, "{r}");
+    assert_eq!(r["before"]["trackLive"], true, "{r}");
+    assert_eq!(r["after"]["muted"], false, "{r}");
+    assert_eq!(r["after"]["paused"], false, "{r}");
+    assert!(
+        r["after"]["button"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sound on"),
+        "{r}"
+    );
     drop(fg);
 }

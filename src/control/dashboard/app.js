@@ -172,6 +172,7 @@ async function startLive(sel) {
   const transport = await live.start();
   if (selected !== sel || !transport) return;
   showVideo(true);
+  showSoundButton();
   stats.live = { transport, latencyMs: null };
   stats.videoShownMs.push(Math.round(performance.now() - sel.clickedAt));
   if (sel.ws) { sel.ws.reopen = null; sel.ws.close(); sel.ws = null; }
@@ -184,10 +185,34 @@ function serverMs(s) {
   return (l.queue.p50 || 0) + (l.process.p50 || 0) + (l.encode.p50 || 0);
 }
 
+// Sound: autoplay starts muted, as browsers require; a click on the button turns it on (and
+// keeps it on for the next camera chosen).
+let soundOn = false;
+function showSoundButton() {
+  const s = selected && streams.find((x) => x.id === selected.id);
+  const video = $("#big-video");
+  const playing = !video.classList.contains("waiting");
+  const hasAudio = !!(s && s.audio && s.audio.source) &&
+    !!(video.srcObject && video.srcObject.getAudioTracks && video.srcObject.getAudioTracks().length);
+  video.muted = !soundOn;
+  const b = $("#sound");
+  b.hidden = !(playing && hasAudio);
+  b.textContent = soundOn ? "Sound on — click to mute" : "Sound off — click for sound";
+  b.setAttribute("aria-pressed", String(soundOn));
+}
+$("#sound").addEventListener("click", () => {
+  soundOn = !soundOn;
+  const video = $("#big-video");
+  video.muted = !soundOn;
+  video.play().catch(() => {});
+  showSoundButton();
+});
+
 function select(id, opts = {}) {
   const clickedAt = performance.now();
   if (selected) closeSelected(selected);
   showVideo(false);
+  $("#sound").hidden = true;
   stats.live = { transport: "jpeg", latencyMs: null };
   for (const t of tiles.values()) t.el.classList.toggle("selected", t.el.dataset.id === id);
   $("#viewer").hidden = false;
@@ -256,6 +281,10 @@ function renderDetails() {
     ["picture", s.source.width ? `${s.source.width}x${s.source.height} ${s.source.codec || "raw"}` : "—"],
     ["decoder", s.source.decoder ? `${s.source.decoder} (${s.source.hardware ? "GPU" : "CPU"})` : "none (raw source)"],
     ["encoder", s.encoder || "—"],
+    ["audio", s.audio && s.audio.source
+      ? `${s.audio.source.codec} ${s.audio.source.rate} Hz ${s.audio.source.channels} ch` +
+        (s.audio.transcodes.length ? `; transcoded to ${s.audio.transcodes.map((t) => t.codec).join(", ")}` : "")
+      : (s.audio && s.audio.ignored ? `not carried: ${s.audio.ignored}` : "none")],
     ["fps in / out", `${s.fps_in.toFixed(1)} / ${s.fps_out.toFixed(1)}`],
     ["dropped", `ingest ${s.dropped.ingest}, outputs ${s.dropped.outputs}`],
     ["latency", liveLatencyText(selected.id)],

@@ -80,7 +80,10 @@ class LiveVideo {
   async webrtc() {
     const pc = (this.pc = new RTCPeerConnection());
     pc.addTransceiver("video", { direction: "recvonly" });
-    pc.ontrack = (e) => { this.video.srcObject = e.streams[0] || new MediaStream([e.track]); };
+    // Sound too (Opus): the answer sends it when the stream has audio.
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const media = new MediaStream();
+    pc.ontrack = (e) => { media.addTrack(e.track); this.video.srcObject = media; };
     pc.onconnectionstatechange = () => {
       if (this.transport && ["failed", "closed"].includes(pc.connectionState)) this.fail();
     };
