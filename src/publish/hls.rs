@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! fan-out ─▶ AppSrcFeed ─▶ appsrc → h264parse → hlssink2 (MPEG-TS segments + index.m3u8, temp dir)
+//! audio (AAC, MP3; else the AAC transcode) ─▶ appsrc → parser ↗
 //! ```
 //! Segments are cut at the encoder's key frames: one per `encoder.keyframe_interval` frames
 //! (2 s at the defaults), at least [`SEGMENT_S`].
@@ -18,8 +19,10 @@ use gst::prelude::*;
 use crate::config::StreamId;
 use crate::elements::make;
 
+use super::audio::AudioInput;
 use super::fanout::{EncodedSink, Fanout};
-use super::feed::AppSrcFeed;
+use super::feed::{AppSrcFeed, Retimer};
+use crate::audio::{AudioCodec, AudioFormat, AudioTrack};
 
 /// Shortest segment, seconds (segments end on the first key frame after it).
 const SEGMENT_S: u32 = 1;
@@ -34,15 +37,17 @@ const QUEUE_FRAMES: u64 = 50;
 pub struct HlsHub {
     stream: StreamId,
     fanout: Arc<Fanout>,
+    audio: Arc<AudioTrack>,
     session: Mutex<Option<(HlsSession, Instant)>>,
 }
 
 impl HlsHub {
     /// A hub for a stream's fan-out (nothing runs until a playlist is asked for).
-    pub fn new(stream: StreamId, fanout: Arc<Fanout>) -> Self {
+    pub fn new(stream: StreamId, fanout: Arc<Fanout>, audio: Arc<AudioTrack>) -> Self {
         Self {
             stream,
             fanout,
+            audio,
             session: Mutex::new(None),
         }
     }
@@ -52,7 +57,7 @@ impl HlsHub {
         let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
         if s.is_none() {
             *s = Some((
-                HlsSession::start(&self.stream, &self.fanout)?,
+                HlsSession::start(&self.stream, &self.fanout, &self.audio)?,
                 Instant::now(),
             ));
             tracing::info!(stream = %self.stream, "HLS output started");
@@ -77,10 +82,11 @@ struct HlsSession {
     dir: PathBuf,
     fanout: Arc<Fanout>,
     sink: Arc<dyn EncodedSink>,
+    audio: Option<AudioInput>,
 }
 
 impl HlsSession {
-    fn start(stream: &StreamId, fanout: &Arc<Fanout>) -> Result<Self> {
+    fn start(stream: &StreamId, fanout: &Arc<Fanout>, track: &AudioTrack) -> Result<Self> {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "framegate-hls-{}-{stream}-{}",
@@ -101,21 +107,43 @@ impl HlsSession {
         // stream's GOP for every other output too.
         sink.set_property("send-keyframe-requests", false);
         pipeline.add_many([appsrc.upcast_ref(), &parse, &sink])?;
-        gst::Element::link_many([appsrc.upcast_ref(), &parse, &sink])?;
+        gst::Element::link_many([appsrc.upcast_ref(), &parse])?;
+        parse
+            .link_pads(None, &sink, Some("video"))
+            .context("linking the video to hlssink2")?;
+        // MPEG-TS carries AAC and MP3 as they are; other sound becomes the stream's AAC.
+        let name = format!("hls {stream}");
+        let retimer = Retimer::new();
+        let carries = |f: &AudioFormat| matches!(f.codec, AudioCodec::Aac | AudioCodec::Mp3);
+        let audio = AudioInput::new(&name, track, carries, AudioCodec::Aac, &retimer);
+        if let Some(a) = &audio {
+            let aparse = make(a.codec.parser().unwrap_or("identity"))?;
+            pipeline.add_many([a.appsrc.upcast_ref(), &aparse])?;
+            a.appsrc.link(&aparse)?;
+            aparse
+                .link_pads(None, &sink, Some("audio"))
+                .context("linking the audio to hlssink2")?;
+        }
         pipeline
             .set_state(gst::State::Playing)
             .context("starting the HLS output")?;
-        let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::new(
-            format!("hls {stream}"),
+        let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::sharing(
+            name,
             &appsrc,
             QUEUE_FRAMES,
+            &retimer,
+            true,
         ));
         fanout.add(sink.clone());
+        if let Some(a) = &audio {
+            a.attach();
+        }
         Ok(Self {
             pipeline,
             dir,
             fanout: fanout.clone(),
             sink,
+            audio,
         })
     }
 }
@@ -123,6 +151,9 @@ impl HlsSession {
 impl Drop for HlsSession {
     fn drop(&mut self) {
         self.fanout.remove(&self.sink);
+        if let Some(a) = &self.audio {
+            a.detach();
+        }
         let _ = self.pipeline.set_state(gst::State::Null);
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -99,7 +99,7 @@ impl Stream {
         // From here, a stage that fails undoes the ones before it (guards).
         let mounts = start::Mounts::make(config, rtsp, &fanout, &audio)?;
         let (outputs, redis) = start::outputs(&id, config, &fanout, &audio, &jpeg)?;
-        let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone()));
+        let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone(), audio.clone()));
         let llhls = Arc::new(LlHlsHub::new(
             id.clone(),
             fanout.clone(),
