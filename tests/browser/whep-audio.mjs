@@ -4,19 +4,11 @@
 // frames decoded.
 //
 // usage: node whep-audio.mjs BASE_URL STREAM_ID SECONDS
-import { chromium } from "playwright-core";
-import { fileURLToPath } from "node:url";
+import { whepPage } from "./whep-page.mjs";
 
 const [base, stream, seconds] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-         "--disable-features=WebRtcHideLocalIpsWithMdns"],
-});
+const { browser, page } = await whepPage(base);
 try {
-  const page = await browser.newPage();
-  await page.goto(`${base}/healthz`);
-  await page.addScriptTag({ path: fileURLToPath(new URL("./whep-client.js", import.meta.url)) });
   const result = await page.evaluate(async ({ base, stream, seconds }) => {
     const video = document.createElement("video");
     video.autoplay = true;

@@ -5,20 +5,11 @@
 // usage: node whep.mjs BASE_URL STREAM_ID VIEWERS
 //   WHEP_ICE (environment): the viewers' RTCPeerConnection configuration as JSON, e.g. TURN
 //   servers with "iceTransportPolicy": "relay".
-import { chromium } from "playwright-core";
-import { fileURLToPath } from "node:url";
+import { whepPage } from "./whep-page.mjs";
 
 const [base, stream, count] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-         // Host candidates as addresses, not mDNS names, so that framegate's ICE can reach them.
-         "--disable-features=WebRtcHideLocalIpsWithMdns"],
-});
+const { browser, page } = await whepPage(base);
 try {
-  const page = await browser.newPage();
-  await page.goto(`${base}/healthz`);
-  await page.addScriptTag({ path: fileURLToPath(new URL("./whep-client.js", import.meta.url)) });
   const ice = JSON.parse(process.env.WHEP_ICE || "{}");
   const result = await page.evaluate(async ({ base, stream, count, ice }) => {
     async function viewer() {
