@@ -5,8 +5,6 @@ window.whepConnect = async (base, stream, video, ice = {}, audio = false) => {
   const pc = new RTCPeerConnection(ice);
   pc.addTransceiver("video", { direction: "recvonly" });
   if (audio) pc.addTransceiver("audio", { direction: "recvonly" });
-  const media = new MediaStream();
-  pc.ontrack = (e) => { media.addTrack(e.track); video.srcObject = media; };
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((done) => {
     if (pc.iceGatheringState === "complete") return done();
@@ -18,6 +16,11 @@ window.whepConnect = async (base, stream, video, ice = {}, audio = false) => {
     method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
   });
   const answer = await res.text();
-  if (res.status === 201) await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  if (res.status === 201) {
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    // The tracks the answer sends (an inactive one would hold the video element back).
+    const live = pc.getTransceivers().filter((t) => ["recvonly", "sendrecv"].includes(t.currentDirection));
+    video.srcObject = new MediaStream(live.map((t) => t.receiver.track));
+  }
   return { pc, res, answer, t0 };
 };

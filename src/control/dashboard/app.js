@@ -165,9 +165,10 @@ function showVideo(on) {
 
 /** Live video for a selection that stayed: it replaces the JPEG pictures once it plays. */
 async function startLive(sel) {
+  const s = streams.find((x) => x.id === sel.id);
   const live = new LiveVideo(sel.id, $("#big-video"), token, view.token, () => {
     if (selected === sel) select(sel.id, { video: false }); // back to JPEG pictures
-  });
+  }, !!(s && s.audio && s.audio.source));
   sel.live = live;
   const transport = await live.start();
   if (selected !== sel || !transport) return;

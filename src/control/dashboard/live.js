@@ -42,9 +42,16 @@ function loadHlsJs() {
   return hlsScript;
 }
 
+/** The tracks the answer sends. */
+function receiving(pc) {
+  const live = pc.getTransceivers().filter((t) => ["recvonly", "sendrecv"].includes(t.currentDirection));
+  return new MediaStream(live.map((t) => t.receiver.track));
+}
+
 class LiveVideo {
-  constructor(id, video, token, viewToken, onFail) {
+  constructor(id, video, token, viewToken, onFail, audio) {
     this.id = id;
+    this.audio = audio;    // the stream has sound: offer to receive it
     this.video = video;
     this.token = token;
     this.viewToken = viewToken;
@@ -80,10 +87,9 @@ class LiveVideo {
   async webrtc() {
     const pc = (this.pc = new RTCPeerConnection());
     pc.addTransceiver("video", { direction: "recvonly" });
-    // Sound too (Opus): the answer sends it when the stream has audio.
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    const media = new MediaStream();
-    pc.ontrack = (e) => { media.addTrack(e.track); this.video.srcObject = media; };
+    // Sound too (Opus), only from a stream that has some: an audio section the answer leaves
+    // inactive keeps Chromium from showing the video (webrtcbin 1.22).
+    if (this.audio) pc.addTransceiver("audio", { direction: "recvonly" });
     pc.onconnectionstatechange = () => {
       if (this.transport && ["failed", "closed"].includes(pc.connectionState)) this.fail();
     };
@@ -100,6 +106,7 @@ class LiveVideo {
     if (res.status !== 201) throw new Error(`WHEP answered ${res.status}: ${answer}`);
     this.session = res.headers.get("Location");
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    this.video.srcObject = receiving(pc);
   }
 
   async llhls() {
