@@ -98,7 +98,7 @@ def row(exe, tmp, name, rtmp, streams, audio, viewers, seconds):
         "row": name, "streams": streams, "seconds": round(t1 - t0, 1),
         "framegate_cores": round(cores, 4),
         "cpu_percent_per_stream": round(cores / streams * 100, 2),
-        "min_fps_out": fps, "transcodes": transcodes,
+        "min_fps_out": round(fps, 1), "transcodes": transcodes,
         "push_audio": audio_out[0],
     }
 

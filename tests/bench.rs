@@ -63,3 +63,51 @@ fn the_benchmark_runs_end_to_end_in_quick_mode() {
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(md.contains("## Throughput") && md.contains("## Latency") && md.contains("## Scale"));
 }
+
+#[test]
+fn the_audio_benchmark_runs_in_quick_mode() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new("python3")
+        .arg(root.join("scripts/bench-audio.py"))
+        .args(["--quick", "--out"])
+        .arg(out.path())
+        .env("FRAMEGATE_EXE", env!("CARGO_BIN_EXE_framegate"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("audio.json")).unwrap())
+            .unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["row"] == name)
+            .unwrap_or_else(|| panic!("no {name} row: {report}"))
+    };
+    // Every row ran in real time; the push carried the camera's AAC only with audio on; the
+    // WebRTC viewers offering audio made one Opus transcode per stream.
+    for r in rows {
+        assert!(r["min_fps_out"].as_f64().unwrap() > 20.0, "{r}");
+    }
+    assert!(row("video only")["push_audio"].is_null(), "{report}");
+    assert_eq!(
+        row("audio pass-through")["push_audio"]["mode"],
+        "passthrough"
+    );
+    assert_eq!(row("audio pass-through")["transcodes"], 0);
+    if common_chromium() {
+        let opus = row("WebRTC, AAC -> Opus");
+        assert_eq!(opus["transcodes"], opus["streams"], "{report}");
+        assert_eq!(row("WebRTC, video")["transcodes"], 0, "{report}");
+    }
+    assert!(
+        report["cost_percent_per_stream"]["audio pass-through"].is_number(),
+        "{report}"
+    );
+}
+
+/// Whether Chromium is here (the WebRTC rows need it).
+fn common_chromium() -> bool {
+    Path::new(&std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())).exists()
+}
