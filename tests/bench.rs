@@ -8,21 +8,25 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
-fn the_benchmark_runs_end_to_end_in_quick_mode() {
+/// Runs `scripts/<script> --quick` with the test build; its output folder and JSON report.
+fn quick(script: &str, report: &str) -> (tempfile::TempDir, Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = tempfile::tempdir().unwrap();
     let status = Command::new("python3")
-        .arg(root.join("scripts/bench.py"))
+        .arg(root.join("scripts").join(script))
         .args(["--quick", "--out"])
         .arg(out.path())
         .env("FRAMEGATE_EXE", env!("CARGO_BIN_EXE_framegate"))
         .status()
         .unwrap();
-    assert!(status.success());
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
-            .unwrap();
+    assert!(status.success(), "{script} failed");
+    let text = std::fs::read_to_string(out.path().join(report)).unwrap();
+    (out, serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn the_benchmark_runs_end_to_end_in_quick_mode() {
+    let (out, report) = quick("bench.py", "report.json");
 
     // Throughput: the floor, framegate and the peer baseline, at 720p and 1080p.
     let rows = report["transcode"]["rows"].as_array().unwrap();
@@ -66,19 +70,7 @@ fn the_benchmark_runs_end_to_end_in_quick_mode() {
 
 #[test]
 fn the_audio_benchmark_runs_in_quick_mode() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new("python3")
-        .arg(root.join("scripts/bench-audio.py"))
-        .args(["--quick", "--out"])
-        .arg(out.path())
-        .env("FRAMEGATE_EXE", env!("CARGO_BIN_EXE_framegate"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("audio.json")).unwrap())
-            .unwrap();
+    let (_out, report) = quick("bench-audio.py", "audio.json");
     let rows = report["rows"].as_array().unwrap();
     let row = |name: &str| {
         rows.iter()
