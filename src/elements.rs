@@ -30,6 +30,29 @@ pub fn error_text(err: &gst::message::Error) -> String {
     format!("{src}: {}", err.error())
 }
 
+/// The sample with its buffer's PTS and DTS passed through `f` (a time `f` maps to `None` is
+/// left unset), its caps kept and its segment left out.
+pub fn retimed(
+    sample: gst::Sample,
+    f: impl Fn(gst::ClockTime) -> Option<gst::ClockTime>,
+) -> gst::Sample {
+    let Some(mut buffer) = sample.buffer_owned() else {
+        return sample;
+    };
+    {
+        let b = buffer.make_mut();
+        let (pts, dts) = (b.pts().and_then(&f), b.dts().and_then(&f));
+        b.set_pts(pts);
+        b.set_dts(dts);
+    }
+    let caps = sample.caps_owned();
+    let mut out = gst::Sample::builder().buffer(&buffer);
+    if let Some(caps) = &caps {
+        out = out.caps(caps);
+    }
+    out.build()
+}
+
 /// Which dynamic pads [`link_new_pads`] takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PadFilter {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use gst::prelude::*;
 
-use crate::elements::{PadFilter, link_new_pads, make};
+use crate::elements::{PadFilter, link_new_pads, make, retimed};
 use crate::publish::{AppSrcFeed, EncodedSink, Fanout};
 
 use super::codec::{AudioCodec, AudioFormat, target_rate};
@@ -72,26 +72,20 @@ impl Transcoder {
             None => make("identity")?,
         };
         let sink = gst_app::AppSink::builder().sync(false).build();
-        pipeline.add_many([
-            appsrc.upcast_ref(),
-            &decode,
+        // decodebin's pad is linked to the rest when it appears.
+        let rest = [
             &convert,
             &resample,
             &filter,
             &encoder,
             &parse,
             sink.upcast_ref(),
-        ])?;
+        ];
+        pipeline.add_many([appsrc.upcast_ref(), &decode])?;
+        pipeline.add_many(rest)?;
         appsrc.link(&decode)?;
-        gst::Element::link_many([
-            &convert,
-            &resample,
-            &filter,
-            &encoder,
-            &parse,
-            sink.upcast_ref(),
-        ])
-        .with_context(|| format!("{encoder_name} cannot encode {} Hz", rate))?;
+        gst::Element::link_many(rest)
+            .with_context(|| format!("{encoder_name} cannot encode {rate} Hz"))?;
         link_new_pads(&decode, &convert, PadFilter::Any);
         // The encoder's priming: its first frame holds this much silence before the first
         // sample in, and its times do not say so (avenc_aac: 1024 samples).
@@ -107,7 +101,11 @@ impl Transcoder {
                         let mut sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                         packets.fetch_add(1, Ordering::Relaxed);
                         if priming > 0 {
-                            sample = earlier(sample, priming);
+                            sample = retimed(sample, |t| {
+                                Some(gst::ClockTime::from_nseconds(
+                                    t.nseconds().saturating_sub(priming),
+                                ))
+                            });
                         }
                         out.publish(&sample);
                         Ok(gst::FlowSuccess::Ok)
@@ -173,28 +171,6 @@ impl Transcoder {
         }
         None
     }
-}
-
-/// The sample with its buffer's times `by` ns earlier.
-fn earlier(sample: gst::Sample, by: u64) -> gst::Sample {
-    let Some(mut buffer) = sample.buffer_owned() else {
-        return sample;
-    };
-    {
-        let b = buffer.make_mut();
-        let shift = |t: Option<gst::ClockTime>| {
-            t.map(|t| gst::ClockTime::from_nseconds(t.nseconds().saturating_sub(by)))
-        };
-        let (pts, dts) = (shift(b.pts()), shift(b.dts()));
-        b.set_pts(pts);
-        b.set_dts(dts);
-    }
-    let caps = sample.caps_owned();
-    let mut s = gst::Sample::builder().buffer(&buffer);
-    if let Some(c) = &caps {
-        s = s.caps(c);
-    }
-    s.build()
 }
 
 impl Drop for Transcoder {

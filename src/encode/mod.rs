@@ -327,28 +327,13 @@ impl Drop for Encoder {
 /// The sample with its buffer's times as running times of its segment (what went into the
 /// encoder), the segment left out.
 fn to_running_time(sample: gst::Sample) -> gst::Sample {
-    let Some(segment) = sample
+    match sample
         .segment()
         .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned())
-    else {
-        return sample;
-    };
-    let Some(mut buffer) = sample.buffer_owned() else {
-        return sample;
-    };
     {
-        let b = buffer.make_mut();
-        let pts = b.pts().and_then(|t| segment.to_running_time(t));
-        let dts = b.dts().and_then(|t| segment.to_running_time(t));
-        b.set_pts(pts);
-        b.set_dts(dts);
+        Some(segment) => crate::elements::retimed(sample, |t| segment.to_running_time(t)),
+        None => sample,
     }
-    let caps = sample.caps_owned();
-    let mut out = gst::Sample::builder().buffer(&buffer);
-    if let Some(caps) = &caps {
-        out = out.caps(caps);
-    }
-    out.build()
 }
 
 fn time_in_encoder(

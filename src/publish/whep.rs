@@ -277,13 +277,7 @@ impl WhepHub {
         self.ice.apply(&webrtc)?;
         pipeline.add_many([appsrc.upcast_ref(), &parse, &pay, &webrtc])?;
         gst::Element::link_many([appsrc.upcast_ref(), &parse, &pay])?;
-        let rtp = gst::Caps::builder("application/x-rtp")
-            .field("media", "video")
-            .field("encoding-name", "H264")
-            .field("clock-rate", 90_000i32)
-            .field("payload", pt as i32)
-            .build();
-        pay.link_filtered(&webrtc, &rtp)
+        pay.link_filtered(&webrtc, &rtp_caps("video", "H264", 90_000, pt))
             .context("linking the payloader to webrtcbin")?;
         let retimer = Retimer::new();
         let name = format!("whep {} {}", self.stream, &id[..8]);
@@ -450,13 +444,7 @@ impl WhepHub {
         pay.set_property("pt", pt);
         pipeline.add_many([input.appsrc.upcast_ref(), &parse, &pay])?;
         gst::Element::link_many([input.appsrc.upcast_ref(), &parse, &pay])?;
-        let rtp = gst::Caps::builder("application/x-rtp")
-            .field("media", "audio")
-            .field("encoding-name", "OPUS")
-            .field("clock-rate", 48_000i32)
-            .field("payload", pt as i32)
-            .build();
-        pay.link_filtered(webrtc, &rtp)
+        pay.link_filtered(webrtc, &rtp_caps("audio", "OPUS", 48_000, pt))
             .context("linking the audio payloader to webrtcbin")?;
         Ok(Some(input))
     }
@@ -690,6 +678,16 @@ pub fn h264_payload_type(sdp: &gst_sdp::SDPMessageRef) -> Option<u32> {
         .find(|(_, f)| f.contains("profile-level-id=42e0"))
         .or_else(|| found.first())
         .map(|(pt, _)| *pt)
+}
+
+/// The RTP caps a payloader gives webrtcbin for one of the offer's payload types.
+fn rtp_caps(media: &str, encoding: &str, clock_rate: i32, pt: u32) -> gst::Caps {
+    gst::Caps::builder("application/x-rtp")
+        .field("media", media)
+        .field("encoding-name", encoding)
+        .field("clock-rate", clock_rate)
+        .field("payload", pt as i32)
+        .build()
 }
 
 /// The payload type of the offer's Opus audio, if it has some.
