@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::av::{self, sync_clip};
 use common::http::request;
 use common::rtsp::TestRtspServer;
-use common::{Framegate, Nginx, free_port, wait_for, wait_for_port};
+use common::{Framegate, Nginx, ffmpeg_publish_rtmp_file, free_port, wait_for, wait_for_port};
 
 const LIVE: Duration = Duration::from_secs(30);
 /// The A/V offset every output must keep (the issue's bound).
@@ -70,13 +70,11 @@ fn camera_audio_reaches_rtsp_and_rtmp_outputs_in_sync() {
     );
     cams.add_clip("/opus", &opus, "opusparse ! rtpopuspay");
     let nginx = Nginx::start();
-    let (rtsp, http) = (free_port(), free_port());
-    let fg = Framegate::run(&format!(
-        r#"
-[server]
-http = "127.0.0.1:{http}"
-rtsp_port = {rtsp}
-
+    let rtsp = free_port();
+    let (fg, http) = gateway(
+        rtsp,
+        &format!(
+            r#"
 [[streams]]
 id = "aac"
 source = "{aac_url}"
@@ -93,13 +91,13 @@ id = "opus"
 source = "{opus_url}"
 outputs = [ {{ kind = "rtsp" }} ]
 "#,
-        aac_url = cams.url("/aac"),
-        pcma_url = cams.url("/pcma"),
-        opus_url = cams.url("/opus"),
-        out_aac = nginx.url("out-aac"),
-        out_pcma = nginx.url("out-pcma"),
-    ));
-    wait_for_port(http, LIVE);
+            aac_url = cams.url("/aac"),
+            pcma_url = cams.url("/pcma"),
+            opus_url = cams.url("/opus"),
+            out_aac = nginx.url("out-aac"),
+            out_pcma = nginx.url("out-pcma"),
+        ),
+    );
     let out = |id: &str| format!("rtsp://127.0.0.1:{rtsp}/{id}");
 
     // framegate's RTSP passes every codec through as the camera sent it.
@@ -161,14 +159,12 @@ fn obs_push_keeps_its_sound_through_framegate_and_a_source_without_audio_gets_no
     let clip = sync_clip(dir.path(), "obs.mkv", 120, &["-c:a", "aac", "-b:a", "128k"]);
     let nginx = Nginx::start();
     // OBS-style: H.264 and AAC 48 kHz stereo in FLV, in real time.
-    let _obs = publish(&clip, &nginx.url("obs"));
-    let (rtsp, http) = (free_port(), free_port());
-    let fg = Framegate::run(&format!(
-        r#"
-[server]
-http = "127.0.0.1:{http}"
-rtsp_port = {rtsp}
-
+    let _obs = ffmpeg_publish_rtmp_file(&clip, &nginx.url("obs"));
+    let rtsp = free_port();
+    let (fg, http) = gateway(
+        rtsp,
+        &format!(
+            r#"
 [[streams]]
 id = "obs"
 source = "{src}"
@@ -186,10 +182,10 @@ source = "{src}"
 audio = "off"
 outputs = [ {{ kind = "rtsp" }} ]
 "#,
-        src = nginx.url("obs"),
-        out = nginx.url("out"),
-    ));
-    wait_for_port(http, LIVE);
+            src = nginx.url("obs"),
+            out = nginx.url("out"),
+        ),
+    );
     wait_streams(&nginx.url("out"), &["h264", "aac"]);
     av::measure(&nginx.url("out"), MEASURE_S).assert_in_sync("rtmp push", FLASHES, BOUND_MS);
     // HLS (MPEG-TS) carries the AAC as it is, in sync.
@@ -204,18 +200,15 @@ outputs = [ {{ kind = "rtsp" }} ]
     drop(fg);
 }
 
-/// ffmpeg publishing a clip to an RTMP URL in real time, as OBS would (H.264 and AAC, copied).
-fn publish(clip: &std::path::Path, url: &str) -> common::Proc {
-    common::Proc(
-        std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-re", "-i"])
-            .arg(clip)
-            .args(["-c", "copy", "-f", "flv", url])
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+/// framegate on a free API port with these streams (TOML) and its RTSP server on `rtsp` (0:
+/// a free one), its API answering; returns it and the API port.
+fn gateway(rtsp: u16, streams: &str) -> (Framegate, u16) {
+    let http = free_port();
+    let fg = Framegate::run(&format!(
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = {rtsp}\n{streams}"
+    ));
+    wait_for_port(http, LIVE);
+    (fg, http)
 }
 
 #[test]
@@ -224,14 +217,11 @@ fn no_signal_keeps_the_audio_going_with_silence_and_sync_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let clip = sync_clip(dir.path(), "cam.mkv", 120, &["-c:a", "aac"]);
     let nginx = Nginx::start();
-    let camera = publish(&clip, &nginx.url("cam"));
-    let http = free_port();
-    let fg = Framegate::run(&format!(
-        r#"
-[server]
-http = "127.0.0.1:{http}"
-rtsp_port = 0
-
+    let camera = ffmpeg_publish_rtmp_file(&clip, &nginx.url("cam"));
+    let (fg, http) = gateway(
+        0,
+        &format!(
+            r#"
 [[streams]]
 id = "cam"
 source = "{src}"
@@ -239,10 +229,10 @@ stall_timeout_s = 1.0
 reconnect = {{ initial_s = 0.2, max_s = 0.5 }}
 outputs = [ {{ kind = "rtmp", url = "{out}" }} ]
 "#,
-        src = nginx.url("cam"),
-        out = nginx.url("out"),
-    ));
-    wait_for_port(http, LIVE);
+            src = nginx.url("cam"),
+            out = nginx.url("out"),
+        ),
+    );
     wait_streams(&nginx.url("out"), &["h264", "aac"]);
     // The camera goes away: the push keeps its audio track, filled with silence.
     drop(camera);
@@ -255,7 +245,7 @@ outputs = [ {{ kind = "rtmp", url = "{out}" }} ]
     assert_eq!(st["outputs"][0]["failures"], 0, "{st}");
     wait_streams(&nginx.url("out"), &["h264", "aac"]);
     // Back: sound and picture in sync again, on the same push.
-    let _camera = publish(&clip, &nginx.url("cam"));
+    let _camera = ffmpeg_publish_rtmp_file(&clip, &nginx.url("cam"));
     fg.wait_log("live frames are back", LIVE);
     av::measure(&nginx.url("out"), MEASURE_S).assert_in_sync(
         "rtmp push after NO SIGNAL",
@@ -273,21 +263,18 @@ fn chromium_hears_the_stream_over_webrtc_and_the_dashboard_unmutes_it() {
     let dir = tempfile::tempdir().unwrap();
     let clip = sync_clip(dir.path(), "obs.mkv", 120, &["-c:a", "aac"]);
     let nginx = Nginx::start();
-    let _obs = publish(&clip, &nginx.url("obs"));
-    let http = free_port();
-    let fg = Framegate::run(&format!(
-        r#"
-[server]
-http = "127.0.0.1:{http}"
-rtsp_port = 0
-
+    let _obs = ffmpeg_publish_rtmp_file(&clip, &nginx.url("obs"));
+    let (fg, http) = gateway(
+        0,
+        &format!(
+            r#"
 [[streams]]
 id = "obs"
 source = "{src}"
 "#,
-        src = nginx.url("obs"),
-    ));
-    wait_for_port(http, LIVE);
+            src = nginx.url("obs"),
+        ),
+    );
     wait_for("the stream's audio", LIVE, || {
         stream_status(http, "obs")["audio"]["source"]["codec"]
             .as_str()

@@ -109,12 +109,8 @@ fn measure_once(url: &str, secs: u32) -> Option<AvReport> {
         v.display(),
         a.display()
     );
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error", "-y"]);
-    if url.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
-    }
-    let mut child = cmd
+    let mut child = super::av_tool("ffmpeg", url)
+        .arg("-y")
         .args([
             "-t",
             &secs.to_string(),
@@ -196,12 +192,7 @@ fn onsets(values: &[(f64, f64)], threshold: f64) -> Vec<f64> {
 /// The codec of each stream ffprobe finds at `url` (`h264`, `aac`, `opus`, `pcm_alaw`, ...),
 /// with audio rates: `aac 48000 2`.
 pub fn streams(url: &str) -> Vec<String> {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args(["-v", "error"]);
-    if url.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
-    }
-    let out = cmd
+    let out = super::av_tool("ffprobe", url)
         .args([
             "-show_entries",
             "stream=codec_name,sample_rate,channels",

@@ -338,20 +338,21 @@ pub fn testsrc(size: &str) -> (Proc, u16) {
     (proc, port)
 }
 
-/// ffprobe's view of the first video stream at `url`: (codec, width, height, r_frame_rate).
-pub fn ffprobe(url: &str) -> Option<(String, u32, u32, String)> {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args([
-        "-v",
-        "error",
-        "-analyzeduration",
-        "1000000",
-        "-probesize",
-        "500000",
-    ]);
+/// An ffprobe (or ffmpeg, `tool`) command for `url`, quiet but for errors, reading RTSP over
+/// TCP as a player would.
+pub fn av_tool(tool: &str, url: &str) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.args(["-v", "error"]);
     if url.starts_with("rtsp://") {
         cmd.args(["-rtsp_transport", "tcp"]);
     }
+    cmd
+}
+
+/// ffprobe's view of the first video stream at `url`: (codec, width, height, r_frame_rate).
+pub fn ffprobe(url: &str) -> Option<(String, u32, u32, String)> {
+    let mut cmd = av_tool("ffprobe", url);
+    cmd.args(["-analyzeduration", "1000000", "-probesize", "500000"]);
     let out = cmd
         .args([
             "-select_streams",
@@ -567,11 +568,31 @@ pub fn ffmpeg_publish_rtmp(url: &str, size: &str) -> Proc {
     ffmpeg_publish_rtmp_from(url, &format!("testsrc2=size={size}:rate=25"), &[])
 }
 
+/// Publishes a clip to an RTMP URL in real time as OBS would: its H.264 and AAC copied.
+pub fn ffmpeg_publish_rtmp_file(clip: &Path, url: &str) -> Proc {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-re", "-i"])
+        .arg(clip)
+        .args(["-c", "copy", "-f", "flv", url]);
+    ffmpeg_quiet(cmd)
+}
+
+/// Starts an ffmpeg command with no input and its output thrown away.
+fn ffmpeg_quiet(mut cmd: Command) -> Proc {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg is not installed");
+    Proc(child)
+}
+
 /// Publishes an ffmpeg `lavfi` input to an RTMP URL in real time, H.264 as OBS sends it, with
 /// `extra` output arguments (a bitstream filter, say).
 pub fn ffmpeg_publish_rtmp_from(url: &str, input: &str, extra: &[&str]) -> Proc {
-    let child = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-f", "lavfi", "-i", input])
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-re", "-f", "lavfi", "-i", input])
         .args([
             "-c:v",
             "libx264",
@@ -585,11 +606,6 @@ pub fn ffmpeg_publish_rtmp_from(url: &str, input: &str, extra: &[&str]) -> Proc 
             "yuv420p",
         ])
         .args(extra)
-        .args(["-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ffmpeg is not installed");
-    Proc(child)
+        .args(["-f", "flv", url]);
+    ffmpeg_quiet(cmd)
 }
