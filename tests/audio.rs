@@ -188,10 +188,12 @@ outputs = [ {{ kind = "rtsp" }} ]
     );
     wait_streams(&nginx.url("out"), &["h264", "aac"]);
     av::measure(&nginx.url("out"), MEASURE_S).assert_in_sync("rtmp push", FLASHES, BOUND_MS);
-    // HLS (MPEG-TS) carries the AAC as it is, in sync.
-    let hls = format!("http://127.0.0.1:{http}/streams/obs/hls/index.m3u8");
-    wait_streams(&hls, &["h264", "aac"]);
-    av::measure(&hls, MEASURE_S).assert_in_sync("hls", FLASHES, BOUND_MS);
+    // HLS (MPEG-TS) and LL-HLS (fMP4, packaged by framegate) carry the AAC as it is, in sync.
+    for (name, path) in [("hls", "hls/index.m3u8"), ("ll-hls", "llhls/index.m3u8")] {
+        let url = format!("http://127.0.0.1:{http}/streams/obs/{path}");
+        wait_streams(&url, &["h264", "aac"]);
+        av::measure(&url, MEASURE_S).assert_in_sync(name, FLASHES, BOUND_MS);
+    }
     // No invented track: a test pattern, and a source whose audio is turned off.
     wait_streams(&format!("rtsp://127.0.0.1:{rtsp}/silent"), &["h264"]);
     wait_streams(&format!("rtsp://127.0.0.1:{rtsp}/muted"), &["h264"]);
@@ -257,7 +259,7 @@ outputs = [ {{ kind = "rtmp", url = "{out}" }} ]
 }
 
 #[test]
-fn chromium_hears_the_stream_over_webrtc_and_the_dashboard_unmutes_it() {
+fn chromium_hears_the_stream_over_webrtc_and_the_dashboard_unmutes_it_over_webrtc_and_llhls() {
     let _serial = serial();
     common::require_chromium();
     let dir = tempfile::tempdir().unwrap();
@@ -306,16 +308,26 @@ source = "{src}"
     let st = stream_status(http, "obs");
     assert_eq!(st["audio"]["transcodes"][0]["codec"], "opus", "{st}");
 
-    // The dashboard's large view: muted at first (autoplay), sound on with a click.
-    let r = common::run_browser_script(
-        "dashboard-sound.mjs",
-        &[&format!("http://127.0.0.1:{http}/"), "obs"],
-        &[],
-    );
-    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
-    assert_eq!(r["before"]["muted"], true, "{r}");
+    // The dashboard's large view: muted at first (autoplay), sound on with a click; over
+    // WebRTC, and over LL-HLS (hls.js), where the AAC is decoded along with the picture.
+    let dashboard = format!("http://127.0.0.1:{http}/");
+    let r = common::run_browser_script("dashboard-sound.mjs", &[&dashboard, "obs", "webrtc"], &[]);
+    assert_unmuted(&r);
     assert_eq!(r["before"]["audioTracks"], 1, "{r}");
     assert_eq!(r["before"]["trackLive"], true, "{r}");
+    let r = common::run_browser_script("dashboard-sound.mjs", &[&dashboard, "obs", "llhls"], &[]);
+    eprintln!("dashboard over LL-HLS: {r}");
+    assert_unmuted(&r);
+    let bytes = |when: &str| r[when]["audioBytes"].as_u64().unwrap();
+    assert!(bytes("after") > bytes("before"), "no audio decoded: {r}");
+    drop(fg);
+}
+
+/// The dashboard's sound test found the large view muted at first and playing with sound
+/// after the click, without a script error.
+fn assert_unmuted(r: &serde_json::Value) {
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["before"]["muted"], true, "{r}");
     assert_eq!(r["after"]["muted"], false, "{r}");
     assert_eq!(r["after"]["paused"], false, "{r}");
     assert!(
@@ -325,5 +337,4 @@ source = "{src}"
             .starts_with("Sound on"),
         "{r}"
     );
-    drop(fg);
 }

@@ -103,6 +103,7 @@ impl Stream {
         let llhls = Arc::new(LlHlsHub::new(
             id.clone(),
             fanout.clone(),
+            audio.clone(),
             config.encoder.keyframe_interval,
         ));
         let ice = IceSettings {

@@ -173,8 +173,8 @@ async function startLive(sel) {
   const transport = await live.start();
   if (selected !== sel || !transport) return;
   showVideo(true);
-  showSoundButton();
   stats.live = { transport, latencyMs: null };
+  showSoundButton();
   stats.videoShownMs.push(Math.round(performance.now() - sel.clickedAt));
   if (sel.ws) { sel.ws.reopen = null; sel.ws.close(); sel.ws = null; }
   renderDetails();
@@ -193,8 +193,12 @@ function showSoundButton() {
   const s = selected && streams.find((x) => x.id === selected.id);
   const video = $("#big-video");
   const playing = !video.classList.contains("waiting");
-  const hasAudio = !!(s && s.audio && s.audio.source) &&
-    !!(video.srcObject && video.srcObject.getAudioTracks && video.srcObject.getAudioTracks().length);
+  // WebRTC: the answer's audio track; LL-HLS carries the stream's sound (as AAC) whenever it
+  // has some.
+  const carried = video.srcObject
+    ? !!(video.srcObject.getAudioTracks && video.srcObject.getAudioTracks().length)
+    : stats.live.transport === "llhls";
+  const hasAudio = !!(s && s.audio && s.audio.source) && carried;
   video.muted = !soundOn;
   const b = $("#sound");
   b.hidden = !(playing && hasAudio);

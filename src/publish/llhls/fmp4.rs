@@ -1,8 +1,9 @@
-//! Fragmented MP4 (CMAF) for one H.264 video track: the initialisation segment (`ftyp` +
-//! `moov`) and fragments (`moof` + `mdat`), one per LL-HLS part. ISO/IEC 14496-12 boxes, the
+//! Fragmented MP4 (CMAF) for an H.264 video track and, when the stream has sound, an AAC
+//! track: the initialisation segment (`ftyp` + `moov`) and fragments (`moof` + `mdat`), one
+//! per LL-HLS part. ISO/IEC 14496-12 boxes, the
 //! few an fMP4 player reads.
 
-/// Media timescale: 90 kHz, as RTP and MPEG-TS.
+/// The video's timescale: 90 kHz, as RTP and MPEG-TS (the audio's is its sample rate).
 pub const TIMESCALE: u32 = 90_000;
 
 /// One access unit of a fragment.
@@ -10,9 +11,9 @@ pub const TIMESCALE: u32 = 90_000;
 pub struct Sample {
     /// NAL units, each with a 4-byte big-endian length (AVCC), no parameter sets.
     pub data: Vec<u8>,
-    /// Duration in [`TIMESCALE`] ticks.
+    /// Duration in its track's timescale.
     pub duration: u32,
-    /// A key frame (IDR): a player may start here.
+    /// A key frame (IDR), or an audio frame: a player may start here.
     pub key: bool,
 }
 
@@ -68,9 +69,30 @@ fn matrix(b: &mut Vec<u8>) {
     }
 }
 
-/// The initialisation segment for a track of `width` x `height` with these parameter sets
-/// (SPS and PPS NAL units without start codes).
-pub fn init_segment(width: u32, height: u32, sps: &[u8], pps: &[u8]) -> Vec<u8> {
+/// The AAC audio track of an initialisation segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioConfig {
+    /// Samples per second: the track's timescale.
+    pub rate: u32,
+    /// Channels.
+    pub channels: u32,
+    /// The AudioSpecificConfig (the caps' `codec_data`).
+    pub asc: Vec<u8>,
+}
+
+/// Track ids: the video, and the audio when there is some.
+pub const VIDEO_TRACK: u32 = 1;
+pub const AUDIO_TRACK: u32 = 2;
+
+/// The initialisation segment for a video track of `width` x `height` with these parameter
+/// sets (SPS and PPS NAL units without start codes), and an AAC track when `audio` is given.
+pub fn init_segment(
+    width: u32,
+    height: u32,
+    sps: &[u8],
+    pps: &[u8],
+    audio: Option<&AudioConfig>,
+) -> Vec<u8> {
     let mut b = Vec::with_capacity(1024);
     b.bx(b"ftyp", |b| {
         b.extend_from_slice(b"iso6");
@@ -90,41 +112,86 @@ pub fn init_segment(width: u32, height: u32, sps: &[u8], pps: &[u8]) -> Vec<u8> 
             b.zeros(10);
             matrix(b);
             b.zeros(24); // pre_defined
-            b.u32(2); // next track id
+            b.u32(if audio.is_some() { 3 } else { 2 }); // next track id
         });
+        let video = Track {
+            id: VIDEO_TRACK,
+            timescale: TIMESCALE,
+            size: (width, height),
+        };
+        video.trak(b, |b| avc1(b, width, height, sps, pps));
+        if let Some(a) = audio {
+            let track = Track {
+                id: AUDIO_TRACK,
+                timescale: a.rate,
+                size: (0, 0),
+            };
+            track.trak(b, |b| mp4a(b, a));
+        }
+        b.bx(b"mvex", |b| {
+            for id in std::iter::once(VIDEO_TRACK).chain(audio.map(|_| AUDIO_TRACK)) {
+                b.full(b"trex", 0, 0, |b| {
+                    b.u32(id);
+                    b.u32(1); // sample description index
+                    b.zeros(12); // default duration, size, flags: every fragment says its own
+                });
+            }
+        });
+    });
+    b
+}
+
+/// A track of the initialisation segment: video when it has a size, else sound.
+struct Track {
+    id: u32,
+    timescale: u32,
+    size: (u32, u32),
+}
+
+impl Track {
+    fn video(&self) -> bool {
+        self.size != (0, 0)
+    }
+
+    /// Its `trak`, with the sample entry that `entry` writes.
+    fn trak(&self, b: &mut Vec<u8>, entry: impl FnOnce(&mut Vec<u8>)) {
         b.bx(b"trak", |b| {
             b.full(b"tkhd", 0, 0x3, |b| {
                 b.u32(0);
                 b.u32(0);
-                b.u32(1); // track id
+                b.u32(self.id);
                 b.u32(0);
                 b.u32(0); // duration
                 b.zeros(8);
                 b.u16(0); // layer
                 b.u16(0); // alternate group
-                b.u16(0); // volume (video)
+                b.u16(if self.video() { 0 } else { 0x0100 }); // volume
                 b.u16(0);
                 matrix(b);
-                b.u32(width << 16);
-                b.u32(height << 16);
+                b.u32(self.size.0 << 16);
+                b.u32(self.size.1 << 16);
             });
             b.bx(b"mdia", |b| {
                 b.full(b"mdhd", 0, 0, |b| {
                     b.u32(0);
                     b.u32(0);
-                    b.u32(TIMESCALE);
+                    b.u32(self.timescale);
                     b.u32(0);
                     b.u16(0x55c4); // language "und"
                     b.u16(0);
                 });
                 b.full(b"hdlr", 0, 0, |b| {
                     b.u32(0);
-                    b.extend_from_slice(b"vide");
+                    b.extend_from_slice(if self.video() { b"vide" } else { b"soun" });
                     b.zeros(12);
                     b.extend_from_slice(b"framegate\0");
                 });
                 b.bx(b"minf", |b| {
-                    b.full(b"vmhd", 0, 1, |b| b.zeros(8));
+                    if self.video() {
+                        b.full(b"vmhd", 0, 1, |b| b.zeros(8));
+                    } else {
+                        b.full(b"smhd", 0, 0, |b| b.zeros(4)); // balance, reserved
+                    }
                     b.bx(b"dinf", |b| {
                         b.full(b"dref", 0, 0, |b| {
                             b.u32(1);
@@ -134,7 +201,7 @@ pub fn init_segment(width: u32, height: u32, sps: &[u8], pps: &[u8]) -> Vec<u8> 
                     b.bx(b"stbl", |b| {
                         b.full(b"stsd", 0, 0, |b| {
                             b.u32(1);
-                            avc1(b, width, height, sps, pps);
+                            entry(b);
                         });
                         // Empty sample tables: samples are in the fragments.
                         b.full(b"stts", 0, 0, |b| b.u32(0));
@@ -145,15 +212,40 @@ pub fn init_segment(width: u32, height: u32, sps: &[u8], pps: &[u8]) -> Vec<u8> 
                 });
             });
         });
-        b.bx(b"mvex", |b| {
-            b.full(b"trex", 0, 0, |b| {
-                b.u32(1); // track id
-                b.u32(1); // sample description index
-                b.zeros(12); // default duration, size, flags: every fragment says its own
-            });
+    }
+}
+
+/// The `mp4a` sample entry with its `esds` (ISO/IEC 14496-1 descriptors: the elementary
+/// stream, its decoder configuration, the AudioSpecificConfig).
+fn mp4a(b: &mut Vec<u8>, a: &AudioConfig) {
+    /// A descriptor: tag, one-byte size (these are all small), body.
+    fn descriptor(b: &mut Vec<u8>, tag: u8, body: &[u8]) {
+        b.u8(tag);
+        b.u8(body.len() as u8);
+        b.extend_from_slice(body);
+    }
+    // The AudioSpecificConfig is a few bytes; one longer than a one-byte size would be
+    // malformed, so it is cut (the packager takes none that long).
+    let asc = &a.asc[..a.asc.len().min(64)];
+    b.bx(b"mp4a", |b| {
+        b.zeros(6);
+        b.u16(1); // data reference index
+        b.zeros(8); // reserved
+        b.u16(a.channels.min(0xffff) as u16);
+        b.u16(16); // sample size
+        b.zeros(4); // pre_defined, reserved
+        b.u32(a.rate.min(0xffff) << 16); // 16.16; rates above say theirs in the ASC
+        b.full(b"esds", 0, 0, |b| {
+            let mut config = vec![0x40, 0x15]; // MPEG-4 audio; audio stream, upstream 0, 1
+            config.extend_from_slice(&[0, 0, 0]); // buffer size
+            config.extend_from_slice(&[0; 8]); // max and average bit rates: unknown
+            descriptor(&mut config, 0x05, asc);
+            let mut es = vec![0, AUDIO_TRACK as u8, 0]; // ES_ID, flags
+            descriptor(&mut es, 0x04, &config);
+            descriptor(&mut es, 0x06, &[0x02]); // SL config: predefined for MP4
+            descriptor(b, 0x03, &es);
         });
     });
-    b
 }
 
 /// The `avc1` sample entry with its `avcC` decoder configuration.
@@ -196,35 +288,53 @@ const DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
 const KEY_FLAGS: u32 = 0x0200_0000;
 const DELTA_FLAGS: u32 = 0x0101_0000;
 
-/// One fragment: `moof` (sequence number `seq`, decode time `base_time` in [`TIMESCALE`]
-/// ticks) and the `mdat` with the samples.
-pub fn fragment(seq: u32, base_time: u64, samples: &[Sample]) -> Vec<u8> {
-    let payload: usize = samples.iter().map(|s| s.data.len()).sum();
-    let mut b = Vec::with_capacity(payload + 100 + samples.len() * 12);
-    let mut offset_at = 0;
+/// The samples of one track in a fragment, from decode time `base_time` (in the track's
+/// timescale).
+pub struct Run<'a> {
+    /// Its track id.
+    pub track: u32,
+    /// Decode time of its first sample.
+    pub base_time: u64,
+    /// Its samples, back to back.
+    pub samples: &'a [Sample],
+}
+
+/// One fragment: `moof` (sequence number `seq`, a `traf` per run) and one `mdat` holding the
+/// runs' samples in order.
+pub fn fragment(seq: u32, runs: &[Run]) -> Vec<u8> {
+    let all = || runs.iter().flat_map(|r| r.samples);
+    let payload: usize = all().map(|s| s.data.len()).sum();
+    let mut b = Vec::with_capacity(payload + 100 * runs.len() + all().count() * 12);
+    let mut offsets_at = Vec::with_capacity(runs.len());
     b.bx(b"moof", |b| {
         b.full(b"mfhd", 0, 0, |b| b.u32(seq));
-        b.bx(b"traf", |b| {
-            b.full(b"tfhd", 0, DEFAULT_BASE_IS_MOOF, |b| b.u32(1));
-            b.full(b"tfdt", 1, 0, |b| b.u64(base_time));
-            b.full(b"trun", 0, TRUN_FLAGS, |b| {
-                b.u32(samples.len() as u32);
-                offset_at = b.len();
-                b.u32(0); // data offset, set below
-                for s in samples {
-                    b.u32(s.duration);
-                    b.u32(s.data.len() as u32);
-                    b.u32(if s.key { KEY_FLAGS } else { DELTA_FLAGS });
-                }
+        for run in runs {
+            b.bx(b"traf", |b| {
+                b.full(b"tfhd", 0, DEFAULT_BASE_IS_MOOF, |b| b.u32(run.track));
+                b.full(b"tfdt", 1, 0, |b| b.u64(run.base_time));
+                b.full(b"trun", 0, TRUN_FLAGS, |b| {
+                    b.u32(run.samples.len() as u32);
+                    offsets_at.push(b.len());
+                    b.u32(0); // data offset, set below
+                    for s in run.samples {
+                        b.u32(s.duration);
+                        b.u32(s.data.len() as u32);
+                        b.u32(if s.key { KEY_FLAGS } else { DELTA_FLAGS });
+                    }
+                });
             });
-        });
+        }
     });
-    // The first sample's bytes start right after the mdat header.
-    let data_offset = (b.len() + 8) as u32;
-    b[offset_at..offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    // Each run's bytes start where the previous run's end, the first right after the mdat
+    // header.
+    let mut data_offset = b.len() + 8;
+    for (run, at) in runs.iter().zip(offsets_at) {
+        b[at..at + 4].copy_from_slice(&(data_offset as u32).to_be_bytes());
+        data_offset += run.samples.iter().map(|s| s.data.len()).sum::<usize>();
+    }
     b.u32((payload + 8) as u32);
     b.extend_from_slice(b"mdat");
-    for s in samples {
+    for s in all() {
         b.extend_from_slice(&s.data);
     }
     b
@@ -251,11 +361,24 @@ mod tests {
         out
     }
 
+    /// The data offset of the `n`th `trun` of a fragment.
+    fn data_offset(f: &[u8], n: usize) -> usize {
+        let pos = f
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"trun")
+            .nth(n)
+            .unwrap()
+            .0;
+        u32::from_be_bytes(f[pos + 12..pos + 16].try_into().unwrap()) as usize
+    }
+
     #[test]
     fn boxes_nest_with_consistent_sizes() {
-        let init = init_segment(640, 360, &[0x67, 0x42, 0xc0, 0x1e, 1, 2], &[0x68, 3]);
+        let init = init_segment(640, 360, &[0x67, 0x42, 0xc0, 0x1e, 1, 2], &[0x68, 3], None);
         let top: Vec<_> = boxes(&init).into_iter().map(|(k, _)| k).collect();
         assert_eq!(top, ["ftyp", "moov"]);
+        assert_eq!(init.windows(4).filter(|w| *w == b"trak").count(), 1);
         let samples = [
             Sample {
                 data: vec![0, 0, 0, 2, 0x65, 1],
@@ -268,14 +391,72 @@ mod tests {
                 key: false,
             },
         ];
-        let f = fragment(7, 90_000, &samples);
+        let run = Run {
+            track: VIDEO_TRACK,
+            base_time: 90_000,
+            samples: &samples,
+        };
+        let f = fragment(7, &[run]);
         let top = boxes(&f);
         assert_eq!(top[0].0, "moof");
         assert_eq!(top[1], ("mdat".to_string(), 8 + 11));
         // The data offset points at the first sample.
-        let moof = &f[..top[0].1];
-        let pos = moof.windows(4).position(|w| w == b"trun").unwrap();
-        let offset = u32::from_be_bytes(moof[pos + 12..pos + 16].try_into().unwrap()) as usize;
+        let offset = data_offset(&f, 0);
         assert_eq!(&f[offset..offset + 6], &samples[0].data[..]);
+    }
+
+    #[test]
+    fn a_sound_track_gets_its_own_trak_and_traf() {
+        let aac = AudioConfig {
+            rate: 48_000,
+            channels: 2,
+            asc: vec![0x11, 0x90],
+        };
+        let init = init_segment(640, 360, &[0x67, 0x42, 0xc0, 0x1e], &[0x68, 3], Some(&aac));
+        boxes(&init);
+        assert_eq!(init.windows(4).filter(|w| *w == b"trak").count(), 2);
+        assert_eq!(init.windows(4).filter(|w| *w == b"trex").count(), 2);
+        for kind in [b"soun", b"smhd", b"mp4a", b"esds"] {
+            assert!(init.windows(4).any(|w| w == kind), "{kind:?}");
+        }
+        // The decoder-specific info carries the AudioSpecificConfig.
+        assert!(init.windows(4).any(|w| w == [0x05, 2, 0x11, 0x90]));
+        let video = [Sample {
+            data: vec![0, 0, 0, 2, 0x65, 1],
+            duration: 3600,
+            key: true,
+        }];
+        let audio = [
+            Sample {
+                data: vec![0xa1, 0xa2, 0xa3],
+                duration: 1024,
+                key: true,
+            },
+            Sample {
+                data: vec![0xb1],
+                duration: 1024,
+                key: true,
+            },
+        ];
+        let f = fragment(
+            1,
+            &[
+                Run {
+                    track: VIDEO_TRACK,
+                    base_time: 0,
+                    samples: &video,
+                },
+                Run {
+                    track: AUDIO_TRACK,
+                    base_time: 0,
+                    samples: &audio,
+                },
+            ],
+        );
+        let top = boxes(&f);
+        assert_eq!(top[1], ("mdat".to_string(), 8 + 6 + 4));
+        let (v, a) = (data_offset(&f, 0), data_offset(&f, 1));
+        assert_eq!(&f[v..v + 6], &video[0].data[..]);
+        assert_eq!(&f[a..a + 4], &[0xa1, 0xa2, 0xa3, 0xb1]);
     }
 }

@@ -3,10 +3,14 @@
 //!
 //! ```text
 //! fan-out ─▶ LlHlsSink ─▶ Packager: Annex B → fMP4 fragment per part, segments at key frames
-//!                            │ (newest six segments in memory)
+//! AAC ─────▶ LlHlsSink ─▶    │ (the audio frames of each part in the same fragment;
+//!                            │  newest six segments in memory)
 //!                            └─▶ index.m3u8 (EXT-X-PART, EXT-X-PRELOAD-HINT), init.mp4,
 //!                                seg{N}.m4s, part{N}.{i}.m4s
 //! ```
+//! The sound is the source's AAC as it is, or the stream's one AAC transcode of any other
+//! codec. An output started before the source's sound came takes it when it comes (the
+//! packager starts over with a new initialisation segment, `init{N}.mp4`).
 //! Started by the first request, stopped after [`IDLE`] without one. A playlist request with
 //! `_HLS_msn` / `_HLS_part` is held until that segment or part exists (blocking reload), and a
 //! request for the part being built (the preload hint) is held until it is complete, so a
@@ -23,10 +27,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::audio::{AudioCodec, AudioFormat, AudioTrack};
 use crate::config::StreamId;
 use crate::supervise::lock;
 
 use super::fanout::{EncodedSink, Fanout, Offer};
+use fmp4::AudioConfig;
 use packager::{Packager, Pushed};
 
 /// An LL-HLS output nobody asked for this long stops.
@@ -39,8 +45,8 @@ const FIRST_PART: Duration = Duration::from_secs(10);
 pub enum LlHlsFile {
     /// `index.m3u8`
     Playlist,
-    /// `init.mp4`
-    Init,
+    /// `init.mp4`, and `init{N}.mp4` after `N` restarts
+    Init(u64),
     /// `seg{msn}.m4s`
     Segment(u64),
     /// `part{msn}.{index}.m4s`
@@ -53,8 +59,14 @@ impl LlHlsFile {
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         match name {
             "index.m3u8" => Some(Self::Playlist),
-            "init.mp4" => Some(Self::Init),
+            "init.mp4" => Some(Self::Init(0)),
             _ => {
+                if let Some(n) = name
+                    .strip_prefix("init")
+                    .and_then(|r| r.strip_suffix(".mp4"))
+                {
+                    return digits(n).then(|| n.parse().ok().map(Self::Init))?;
+                }
                 let stem = name.strip_suffix(".m4s")?;
                 if let Some(n) = stem.strip_prefix("seg") {
                     return digits(n).then(|| n.parse().ok().map(Self::Segment))?;
@@ -86,9 +98,9 @@ pub struct LlHls {
 }
 
 impl LlHls {
-    fn new(keyframe_interval: u32) -> Self {
+    fn new(keyframe_interval: u32, expect_audio: bool) -> Self {
         Self {
-            packager: Mutex::new(Packager::new(keyframe_interval)),
+            packager: Mutex::new(Packager::new(keyframe_interval, expect_audio)),
             changed: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -142,7 +154,13 @@ impl LlHls {
     pub async fn file(&self, file: LlHlsFile) -> Result<Bytes, LlHlsError> {
         match file {
             LlHlsFile::Playlist => Err(LlHlsError::NotFound),
-            LlHlsFile::Init => lock(&self.packager).init().ok_or(LlHlsError::NotFound),
+            LlHlsFile::Init(generation) => {
+                let p = lock(&self.packager);
+                (p.restarts == generation)
+                    .then(|| p.init())
+                    .flatten()
+                    .ok_or(LlHlsError::NotFound)
+            }
             LlHlsFile::Segment(msn) => lock(&self.packager)
                 .segment(msn)
                 .ok_or(LlHlsError::NotFound),
@@ -198,12 +216,47 @@ impl LlHls {
             self.changed.send_modify(|n| *n += 1);
         }
     }
+
+    fn push_audio(&self, sample: &gst::Sample) {
+        let (Some(buffer), Some(config)) = (sample.buffer(), sample.caps().and_then(aac_config))
+        else {
+            return;
+        };
+        let Ok(map) = buffer.map_readable() else {
+            return;
+        };
+        let pts = buffer.pts().map(gst::ClockTime::nseconds);
+        let duration = buffer.duration().map(gst::ClockTime::nseconds);
+        lock(&self.packager).push_audio(pts, duration, &map, &config);
+    }
 }
 
-/// The fan-out's feed into a packager: packaging is a copy per access unit, done in place.
+/// The configuration of raw AAC caps with their AudioSpecificConfig; `None` for any other
+/// audio (or an implausible configuration: more than 64 bytes, no rate or channels, a rate
+/// above 96 kHz).
+fn aac_config(caps: &gst::CapsRef) -> Option<AudioConfig> {
+    let format = AudioFormat::from_caps(caps)?;
+    let s = caps.structure(0)?;
+    if format.codec != AudioCodec::Aac || s.get::<&str>("stream-format").ok()? != "raw" {
+        return None;
+    }
+    let asc = s.get::<gst::Buffer>("codec_data").ok()?;
+    let asc = asc.map_readable().ok()?.to_vec();
+    // AAC runs at 96 kHz at most.
+    let plausible = !asc.is_empty() && asc.len() <= 64 && format.rate <= 96_000;
+    plausible.then_some(AudioConfig {
+        rate: format.rate,
+        channels: format.channels,
+        asc,
+    })
+}
+
+/// A fan-out's feed into a packager, video or sound: packaging is a copy per access unit,
+/// done in place.
 struct LlHlsSink {
     name: String,
     out: Weak<LlHls>,
+    audio: bool,
 }
 
 impl EncodedSink for LlHlsSink {
@@ -213,6 +266,10 @@ impl EncodedSink for LlHlsSink {
 
     fn offer(&self, sample: &gst::Sample) -> Offer {
         match self.out.upgrade() {
+            Some(out) if self.audio => {
+                out.push_audio(sample);
+                Offer::Taken
+            }
             Some(out) => {
                 out.push(sample);
                 Offer::Taken
@@ -226,6 +283,7 @@ impl EncodedSink for LlHlsSink {
 pub struct LlHlsHub {
     stream: StreamId,
     fanout: Arc<Fanout>,
+    audio: Arc<AudioTrack>,
     keyframe_interval: u32,
     running: Mutex<Option<Running>>,
 }
@@ -233,15 +291,32 @@ pub struct LlHlsHub {
 struct Running {
     out: Arc<LlHls>,
     sink: Arc<dyn EncodedSink>,
+    /// The source's sound format the output last followed (tried once per format).
+    followed: Option<AudioFormat>,
+    audio: Option<AudioFeed>,
     last_request: Instant,
 }
 
+/// The sound fed into a running output: its fan-out (the source's or a transcode's) and the
+/// feed.
+struct AudioFeed {
+    fanout: Arc<Fanout>,
+    sink: Arc<dyn EncodedSink>,
+}
+
 impl LlHlsHub {
-    /// A hub for a stream's fan-out and its encoder's key frame interval (frames).
-    pub fn new(stream: StreamId, fanout: Arc<Fanout>, keyframe_interval: u32) -> Self {
+    /// A hub for a stream's fan-out, its audio track and its encoder's key frame interval
+    /// (frames).
+    pub fn new(
+        stream: StreamId,
+        fanout: Arc<Fanout>,
+        audio: Arc<AudioTrack>,
+        keyframe_interval: u32,
+    ) -> Self {
         Self {
             stream,
             fanout,
+            audio,
             keyframe_interval,
             running: Mutex::new(None),
         }
@@ -251,24 +326,61 @@ impl LlHlsHub {
     pub fn get(&self) -> Arc<LlHls> {
         let mut running = lock(&self.running);
         let r = running.get_or_insert_with(|| {
-            let out = Arc::new(LlHls::new(self.keyframe_interval));
+            let expect_audio = self.audio.format().is_some();
+            let out = Arc::new(LlHls::new(self.keyframe_interval, expect_audio));
             let sink: Arc<dyn EncodedSink> = Arc::new(LlHlsSink {
                 name: format!("llhls {}", self.stream),
                 out: Arc::downgrade(&out),
+                audio: false,
             });
             self.fanout.add(sink.clone());
             tracing::info!(stream = %self.stream, "LL-HLS output started");
-            Running {
+            let mut r = Running {
                 out,
                 sink,
+                followed: None,
+                audio: None,
                 last_request: Instant::now(),
-            }
+            };
+            self.follow_audio(&mut r);
+            r
         });
         r.last_request = Instant::now();
         r.out.clone()
     }
 
-    /// Stops the output when nobody asked for it for a while (called periodically).
+    /// Feeds the output the stream's sound as AAC: from when it appears, and again when the
+    /// source's format changes.
+    fn follow_audio(&self, r: &mut Running) {
+        let source = self.audio.format();
+        if r.followed == source {
+            return;
+        }
+        r.followed = source;
+        if let Some(old) = r.audio.take() {
+            old.fanout.remove(&old.sink);
+        }
+        let Some(feed) = self
+            .audio
+            .feed(|f| f.codec == AudioCodec::Aac, AudioCodec::Aac)
+        else {
+            return;
+        };
+        lock(&r.out.packager).expect_audio();
+        let sink: Arc<dyn EncodedSink> = Arc::new(LlHlsSink {
+            name: format!("llhls {} audio", self.stream),
+            out: Arc::downgrade(&r.out),
+            audio: true,
+        });
+        feed.fanout.add(sink.clone());
+        r.audio = Some(AudioFeed {
+            fanout: feed.fanout,
+            sink,
+        });
+    }
+
+    /// Stops the output when nobody asked for it for a while, and keeps its sound following
+    /// the source's (called periodically).
     pub fn stop_if_idle(&self) {
         let mut running = lock(&self.running);
         if running
@@ -277,7 +389,12 @@ impl LlHlsHub {
             && let Some(r) = running.take()
         {
             self.fanout.remove(&r.sink);
+            if let Some(a) = r.audio {
+                a.fanout.remove(&a.sink);
+            }
             tracing::info!(stream = %self.stream, "LL-HLS output stopped (no viewer)");
+        } else if let Some(r) = running.as_mut() {
+            self.follow_audio(r);
         }
     }
 }
@@ -289,7 +406,8 @@ mod tests {
     #[test]
     fn only_its_own_file_names_are_taken() {
         assert_eq!(LlHlsFile::parse("index.m3u8"), Some(LlHlsFile::Playlist));
-        assert_eq!(LlHlsFile::parse("init.mp4"), Some(LlHlsFile::Init));
+        assert_eq!(LlHlsFile::parse("init.mp4"), Some(LlHlsFile::Init(0)));
+        assert_eq!(LlHlsFile::parse("init3.mp4"), Some(LlHlsFile::Init(3)));
         assert_eq!(LlHlsFile::parse("seg42.m4s"), Some(LlHlsFile::Segment(42)));
         assert_eq!(
             LlHlsFile::parse("part42.3.m4s"),
@@ -304,6 +422,9 @@ mod tests {
             "../init.mp4",
             "seg1.ts",
             "seg99999999999999999999999.m4s",
+            "init-1.mp4",
+            "init.m4s",
+            "initx.mp4",
         ] {
             assert_eq!(LlHlsFile::parse(bad), None, "{bad}");
         }

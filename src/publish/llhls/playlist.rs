@@ -24,9 +24,19 @@ pub fn render(p: &Packager) -> Option<String> {
         "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:{target}\n\
          #EXT-X-PART-INF:PART-TARGET={part_target:.3}\n\
          #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}\n\
-         #EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+         #EXT-X-MEDIA-SEQUENCE:{}\n",
         3.0 * part_target,
         first.msn,
+    );
+    // After a start over (new parameter sets or sound) the older segments are gone: the
+    // discontinuities before the first listed segment are the restarts.
+    if p.restarts > 0 {
+        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", p.restarts);
+    }
+    let _ = writeln!(
+        out,
+        "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"{}\"",
+        p.init_name()
     );
     // Where the parts start being listed: from the end back over three target durations.
     let mut from_end = 0.0;
@@ -111,7 +121,7 @@ mod tests {
     use super::*;
 
     fn packager(frames: u64) -> Packager {
-        let mut p = Packager::new(25);
+        let mut p = Packager::new(25, false);
         for i in 0..frames {
             let key = i % 25 == 0;
             let au: &[u8] = if key {
