@@ -338,3 +338,53 @@ fn assert_unmuted(r: &serde_json::Value) {
         "{r}"
     );
 }
+
+#[test]
+fn process_writes_the_input_sound_into_the_mp4_in_sync() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // AAC in MP4 goes in as it is; G.711 in Matroska is transcoded to AAC. The meter reads
+    // sound in windows of 240 samples: 5 ms at 48 kHz, 30 ms at G.711's 8 kHz, which bounds
+    // how exactly the input's offset is known.
+    for (name, audio, tolerance_ms) in [
+        ("aac.mp4", &["-c:a", "aac"][..], 5.0),
+        (
+            "pcma.mkv",
+            &["-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1"][..],
+            15.0,
+        ),
+    ] {
+        let input = sync_clip(dir.path(), name, 10, audio);
+        let output = dir.path().join(format!("{name}.out.mp4"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_framegate"))
+            .args(["process", "--processor", "overlay", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = output.to_str().unwrap();
+        let streams = av::streams(path);
+        assert!(
+            streams.iter().any(|s| s.starts_with("h264"))
+                && streams.iter().any(|s| s.starts_with("aac")),
+            "{name}: {streams:?}"
+        );
+        // As in sync as the input was (both measured the same way).
+        let (before, after) = (
+            av::measure(input.to_str().unwrap(), 8),
+            av::measure(path, 8),
+        );
+        after.assert_in_sync(&format!("process {name}"), 7, BOUND_MS);
+        let moved = after.median().unwrap() - before.median().unwrap();
+        assert!(
+            moved.abs() <= tolerance_ms,
+            "{name}: the offset moved by {moved:.1} ms ({before:?} → {after:?})"
+        );
+    }
+}

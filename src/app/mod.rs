@@ -3,6 +3,7 @@
 
 mod arenas;
 mod check;
+mod file_audio;
 mod probe;
 mod process_file;
 mod run;

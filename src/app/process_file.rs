@@ -1,6 +1,6 @@
 //! `framegate process`: the live path (decode → processors → encode) run over a file as fast as
-//! the machine allows, with no frame dropped, written to an MP4 (or, for a `.y4m` name, the
-//! processed frames unencoded).
+//! the machine allows, with no frame dropped, written to an MP4 with the input's sound (or, for
+//! a `.y4m` name, the processed frames unencoded).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,8 @@ use crate::encode::{EncodeSink, Encoder};
 use crate::frame::{Frame, FrameMeta};
 use crate::ingest::{Ingest, IngestOptions};
 use crate::process::Chain;
+
+use super::file_audio;
 
 /// What to process and how.
 pub struct ProcessArgs {
@@ -52,14 +54,18 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         anyhow::bail!("input {} is not a readable file", args.input.display());
     }
     let started = Instant::now();
+    let cut = file_audio::Cut::default();
     let encoder = Arc::new(
-        Encoder::start(&args.encoder, output_sink(&args.output), false)
+        Encoder::start(&args.encoder, output_sink(args, &cut)?, false)
             .context("starting the encoder")?,
     );
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Where the picture ends (the last frame's end), where the sound is cut.
+    let video_end: Arc<Mutex<Option<gst::ClockTime>>> = Arc::default();
     let on_frame = {
         let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
+        let video_end = video_end.clone();
         let mut chain = Chain::from_config(&args.processors, &args.models, &Default::default());
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
         move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
@@ -73,6 +79,10 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
                 tracing::warn!(processor = name, frame = seq, "processor failed: {e:#}");
             }
             let (buffer, info, _) = frame.into_parts();
+            if let (Some(pts), Ok(mut end)) = (buffer.pts(), video_end.lock()) {
+                let frame_end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+                *end = Some(end.map_or(frame_end, |e| e.max(frame_end)));
+            }
             if let Err(e) = encoder.push(buffer, &info, None)
                 && let Ok(mut f) = failure.lock()
             {
@@ -136,6 +146,9 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     if let Some(f) = failure.lock().ok().and_then(|f| f.clone()) {
         anyhow::bail!(f);
     }
+    if let Some(end) = video_end.lock().ok().and_then(|e| *e) {
+        cut.at(end);
+    }
     encoder
         .finish(Duration::from_secs(120))
         .with_context(|| format!("writing {}", args.output.display()))?;
@@ -145,16 +158,24 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     })
 }
 
-/// An MP4, or raw frames when the name ends in `.y4m`.
-fn output_sink(path: &std::path::Path) -> EncodeSink {
+/// An MP4 with the input's sound (when it has some), or raw frames when the name ends in
+/// `.y4m`.
+fn output_sink(args: &ProcessArgs, cut: &file_audio::Cut) -> Result<EncodeSink> {
+    let path = &args.output;
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("y4m"))
     {
-        EncodeSink::Y4m(path.to_path_buf())
-    } else {
-        EncodeSink::Mp4(path.to_path_buf())
+        return Ok(EncodeSink::Y4m(path.clone()));
     }
+    let audio = match file_audio::probe(&args.input)? {
+        Some(caps) => {
+            tracing::info!("the input's sound ({caps}) goes into the MP4");
+            Some(file_audio::branch(&args.input, &caps, cut)?.upcast())
+        }
+        None => None,
+    };
+    Ok(EncodeSink::Mp4(path.clone(), audio))
 }
 
 /// Runs `f` when dropped.

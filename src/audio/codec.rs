@@ -101,6 +101,15 @@ pub fn target_rate(target: AudioCodec, rate: u32) -> u32 {
     }
 }
 
+/// The encoder's priming, nanoseconds: its first frame holds this much silence before the
+/// first sample in, and its times do not say so (avenc_aac: 1024 samples).
+pub fn encoder_priming_ns(target: AudioCodec, rate: u32) -> u64 {
+    match target {
+        AudioCodec::Aac if rate > 0 => 1024 * 1_000_000_000 / u64::from(rate),
+        _ => 0,
+    }
+}
+
 /// Whether an Opus encoder can run at `rate` without resampling.
 pub fn opus_rate(rate: u32) -> bool {
     OPUS_RATES.contains(&rate)

@@ -30,7 +30,8 @@ use crate::publish::Fanout;
 use crate::supervise::lock;
 
 pub use codec::{
-    AudioCodec, AudioFormat, decodebin_stop_caps, is_audio, opus_rate, rtp_encoding_carried,
+    AudioCodec, AudioFormat, decodebin_stop_caps, encoder_priming_ns, is_audio, opus_rate,
+    rtp_encoding_carried, target_rate,
 };
 pub use silence::SilentFrame;
 pub use timeline::{AudioTimeline, Dropped, Placed};

@@ -87,12 +87,7 @@ impl Transcoder {
         gst::Element::link_many(rest)
             .with_context(|| format!("{encoder_name} cannot encode {rate} Hz"))?;
         link_new_pads(&decode, &convert, PadFilter::Any);
-        // The encoder's priming: its first frame holds this much silence before the first
-        // sample in, and its times do not say so (avenc_aac: 1024 samples).
-        let priming = match target {
-            AudioCodec::Aac => 1024 * 1_000_000_000 / u64::from(rate),
-            _ => 0,
-        };
+        let priming = super::codec::encoder_priming_ns(target, rate);
         {
             let out = out.clone();
             sink.set_callbacks(

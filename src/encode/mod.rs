@@ -6,6 +6,7 @@
 //!        → x264enc (zerolatency) | nvh264enc → h264parse (SPS/PPS with every key frame)
 //!        → appsink (byte-stream, one access unit per buffer) → fan-out
 //!        | mp4mux → filesink                                  (file mode)
+//!            ▲ audio_0: the input file's sound (`framegate process`)
 //! ```
 //! The output size is fixed by the first frame: a source that comes back at another size is
 //! scaled into it, so viewers never see the stream renegotiate.
@@ -34,8 +35,8 @@ pub enum EncodeSink {
     /// Every encoded access unit is handed to a callback, with the time the frame spent in the
     /// encoder.
     Samples(Box<dyn FnMut(gst::Sample, Option<Duration>) + Send>),
-    /// An MP4 file.
-    Mp4(std::path::PathBuf),
+    /// An MP4 file, with the sound that the element's `src` pad gives when there is one.
+    Mp4(std::path::PathBuf, Option<gst::Element>),
     /// A Y4M file of the raw frames (no encoding).
     Y4m(std::path::PathBuf),
 }
@@ -158,12 +159,23 @@ impl Encoder {
                 pipeline.add(&file)?;
                 parse.link(&file)?;
             }
-            EncodeSink::Mp4(path) => {
+            EncodeSink::Mp4(path, audio) => {
                 let mux = make("mp4mux")?;
                 let file = make("filesink")?;
                 file.set_property("location", path_str(&path)?);
                 pipeline.add_many([&mux, &file])?;
                 gst::Element::link_many([&parse, &mux, &file])?;
+                if let Some(audio) = audio {
+                    pipeline.add(&audio)?;
+                    let pad = mux
+                        .request_pad_simple("audio_%u")
+                        .context("mp4mux gave no audio pad")?;
+                    audio
+                        .static_pad("src")
+                        .context("the sound source has no src pad")?
+                        .link(&pad)
+                        .context("linking the sound to mp4mux")?;
+                }
             }
         }
         let mut state = PushState::default();

@@ -74,7 +74,7 @@ impl Ingest {
             .build();
         pipeline.add_many([&convert, sink.upcast_ref()])?;
         convert.link(&sink)?;
-        install_frame_callback(&sink, &info, on_frame);
+        install_frame_callback(&sink, &info, opts.lossless, on_frame);
 
         let outs = Outs {
             pipeline: pipeline.downgrade(),
@@ -129,6 +129,7 @@ impl Drop for Ingest {
 fn install_frame_callback(
     sink: &gst_app::AppSink,
     info: &Arc<Mutex<SourceInfo>>,
+    running_times: bool,
     mut on_frame: impl FnMut(gst::Buffer, &gst_video::VideoInfo) + Send + 'static,
 ) {
     let info = info.clone();
@@ -154,13 +155,26 @@ fn install_frame_callback(
                     }
                     current = Some((caps.to_owned(), vi));
                 }
-                let (Some(buffer), Some((_, vi))) = (sample.buffer_owned(), current.as_ref())
+                let (Some(mut buffer), Some((_, vi))) = (sample.buffer_owned(), current.as_ref())
                 else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
+                let segment = sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned())
+                    .filter(|_| running_times);
                 // Drop the sample first: the buffer then has one reference fewer, so a
                 // processor drawing on it copies only when the decoder still holds it.
                 drop(sample);
+                if let Some(segment) = segment {
+                    let b = buffer.make_mut();
+                    let (pts, dts) = (
+                        b.pts().and_then(|t| segment.to_running_time(t)),
+                        b.dts().and_then(|t| segment.to_running_time(t)),
+                    );
+                    b.set_pts(pts);
+                    b.set_dts(dts);
+                }
                 on_frame(buffer, vi);
                 Ok(gst::FlowSuccess::Ok)
             })
