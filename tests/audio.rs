@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::av::{self, sync_clip};
@@ -70,6 +71,10 @@ fn camera_audio_reaches_rtsp_and_rtmp_outputs_in_sync() {
     );
     cams.add_clip("/opus", &opus, "opusparse ! rtpopuspay");
     let nginx = Nginx::start();
+    // A RECORD server the Opus camera is pushed on to, writing what it gets to a file.
+    let recorded = dir.path().join("pushed.mkv");
+    let (record, pushed_frames) =
+        TestRtspServer::record_av("/in", ("rtpopusdepay", "opusparse"), &recorded);
     let rtsp = free_port();
     let (fg, http) = gateway(
         rtsp,
@@ -89,13 +94,14 @@ outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtmp", url = "{out_pcma}" }} ]
 [[streams]]
 id = "opus"
 source = "{opus_url}"
-outputs = [ {{ kind = "rtsp" }} ]
+outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtsp-push", url = "{push}" }} ]
 "#,
             aac_url = cams.url("/aac"),
             pcma_url = cams.url("/pcma"),
             opus_url = cams.url("/opus"),
             out_aac = nginx.url("out-aac"),
             out_pcma = nginx.url("out-pcma"),
+            push = record.url("/in"),
         ),
     );
     let out = |id: &str| format!("rtsp://127.0.0.1:{rtsp}/{id}");
@@ -129,6 +135,27 @@ outputs = [ {{ kind = "rtsp" }} ]
     for (what, report) in &reports {
         report.assert_in_sync(what, FLASHES, BOUND_MS);
     }
+    // The RTSP push carries the Opus as it is, from its first connection (it waited for the
+    // stream's sound to be known): the server got one publish, in sync.
+    wait_for("10 s pushed to the RECORD server", LIVE, || {
+        (pushed_frames.load(Ordering::Relaxed) >= 250).then_some(())
+    });
+    let file = recorded.to_str().unwrap();
+    assert_eq!(
+        av::streams(file)
+            .iter()
+            .filter_map(|s| s.split(' ').next())
+            .collect::<Vec<_>>(),
+        ["h264", "opus"]
+    );
+    av::measure(file, MEASURE_S).assert_in_sync("rtsp push opus", FLASHES, BOUND_MS);
+    let st = stream_status(http, "opus");
+    assert_eq!(st["outputs"][1]["failures"], 0, "{st}");
+    assert_eq!(st["outputs"][1]["audio"]["mode"], "passthrough", "{st}");
+    assert!(
+        !fg.log().contains("reconnecting to send it"),
+        "a push output connected before the stream's sound was known"
+    );
 
     // Status: the source's format, and what each output sends.
     let st = stream_status(http, "pcma");

@@ -83,6 +83,11 @@ fn check_names_line_and_field_of_each_mistake() {
             "missing field `source`",
         ),
         (
+            GOOD.replace("id = \"cam0\"", "id = \"cam0\"\naudio = \"loud\""),
+            ":6:",
+            "unknown variant `loud`, expected `auto` or `off`",
+        ),
+        (
             GOOD.replace("bitrate_kbps = 2000", "bitrate_kbps = 5"),
             ":5:",
             "encoder.bitrate_kbps = 5 is out of range",

@@ -244,6 +244,24 @@ fn hostile_numbers_are_refused_named_and_never_saved() {
             "{field}: {detail}"
         );
     }
+    // Strings and types a field does not take: named, refused, nothing started.
+    for (field, value) in [
+        ("audio", json!("loud")),
+        ("audio", json!(1)),
+        ("audio", json!("AUTO ")),
+    ] {
+        let mut body = base();
+        body[field] = value.clone();
+        let r = request(&addr, "POST", "/api/streams", Some(&body.to_string()), None);
+        assert!(
+            r.status == 400 || r.status == 422,
+            "{field} = {value}: {} {}",
+            r.status,
+            r.body
+        );
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains(field), "{field} = {value}: {detail}");
+    }
     assert_eq!(
         request(&addr, "GET", "/api/streams/hostile", None, None).status,
         404

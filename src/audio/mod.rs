@@ -43,6 +43,8 @@ const OFFSET_STEP: u128 = 8_000_000;
 const OFFSET_JUMP: u128 = 60_000_000;
 /// The average's weight: each frame moves it by 1/this of its difference (about 1 s at 25 fps).
 const OFFSET_SMOOTHING: i128 = 25;
+/// How long after the first live video frame a source without audio is taken to have none.
+pub const AUDIO_SETTLES: Duration = Duration::from_secs(1);
 /// A transcode without outputs for this long is stopped.
 const TRANSCODE_IDLE: Duration = Duration::from_secs(5);
 
@@ -128,6 +130,8 @@ struct State {
     format: Option<AudioFormat>,
     caps: Option<gst::Caps>,
     anchor: Option<Anchor>,
+    /// When the first live video frame was placed.
+    first_live: Option<Instant>,
     /// The average of the video frames' offsets.
     offset_avg: i128,
     timeline: AudioTimeline,
@@ -283,6 +287,18 @@ impl AudioTrack {
             clock,
             at: Instant::now(),
         });
+        s.first_live.get_or_insert_with(Instant::now);
+    }
+
+    /// Whether the stream's audio is known: its format came, or the source has sent live
+    /// video for [`AUDIO_SETTLES`] without any (or the stream carries none). A push output
+    /// waits for this before it first connects, so that the server gets both tracks at once.
+    pub fn settled(&self) -> bool {
+        let s = lock(&self.state);
+        !self.enabled()
+            || s.format.is_some()
+            || s.ignored.is_some()
+            || s.first_live.is_some_and(|t| t.elapsed() >= AUDIO_SETTLES)
     }
 
     /// The encoder restarted: a new clock, a new timeline.

@@ -34,6 +34,9 @@ const PUSH_QUEUE_FRAMES: u64 = 25;
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How long a stopping output waits for end-of-stream to reach the server.
 const EOS_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The longest the first connection waits for the stream's audio to be known (a source that
+/// is down at start).
+const AUDIO_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -185,6 +188,15 @@ impl Worker<'_> {
 
     fn run(&self) {
         let mut backoff = Backoff::from_secs(self.cfg.retry_initial_s, self.cfg.retry_max_s);
+        // The first connection waits (a while at most) until the stream's audio is known: a
+        // server that takes one publish per stream then gets both tracks at once, not a
+        // video-only stream replaced a moment later.
+        let until = Instant::now() + AUDIO_WAIT;
+        while !self.audio.settled() && Instant::now() < until {
+            if self.stop.wait(Duration::from_millis(20)) {
+                return;
+            }
+        }
         while !self.stop.is_set() {
             let started = Instant::now();
             self.set(|s| s.state = OutputState::Connecting);

@@ -199,6 +199,44 @@ impl TestRtspServer {
         (s, frames, size)
     }
 
+    /// A RECORD-mode mount at `path` that accepts pushed H.264 with sound (`depay` and
+    /// `parse`: the depayloader and parser of its codec, e.g. `rtpopusdepay`, `opusparse`) and writes
+    /// both to `file` (streamable Matroska, readable while it grows); returns the count of
+    /// video frames received. The streams are taken in the order framegate announces them:
+    /// the sound first (its caps are known when the output starts, the video's with its first
+    /// frame).
+    pub fn record_av(
+        path: &str,
+        (depay, parse): (&str, &str),
+        file: &std::path::Path,
+    ) -> (Self, Arc<AtomicU64>) {
+        let s = Self::start();
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        factory.set_transport_mode(gst_rtsp_server::RTSPTransportMode::RECORD);
+        factory.set_launch(&format!(
+            "( rtph264depay name=depay1 ! h264parse ! queue ! matroskamux name=m streamable=true \
+               ! filesink location={} \
+               {depay} name=depay0 ! {parse} ! queue ! m. )",
+            file.display()
+        ));
+        let frames = Arc::new(AtomicU64::new(0));
+        let f = frames.clone();
+        factory.connect_media_configure(move |_, media| {
+            let bin = media.element().downcast::<gst::Bin>().unwrap();
+            let depay = bin.by_name_recurse_up("depay1").unwrap();
+            let f = f.clone();
+            depay
+                .static_pad("src")
+                .unwrap()
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    f.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                });
+        });
+        s.server.mount_points().unwrap().add_factory(path, factory);
+        (s, frames)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://127.0.0.1:{}{}", self.port, path)
     }

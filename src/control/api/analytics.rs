@@ -80,8 +80,7 @@ pub async fn set_watermark(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<crate::control::status::StreamStatus>> {
     let id = stream_id(&id)?;
-    let req: WatermarkId =
-        serde_json::from_slice(&body).map_err(|e| super::ApiError::bad_body(e.to_string()))?;
+    let req: WatermarkId = super::error::json_body(&body)?;
     Ok(Json(
         blocking(&state, move |m| m.set_watermark_id(&id, &req.id)).await??,
     ))

@@ -132,3 +132,18 @@ impl IntoResponse for ApiError {
         r
     }
 }
+
+/// A JSON body as `T`; a mistake is a 400 naming the field's path (`outputs[1].url: ...`)
+/// and the position.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::bad_body(if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        })
+    })
+}

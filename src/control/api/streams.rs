@@ -30,9 +30,9 @@ pub(super) fn stream_id(raw: &str) -> ApiResult<StreamId> {
     StreamId::try_from(raw.to_string()).map_err(|_| ApiError::no_stream(raw))
 }
 
-/// A stream config from a JSON body; serde's message names the field and position.
+/// A stream config from a JSON body; the message names the field and position.
 fn parse_config(body: &[u8]) -> ApiResult<StreamConfig> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_body(e.to_string()))
+    super::error::json_body(body)
 }
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<StreamStatus>>> {
