@@ -27,28 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, api, build_release, free_port, wait_live, wait_port
-
-TICKS = os.sysconf("SC_CLK_TCK")
+from benchlib import ROOT, api, build_release, cpu_seconds, free_port, nginx, wait_live, wait_port
 
 
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
-
-def nginx(tmp, port):
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n"
-        f"daemon off;\nmaster_process off;\nerror_log {tmp}/error.log;\npid {tmp}/nginx.pid;\n"
-        "events { worker_connections 1024; }\n"
-        f"rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n"
-        "  application live { live on; record off; } } }\n")
-    p = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return p
 
 
 def row(exe, tmp, name, rtmp, streams, audio, viewers, seconds):

@@ -24,16 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, api, build_release, free_port, wait_live, wait_port
+from benchlib import ROOT, api, build_release, cpu_seconds, free_port, wait_live, wait_port
 
-TICKS = os.sysconf("SC_CLK_TCK")
 # A queue p99 above this means frames wait for the processor: the stream is falling behind.
 QUEUE_P99_LIMIT_MS = 200
 
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def rss_mib(pid):

@@ -6,7 +6,10 @@
 - latency: what framegate adds glass to glass on RTSP, RTMP (via nginx-rtmp), MJPEG and
   WebSocket, next to the peer baseline on RTMP;
 - scale: the most 640x360@25 and 1280x720@25 streams framegate keeps in real time, and memory
-  per stream.
+  per stream;
+- pass-through scale: the most 720p25 cameras of real footage in real time transcoded with an
+  overlay, passed through with every frame decoded for the detector, and passed through with
+  key frames decoded, each against its codec-bound limit measured in the same run.
 
 Writes bench-out/report.md, report.json and report.png (a chart), plus each part's own files.
 `--quick` runs every part for a few seconds (what CI does, so that the benchmark cannot rot);
@@ -32,14 +35,18 @@ FULL = {
     "transcode": ["--rounds", "3", "--frames", "500"],
     "latency": ["--seconds", "10", "--warmup", "3"],
     "scale": ["--search", "--seconds", "10", "--max", "64"],
+    "passthrough": ["--seconds", "10", "--max", "128"],
 }
 QUICK = {
     "transcode": ["--rounds", "1", "--frames", "40"],
     "latency": ["--seconds", "2", "--warmup", "1"],
     "scale": ["--search", "--seconds", "2", "--max", "2"],
+    "passthrough": ["--quick"],
 }
-SCRIPTS = {"transcode": "bench-transcode.py", "latency": "bench-latency.py", "scale": "bench-streams.py"}
-OUTPUTS = {"transcode": "transcode", "latency": "latency", "scale": "scale"}
+SCRIPTS = {"transcode": "bench-transcode.py", "latency": "bench-latency.py", "scale": "bench-streams.py",
+           "passthrough": "bench-scale.py"}
+OUTPUTS = {"transcode": "transcode", "latency": "latency", "scale": "scale",
+           "passthrough": "scale-passthrough"}
 
 
 def machine():
@@ -118,7 +125,8 @@ def main():
     report["seconds"] = round(time.time() - started, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     chart(report, out / "report.png")
-    titles = {"transcode": "Throughput", "latency": "Latency", "scale": "Scale"}
+    titles = {"transcode": "Throughput", "latency": "Latency", "scale": "Scale",
+              "passthrough": "Scale: paying only for what changes pixels"}
     md = [f"# {report['title']}", "", "![chart](report.png)", ""]
     for part, text in sections:
         md += [f"## {titles[part]}", "", text]

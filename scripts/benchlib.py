@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = ROOT / "target" / "release" / "framegate"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -63,3 +64,25 @@ def run_cpu(cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def nginx(tmp, port):
+    """A local nginx-rtmp on `port` (application `live`), its files in `tmp`; listening when
+    this returns."""
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n"
+        f"daemon off;\nmaster_process off;\nerror_log {tmp}/error.log;\npid {tmp}/nginx.pid;\n"
+        "events { worker_connections 4096; }\n"
+        f"rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n"
+        "  application live { live on; record off; } } }\n")
+    p = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return p

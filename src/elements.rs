@@ -53,6 +53,11 @@ pub fn retimed(
     out.build()
 }
 
+/// What a buffer probe returns to drop the buffer: `Handled` (the probe consumed it, and the
+/// binding releases it). `Drop` would have GStreamer 1.22 release it a second time, as
+/// nothing: a critical warning per dropped buffer.
+pub const DROP_BUFFER: gst::PadProbeReturn = gst::PadProbeReturn::Handled;
+
 /// Which dynamic pads [`link_new_pads`] takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PadFilter {

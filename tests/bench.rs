@@ -66,6 +66,8 @@ fn the_benchmark_runs_end_to_end_in_quick_mode() {
     assert!(png.starts_with(b"\x89PNG"), "report.png is not a PNG");
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(md.contains("## Throughput") && md.contains("## Latency") && md.contains("## Scale"));
+    assert!(md.contains("paying only for what changes pixels"), "{md}");
+    pass_through_rows(&report["passthrough"]);
 }
 
 #[test]
@@ -97,6 +99,39 @@ fn the_audio_benchmark_runs_in_quick_mode() {
         report["cost_percent_per_stream"]["audio pass-through"].is_number(),
         "{report}"
     );
+}
+
+/// The pass-through scale rows (`scripts/bench-scale.py`): each ran in real time, and the CPU
+/// per frame sent to the outputs ranks as the work done predicts.
+fn pass_through_rows(report: &Value) {
+    let rows = report["rows"].as_array().unwrap();
+    let cost = |name: &str| {
+        let r = rows
+            .iter()
+            .find(|r| r["row"] == name)
+            .unwrap_or_else(|| panic!("no {name} row: {report}"));
+        assert!(
+            r["most"].as_u64().unwrap() >= 1,
+            "{name} not in real time: {r}"
+        );
+        r["at_most"]["cpu_ms_per_output_frame"].as_f64().unwrap()
+    };
+    let (transcode, decode, detect, keyframes) = (
+        cost("transcode"),
+        cost("decode"),
+        cost("passthrough"),
+        cost("keyframes"),
+    );
+    // A decode costs less than a decode and an encode; with the detector on every frame it
+    // takes its own capacity, with key frames only much less.
+    assert!(decode < transcode, "{report}");
+    assert!(keyframes < detect, "{report}");
+    for floor in ["transcode", "decode"] {
+        assert!(
+            report["floors_ms"][floor].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
 }
 
 /// Whether Chromium is here (the WebRTC rows need it).

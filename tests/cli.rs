@@ -88,6 +88,24 @@ fn check_names_line_and_field_of_each_mistake() {
             "unknown variant `loud`, expected `auto` or `off`",
         ),
         (
+            GOOD.replace("id = \"cam0\"", "id = \"cam0\"\nvideo = \"passthrough\""),
+            ":5:",
+            "video = \"passthrough\" is not possible: the `overlay` processor changes pixels",
+        ),
+        (
+            GOOD.replace(
+                "id = \"cam0\"",
+                "id = \"cam0\"\nvideo = \"encode\"\ndecode = \"keyframes\"",
+            ),
+            ":5:",
+            "decode and analyze_fps apply to a stream that passes its video through",
+        ),
+        (
+            GOOD.replace("processors = [ { kind = \"overlay\" } ]", "analyze_fps = 0"),
+            ":5:",
+            "analyze_fps",
+        ),
+        (
             GOOD.replace("bitrate_kbps = 2000", "bitrate_kbps = 5"),
             ":5:",
             "encoder.bitrate_kbps = 5 is out of range",

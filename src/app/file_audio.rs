@@ -30,7 +30,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 fn discard(pad: &gst::Pad) {
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        |_, _| gst::PadProbeReturn::Drop,
+        |_, _| crate::elements::DROP_BUFFER,
     );
 }
 
@@ -235,7 +235,7 @@ pub fn branch(input: &Path, caps: &gst::Caps, cut: &Cut) -> Result<gst::Bin> {
         };
         if priming > gst::ClockTime::ZERO {
             let Some(pts) = pts.checked_sub(priming) else {
-                return gst::PadProbeReturn::Drop;
+                return crate::elements::DROP_BUFFER;
             };
             if let Some(b) = info.buffer_mut() {
                 b.make_mut().set_pts(pts);
@@ -248,7 +248,7 @@ pub fn branch(input: &Path, caps: &gst::Caps, cut: &Cut) -> Result<gst::Bin> {
                 if !ended.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     pad.push_event(gst::event::Eos::new());
                 }
-                gst::PadProbeReturn::Drop
+                crate::elements::DROP_BUFFER
             }
             _ => gst::PadProbeReturn::Ok,
         }

@@ -97,6 +97,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         IngestOptions {
             realtime: args.realtime,
             lossless: true,
+            ..IngestOptions::default()
         },
         Arc::default(),
         None,

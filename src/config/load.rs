@@ -6,7 +6,9 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{Config, ModelConfig, OutputConfig, ProcessorConfig, StreamConfig};
+use super::{
+    Config, DecodeFrames, ModelConfig, OutputConfig, ProcessorConfig, StreamConfig, VideoMode,
+};
 
 /// A config that could not be read or is invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,6 +330,19 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
         3600.0,
     )?;
     seconds("reconnect.reset_after_s", r.reset_after_s, 0.1)?;
+    if s.video == VideoMode::Passthrough
+        && let Err(why) = s.passthrough_allowed()
+    {
+        return Err(format!("video = \"passthrough\" is not possible: {why}"));
+    }
+    if let Some(fps) = s.analyze_fps {
+        within("analyze_fps", fps, 0.1, 240.0)?;
+    }
+    if s.video == VideoMode::Encode && (s.decode != DecodeFrames::All || s.analyze_fps.is_some()) {
+        return Err(
+            "decode and analyze_fps apply to a stream that passes its video through (video = \"auto\" or \"passthrough\"), not to video = \"encode\" (every frame is encoded)".into(),
+        );
+    }
     let e = &s.encoder;
     if let Some([w, h]) = e.size
         && (w < 16 || h < 16 || w > 7680 || h > 4320 || w % 2 != 0 || h % 2 != 0)

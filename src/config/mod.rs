@@ -200,6 +200,27 @@ pub struct StreamConfig {
     /// where it does not); `off` ignores it. A source without audio gets no invented track.
     #[serde(default)]
     pub audio: AudioMode,
+    /// The stream's video: `encode` (the default) decodes, processes and re-encodes every
+    /// frame once (gaps filled with the last frame, key frames on demand for new viewers);
+    /// `auto` passes the camera's own H.264 through to every output (no re-encode: its
+    /// parameter sets, profile, bitrate, B-frames and SEI as the camera made them) when no
+    /// processor changes pixels (no `overlay`, no `watermark`), `encoder.size` is unset and the
+    /// source sends H.264, and encodes otherwise; `passthrough` requires it (a config that
+    /// cannot pass through is refused; a source that is not H.264 is encoded, and the status
+    /// says why). In pass-through a new viewer starts at the camera's next key frame and the
+    /// encoder only makes the NO SIGNAL slate.
+    #[serde(default)]
+    pub video: VideoMode,
+    /// Which frames are decoded for the processors while the video passes through: `all`, or
+    /// `keyframes` (detection at the camera's key-frame rate for a near-zero decode cost; the
+    /// browsers' JPEG pictures follow that rate too). Needs `video` not `encode`.
+    #[serde(default)]
+    pub decode: DecodeFrames,
+    /// While the video passes through, the highest rate (frames per second, 0.1 to 240) at
+    /// which decoded frames are converted and run through the processors (and shown as JPEG
+    /// pictures); unset: every decoded frame. The outputs keep the camera's full rate.
+    #[serde(default)]
+    pub analyze_fps: Option<f64>,
     /// Processors applied to every frame, in order.
     #[serde(default)]
     pub processors: Vec<ProcessorConfig>,
@@ -349,6 +370,24 @@ impl StreamConfig {
         &self.id
     }
 
+    /// Whether the stream may pass its source's video through (`Ok`), or why it must encode:
+    /// the configuration alone decides here; the source's codec is known when it plays.
+    pub fn passthrough_allowed(&self) -> Result<(), String> {
+        if self.video == VideoMode::Encode {
+            return Err("video = \"encode\"".into());
+        }
+        if let Some(p) = self.processors.iter().find(|p| p.changes_pixels()) {
+            return Err(format!("the `{}` processor changes pixels", p.kind_name()));
+        }
+        if self.encoder.size.is_some() {
+            return Err("encoder.size is set".into());
+        }
+        if matches!(self.source, SourceUrl::Test(_)) {
+            return Err("a test pattern has no video of its own to pass through".into());
+        }
+        Ok(())
+    }
+
     /// A copy with every secret replaced by `***` ([`crate::redact`]), for the API, the
     /// events and the logs.
     pub fn masked(&self) -> StreamConfig {
@@ -451,6 +490,31 @@ pub enum AudioMode {
     Auto,
     /// Never carried: outputs are video only.
     Off,
+}
+
+/// How a stream's video reaches its outputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoMode {
+    /// Passed through when nothing changes pixels and the source sends H.264; encoded
+    /// otherwise.
+    Auto,
+    /// Always the camera's own video (refused where it cannot be).
+    Passthrough,
+    /// Always decoded, processed and encoded once.
+    #[default]
+    Encode,
+}
+
+/// Which frames are decoded for the processors of a stream that passes its video through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DecodeFrames {
+    /// Every frame.
+    #[default]
+    All,
+    /// Only key frames (each decodes on its own).
+    Keyframes,
 }
 
 /// Whether a hardware (NVIDIA nvcodec) element may be used.
@@ -582,6 +646,23 @@ pub enum ProcessorConfig {
     /// Embeds an invisible 7-character ID in every frame, readable after H.264 compression
     /// with `framegate watermark read` and the key.
     Watermark(WatermarkConfig),
+}
+
+impl ProcessorConfig {
+    /// The processor's `kind` as written in the config.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Overlay(_) => "overlay",
+            Self::Detect(_) => "detect",
+            Self::SkipSimilar(_) => "skip_similar",
+            Self::Watermark(_) => "watermark",
+        }
+    }
+
+    /// Whether it draws on the frames (the stream must then encode its own video).
+    pub fn changes_pixels(&self) -> bool {
+        matches!(self, Self::Overlay(_) | Self::Watermark(_))
+    }
 }
 
 /// Settings of the `overlay` processor.

@@ -10,7 +10,7 @@ use crate::audio::{AudioStatus, OutputAudio};
 use crate::config::StreamConfig;
 use crate::process::detect::DetectStatus;
 use crate::process::utc_timestamp;
-use crate::publish::OutputState;
+use crate::publish::{OutputState, VideoOn};
 use crate::stream::{Histogram, Stream, StreamState};
 
 /// A stream: its config and, while it runs, its live status.
@@ -53,6 +53,8 @@ pub struct StreamStatus {
     pub encoder: Option<String>,
     /// The stream's outputs and their state.
     pub outputs: Vec<OutputStatus>,
+    /// The stream's video path: the camera's own video passed through, or encoded, and why.
+    pub video: VideoStatus,
     /// The stream's sound: the source's format, transcodes running, packet counts.
     pub audio: AudioStatus,
     /// JPEG encoders running for browser viewers (one per width and quality being watched).
@@ -93,6 +95,44 @@ pub struct SourceStatus {
     pub hardware: bool,
 }
 
+/// How the stream's video reaches its outputs.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct VideoStatus {
+    /// `passthrough`: the camera's own H.264 goes out (the encoder makes only the NO SIGNAL
+    /// slate); `encode`: every frame is decoded, processed and encoded once.
+    pub mode: VideoPath,
+    /// Why the stream encodes, when it does (`video = "encode"`, a processor that changes
+    /// pixels, a source that is not H.264, ...).
+    pub encode_reason: Option<String>,
+    /// What the outputs get now: `camera`, `encoder` (the slate, or every frame), `nothing`
+    /// (no key frame yet).
+    pub on: String,
+    /// The camera's access units sent to the outputs.
+    pub camera_units: u64,
+    /// The encoder's access units sent to the outputs.
+    pub encoder_units: u64,
+    /// Access units not sent: waiting for a key frame to switch on.
+    pub switch_dropped: u64,
+    /// Changes between the camera and the encoder (into and out of the slate).
+    pub switches: u64,
+    /// The camera's access units given to the decoder for the processors (pass-through).
+    pub decoded_units: u64,
+    /// The camera's access units not decoded: `decode = "keyframes"`, or skipped to the next
+    /// key frame while the decoder was behind.
+    pub skipped_units: u64,
+}
+
+/// A stream's video path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoPath {
+    /// The camera's own video.
+    Passthrough,
+    /// Decoded, processed, encoded.
+    #[default]
+    Encode,
+}
+
 /// Frame counts.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct FrameCounts {
@@ -100,6 +140,8 @@ pub struct FrameCounts {
     pub decoded: u64,
     /// Encoded for the outputs (live, held and slate frames).
     pub encoded: u64,
+    /// The camera's own access units sent to the outputs (pass-through).
+    pub passed: u64,
     /// Last frames repeated through short gaps.
     pub held: u64,
     /// NO SIGNAL slate frames.
@@ -222,6 +264,41 @@ fn error_info((message, at): (String, SystemTime)) -> ErrorInfo {
     }
 }
 
+/// The video path of a running stream; `config_reason`: why its config makes it encode.
+fn video_status(s: &Stream, config_reason: Option<String>) -> VideoStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dec = s.decode_counters();
+    let Some(v) = s.video_switch() else {
+        return VideoStatus {
+            encode_reason: config_reason,
+            on: "encoder".into(),
+            ..VideoStatus::default()
+        };
+    };
+    let refused = v.refused();
+    let st = v.stats();
+    VideoStatus {
+        mode: if refused.is_none() {
+            VideoPath::Passthrough
+        } else {
+            VideoPath::Encode
+        },
+        encode_reason: refused,
+        on: match v.on() {
+            VideoOn::Nothing => "nothing",
+            VideoOn::Camera => "camera",
+            VideoOn::Encoder => "encoder",
+        }
+        .into(),
+        camera_units: st.camera_units.load(Relaxed),
+        encoder_units: st.encoder_units.load(Relaxed),
+        switch_dropped: st.dropped.load(Relaxed),
+        switches: st.switches.load(Relaxed),
+        decoded_units: dec.decoded.load(Relaxed),
+        skipped_units: dec.skipped.load(Relaxed),
+    }
+}
+
 /// The status of a configured stream, running (`Some`) or not.
 pub fn status(
     config: &StreamConfig,
@@ -252,6 +329,10 @@ pub fn status(
         start_error: start_error.map(|e| crate::redact::text(e).into_owned()),
         encoder: None,
         outputs: Vec::new(),
+        video: VideoStatus {
+            encode_reason: config.passthrough_allowed().err(),
+            ..VideoStatus::default()
+        },
         audio: AudioStatus::default(),
         jpeg_encoders: 0,
         detect: Vec::new(),
@@ -286,6 +367,7 @@ pub fn status(
     st.frames = FrameCounts {
         decoded: snap.frames_in,
         encoded: snap.frames_out,
+        passed: snap.frames_passed,
         held: snap.frames_held,
         slate: snap.frames_slate,
         processed: snap.frames_processed,
@@ -309,6 +391,7 @@ pub fn status(
     st.jpeg_encoders = s.jpeg().running();
     st.detect = s.detectors().iter().map(|d| d.status()).collect();
     st.audio = s.audio().status();
+    st.video = video_status(s, st.video.encode_reason.take());
     // framegate's RTSP carries the source's audio as it is, in any codec.
     let rtsp_audio = st.audio.source.map(|format| OutputAudio {
         format,

@@ -182,6 +182,11 @@ impl Supervised {
         }
     }
 
+    /// Asks the running encoder for a key frame (rate-limited by the encoder).
+    pub fn request_keyframe(&self) {
+        self.health.request_keyframe();
+    }
+
     /// Flushes the running encoder (end of the stream).
     pub fn finish(&self, timeout: Duration) -> Result<()> {
         match &self.current {

@@ -8,12 +8,16 @@
 //!                                   * passthrough unless the decoder's layout is not I420/NV12
 //!                                decodebin's audio pad (encoded) → parser → appsink → audio track
 //! ```
+//! A stream that passes its video through puts parsebin first: its H.264 goes out as it is
+//! and to the decoder (`passthrough.rs`).
 //! decodebin stops at encoded audio (`audio.rs`): audio is never decoded here. An RTSP source's
 //! streams each get a decodebin of their own.
 
 mod audio;
+mod passthrough;
 mod pipeline;
 pub mod presence;
 mod source;
 
+pub use passthrough::{AccessUnits, DECODE_BACKLOG, DecodeCounters, Passthrough};
 pub use pipeline::{Ingest, IngestOptions, SourceInfo};

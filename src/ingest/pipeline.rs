@@ -12,16 +12,21 @@ use crate::config::{Hardware, RtspTransport, SourceUrl};
 use crate::frame::NATIVE_FORMATS;
 use crate::hardware;
 
+use super::passthrough::{self, Passthrough};
 use super::source::{self, SourceOut};
 
 /// How the ingest pipeline behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Default)]
 pub struct IngestOptions {
     /// Pace file sources at their own frame rate (live mode). Off for `framegate process`.
     pub realtime: bool,
     /// Never drop a decoded frame: the appsink waits for the consumer (file processing).
     /// Off in live mode, where the appsink callback hands frames over and returns at once.
     pub lossless: bool,
+    /// Pass the source's own H.264 through beside the decoder (`None`: decode only).
+    pub passthrough: Option<Passthrough>,
+    /// The highest rate of decoded frames handed over (pass-through only; `None`: all).
+    pub analyze_fps: Option<f64>,
 }
 
 /// What is known about a source once it plays.
@@ -75,6 +80,13 @@ impl Ingest {
         pipeline.add_many([&convert, sink.upcast_ref()])?;
         convert.link(&sink)?;
         install_frame_callback(&sink, &info, opts.lossless, on_frame);
+        if let (Some(_), Some(fps), Some(pad)) = (
+            &opts.passthrough,
+            opts.analyze_fps,
+            convert.static_pad("sink"),
+        ) {
+            passthrough::limit_rate(&pad, fps);
+        }
 
         let outs = Outs {
             pipeline: pipeline.downgrade(),
@@ -84,6 +96,19 @@ impl Ingest {
             sync: opts.realtime && matches!(source, SourceUrl::File(_)),
             decoder_hw,
             info: info.clone(),
+            passthrough: opts.passthrough.clone(),
+            passthrough_out: match &opts.passthrough {
+                Some(p) => Some(
+                    passthrough::output(
+                        &pipeline,
+                        p,
+                        opts.realtime && matches!(source, SourceUrl::File(_)),
+                    )?
+                    .downgrade(),
+                ),
+                None => None,
+            },
+            video_taken: Arc::default(),
         };
         match source::build(
             pipeline.upcast_ref(),
@@ -91,14 +116,23 @@ impl Ingest {
             transport,
             outs.audio.as_ref(),
         )? {
-            SourceOut::Raw(src) => src.link(&convert)?,
+            SourceOut::Raw(src) => {
+                if let Some(p) = &outs.passthrough {
+                    p.units
+                        .refused(Some("a test pattern has no video of its own".into()));
+                }
+                src.link(&convert)?
+            }
             SourceOut::Static(src) => {
-                let decodebin = outs.decodebin(&pipeline)?;
-                src.link(&decodebin)
+                let next = match outs.passthrough {
+                    Some(_) => outs.parsebin(&pipeline)?,
+                    None => outs.decodebin(&pipeline)?,
+                };
+                src.link(&next)
                     .context("linking the source to the decoder")?;
             }
             SourceOut::Dynamic(src) => {
-                // One decodebin per stream of the source: its video, its audio.
+                // One decodebin (or parsebin) per stream of the source: its video, its audio.
                 src.connect_pad_added(move |_, pad| {
                     if let Err(e) = outs.decode_pad(pad) {
                         tracing::warn!("cannot decode a stream of the source: {e:#}");
@@ -193,9 +227,68 @@ struct Outs {
     sync: bool,
     decoder_hw: Hardware,
     info: Arc<Mutex<SourceInfo>>,
+    passthrough: Option<Passthrough>,
+    /// Where the pass-through's units go (made with the pipeline).
+    passthrough_out: Option<gst::glib::WeakRef<gst::Element>>,
+    /// The source's (first) video stream has its branch.
+    video_taken: Arc<AtomicBool>,
 }
 
 impl Outs {
+    /// A new parsebin in `pipeline` (pass-through): its parsed streams go to
+    /// [`Outs::route_parsed`].
+    fn parsebin(&self, pipeline: &gst::Pipeline) -> Result<gst::Element> {
+        let parsebin = crate::elements::make("parsebin")?;
+        pipeline.add(&parsebin)?;
+        let outs = self.clone();
+        parsebin.connect_pad_added(move |_, pad| {
+            if let Err(e) = outs.route_parsed(pad) {
+                tracing::warn!("cannot use a stream of the source: {e:#}");
+            }
+        });
+        Ok(parsebin)
+    }
+
+    /// A parsed stream: the first H.264 video to the pass-through and the decoder, anything
+    /// else to a decodebin of its own (another video codec cannot pass through: refused).
+    fn route_parsed(&self, pad: &gst::Pad) -> Result<()> {
+        let (Some(pass), Some(pipeline)) = (&self.passthrough, self.pipeline.upgrade()) else {
+            return Ok(());
+        };
+        // parsebin may expose a pad before its caps are fixed (RTP): its type is enough here.
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let s = caps.structure(0).context("empty caps")?;
+        let video = s.name().starts_with("video/");
+        let first_video = video && !self.video_taken.swap(true, Ordering::SeqCst);
+        let decodebin = self.decodebin(&pipeline)?;
+        if first_video
+            && s.name() == "video/x-h264"
+            && let Some(out) = self.passthrough_out.as_ref().and_then(|o| o.upgrade())
+        {
+            return passthrough::branch(&pipeline, pad, pass, &out, &decodebin, self.sync);
+        }
+        if first_video {
+            pass.units.refused(Some(format!(
+                "the source's video is {}, not H.264",
+                codec_name(s)
+            )));
+            if let Some(out) = self.passthrough_out.as_ref().and_then(|o| o.upgrade()) {
+                passthrough::remove_output(&pipeline, &out);
+            }
+        }
+        // A queue of its own: the demuxer's thread must not wait in this branch's sink (its
+        // preroll, its sync) while the video's branches wait for data (parsebin has no
+        // multiqueue of its own).
+        let queue = crate::elements::make("queue")?;
+        pipeline.add(&queue)?;
+        queue.link(&decodebin)?;
+        decodebin.sync_state_with_parent()?;
+        queue.sync_state_with_parent()?;
+        let sink = queue.static_pad("sink").context("queue has no sink")?;
+        pad.link(&sink)?;
+        Ok(())
+    }
+
     /// A new decodebin in `pipeline` whose pads go where they belong.
     fn decodebin(&self, pipeline: &gst::Pipeline) -> Result<gst::Element> {
         let decodebin = crate::elements::make("decodebin")?;
@@ -208,10 +301,13 @@ impl Outs {
         Ok(decodebin)
     }
 
-    /// A pad of rtspsrc: a decodebin of its own, playing.
+    /// A pad of rtspsrc: a decodebin (or a parsebin, to pass through) of its own, playing.
     fn decode_pad(&self, pad: &gst::Pad) -> Result<()> {
         let pipeline = self.pipeline.upgrade().context("the pipeline is gone")?;
-        let decodebin = self.decodebin(&pipeline)?;
+        let decodebin = match self.passthrough {
+            Some(_) => self.parsebin(&pipeline)?,
+            None => self.decodebin(&pipeline)?,
+        };
         decodebin.sync_state_with_parent()?;
         let sink = decodebin
             .static_pad("sink")

@@ -171,10 +171,16 @@ impl EncodedSink for AppSrcFeed {
         }
         let mut buffer = buffer;
         let out = self.retime(buffer.pts(), appsrc.current_running_time());
+        // A camera's B-frames (passed through) decode before they show: the decode time keeps
+        // its distance to the presentation time.
+        let reorder = match (buffer.pts(), buffer.dts()) {
+            (Some(p), Some(d)) if d < p => p - d,
+            _ => gst::ClockTime::ZERO,
+        };
         {
             let b = buffer.make_mut();
             b.set_pts(out);
-            b.set_dts(out);
+            b.set_dts(out.map(|t| t.saturating_sub(reorder)));
         }
         match appsrc.push_buffer(buffer) {
             Ok(_) => Offer::Taken,

@@ -23,6 +23,7 @@ mod media_factory;
 mod push;
 mod redis;
 mod rtsp_server;
+mod switch;
 mod whep;
 
 pub use audio::{AUDIO_QUEUE_PACKETS, AudioInput};
@@ -38,6 +39,7 @@ pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{OutputState, PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
 pub use rtsp_server::{LazyRtspServer, RtspServer};
+pub use switch::{On as VideoOn, Switch, SwitchStats, Verdict, VideoSwitch};
 pub use whep::{
     IceSettings, WhepFull, WhepHub, WhepStatus, h264_payload_type, parse_offer, whep_sessions_total,
 };

@@ -23,7 +23,8 @@ use crate::config::{SourceUrl, StreamConfig};
 use crate::elements::error_text;
 use crate::frame::{Frame, FrameMeta, LatestSlot};
 use crate::ingest::presence::{self, Presence};
-use crate::ingest::{Ingest, IngestOptions, SourceInfo};
+use crate::ingest::{AccessUnits, DecodeCounters, Ingest, IngestOptions, Passthrough, SourceInfo};
+use crate::publish::VideoSwitch;
 use crate::supervise::{Backoff, Shutdown};
 
 use super::{StateCell, StreamState, StreamStats};
@@ -45,6 +46,41 @@ pub(super) struct Context {
     pub audio: Arc<AudioTrack>,
     /// The async runtime, for the media-server check.
     pub runtime: Option<tokio::runtime::Handle>,
+    /// Where the camera's own video goes when the stream may pass it through.
+    pub video: Option<Arc<VideoSwitch>>,
+    /// What the decoder's branch did (pass-through).
+    pub decode_counters: Arc<DecodeCounters>,
+}
+
+/// The camera's access units of one run of the source: to the video switch, and counted as
+/// signs of life (with `decode = "keyframes"` decoded frames come only once a GOP).
+struct RunUnits {
+    switch: Arc<VideoSwitch>,
+    opened: Instant,
+    last_frame: Arc<AtomicU64>,
+    state: Arc<StateCell>,
+    stats: Arc<StreamStats>,
+}
+
+impl AccessUnits for RunUnits {
+    fn access_unit(&self, sample: &gst::Sample) {
+        if self.switch.camera(sample) {
+            self.stats.frames_passed.fetch_add(1, Ordering::Relaxed);
+        }
+        mark_alive(&self.last_frame, self.opened, &self.state);
+    }
+
+    fn refused(&self, why: Option<String>) {
+        self.switch.set_refused(why);
+    }
+}
+
+/// A frame or access unit came: the source is alive (and live, the first time).
+fn mark_alive(last_frame: &AtomicU64, opened: Instant, state: &StateCell) {
+    let first = last_frame.swap(opened.elapsed().as_millis() as u64 + 1, Ordering::Relaxed) == 0;
+    if first {
+        state.set(StreamState::Live, None);
+    }
 }
 
 /// Why one run of the source ended.
@@ -131,9 +167,22 @@ fn run_once(ctx: &Context) -> Ended {
     // Milliseconds after `opened` of the newest frame, plus one (0: no frame yet).
     let last_frame = Arc::new(AtomicU64::new(0));
     let on_frame = frame_handler(ctx, opened, last_frame.clone());
+    let passthrough = ctx.video.as_ref().map(|switch| Passthrough {
+        units: Arc::new(RunUnits {
+            switch: switch.clone(),
+            opened,
+            last_frame: last_frame.clone(),
+            state: ctx.state.clone(),
+            stats: ctx.stats.clone(),
+        }),
+        decode: config.decode,
+        counters: ctx.decode_counters.clone(),
+    });
     let opts = IngestOptions {
         realtime: true,
         lossless: false,
+        passthrough,
+        analyze_fps: config.analyze_fps,
     };
     let ingest = match Ingest::build(
         &config.source,
@@ -244,11 +293,7 @@ fn frame_handler(
         stats
             .dropped_ingest
             .store(slot.dropped(), Ordering::Relaxed);
-        let first =
-            last_frame.swap(opened.elapsed().as_millis() as u64 + 1, Ordering::Relaxed) == 0;
-        if first {
-            state.set(StreamState::Live, None);
-        }
+        mark_alive(&last_frame, opened, &state);
     }
 }
 

@@ -29,10 +29,11 @@ use crate::audio::AudioTrack;
 use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncoderHealth, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
-use crate::ingest::SourceInfo;
+use crate::ingest::{DecodeCounters, SourceInfo};
 use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
 use crate::publish::{
-    Fanout, HlsHub, IceSettings, JpegHub, LlHlsHub, PushOutput, RedisPublisher, RtspServer, WhepHub,
+    Fanout, HlsHub, IceSettings, JpegHub, LlHlsHub, PushOutput, RedisPublisher, RtspServer,
+    VideoSwitch, WhepHub,
 };
 use crate::supervise::Shutdown;
 
@@ -66,6 +67,8 @@ pub struct Stream {
     mounts: Vec<String>,
     detectors: Vec<Arc<DetectHandle>>,
     watermarks: Vec<Arc<WatermarkHandle>>,
+    video: Option<Arc<VideoSwitch>>,
+    decode_counters: Arc<DecodeCounters>,
 }
 
 /// How often idle outputs and vanished WebRTC peers are looked for.
@@ -91,8 +94,9 @@ impl Stream {
         let tap = frame_tap();
         let jpeg = Arc::new(JpegHub::new(id.clone(), tap.subscribe()));
 
-        let (fanout, encoder) = start::encoder(&id, config, &stats)?;
         let audio = AudioTrack::new(id.clone(), config.audio);
+        let (fanout, video, encoder) = start::encoder(&id, config, &stats, &audio)?;
+        let decode_counters: Arc<DecodeCounters> = Arc::default();
         let encoder_health = encoder.health().clone();
         let encoder_kind = encoder.kind();
         tracing::info!(stream = %id, encoder = %encoder_kind, "encoder ready");
@@ -128,6 +132,8 @@ impl Stream {
             source_info: source_info.clone(),
             audio: audio.clone(),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            video: video.clone(),
+            decode_counters: decode_counters.clone(),
         };
         workers.spawn(format!("in-{id}"), "ingest", move || {
             ingest_worker::run(ingest)
@@ -137,6 +143,7 @@ impl Stream {
             chain,
             slot: slot.clone(),
             encoder,
+            video: video.clone(),
             fanout: fanout.clone(),
             audio: audio.clone(),
             stats: stats.clone(),
@@ -197,7 +204,19 @@ impl Stream {
             mounts,
             detectors,
             watermarks,
+            video,
+            decode_counters,
         })
+    }
+
+    /// Its video switch, when it may pass the camera's video through.
+    pub fn video_switch(&self) -> Option<&Arc<VideoSwitch>> {
+        self.video.as_ref()
+    }
+
+    /// What the decoder's branch did while passing through.
+    pub fn decode_counters(&self) -> &DecodeCounters {
+        &self.decode_counters
     }
 
     /// Its encoder's health: why it is degraded (if it is), restarts, frames dropped meanwhile.

@@ -11,18 +11,20 @@ use crate::audio::AudioTrack;
 use crate::config::{OutputConfig, StreamConfig, StreamId};
 use crate::encode::{EncodeSink, EncoderHealth, Supervised};
 use crate::frame::{Frame, LatestSlot};
-use crate::publish::{Fanout, JpegHub, PushOutput, RedisPublisher, RtspServer};
+use crate::publish::{Fanout, JpegHub, PushOutput, RedisPublisher, RtspServer, VideoSwitch};
 use crate::supervise::Shutdown;
 
 use super::StreamStats;
 
-/// The stream's encoder, started, feeding a new fan-out; the fan-out asks the encoder (the
-/// current one, through its restarts) for key frames when a viewer joins.
+/// The stream's encoder, started, feeding a new fan-out (through the video switch when the
+/// stream may pass the camera's video through); the fan-out asks the encoder (the current one,
+/// through its restarts) for key frames when a viewer joins.
 pub(super) fn encoder(
     id: &StreamId,
     config: &StreamConfig,
     stats: &Arc<StreamStats>,
-) -> Result<(Arc<Fanout>, Supervised)> {
+    audio: &Arc<AudioTrack>,
+) -> Result<(Arc<Fanout>, Option<Arc<VideoSwitch>>, Supervised)> {
     let health_cell: Arc<OnceLock<Weak<EncoderHealth>>> = Arc::default();
     let fanout = {
         let cell = health_cell.clone();
@@ -32,22 +34,32 @@ pub(super) fn encoder(
             }
         })
     };
+    let switch = match config.passthrough_allowed() {
+        Ok(()) => Some(VideoSwitch::new(fanout.clone(), audio.clone())),
+        Err(why) => {
+            tracing::debug!(stream = %id, "video encoded: {why}");
+            None
+        }
+    };
     let encoder = {
-        let (fanout, stats) = (fanout.clone(), stats.clone());
+        let (fanout, switch, stats) = (fanout.clone(), switch.clone(), stats.clone());
         // Each encoder started (the first, and each restart after a failure) feeds the same
         // fan-out.
         let sinks: crate::encode::SinkFactory = Box::new(move || {
-            let (fanout, stats) = (fanout.clone(), stats.clone());
+            let (fanout, switch, stats) = (fanout.clone(), switch.clone(), stats.clone());
             EncodeSink::Samples(Box::new(move |sample, spent| {
                 stats.record_encoded(spent);
-                fanout.publish(&sample);
+                match &switch {
+                    Some(s) => s.encoded(&sample),
+                    None => fanout.publish(&sample),
+                }
             }))
         });
         Supervised::start(id.as_str(), &config.encoder, sinks)
             .with_context(|| format!("stream `{id}`: starting the encoder"))?
     };
     let _ = health_cell.set(Arc::downgrade(encoder.health()));
-    Ok((fanout, encoder))
+    Ok((fanout, switch, encoder))
 }
 
 /// RTSP mounts made so far; unmounted when dropped unless [`Mounts::keep`] took them.

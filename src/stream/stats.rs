@@ -15,6 +15,8 @@ pub struct StreamStats {
     pub frames_processed: AtomicU64,
     /// Access units out of the encoder.
     pub frames_out: AtomicU64,
+    /// The camera's own access units sent to the outputs (pass-through).
+    pub frames_passed: AtomicU64,
     /// Decoded frames replaced by a newer one before processing took them.
     pub dropped_ingest: AtomicU64,
     /// Processor failures (the frame went on regardless).
@@ -52,6 +54,8 @@ pub struct Snapshot {
     pub frames_processed: u64,
     /// See [`StreamStats::frames_out`].
     pub frames_out: u64,
+    /// See [`StreamStats::frames_passed`].
+    pub frames_passed: u64,
     /// See [`StreamStats::dropped_ingest`].
     pub dropped_ingest: u64,
     /// Access units dropped by outputs (slow viewers, servers behind).
@@ -111,6 +115,7 @@ impl StreamStats {
             frames_in: l(&self.frames_in),
             frames_processed: l(&self.frames_processed),
             frames_out: l(&self.frames_out),
+            frames_passed: l(&self.frames_passed),
             dropped_ingest: l(&self.dropped_ingest),
             dropped_outputs,
             reconnects: l(&self.reconnects),
@@ -129,8 +134,13 @@ impl Snapshot {
         let secs = elapsed.as_secs_f64().max(1e-9);
         (
             (self.frames_in - prev.frames_in) as f64 / secs,
-            (self.frames_out - prev.frames_out) as f64 / secs,
+            self.out_since(prev) as f64 / secs,
         )
+    }
+
+    /// Frames sent to the outputs since `prev`: encoded or passed through.
+    fn out_since(&self, prev: &Snapshot) -> u64 {
+        (self.frames_out + self.frames_passed) - (prev.frames_out + prev.frames_passed)
     }
 
     /// One line describing what happened between `prev` and `self`, `elapsed` apart.
@@ -147,7 +157,7 @@ impl Snapshot {
             "fps in {:.1}, out {:.1} (held {:.1}, slate {:.1}); dropped ingest {}, outputs {}; process {:.2} ms/frame, \
              encode {:.2} ms/frame; reconnects {}",
             (self.frames_in - prev.frames_in) as f64 / secs,
-            (self.frames_out - prev.frames_out) as f64 / secs,
+            self.out_since(prev) as f64 / secs,
             (self.frames_held - prev.frames_held) as f64 / secs,
             (self.frames_slate - prev.frames_slate) as f64 / secs,
             self.dropped_ingest - prev.dropped_ingest,

@@ -15,6 +15,9 @@ pub struct Sample {
     pub duration: u32,
     /// A key frame (IDR), or an audio frame: a player may start here.
     pub key: bool,
+    /// Presentation minus decode time in its track's timescale (a camera's B-frames; 0 for
+    /// sound and for video without reordering).
+    pub cto: i32,
 }
 
 /// Writing big-endian integers and nested boxes into a byte vector.
@@ -279,8 +282,8 @@ fn avc1(b: &mut Vec<u8>, width: u32, height: u32, sps: &[u8], pps: &[u8]) {
     });
 }
 
-/// `trun` flags: data offset, and per sample its duration, size and flags.
-const TRUN_FLAGS: u32 = 0x000001 | 0x000100 | 0x000200 | 0x000400;
+/// `trun` flags: data offset, and per sample its duration, size, flags and composition offset.
+const TRUN_FLAGS: u32 = 0x000001 | 0x000100 | 0x000200 | 0x000400 | 0x000800;
 /// `tfhd` flag: offsets count from the start of the `moof`.
 const DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
 /// Sample flags of a key frame (depends on no other sample) and of any other frame
@@ -304,7 +307,7 @@ pub struct Run<'a> {
 pub fn fragment(seq: u32, runs: &[Run]) -> Vec<u8> {
     let all = || runs.iter().flat_map(|r| r.samples);
     let payload: usize = all().map(|s| s.data.len()).sum();
-    let mut b = Vec::with_capacity(payload + 100 * runs.len() + all().count() * 12);
+    let mut b = Vec::with_capacity(payload + 100 * runs.len() + all().count() * 16);
     let mut offsets_at = Vec::with_capacity(runs.len());
     b.bx(b"moof", |b| {
         b.full(b"mfhd", 0, 0, |b| b.u32(seq));
@@ -312,7 +315,8 @@ pub fn fragment(seq: u32, runs: &[Run]) -> Vec<u8> {
             b.bx(b"traf", |b| {
                 b.full(b"tfhd", 0, DEFAULT_BASE_IS_MOOF, |b| b.u32(run.track));
                 b.full(b"tfdt", 1, 0, |b| b.u64(run.base_time));
-                b.full(b"trun", 0, TRUN_FLAGS, |b| {
+                // Version 1: signed composition offsets.
+                b.full(b"trun", 1, TRUN_FLAGS, |b| {
                     b.u32(run.samples.len() as u32);
                     offsets_at.push(b.len());
                     b.u32(0); // data offset, set below
@@ -320,6 +324,7 @@ pub fn fragment(seq: u32, runs: &[Run]) -> Vec<u8> {
                         b.u32(s.duration);
                         b.u32(s.data.len() as u32);
                         b.u32(if s.key { KEY_FLAGS } else { DELTA_FLAGS });
+                        b.u32(s.cto as u32);
                     }
                 });
             });
@@ -384,11 +389,13 @@ mod tests {
                 data: vec![0, 0, 0, 2, 0x65, 1],
                 duration: 3600,
                 key: true,
+                cto: 0,
             },
             Sample {
                 data: vec![0, 0, 0, 1, 0x41],
                 duration: 3600,
                 key: false,
+                cto: 0,
             },
         ];
         let run = Run {
@@ -425,17 +432,20 @@ mod tests {
             data: vec![0, 0, 0, 2, 0x65, 1],
             duration: 3600,
             key: true,
+            cto: 0,
         }];
         let audio = [
             Sample {
                 data: vec![0xa1, 0xa2, 0xa3],
                 duration: 1024,
                 key: true,
+                cto: 0,
             },
             Sample {
                 data: vec![0xb1],
                 duration: 1024,
                 key: true,
+                cto: 0,
             },
         ];
         let f = fragment(
@@ -458,5 +468,45 @@ mod tests {
         let (v, a) = (data_offset(&f, 0), data_offset(&f, 1));
         assert_eq!(&f[v..v + 6], &video[0].data[..]);
         assert_eq!(&f[a..a + 4], &[0xa1, 0xa2, 0xa3, 0xb1]);
+    }
+
+    #[test]
+    fn b_frames_carry_their_composition_offsets() {
+        let samples = [
+            Sample {
+                data: vec![0, 0, 0, 2, 0x65, 1],
+                duration: 3600,
+                key: true,
+                cto: 7200,
+            },
+            Sample {
+                data: vec![0, 0, 0, 2, 0x41, 2],
+                duration: 3600,
+                key: false,
+                cto: 0,
+            },
+        ];
+        let f = fragment(
+            1,
+            &[Run {
+                track: VIDEO_TRACK,
+                base_time: 0,
+                samples: &samples,
+            }],
+        );
+        let pos = f.windows(4).position(|w| w == b"trun").unwrap();
+        // Version 1 (signed offsets), flags with composition offsets.
+        assert_eq!(f[pos + 4], 1);
+        assert_eq!(
+            u32::from_be_bytes(f[pos + 4..pos + 8].try_into().unwrap()) & 0x800,
+            0x800
+        );
+        // Entries after count and data offset: duration, size, flags, offset.
+        let entry = |i: usize, field: usize| {
+            let at = pos + 16 + i * 16 + field * 4;
+            u32::from_be_bytes(f[at..at + 4].try_into().unwrap())
+        };
+        assert_eq!((entry(0, 0), entry(0, 3)), (3600, 7200));
+        assert_eq!((entry(1, 0), entry(1, 3)), (3600, 0));
     }
 }

@@ -210,8 +210,12 @@ impl LlHls {
                 (size, fps)
             })
             .unwrap_or(((0, 0), None));
-        let pts = buffer.dts_or_pts().map(gst::ClockTime::nseconds);
-        let pushed = lock(&self.packager).push(pts, key, &map, size, fps);
+        let dts = buffer.dts_or_pts().map(gst::ClockTime::nseconds);
+        let cto = match (buffer.pts(), buffer.dts()) {
+            (Some(p), Some(d)) if p > d => (p - d).nseconds(),
+            _ => 0,
+        };
+        let pushed = lock(&self.packager).push(dts, cto, key, &map, size, fps);
         if pushed == Pushed::Completed {
             self.changed.send_modify(|n| *n += 1);
         }

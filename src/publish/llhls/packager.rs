@@ -169,11 +169,12 @@ impl Packager {
         }
     }
 
-    /// Adds one Annex B access unit with its timestamp (nanoseconds), key flag and the
-    /// caps' size and frame rate.
+    /// Adds one Annex B access unit with its decode timestamp (nanoseconds), its presentation
+    /// time minus that (B-frames), its key flag and the caps' size and frame rate.
     pub fn push(
         &mut self,
         pts_ns: Option<u64>,
+        cto_ns: u64,
         key: bool,
         data: &[u8],
         size: (u32, u32),
@@ -255,10 +256,17 @@ impl Packager {
         }
         let ticks: u64 = self.pending.iter().map(|s| u64::from(s.duration)).sum();
         self.video_ref = pts_ns.map(|pts| (pts, self.decode_time + ticks));
+        // A composition offset of more than a second is not a reordering: ignored.
+        let cto = if cto_ns <= 1_000_000_000 {
+            (u128::from(cto_ns) * u128::from(TIMESCALE) / 1_000_000_000) as i32
+        } else {
+            0
+        };
         self.pending.push(Sample {
             data: au.avcc,
             duration: nominal,
             key,
+            cto,
         });
         self.pending_pts = pts_ns;
         if completed {
@@ -335,6 +343,7 @@ impl Packager {
             data: data.to_vec(),
             duration: duration as u32,
             key: true,
+            cto: 0,
         });
         self.audio_next = Some(at.saturating_add(duration));
         Pushed::Added
@@ -511,6 +520,7 @@ mod tests {
         for i in 0..frames {
             p.push(
                 Some(i * 40_000_000),
+                0,
                 i % gop == 0,
                 &au(i % gop == 0),
                 (640, 360),
@@ -524,7 +534,7 @@ mod tests {
         let mut p = Packager::new(25, false);
         // Delta frames before the first key frame are skipped.
         assert_eq!(
-            p.push(Some(0), false, &au(false), (640, 360), Some(25.0)),
+            p.push(Some(0), 0, false, &au(false), (640, 360), Some(25.0)),
             Pushed::Skipped
         );
         run(&mut p, 101, 25);
@@ -563,7 +573,7 @@ mod tests {
         let mut p = Packager::new(25, false);
         run(&mut p, 30, 25);
         let other = [SPS, &[0, 0, 1, 0x68, 0xcf], &[0, 0, 1, 0x65, 9][..]].concat();
-        p.push(Some(2_000_000_000), true, &other, (640, 360), Some(25.0));
+        p.push(Some(2_000_000_000), 0, true, &other, (640, 360), Some(25.0));
         assert_eq!(p.restarts, 1);
         assert_eq!(p.segments().len(), 1);
         // Sequence numbers go on, so players do not take new segments for old ones.
@@ -604,6 +614,7 @@ mod audio_tests {
             let key = (v / 40_000_000) % 25 == 0;
             p.push(
                 Some(v),
+                0,
                 key,
                 if key { KEY } else { DELTA },
                 (640, 360),
@@ -629,13 +640,13 @@ mod audio_tests {
                 if track != AUDIO_TRACK {
                     continue;
                 }
-                // tfhd (16 bytes), tfdt v1 (20), trun: count, offset, then entries.
+                // tfhd (16 bytes), tfdt v1 (20), trun: count, offset, then 16-byte entries.
                 let base = u64::from_be_bytes(d[t + 24..t + 32].try_into().unwrap());
                 let trun = t + 32 + 4;
                 let n = u32::from_be_bytes(d[trun + 8..trun + 12].try_into().unwrap());
                 let durations = (0..n as usize)
                     .map(|i| {
-                        let at = trun + 16 + i * 12;
+                        let at = trun + 16 + i * 16;
                         u32::from_be_bytes(d[at..at + 4].try_into().unwrap())
                     })
                     .collect();
@@ -650,7 +661,7 @@ mod audio_tests {
         let mut p = Packager::new(25, true);
         // The first key frame waits for the sound.
         assert_eq!(
-            p.push(Some(0), true, KEY, (640, 360), Some(25.0)),
+            p.push(Some(0), 0, true, KEY, (640, 360), Some(25.0)),
             Pushed::Skipped
         );
         assert!(p.init().is_none());
@@ -766,7 +777,7 @@ mod fuzz {
                     // Some with real-looking parameter sets and an IDR slice.
                     data.splice(0..0, [0, 0, 0, 1, 0x67, 0x42, 0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x65]);
                 }
-                let _ = p.push(pts, key, &data, (640, 360), fps);
+                let _ = p.push(pts, 0, key, &data, (640, 360), fps);
             }
             let _ = super::super::playlist::render(&p);
             let _ = p.init();

@@ -129,7 +129,7 @@ mod tests {
             } else {
                 &[0, 0, 1, 0x41, 2]
             };
-            p.push(Some(i * 40_000_000), key, au, (640, 360), Some(25.0));
+            p.push(Some(i * 40_000_000), 0, key, au, (640, 360), Some(25.0));
         }
         p
     }

@@ -1,12 +1,16 @@
 //! What keeps a stream's output at its frame rate: live frames go to the encoder on the output
 //! timeline, with the previous frame again in the slots a source skipped; while no live frame
 //! comes, the last frame again after a short gap, the NO SIGNAL slate after the stall timeout.
+//! While the camera's own video passes through, its frames go to no encoder and gaps are left
+//! as the camera made them: only the slate is encoded, from the stall timeout until the camera
+//! is back (the video switch changes over on key frames).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::encode::Timeline;
 use crate::frame::Frame;
+use crate::publish::{VideoOn, VideoSwitch};
 
 use super::Context;
 
@@ -71,7 +75,9 @@ impl GapFiller {
 
     /// A live frame came: the slate goes.
     pub fn live(&mut self, ctx: &Context, frame: &Frame) {
-        if self.slate.take().is_some() {
+        // While the camera's video passes through, the slate goes when the switch is back on
+        // the camera (`fill`), not with a decoded frame.
+        if !ctx.passing_through() && self.slate.take().is_some() {
             tracing::info!(stream = %ctx.id, "live frames are back: slate off");
         }
         let fps = frame.info().fps();
@@ -97,7 +103,13 @@ impl GapFiller {
         let previous = self.last_pushed.take().filter(|(_, i)| {
             (i.width(), i.height(), i.format()) == (info.width(), info.height(), info.format())
         });
-        let clock = ctx.encoder.running_time().nseconds();
+        if ctx.passing_through() {
+            // Kept for the slate's size and layout; the camera's video goes out by itself.
+            self.last_pushed = Some((buffer, info));
+            self.next = None;
+            return;
+        }
+        let clock = ctx.clock();
         let src = buffer.pts().map(gst::ClockTime::nseconds);
         let (fill, pts) = self.timeline.live_filling(
             src,
@@ -131,8 +143,11 @@ impl GapFiller {
         ctx.encoder.check();
         if ctx.encoder.generation() != self.generation {
             self.generation = ctx.encoder.generation();
-            self.timeline = Timeline::default();
-            ctx.audio.reset_clock();
+            // The video switch's clock goes on through encoder restarts.
+            if ctx.video.is_none() {
+                self.timeline = Timeline::default();
+                ctx.audio.reset_clock();
+            }
         }
     }
 
@@ -156,6 +171,10 @@ impl GapFiller {
     /// the stall timeout, the slate after it (from start-up too, when the output size is set).
     pub fn fill(&mut self, ctx: &mut Context) {
         let now = Instant::now();
+        if let Some(video) = ctx.video.clone().filter(|_| ctx.passing_through()) {
+            self.fill_passing_through(ctx, &video, now);
+            return;
+        }
         let silent_since = self.last_live.as_ref().map_or(self.started, |l| l.at);
         let silent = now.duration_since(silent_since);
         if silent >= ctx.stall_timeout && self.slate.is_none() {
@@ -169,23 +188,12 @@ impl GapFiller {
             return;
         }
         let interval = self.interval(ctx);
-        let pts = gst::ClockTime::from_nseconds(self.timeline.filler(
-            ctx.encoder.running_time().nseconds(),
-            interval.as_nanos() as u64,
-        ));
-        if let Some(s) = self.slate.as_mut() {
-            // The slate shows the time now: redraw it once a second.
-            if s.rendered.elapsed() >= Duration::from_secs(1)
-                && let Some(b) =
-                    super::super::slate::render(&s.info, &ctx.id, s.since, SystemTime::now())
-            {
-                s.buffer = b;
-                s.rendered = now;
-            }
-            if ctx.encoder.push(s.buffer.clone(), &s.info, Some(pts)) {
-                ctx.stats.frames_slate.fetch_add(1, Ordering::Relaxed);
-                ctx.tap(&s.buffer, &s.info, SystemTime::now());
-            }
+        let pts = gst::ClockTime::from_nseconds(
+            self.timeline
+                .filler(ctx.clock(), interval.as_nanos() as u64),
+        );
+        if self.slate.is_some() {
+            self.push_slate(ctx, pts, now);
         } else if let Some((buffer, info)) = &self.last_pushed
             && push_held(ctx, buffer, info, pts)
         {
@@ -198,10 +206,69 @@ impl GapFiller {
         self.next = Some(if next < now { now + interval } else { next });
     }
 
+    /// The gaps of a stream passing its camera's video through: nothing until the stall
+    /// timeout (the camera's own timing goes out), then the slate, encoded at the camera's
+    /// size, until the switch is back on the camera.
+    fn fill_passing_through(&mut self, ctx: &mut Context, video: &VideoSwitch, now: Instant) {
+        let silent = video
+            .camera_silent_for()
+            .unwrap_or_else(|| now.duration_since(self.started));
+        if self.slate.is_some() && silent < ctx.stall_timeout && video.on() == VideoOn::Camera {
+            tracing::info!(stream = %ctx.id, "the camera's video is back: slate off");
+            self.slate = None;
+            self.next = None;
+            return;
+        }
+        if silent >= ctx.stall_timeout && self.slate.is_none() {
+            self.start_slate(ctx);
+            if self.slate.is_some() {
+                video.want_encoder(true);
+                ctx.encoder.request_keyframe();
+            }
+        }
+        if self.slate.is_none() {
+            return;
+        }
+        if self.next.is_some_and(|t| now < t) {
+            return;
+        }
+        let interval = self.interval(ctx);
+        let pts = gst::ClockTime::from_nseconds(
+            self.timeline
+                .filler(ctx.clock(), interval.as_nanos() as u64),
+        );
+        self.push_slate(ctx, pts, now);
+        ctx.audio.follow_video(pts.nseconds());
+        let next = self.next.unwrap_or(now) + interval;
+        self.next = Some(if next < now { now + interval } else { next });
+    }
+
+    /// Sends the slate (redrawn once a second: it shows the time now).
+    fn push_slate(&mut self, ctx: &mut Context, pts: gst::ClockTime, now: Instant) {
+        let Some(s) = self.slate.as_mut() else {
+            return;
+        };
+        if s.rendered.elapsed() >= Duration::from_secs(1)
+            && let Some(b) =
+                super::super::slate::render(&s.info, &ctx.id, s.since, SystemTime::now())
+        {
+            s.buffer = b;
+            s.rendered = now;
+        }
+        if ctx.encoder.push(s.buffer.clone(), &s.info, Some(pts)) {
+            ctx.stats.frames_slate.fetch_add(1, Ordering::Relaxed);
+            ctx.tap(&s.buffer, &s.info, SystemTime::now());
+        }
+    }
+
     fn start_slate(&mut self, ctx: &Context) {
-        // The output size is fixed by the first frame (or the config); without it there is
-        // nothing to keep alive yet.
-        let Some((w, h)) = ctx.encoder.output_size() else {
+        // The output size is fixed by the first frame (or the config; the camera's size when
+        // its video passes through); without it there is nothing to keep alive yet.
+        let Some((w, h)) = ctx.encoder.output_size().or_else(|| {
+            self.last_pushed
+                .as_ref()
+                .map(|(_, i)| (i.width(), i.height()))
+        }) else {
             return;
         };
         let fps = self

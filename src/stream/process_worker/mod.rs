@@ -1,5 +1,6 @@
 //! The processing worker of one stream: takes the newest decoded frame, runs the processors,
-//! and hands the frame to the encoder (`process`). Around it: the gap filler keeps the output's
+//! and hands the frame to the encoder (`process`), or, while the camera's own video passes
+//! through, only to the processors and the browsers' pictures. Around it: the gap filler keeps the output's
 //! frame rate while no frame comes (`gap`: the last frame, then the NO SIGNAL slate) and follows
 //! the encoder through its restarts; the meters keep the rates and the periodic summary
 //! (`meters`). Output housekeeping (idle HLS, vanished WebRTC peers) runs on the stream's own
@@ -17,7 +18,7 @@ use crate::config::StreamId;
 use crate::encode::Supervised;
 use crate::frame::{Frame, FrameTap, LatestSlot, SlotRecv, TappedFrame};
 use crate::process::Chain;
-use crate::publish::Fanout;
+use crate::publish::{Fanout, VideoSwitch};
 
 use super::{StateCell, StreamStats};
 use gap::GapFiller;
@@ -34,6 +35,8 @@ pub(super) struct Context {
     pub slot: Arc<LatestSlot<Frame>>,
     /// The stream's encoder, restarted when it fails.
     pub encoder: Supervised,
+    /// The video switch, when the stream may pass its camera's video through.
+    pub video: Option<Arc<VideoSwitch>>,
     pub fanout: Arc<Fanout>,
     /// The stream's audio: placed on the video's timeline, silence while none comes.
     pub audio: Arc<AudioTrack>,
@@ -48,6 +51,21 @@ pub(super) struct Context {
 }
 
 impl Context {
+    /// Whether the camera's own video goes to the outputs now (the encoder only makes the
+    /// slate).
+    fn passing_through(&self) -> bool {
+        self.video.as_ref().is_some_and(|v| v.refused().is_none())
+    }
+
+    /// The output timeline's clock now (ns): the video switch's when there is one (camera and
+    /// encoder share it), else the encoder's running time.
+    fn clock(&self) -> u64 {
+        match &self.video {
+            Some(v) => v.now(),
+            None => self.encoder.running_time().nseconds(),
+        }
+    }
+
     /// Offers a frame sent to the encoder to the tap (a reference, no copy).
     fn tap(&self, buffer: &gst::Buffer, info: &gst_video::VideoInfo, capture_time: SystemTime) {
         let seq = self.tap.borrow().as_ref().map_or(0, |f| f.seq + 1);

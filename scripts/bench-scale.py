@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Scale benchmark: how many cameras one framegate keeps in real time on this machine, paying
+only for what changes pixels. Cameras are pre-encoded clips of real footage (the OpenCV street
+scene, scaled to 720p or 1080p and brought to 25 fps by blending, x264 `fast`, a key frame
+every 2 s, no B-frames, as an IP camera sends), relayed by nginx-rtmp from `ffmpeg -re -c copy`
+publishers (at most 8; streams share them round robin: nginx fans them out).
+
+Rows, each a search for the most streams in real time (doubling, then bisecting):
+- transcode + overlay (`video = "encode"`): every frame decoded, drawn on, encoded (x264
+  ultrafast);
+- pass-through, no processor (`video = "auto"`): the camera's H.264 goes out as it is, every
+  frame is still decoded (for the browsers' pictures);
+- pass-through + detection (`detect` with the shared CenterNet model): every frame is decoded
+  for the detector, which takes what it can (its own capacity, reported);
+- pass-through, key frames only (`decode = "keyframes"`): the same, decoding key frames only.
+In the same run, the floors: a plain `gst-launch-1.0` transcode (decode + x264 ultrafast) and
+a plain decode of the clip, each CPU per frame and the streams that would fit on this
+machine's cores (the codec-bound limits), and the ratio of each row to its limit.
+
+Real time: every stream's output at 97% of the camera's rate or more; for the rows that decode
+every frame, decoded frames at 97% too, with under 1% skipped or dropped; for key frames only,
+the key frames of the camera decoded.
+
+Usage: scripts/bench-scale.py [--size 1280x720] [--seconds 10] [--max 128] [--rows all]
+       scripts/bench-scale.py --quick          (640x360, 2 streams, 4 s: proves it runs, CI)
+Writes bench-out/scale-passthrough.md and .json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import ROOT, api, build_release, cpu_seconds, free_port, nginx, wait_port
+
+FOOTAGE = ROOT.parent / "shared" / "testdata" / "vtest.avi"
+MODEL = ROOT / "target" / "assets" / "models" / "centernet.onnx"
+FPS = 25
+GOP = 50
+PUBLISHERS = 8
+ROWS = {
+    "transcode": ('video = "encode"\nprocessors = [ { kind = "overlay" } ]\n', "every"),
+    "decode": ('video = "auto"\n', "every"),
+    "passthrough": ('video = "auto"\nprocessors = [ { kind = "detect", model = "coco" } ]\n',
+                    "every"),
+    "keyframes": ('video = "auto"\ndecode = "keyframes"\n'
+                  'processors = [ { kind = "detect", model = "coco" } ]\n', "keys"),
+}
+
+
+
+def clip(out, size, secs):
+    """The camera clip of this size, made once (real footage, 25 fps by blending)."""
+    w, h = size.split("x")
+    path = out / f"camera-{size}-{secs}s.mp4"
+    if not path.exists():
+        bitrate = "3000k" if int(h) <= 720 else "5000k"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-t", str(secs), "-i", str(FOOTAGE), "-vf",
+             f"scale={w}:{h},framerate=fps={FPS}", "-c:v", "libx264", "-preset", "fast",
+             "-profile:v", "main", "-bf", "0", "-g", str(GOP), "-b:v", bitrate,
+             "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+def floor(cmd, frames):
+    """CPU milliseconds per frame of a gst-launch pipeline over the clip."""
+    t0 = os.times()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t1 = os.times()
+    return ((t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)) \
+        / frames * 1000
+
+
+
+def measure(exe, row, streams, rtmp, seconds):
+    """One try: `streams` streams of the row's kind; (real time?, summary)."""
+    body, decodes = ROWS[row]
+    http = free_port()
+    cfg = f'[server]\nhttp = "127.0.0.1:{http}"\nrtsp_port = 0\nsummary_interval_s = 0\n'
+    if "detect" in body:
+        cfg += f'\n[[models]]\nid = "coco"\npath = "{MODEL}"\nformat = "centernet"\nthreads = 1\n'
+    for i in range(streams):
+        cfg += (f'\n[[streams]]\nid = "cam{i}"\n'
+                f'source = "rtmp://127.0.0.1:{rtmp}/live/cam{i % PUBLISHERS}"\naudio = "off"\n'
+                + body)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.toml"
+        path.write_text(cfg)
+        fg = subprocess.Popen([str(exe), "run", "--config", str(path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(http)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                ss = api(http, "/api/streams")
+                if all(s["state"] == "live" and s["frames"]["encoded"] + s["frames"]["passed"] > 2 * GOP
+                       for s in ss):
+                    break
+                time.sleep(0.5)
+            before, m0 = api(http, "/api/streams"), api(http, "/api/models")
+            t0, c0 = time.time(), cpu_seconds(fg.pid)
+            time.sleep(seconds)
+            after, m1 = api(http, "/api/streams"), api(http, "/api/models")
+            t1, c1 = time.time(), cpu_seconds(fg.pid)
+        finally:
+            fg.terminate()
+            fg.wait(20)
+    wall = t1 - t0
+    b = {s["id"]: s for s in before}
+    outs, decoded, lost = [], [], 0
+    for s in after:
+        p = b[s["id"]]
+        d = lambda *k: _get(s, k) - _get(p, k)  # noqa: E731
+        outs.append((d("frames", "encoded") + d("frames", "passed")) / wall)
+        decoded.append(d("frames", "decoded") / wall)
+        lost += d("dropped", "ingest") + (d("video", "skipped_units") if decodes == "every" else 0)
+    frames = sum(decoded) * wall
+    if decodes == "every":
+        ok = all(o >= 0.97 * FPS for o in outs) and all(x >= 0.97 * FPS for x in decoded) \
+            and lost <= 0.01 * max(frames, 1)
+    else:
+        # Every key frame of the window but one (the window's ends cut GOPs).
+        keys = max(1, int(wall * FPS / GOP) - 1)
+        ok = all(o >= 0.97 * FPS for o in outs) and all(x * wall >= keys for x in decoded)
+    inferences = sum(_get(m, ("inputs",)) for m in m1) - sum(_get(m, ("inputs",)) for m in m0)
+    cores = (c1 - c0) / wall
+    return ok, {
+        "streams": streams, "real_time": ok, "cores": round(cores, 3),
+        "cpu_ms_per_output_frame": round(cores * 1000 / max(sum(outs), 1e-9), 3),
+        "min_fps_out": round(min(outs), 2), "min_fps_decoded": round(min(decoded), 2),
+        "lost": lost, "inferences_per_s": round(inferences / wall, 1),
+    }
+
+
+def _get(doc, keys):
+    for k in keys:
+        doc = doc.get(k, 0) if isinstance(doc, dict) else 0
+    return doc or 0
+
+
+def search(exe, row, rtmp, seconds, most):
+    tried = {}
+
+    def ok(n):
+        if n not in tried:
+            tried[n] = measure(exe, row, n, rtmp, seconds)[1]
+            t = tried[n]
+            print(f"{row}: {n} streams: {'real time' if t['real_time'] else 'behind'} "
+                  f"({t['cores']} cores, out >= {t['min_fps_out']}, decoded >= "
+                  f"{t['min_fps_decoded']} fps)", flush=True)
+        return tried[n]["real_time"]
+
+    good, n = 0, 1
+    while n <= most and ok(n):
+        good, n = n, n * 2
+    bad = n if n <= most else None
+    while bad is not None and bad - good > 1:
+        mid = (good + bad) // 2
+        if ok(mid):
+            good = mid
+        else:
+            bad = mid
+    return {"row": row, "most": good, "capped": bad is None, "at_most": tried.get(good),
+            "runs": [tried[k] for k in sorted(tried)]}
+
+
+def machine():
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.machine()
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--max", type=int, default=128)
+    ap.add_argument("--rows", default="transcode,decode,passthrough,keyframes")
+    ap.add_argument("--quick", action="store_true", help="2 streams, 2 s a row (CI)")
+    ap.add_argument("--out", default=str(ROOT / "bench-out"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    secs = 60
+    if args.quick:
+        args.size, args.seconds, args.max, secs = "640x360", 4, 2, 12
+    exe = build_release()
+    camera = clip(out, args.size, secs)
+    frames = int(subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-select_streams", "v:0", "-show_entries",
+         "stream=nb_read_packets", "-of", "csv=p=0", str(camera)],
+        check=True, capture_output=True, text=True).stdout.strip())
+    src = f"filesrc location={camera} ! qtdemux ! h264parse ! avdec_h264"
+    transcode_ms = floor(["gst-launch-1.0", "-q"] + (
+        src + " ! x264enc speed-preset=ultrafast tune=zerolatency bitrate=2000 ! fakesink").split(),
+        frames)
+    decode_ms = floor(["gst-launch-1.0", "-q"] + (src + " ! fakesink").split(), frames)
+    cores = os.cpu_count()
+    limits = {"transcode": cores * 1000 / (transcode_ms * FPS),
+              "decode": cores * 1000 / (decode_ms * FPS),
+              "passthrough": cores * 1000 / (decode_ms * FPS),
+              "keyframes": cores * 1000 / (decode_ms * FPS / GOP)}
+    print(f"floors: transcode {transcode_ms:.2f} ms/frame (limit {limits['transcode']:.1f} "
+          f"streams), decode {decode_ms:.2f} ms/frame (limit {limits['passthrough']:.1f})",
+          flush=True)
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rtmp = free_port()
+        server = nginx(Path(tmp), rtmp)
+        publishers = [subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(camera), "-c", "copy",
+             "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/cam{k}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for k in range(PUBLISHERS)]
+        try:
+            p0 = sum(cpu_seconds(p.pid) for p in publishers) + cpu_seconds(server.pid)
+            t0 = time.time()
+            for row in args.rows.split(","):
+                results.append(search(exe, row, rtmp, args.seconds, args.max))
+            relay_cores = (sum(cpu_seconds(p.pid) for p in publishers)
+                           + cpu_seconds(server.pid) - p0) / (time.time() - t0)
+        finally:
+            for p in publishers + [server]:
+                p.terminate()
+                p.wait(10)
+
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    names = {"transcode": "transcode + overlay", "decode": "pass-through, every frame decoded, no processor",
+             "passthrough": "pass-through + detection, every frame decoded",
+             "keyframes": "pass-through + detection, key frames decoded"}
+    lines = [
+        f"Measured {when} on {machine()}: {args.size}@{FPS} cameras (real footage, GOP {GOP}), "
+        f"{args.seconds:.0f} s per try, relayed by nginx-rtmp ({PUBLISHERS} publishers, "
+        f"{relay_cores:.2f} cores on average, same machine). Floors in the same run: plain "
+        f"transcode {transcode_ms:.2f} ms/frame, plain decode {decode_ms:.2f} ms/frame.",
+        "",
+        "| row | streams in real time | codec-bound limit | ratio | framegate cores there | "
+        "CPU ms per output frame | detector inferences/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        a = r["at_most"] or {}
+        limit = limits[r["row"]]
+        lines.append(
+            f"| {names[r['row']]} | {r['most']}{'+' if r['capped'] else ''} | {limit:.1f} | "
+            f"{r['most'] / limit:.2f} | {a.get('cores', '—')} | {a.get('cpu_ms_per_output_frame', '—')} | "
+            f"{a.get('inferences_per_s', '—')} |")
+    md = "\n".join(lines) + "\n"
+    (out / "scale-passthrough.md").write_text(md)
+    (out / "scale-passthrough.json").write_text(json.dumps(
+        {"machine": machine(), "size": args.size, "floors_ms": {"transcode": transcode_ms,
+         "decode": decode_ms}, "limits": limits, "relay_cores": relay_cores, "rows": results},
+        indent=2))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
