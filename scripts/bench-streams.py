@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, api, build_release, cpu_seconds, free_port, wait_live, wait_port
+from benchlib import ROOT, api, build_release, cpu_seconds, most_that_pass, free_port, wait_live, wait_port
 
 # A queue p99 above this means frames wait for the processor: the stream is falling behind.
 QUEUE_P99_LIMIT_MS = 200
@@ -116,17 +116,7 @@ def search(exe, size, fps, seconds, most):
                   flush=True)
         return tried[n]["real_time"]
 
-    good, bad = 0, None
-    n = 1
-    while n <= most and ok(n):
-        good, n = n, n * 2
-    bad = n if n <= most else None
-    while bad is not None and bad - good > 1:
-        mid = (good + bad) // 2
-        if ok(mid):
-            good = mid
-        else:
-            bad = mid
+    good, capped = most_that_pass(ok, most)
     runs = [tried[k] for k in sorted(tried)]
     best = tried.get(good)
     one = tried.get(1)
@@ -134,7 +124,7 @@ def search(exe, size, fps, seconds, most):
     if best and one and good > 1:
         per_stream = round((best["framegate_rss_mib"] - one["framegate_rss_mib"]) / (good - 1), 1)
     return {"size": size, "fps": fps, "max_real_time_streams": good,
-            "capped": bad is None, "memory_mib_per_stream": per_stream,
+            "capped": capped, "memory_mib_per_stream": per_stream,
             "at_max": best, "runs": runs}
 
 

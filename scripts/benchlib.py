@@ -86,3 +86,19 @@ def nginx(tmp, port):
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p
+
+
+def most_that_pass(ok, most):
+    """The largest n from 1 to `most` for which `ok(n)` holds (0 if none), assuming it holds up
+    to some n and not after: doubling, then bisecting. Also whether `most` itself passed."""
+    good, n = 0, 1
+    while n <= most and ok(n):
+        good, n = n, n * 2
+    bad = n if n <= most else None
+    while bad is not None and bad - good > 1:
+        mid = (good + bad) // 2
+        if ok(mid):
+            good = mid
+        else:
+            bad = mid
+    return good, bad is None

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::av::{self, sync_clip};
-use common::http::request;
+use common::http::{request, stream_status};
 use common::rtsp::TestRtspServer;
 use common::{Framegate, Nginx, ffmpeg_publish_rtmp_file, free_port, wait_for, wait_for_port};
 
@@ -27,17 +27,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn stream_status(http: u16, id: &str) -> serde_json::Value {
-    request(
-        &format!("127.0.0.1:{http}"),
-        "GET",
-        &format!("/api/streams/{id}"),
-        None,
-        None,
-    )
-    .json()
 }
 
 /// Waits until ffprobe finds these codecs at `url` (ordered as found), and returns them.

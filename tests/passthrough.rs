@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::http::request;
+use common::http::stream_status as status;
 use common::rtsp::TestRtspServer;
 use common::{Framegate, Nginx, ffmpeg_publish_rtmp_file, free_port, wait_for, wait_for_port};
 
@@ -118,17 +118,6 @@ fn output_stream(url: &str, secs: u32) -> Vec<u8> {
         .output()
         .unwrap();
     out.stdout
-}
-
-fn status(http: u16, id: &str) -> serde_json::Value {
-    request(
-        &format!("127.0.0.1:{http}"),
-        "GET",
-        &format!("/api/streams/{id}"),
-        None,
-        None,
-    )
-    .json()
 }
 
 fn config(http: u16, rtsp: u16, streams: &str) -> String {

@@ -173,8 +173,13 @@ impl EncodedSink for AppSrcFeed {
         let out = self.retime(buffer.pts(), appsrc.current_running_time());
         // A camera's B-frames (passed through) decode before they show: the decode time keeps
         // its distance to the presentation time.
+        // (Sound has no reordering: an encoder's priming taken off its PTS only.)
+        let video = sample
+            .caps()
+            .and_then(|c| c.structure(0))
+            .is_some_and(|s| s.name().starts_with("video/"));
         let reorder = match (buffer.pts(), buffer.dts()) {
-            (Some(p), Some(d)) if d < p => p - d,
+            (Some(p), Some(d)) if video && d < p => p - d,
             _ => gst::ClockTime::ZERO,
         };
         {

@@ -139,3 +139,15 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// `GET /api/streams/{id}` of the framegate whose API listens on `http` (127.0.0.1).
+pub fn stream_status(http: u16, id: &str) -> serde_json::Value {
+    request(
+        &format!("127.0.0.1:{http}"),
+        "GET",
+        &format!("/api/streams/{id}"),
+        None,
+        None,
+    )
+    .json()
+}
