@@ -106,7 +106,7 @@ outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtsp-push", url = "{push}" }} ]
     wait_streams(&nginx.url("out-aac"), &["h264", "aac"]);
     wait_streams(&nginx.url("out-pcma"), &["h264", "aac"]);
 
-    // The offsets, all outputs measured at once.
+    // The offsets.
     let urls = [
         ("rtsp aac", out("aac")),
         ("rtsp pcma", out("pcma")),
@@ -114,13 +114,24 @@ outputs = [ {{ kind = "rtsp" }}, {{ kind = "rtsp-push", url = "{push}" }} ]
         ("rtmp aac", nginx.url("out-aac")),
         ("rtmp pcma→aac", nginx.url("out-pcma")),
     ];
-    let reports: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = urls
-            .iter()
-            .map(|(what, url)| s.spawn(move || (what, av::measure(url, MEASURE_S))))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    // Measured in two groups (framegate's RTSP, then the RTMP pushes): five decoders at once
+    // beside three streams, a RECORD server and the cameras starve a 2-core machine, and a
+    // starved reader moves flashes and beeps apart by itself.
+    let reports: Vec<_> = urls
+        .chunks(3)
+        .flat_map(|group| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .map(|(what, url)| s.spawn(move || (what, av::measure(url, MEASURE_S))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
     for (what, report) in &reports {
         report.assert_in_sync(what, FLASHES, BOUND_MS);
     }

@@ -19,6 +19,9 @@ use crate::publish::{AppSrcFeed, EncodedSink, Fanout};
 
 use super::codec::{AudioCodec, AudioFormat, target_rate};
 
+/// How far an encoder's output times may stray from its input's before it takes them again.
+const RESYNC_TOLERANCE_NS: i64 = 10_000_000;
+
 /// Packets a transcode may have waiting before it drops (about a second).
 const QUEUE_PACKETS: u64 = 50;
 
@@ -67,6 +70,12 @@ impl Transcoder {
                 .build(),
         );
         let encoder = make(encoder_name)?;
+        // The encoder counts samples from the time it last took from its input, until that
+        // time and its count differ by more than this: 40 ms by default, which let the sound
+        // drift that far behind the picture as the video's offset moved under it.
+        if encoder.find_property("tolerance").is_some() {
+            encoder.set_property("tolerance", RESYNC_TOLERANCE_NS);
+        }
         let parse = match target.parser() {
             Some(p) => make(p)?,
             None => make("identity")?,
