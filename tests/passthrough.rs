@@ -99,8 +99,9 @@ fn source_stream(clip: &Path) -> Vec<u8> {
     out.stdout
 }
 
-/// `secs` of an RTSP output's video as it came, an Annex B byte stream (ffmpeg, no re-encode).
-fn output_stream(url: &str, secs: u32) -> Vec<u8> {
+/// `secs` of an RTSP output's video as it came, an Annex B byte stream (ffmpeg, no re-encode),
+/// and what ffmpeg said.
+fn output_stream(url: &str, secs: u32) -> (Vec<u8>, String) {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url])
         .args([
@@ -114,10 +115,12 @@ fn output_stream(url: &str, secs: u32) -> Vec<u8> {
             "h264",
             "-",
         ])
-        .stderr(Stdio::null())
         .output()
         .unwrap();
-    out.stdout
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn config(http: u16, rtsp: u16, streams: &str) -> String {
@@ -153,13 +156,18 @@ fn the_cameras_own_access_units_go_out_and_the_slate_covers_an_outage() {
 
     // Every picture of the output is one of the camera's, byte for byte: slices and SEI.
     let source: HashSet<Vec<u8>> = pictures(&source_stream(&clip)).into_iter().collect();
-    let out = pictures(&output_stream(&url, 6));
+    let (stream, said) = output_stream(&url, 6);
+    let out = pictures(&stream);
     let found = out.iter().filter(|p| source.contains(*p)).count();
     println!(
         "pass-through: {found} of {} output slices and SEI are the camera's",
         out.len()
     );
-    assert!(out.len() >= 100, "only {} pictures in 6 s", out.len());
+    assert!(
+        out.len() >= 100,
+        "only {} pictures in 6 s; ffmpeg said: {said}",
+        out.len()
+    );
     assert!(
         found * 100 >= out.len() * 99,
         "{found} of {} output pictures are the camera's: re-encoded?",
@@ -310,4 +318,34 @@ fn analytics_decode_only_key_frames_or_at_their_own_rate() {
         passed as f64 >= secs * 20.0,
         "{passed} in {secs:.1} s: {f1}"
     );
+}
+
+#[test]
+fn a_source_that_is_not_h264_is_encoded_and_says_why() {
+    // The street scene is MPEG-4 part 2: `video = "auto"` cannot pass it through.
+    let footage = common::shared("testdata/vtest.avi");
+    let (http, rtsp) = (free_port(), free_port());
+    let _fg = Framegate::run(&config(
+        http,
+        rtsp,
+        &format!(
+            "[[streams]]\nid = \"street\"\nsource = \"file://{}\"\nvideo = \"auto\"\n\
+             outputs = [ {{ kind = \"rtsp\" }} ]\n",
+            footage.display()
+        ),
+    ));
+    wait_for_port(http, LIVE);
+    let s = wait_for("the encoder's video on the outputs", LIVE, || {
+        let s = status(http, "street");
+        (s["video"]["on"] == "encoder" && s["video"]["encoder_units"].as_u64() > Some(10))
+            .then_some(s)
+    });
+    assert_eq!(s["video"]["mode"], "encode", "{s}");
+    let why = s["video"]["encode_reason"].as_str().unwrap_or_default();
+    assert!(why.contains("not H.264"), "{s}");
+    assert_eq!(s["video"]["camera_units"], 0, "{s}");
+    // The outputs carry the encode.
+    let url = format!("rtsp://127.0.0.1:{rtsp}/street");
+    let probed = wait_for("the RTSP output", LIVE, || common::ffprobe(&url));
+    assert_eq!(probed.0, "h264", "{probed:?}");
 }

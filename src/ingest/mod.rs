@@ -19,5 +19,5 @@ mod pipeline;
 pub mod presence;
 mod source;
 
-pub use passthrough::{AccessUnits, DECODE_BACKLOG, DecodeCounters, Passthrough};
+pub use passthrough::{AccessUnits, DecodeCounters, Passthrough};
 pub use pipeline::{Ingest, IngestOptions, SourceInfo};

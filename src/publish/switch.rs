@@ -223,9 +223,14 @@ impl VideoSwitch {
         lock(&self.state).switch.want_encoder(want);
     }
 
-    /// The source's video cannot pass through (`Some(why)`), or can again (`None`).
+    /// The source's video cannot pass through (`Some(why)`): the encoder's output goes out
+    /// from its next key frame. Or it can again (`None`): the camera takes over at its first
+    /// key frame.
     pub fn set_refused(&self, why: Option<String>) {
         let mut s = lock(&self.state);
+        if why.is_some() {
+            s.switch.want_encoder(true);
+        }
         if s.refused != why {
             match &why {
                 Some(w) => tracing::warn!("video cannot pass through: {w}; encoding it"),
