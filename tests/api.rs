@@ -509,6 +509,7 @@ fn the_openapi_document_validates_and_every_route_in_it_answers() {
         ("GET", "/streams/{id}/llhls/{file}"),
         ("GET", "/streams/{id}/mjpeg"),
         ("GET", "/streams/{id}/snapshot.jpg"),
+        ("GET", "/streams/{id}/whep/{session}/boxes"),
         ("GET", "/streams/{id}/ws"),
         ("POST", "/api/reload"),
         ("POST", "/api/streams"),

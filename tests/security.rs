@@ -987,3 +987,87 @@ fn waiting_ll_hls_requests_are_capped() {
     assert!(r.body.contains("held_requests"));
     assert_eq!(waiting.join().unwrap(), 200);
 }
+
+/// Opens `path` and reads the answer's head only (an event stream does not end): its status
+/// and the open socket.
+fn open_head(addr: &str, path: &str, token: Option<&str>) -> (u16, TcpStream) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed in the head");
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, s)
+}
+
+#[test]
+fn box_readers_need_a_session_a_detector_and_a_free_place() {
+    let (_fg, addr) = start(
+        &format!(
+            "api_token = \"{TOKEN}\"\n\n[[models]]\nid = \"coco\"\npath = \"{}\"\nformat = \"centernet\"\n",
+            common::shared("models/centernet.onnx").display()
+        ),
+        &format!(
+            "{PATTERN}processors = [ {{ kind = \"detect\", model = \"coco\" }} ]\n\n\
+             [[streams]]\nid = \"plain\"\nsource = \"test://ball?width=320&height=240&fps=25\"\n"
+        ),
+    );
+    live(&addr, "cam", Some(TOKEN));
+    live(&addr, "plain", Some(TOKEN));
+    let offer = phantom_offer();
+    let session = |id: &str| {
+        let r = request_typed(
+            &addr,
+            "POST",
+            &format!("/streams/{id}/whep"),
+            Some(&offer),
+            "application/sdp",
+            Some(TOKEN),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.header("location").unwrap().to_string()
+    };
+    let cam = session("cam");
+    let boxes = format!("{cam}/boxes");
+    // Reading boxes is reading: the token is needed.
+    assert_eq!(request(&addr, "GET", &boxes, None, None).status, 401);
+    let r = request(
+        &addr,
+        "GET",
+        "/streams/cam/whep/no-such/boxes",
+        None,
+        Some(TOKEN),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("no such session"))
+    );
+    let plain = session("plain");
+    let r = request(&addr, "GET", &format!("{plain}/boxes"), None, Some(TOKEN));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("no detector"))
+    );
+    // Two readers a session; a third is refused until one leaves.
+    let (a, first) = open_head(&addr, &boxes, Some(TOKEN));
+    let (b, mut second) = open_head(&addr, &boxes, Some(TOKEN));
+    assert_eq!((a, b), (200, 200));
+    let r = request(&addr, "GET", &boxes, None, Some(TOKEN));
+    assert_eq!(r.status, 429, "{}", r.body);
+    drop(first);
+    wait_for("the place of the reader that left", LONG, || {
+        let (status, s) = open_head(&addr, &boxes, Some(TOKEN));
+        (status == 200).then_some(s)
+    });
+    // The session ends: its readers' streams end.
+    let r = request(&addr, "DELETE", &cam, None, None);
+    assert_eq!(r.status, 204);
+    let mut rest = Vec::new();
+    second.read_to_end(&mut rest).unwrap();
+}

@@ -5,6 +5,7 @@
 mod canvas;
 mod planes;
 mod slot;
+pub mod source_pts;
 mod tap;
 
 use std::time::SystemTime;

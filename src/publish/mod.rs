@@ -4,7 +4,8 @@
 //! encoder appsink ─→ Fanout ─┬→ AppSrcFeed → RTSP server mount (rtph264pay) → RTSP clients
 //!                            ├→ AppSrcFeed → h264parse → flvmux → rtmp2sink        (rtmp push)
 //!                            └→ AppSrcFeed → h264parse → rtspclientsink            (rtsp push)
-//!                            ├→ AppSrcFeed → rtph264pay → webrtcbin (one per WHEP viewer)
+//!                            ├→ AppSrcFeed → rtph264pay → webrtcbin (one per WHEP viewer;
+//!                            │    RtpClock: which RTP time each source frame went out with)
 //!                            ├→ AppSrcFeed → h264parse → hlssink2                  (HLS)
 //!                            └→ LlHlsSink → fMP4 parts and segments in memory      (LL-HLS)
 //! frame tap ─→ JpegHub (JPEG or raw I420, per size) ─→ snapshot, MJPEG, WebSocket, redis
@@ -22,6 +23,7 @@ mod llhls;
 mod media_factory;
 mod push;
 mod redis;
+mod rtp_clock;
 mod rtsp_server;
 mod switch;
 mod whep;
@@ -38,6 +40,7 @@ pub use llhls::{LlHls, LlHlsError, LlHlsFile, LlHlsHub, with_query as playlist_w
 pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{OutputState, PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
+pub use rtp_clock::{BoxReader, MAX_BOX_READERS, RtpClock};
 pub use rtsp_server::{LazyRtspServer, RtspServer};
 pub use switch::{On as VideoOn, Switch, SwitchStats, Verdict, VideoSwitch};
 pub use whep::{

@@ -274,7 +274,7 @@ impl VideoSwitch {
                 s.latest_pts = s.latest_pts.max(out_pts);
                 let latest = s.latest_pts;
                 // Under the lock: units go out in order, whichever thread brings them.
-                self.publish(sample, out_pts, out_dts);
+                self.publish(sample, out_pts, out_dts, buffer.pts());
                 self.stats.camera_units.fetch_add(1, Ordering::Relaxed);
                 drop(s);
                 // The camera's sound goes where its video went.
@@ -309,7 +309,8 @@ impl VideoSwitch {
                     self.switched("encoder", before);
                 }
                 s.latest_pts = s.latest_pts.max(pts);
-                self.publish(sample, pts, dts);
+                // The encoder's units carry their source frame's mark from its input.
+                self.publish(sample, pts, dts, None);
                 self.stats.encoder_units.fetch_add(1, Ordering::Relaxed);
             }
             Verdict::Drop => {
@@ -325,7 +326,8 @@ impl VideoSwitch {
         tracing::info!("outputs switched to the {to}'s video (from {from:?})");
     }
 
-    fn publish(&self, sample: &gst::Sample, pts: Ns, dts: Ns) {
+    /// Sends a unit out at `pts`/`dts`, marked as showing the source frame of `source`.
+    fn publish(&self, sample: &gst::Sample, pts: Ns, dts: Ns, source: Option<gst::ClockTime>) {
         let Some(mut buffer) = sample.buffer_owned() else {
             return;
         };
@@ -333,6 +335,9 @@ impl VideoSwitch {
             let b = buffer.make_mut();
             b.set_pts(gst::ClockTime::from_nseconds(pts));
             b.set_dts(gst::ClockTime::from_nseconds(dts));
+            if let Some(source) = source {
+                crate::frame::source_pts::tag(b, source);
+            }
         }
         let caps = sample.caps_owned();
         let mut out = gst::Sample::builder().buffer(&buffer);

@@ -213,6 +213,8 @@ struct WhepSession {
     _seats: (Seat, Seat),
     /// The peer's RTCP: when it last came (ms after `created`), and whether it said BYE.
     rtcp: Arc<PeerRtcp>,
+    /// The RTP time each source frame went out with (for the viewer's boxes).
+    rtp_clock: Arc<super::RtpClock>,
 }
 
 /// What the peer's RTCP says about it: a browser sends receiver reports every second or so
@@ -272,6 +274,7 @@ impl WhepHub {
         pay.set_property("config-interval", -1i32);
         pay.set_property("pt", pt);
         pay.set_property_from_str("aggregate-mode", "zero-latency");
+        let rtp_clock = super::RtpClock::watch(&pay)?;
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         self.ice.apply(&webrtc)?;
@@ -331,6 +334,7 @@ impl WhepHub {
                 lost_since: None,
                 _seats: (stream_seat, total_seat),
                 rtcp,
+                rtp_clock,
             },
         );
         Ok((id, answer))
@@ -347,6 +351,13 @@ impl WhepHub {
             }
             None => false,
         }
+    }
+
+    /// The RTP clock of a session (gone with the session: keep it weakly).
+    pub fn rtp_clock(&self, id: &str) -> Option<std::sync::Weak<super::RtpClock>> {
+        lock(&self.sessions)
+            .get(id)
+            .map(|s| Arc::downgrade(&s.rtp_clock))
     }
 
     /// How many sessions there are (cheap, for metrics).

@@ -23,13 +23,15 @@ const APP: &str = include_str!("../dashboard/app.js");
 const STYLE: &str = include_str!("../dashboard/style.css");
 const EVENTS: &str = include_str!("../dashboard/events.js");
 const LIVE: &str = include_str!("../dashboard/live.js");
+const BOXES: &str = include_str!("../dashboard/boxes.js");
 /// hls.js (vendored: the dashboard works offline), for LL-HLS where the browser has no HLS.
 const HLS_JS: &str = include_str!("../dashboard/vendor/hls.light.min.js");
 
 /// The paths the dashboard is served at (open without a token).
-pub const PATHS: [&str; 6] = [
+pub const PATHS: [&str; 7] = [
     "/",
     "/app.js",
+    "/boxes.js",
     "/events.js",
     "/live.js",
     "/style.css",
@@ -119,25 +121,28 @@ async fn first_pictures(
         .collect()
 }
 
-pub async fn app() -> impl IntoResponse {
+/// A script of the page.
+fn script(body: &'static str) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        APP,
+        body,
     )
+}
+
+pub async fn app() -> impl IntoResponse {
+    script(APP)
 }
 
 pub async fn events() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        EVENTS,
-    )
+    script(EVENTS)
 }
 
 pub async fn live() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        LIVE,
-    )
+    script(LIVE)
+}
+
+pub async fn boxes() -> impl IntoResponse {
+    script(BOXES)
 }
 
 pub async fn hls_js() -> impl IntoResponse {

@@ -26,6 +26,7 @@
 
 mod analytics;
 mod auth;
+mod boxes;
 pub mod counters;
 mod dashboard;
 mod error;
@@ -182,6 +183,7 @@ pub fn router(
         .route("/app.js", get(dashboard::app))
         .route("/events.js", get(dashboard::events))
         .route("/live.js", get(dashboard::live))
+        .route("/boxes.js", get(dashboard::boxes))
         .route("/vendor/hls.light.min.js", get(dashboard::hls_js))
         .route("/style.css", get(dashboard::style))
         .fallback(|| async {

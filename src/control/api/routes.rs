@@ -300,6 +300,20 @@ pub(super) fn viewing(api: Api) -> Api {
         },
     )    .route(
         "get",
+        "/streams/{id}/whep/{session}/boxes",
+        boxes::boxes,
+        Op {
+            summary: "Boxes for a WebRTC viewer",
+            description: "What the stream's detectors find, as Server-Sent Events (`text/event-stream`): each event's data is `{\"rtp\", \"width\", \"height\", \"boxes\": [{\"rect\": {\"x\", \"y\", \"w\", \"h\"}, \"label\", \"score\"}]}`, where `rtp` is the RTP timestamp the frame the boxes were found in went out with in this session (the `rtpTimestamp` of `requestVideoFrameCallback`) and the rectangles are in that frame's pixels (`width` x `height`). An empty `boxes` clears them. A result waits up to a second for its frame to go out; one whose frame this session skipped is not sent. Two readers per session at most (429).",
+            request: None,
+            response: (200, "The event stream.", None),
+            text: Some("text/event-stream"),
+            errors: &[404, 409, 429, 503],
+            secured: true,
+            query: &[],
+        },
+    )    .route(
+        "get",
         "/api/streams/{id}/whep",
         webrtc::sessions,
         Op {

@@ -176,6 +176,11 @@ async function startLive(sel) {
   stats.live = { transport, latencyMs: null };
   showSoundButton();
   stats.videoShownMs.push(Math.round(performance.now() - sel.clickedAt));
+  // Detections drawn over the video by the page, aligned by RTP timestamp (WebRTC only).
+  if (s && (s.detect || []).length) {
+    live.drawBoxes($("#big-boxes"));
+    stats.boxes = live.boxes ? live.boxes.stats : null;
+  }
   if (sel.ws) { sel.ws.reopen = null; sel.ws.close(); sel.ws = null; }
   renderDetails();
 }

@@ -131,6 +131,14 @@ class LiveVideo {
     hls.attachMedia(this.video);
   }
 
+  /** Draws the stream's detections on `canvas`, over the WebRTC video (see boxes.js). */
+  drawBoxes(canvas) {
+    if (this.transport !== "webrtc" || !this.session || !window.BoxOverlay) return;
+    const q = this.viewToken ? `?vt=${encodeURIComponent(this.viewToken)}` : "";
+    this.boxes = new BoxOverlay(this.video, canvas, `${this.session}/boxes${q}`, this.headers({}));
+    this.boxes.start();
+  }
+
   fail() {
     if (this.closed) return;
     this.stop();
@@ -165,6 +173,7 @@ class LiveVideo {
   }
 
   async teardown() {
+    if (this.boxes) { this.boxes.stop(); this.boxes = null; }
     if (this.hls) { this.hls.destroy(); this.hls = null; }
     if (this.pc) { this.pc.close(); this.pc = null; }
     if (this.session) {

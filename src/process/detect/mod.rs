@@ -10,6 +10,7 @@ mod batcher;
 mod decode;
 mod events;
 mod labels;
+mod live;
 mod model;
 mod preprocess;
 mod runtime;
@@ -33,6 +34,7 @@ pub use batcher::{Backend, BatchStats, Batcher, Output};
 pub use decode::{RawBox, centernet, nms, yolo};
 pub use events::{DetectionEvent, DetectionLog, EventKind, Present};
 pub use labels::COCO80;
+pub use live::{Found, LiveResults};
 pub use model::{Model, ModelStatus, Models};
 pub use preprocess::{InputSpec, Transform, fill, transform};
 
@@ -93,6 +95,8 @@ pub struct DetectHandle {
     current: Mutex<Vec<Detection>>,
     /// The stream's detection events.
     pub log: DetectionLog,
+    /// Each result as it comes, for viewers that draw the boxes.
+    pub live: LiveResults,
 }
 
 impl DetectHandle {
@@ -157,6 +161,7 @@ impl Detect {
             counters: DetectCounters::default(),
             current: Mutex::default(),
             log: DetectionLog::new(Duration::from_secs_f64(config.clear_after)),
+            live: LiveResults::default(),
         });
         Self {
             config: config.clone(),
@@ -242,6 +247,11 @@ impl Detect {
         // The model's thread reads the pixels (a reference to the buffer, no copy): the stream's
         // thread goes on at once. A later processor that draws gets its own copy.
         let (buffer, info) = (frame.buffer().clone(), frame.info().clone());
+        let (source_pts, width, height) = (
+            buffer.pts().map(gst::ClockTime::nseconds),
+            frame.width(),
+            frame.height(),
+        );
         let handle = self.handle.clone();
         let prepare = Box::new(move || -> anyhow::Result<Vec<f32>> {
             let started = Instant::now();
@@ -282,6 +292,14 @@ impl Detect {
                         c.completed.fetch_add(1, Ordering::Relaxed);
                         c.latency_ns
                             .fetch_add(now.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        if let Some(source_pts) = source_pts {
+                            handle.live.publish(Found {
+                                source_pts,
+                                width,
+                                height,
+                                boxes: d.clone(),
+                            });
+                        }
                         inbox.result = Some(d);
                     }
                     Err(e) => {

@@ -127,11 +127,13 @@ impl GapFiller {
             }
         }
         // A refused frame is the encoder's failure: it is restarted, and says so (rate-limited).
-        ctx.encoder.push(
-            buffer.clone(),
-            &info,
-            Some(gst::ClockTime::from_nseconds(pts)),
-        );
+        // The encoded picture says which source frame it shows (for boxes drawn by viewers).
+        let mut input = buffer.clone();
+        if let Some(s) = src {
+            crate::frame::source_pts::tag(input.make_mut(), gst::ClockTime::from_nseconds(s));
+        }
+        ctx.encoder
+            .push(input, &info, Some(gst::ClockTime::from_nseconds(pts)));
         self.last_pushed = Some((buffer, info));
         self.next = Some(Instant::now() + self.hold_after(ctx));
         ctx.audio.follow_video(pts);

@@ -1,0 +1,61 @@
+// Drives Debian's Chromium (headless, playwright-core) against framegate's dashboard: for each
+// stream named, opens it in the large view (WebRTC), watches the detection boxes the page
+// draws over the video for SECONDS, and prints one JSON line: per stream, the page's box
+// counters (boxes.js) over that window and in all, and how often (of checks every 250 ms)
+// the boxes' green was on the canvas.
+//
+// usage: node boxes.mjs URL SECONDS STREAM...
+import { chromium } from "playwright-core";
+
+const [url, seconds, ...ids] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const out = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const logs = [];
+  page.on("console", (m) => logs.push(m.text()));
+  await page.goto(url);
+  for (const id of ids) {
+    await page.waitForSelector(`.tile[data-id="${id}"]`, { timeout: 30000 });
+    await page.click(`.tile[data-id="${id}"]`);
+    await page.waitForFunction(
+      (id) => window.framegateStats.live && window.framegateStats.live.transport === "webrtc" && window.framegateStats.boxes,
+      id, { timeout: 30000 });
+    // Boxes are drawn from the first result whose frame is shown after it came; the video is
+    // held back by the detector's delay: watch after that has settled.
+    await page.waitForFunction(() => window.framegateStats.boxes.onTime >= 3, null, { timeout: 30000 })
+      .catch(async (e) => {
+        const seen = await page.evaluate(() => window.framegateStats.boxes);
+        throw new Error(`${id}: no result on time within 30 s: ${JSON.stringify(seen)}; console: ${logs.join(" | ")}`);
+      });
+    const start = await page.evaluate(() => ({ ...window.framegateStats.boxes }));
+    // The boxes' green on the canvas, now and then (the frames under them are the video's).
+    let inked = 0;
+    const until = Date.now() + Number(seconds) * 1000;
+    while (Date.now() < until) {
+      const green = await page.evaluate(() => {
+        const c = document.querySelector("#big-boxes");
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] === 51 && d[i + 1] === 255 && d[i + 2] === 51) n++;
+        return n;
+      });
+      if (green > 50) inked++;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const end = await page.evaluate(() => ({ ...window.framegateStats.boxes }));
+    const delta = Object.fromEntries(Object.keys(end).map((k) => [k, end[k] - (start[k] || 0)]));
+    delta.delayMs = end.delayMs;
+    out[id] = { window: delta, total: end, inkedChecks: inked };
+  }
+  out.errors = errors;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
