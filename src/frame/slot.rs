@@ -1,19 +1,24 @@
-//! The hand-off between two stages that keeps only the newest frame: a slot, not a queue.
-//! A producer never waits; a frame replaced before the consumer took it is counted as dropped.
+//! The hand-off between two stages that keeps only the newest frames: a slot of one (or a few),
+//! not a queue. A producer never waits; a frame pushed out before the consumer took it is
+//! counted as dropped. A depth of two absorbs a burst (two frames decoded back to back, as a
+//! TCP relay delivers them) without dropping, at the cost of at most one frame of waiting
+//! while the consumer is behind; with the consumer keeping up, nothing waits.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// A single-item hand-off that keeps the newest value.
+/// A hand-off that keeps the newest `depth` values, oldest out first.
 pub struct LatestSlot<T> {
     inner: Mutex<State<T>>,
     ready: Condvar,
     dropped: AtomicU64,
+    depth: usize,
 }
 
 struct State<T> {
-    item: Option<T>,
+    items: VecDeque<T>,
     closed: bool,
 }
 
@@ -30,28 +35,45 @@ pub enum SlotRecv<T> {
 
 impl<T> Default for LatestSlot<T> {
     fn default() -> Self {
-        Self {
-            inner: Mutex::new(State {
-                item: None,
-                closed: false,
-            }),
-            ready: Condvar::new(),
-            dropped: AtomicU64::new(0),
-        }
+        Self::with_depth(1)
     }
 }
 
 impl<T> LatestSlot<T> {
-    /// A new, empty slot.
+    /// A new, empty slot of one.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
-    /// Puts an item in, replacing (and counting as dropped) one the consumer has not taken.
+    /// A new, empty slot keeping the newest `depth` items (at least one).
+    pub fn newest(depth: usize) -> Arc<Self> {
+        Arc::new(Self::with_depth(depth))
+    }
+
+    fn with_depth(depth: usize) -> Self {
+        let depth = depth.max(1);
+        Self {
+            inner: Mutex::new(State {
+                items: VecDeque::with_capacity(depth + 1),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            dropped: AtomicU64::new(0),
+            depth,
+        }
+    }
+
+    /// Puts an item in, pushing out (and counting as dropped) the oldest the consumer has not
+    /// taken when the slot is full.
     pub fn put(&self, item: T) {
         let replaced = {
             let mut s = self.lock();
-            s.item.replace(item)
+            s.items.push_back(item);
+            if s.items.len() > self.depth {
+                s.items.pop_front()
+            } else {
+                None
+            }
         };
         // Drop the replaced frame outside the lock: it may release GStreamer memory.
         if replaced.is_some() {
@@ -66,7 +88,7 @@ impl<T> LatestSlot<T> {
         let deadline = Instant::now() + timeout;
         let mut s = self.lock();
         loop {
-            if let Some(item) = s.item.take() {
+            if let Some(item) = s.items.pop_front() {
                 return SlotRecv::Item(item);
             }
             if s.closed {
@@ -117,6 +139,23 @@ mod tests {
             slot.recv_timeout(Duration::from_millis(1)),
             SlotRecv::Timeout
         );
+    }
+
+    #[test]
+    fn a_deeper_slot_keeps_a_burst_in_order() {
+        let slot = LatestSlot::newest(2);
+        slot.put(1);
+        slot.put(2);
+        assert_eq!(slot.dropped(), 0, "a burst of two is kept");
+        slot.put(3);
+        assert_eq!(slot.dropped(), 1, "the oldest is pushed out");
+        assert_eq!(slot.recv_timeout(Duration::ZERO), SlotRecv::Item(2));
+        assert_eq!(slot.recv_timeout(Duration::ZERO), SlotRecv::Item(3));
+        assert_eq!(slot.recv_timeout(Duration::ZERO), SlotRecv::Timeout);
+        slot.put(4);
+        slot.close();
+        assert_eq!(slot.recv_timeout(Duration::ZERO), SlotRecv::Item(4));
+        assert_eq!(slot.recv_timeout(Duration::ZERO), SlotRecv::Closed);
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub use histogram::Histogram;
 pub use state::{StateCell, StreamState};
 pub use stats::StreamStats;
 
+/// Decoded frames the processing worker may be behind by before the oldest is dropped: two
+/// absorb a burst of frames decoded back to back (an RTMP relay delivers them so) without a
+/// drop, and wait one frame at most, only while the worker is behind.
+const FRAME_SLOT_DEPTH: usize = 2;
+
 /// A running stream.
 pub struct Stream {
     id: StreamId,
@@ -90,7 +95,7 @@ impl Stream {
         let stats = Arc::new(StreamStats::default());
         let source_info: Arc<Mutex<SourceInfo>> = Arc::default();
         let shutdown = Shutdown::new();
-        let slot = LatestSlot::new();
+        let slot = LatestSlot::newest(FRAME_SLOT_DEPTH);
         let tap = frame_tap();
         let jpeg = Arc::new(JpegHub::new(id.clone(), tap.subscribe()));
 
