@@ -363,6 +363,12 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
             e.bitrate_kbps
         ));
     }
+    if e.threads > 16 {
+        return Err(format!(
+            "encoder.threads = {} is out of range (0 for automatic, 1 to 16)",
+            e.threads
+        ));
+    }
     if !(1..=1000).contains(&e.keyframe_interval) {
         return Err(format!(
             "encoder.keyframe_interval = {} is out of range (1 to 1000)",
@@ -593,6 +599,17 @@ outputs = [ { kind = "redis", url = "redis://127.0.0.1:6379", channel = "frames.
         .expect_err("media server url")
         .to_string();
         assert!(check.contains("expected an http:// URL"), "{check}");
+    }
+
+    #[test]
+    fn encoder_threads_are_bounded() {
+        let base = "[[streams]]\nid = \"cam0\"\nsource = \"test://ball\"\n";
+        let e = parse(&format!("{base}encoder = {{ threads = 17 }}\n"))
+            .expect_err("17 threads")
+            .to_string();
+        assert!(e.contains("encoder.threads = 17 is out of range"), "{e}");
+        let ok = parse(&format!("{base}encoder = {{ threads = 4 }}\n")).unwrap();
+        assert_eq!(ok.streams[0].encoder.threads, 4);
     }
 
     #[test]

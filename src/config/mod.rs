@@ -569,6 +569,12 @@ pub struct EncoderConfig {
     /// Output frame rate used for the slate when the source does not announce one.
     #[serde(default = "default_fps")]
     pub fps: u32,
+    /// x264 threads (0 to 16). 0: automatic, x264's own count (sliced threads, the lowest
+    /// latency for one stream) while the process runs fewer encoders than the machine has
+    /// CPU cores, one thread from then on (many streams share the cores better one thread
+    /// each, and x264 spends less CPU per frame so).
+    #[serde(default)]
+    pub threads: u32,
 }
 
 impl Default for EncoderConfig {
@@ -580,6 +586,7 @@ impl Default for EncoderConfig {
             hardware: Hardware::default(),
             size: None,
             fps: default_fps(),
+            threads: 0,
         }
     }
 }

@@ -60,7 +60,22 @@ pub(super) fn make(settings: &EncoderConfig) -> Result<(gst::Element, EncoderKin
     enc.set_property("bitrate", settings.bitrate_kbps);
     enc.set_property("key-int-max", settings.keyframe_interval);
     enc.set_property("bframes", 0u32);
+    let threads = x264_threads(settings.threads, super::crowded());
+    if threads > 0 {
+        enc.set_property("threads", threads);
+        // One thread a frame: no slices to wait for.
+        enc.set_property("sliced-threads", threads > 1);
+    }
     Ok((enc, EncoderKind::X264))
+}
+
+/// The x264 threads of a new encoder: the configured count, or (0, automatic) x264's own
+/// (0) unless the process is [`super::crowded`], one then.
+fn x264_threads(configured: u32, crowded: bool) -> u32 {
+    match configured {
+        0 if crowded => 1,
+        n => n,
+    }
 }
 
 fn set_if_present<V: Into<gst::glib::Value>>(e: &gst::Element, name: &str, v: V) {
@@ -97,6 +112,14 @@ pub(super) fn set_enum_if_known<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn automatic_threads_go_to_one_when_crowded() {
+        assert_eq!(x264_threads(0, false), 0, "x264's own");
+        assert_eq!(x264_threads(0, true), 1);
+        assert_eq!(x264_threads(4, true), 4, "configured: as configured");
+        assert_eq!(x264_threads(2, false), 2);
+    }
 
     #[test]
     fn an_enum_value_the_element_does_not_know_is_skipped_not_a_panic() {

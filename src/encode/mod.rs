@@ -49,6 +49,16 @@ pub fn running_encoders() -> u64 {
     RUNNING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Whether a new stream's codecs should take one thread each: the process runs at least as
+/// many streams (one encoder each, running or on standby) as the machine has CPU cores, with
+/// the new one. Many streams then share the cores better one thread each, and the codecs
+/// spend less CPU per frame so; below that, their own thread counts keep one stream's latency
+/// lowest.
+pub fn crowded() -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    running_encoders() + 1 >= cores
+}
+
 /// A running encoder pipeline.
 pub struct Encoder {
     pipeline: gst::Pipeline,

@@ -373,6 +373,14 @@ fn choose_decoders(decodebin: &gst::Element, decoder_hw: Hardware, info: &Arc<Mu
                     }
                 });
             }
+            // A live source's libav decoder threads by slices (a camera's one slice a frame
+            // keeps one busy): one thread each when the streams fill the cores.
+            if name.starts_with("avdec_")
+                && element.find_property("max-threads").is_some()
+                && crate::encode::crowded()
+            {
+                element.set_property("max-threads", 1i32);
+            }
             tracing::info!(decoder = %name, hardware = hw, "decoder chosen");
             if let Ok(mut i) = info.lock() {
                 i.decoder = Some(name);
