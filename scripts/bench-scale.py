@@ -20,10 +20,10 @@ machine's cores (the codec-bound limits), and the ratio of each row to its limit
 Each try is measured in the steady state: after every stream is live and has sent two GOPs,
 and no stream decodes faster than the camera sends (the relay's backlog and the start of many
 streams at once make them catch up for a while). Real time: every stream's output at 97% of
-the camera's rate or more; for the rows that decode
-every frame, decoded frames at 97% too, with under 1% skipped by the decoder's queue or (without
-a detector, which takes the newest frame when it is free) dropped before processing; for key
-frames only, the key frames of the camera decoded.
+the camera's rate or more; for the rows that decode every frame, decoded frames at 97% too,
+with under 1% skipped by the decoder's queue or (without a detector, which takes the newest
+frame when it is free) dropped before processing; for key frames only, the key frames of the
+camera decoded.
 
 Usage: scripts/bench-scale.py [--size 1280x720] [--seconds 10] [--max 128] [--rows all]
        scripts/bench-scale.py --quick          (640x360, 2 streams, 4 s: proves it runs, CI)
@@ -225,9 +225,9 @@ def main():
               "decode": cores * 1000 / (decode_ms * FPS),
               "passthrough": cores * 1000 / (decode_ms * FPS),
               "keyframes": cores * 1000 / (decode_ms * FPS / GOP)}
-    print(f"floors: transcode {transcode_ms:.2f} ms/frame (x264 threads: "
-          f"{', '.join(f'{k} {v:.2f}' for k, v in transcode_each.items())}) (limit {limits['transcode']:.1f} "
-          f"streams), decode {decode_ms:.2f} ms/frame (limit {limits['passthrough']:.1f})",
+    threads = ", ".join(f"{k} {v:.2f}" for k, v in transcode_each.items())
+    print(f"floors: transcode {transcode_ms:.2f} ms/frame (x264 threads: {threads}) "
+          f"(limit {limits['transcode']:.1f} streams), decode {decode_ms:.2f} ms/frame (limit {limits['passthrough']:.1f})",
           flush=True)
 
     results = []
@@ -277,8 +277,9 @@ def main():
     md = "\n".join(lines) + "\n"
     (out / "scale-passthrough.md").write_text(md)
     (out / "scale-passthrough.json").write_text(json.dumps(
-        {"machine": machine(), "size": args.size, "floors_ms": {"transcode": transcode_ms, "transcode_by_threads": transcode_each,
-         "decode": decode_ms}, "limits": limits, "relay_cores": relay_cores, "rows": results},
+        {"machine": machine(), "size": args.size,
+         "floors_ms": {"transcode": transcode_ms, "transcode_by_threads": transcode_each,
+                       "decode": decode_ms}, "limits": limits, "relay_cores": relay_cores, "rows": results},
         indent=2))
     print(md)
 

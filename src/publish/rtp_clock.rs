@@ -69,24 +69,19 @@ impl RtpClock {
             return;
         };
         let source = source.nseconds();
-        if lock(&self.seen).back().is_some_and(|&(s, _)| s == source) {
+        let mut seen = lock(&self.seen);
+        // A picture's later packets: nothing new (the header is read once a picture).
+        if seen.back().is_some_and(|&(s, _)| s == source) {
             return;
         }
         if let Some(rtp) = rtp_timestamp(buffer) {
-            self.record(source, rtp);
+            remember(&mut seen, source, rtp);
         }
     }
 
     /// Remembers that the picture of source PTS `source` went out with RTP time `rtp`.
     pub fn record(&self, source: u64, rtp: u32) {
-        let mut seen = lock(&self.seen);
-        if seen.iter().rev().any(|&(s, _)| s == source) {
-            return;
-        }
-        if seen.len() == REMEMBERED {
-            seen.pop_front();
-        }
-        seen.push_back((source, rtp));
+        remember(&mut lock(&self.seen), source, rtp);
     }
 
     /// The RTP timestamp the picture of source PTS `source` went out with, if it went out
@@ -108,6 +103,18 @@ impl RtpClock {
             });
         taken.ok().map(|_| BoxReader(self.readers.clone()))
     }
+}
+
+/// Adds a picture to `seen` unless it is there (its first packet counts), forgetting the
+/// oldest beyond [`REMEMBERED`].
+fn remember(seen: &mut VecDeque<(u64, u32)>, source: u64, rtp: u32) {
+    if seen.iter().rev().any(|&(s, _)| s == source) {
+        return;
+    }
+    if seen.len() == REMEMBERED {
+        seen.pop_front();
+    }
+    seen.push_back((source, rtp));
 }
 
 /// The timestamp of an RTP packet (its header is in the buffer's first memory).

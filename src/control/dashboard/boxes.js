@@ -6,8 +6,8 @@
 // tells its own (requestVideoFrameCallback's rtpTimestamp). Results come after their frame
 // (the detector takes its time), so while boxes are on, the page shows the video itself on a
 // canvas, every frame held back by the recent results' delay (adapted, never over a second):
-// the boxes land on the frame they were found in, and the video runs that much later. Without rtpTimestamp (other browsers)
-// there are no boxes and the video shows as it comes.
+// the boxes land on the frame they were found in, and the video runs that much later. Without
+// rtpTimestamp (other browsers) there are no boxes and the video shows as it comes.
 "use strict";
 
 const BOXES = {

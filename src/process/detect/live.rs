@@ -36,10 +36,10 @@ impl Default for LiveResults {
 }
 
 impl LiveResults {
-    /// Offers a result (nothing is kept when nobody listens).
-    pub fn publish(&self, found: Found) {
+    /// Offers a result, made only when somebody listens.
+    pub fn publish(&self, found: impl FnOnce() -> Found) {
         if self.0.receiver_count() > 0 {
-            let _ = self.0.send(Arc::new(found));
+            let _ = self.0.send(Arc::new(found()));
         }
     }
 

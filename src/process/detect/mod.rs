@@ -293,7 +293,7 @@ impl Detect {
                         c.latency_ns
                             .fetch_add(now.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         if let Some(source_pts) = source_pts {
-                            handle.live.publish(Found {
+                            handle.live.publish(|| Found {
                                 source_pts,
                                 width,
                                 height,
