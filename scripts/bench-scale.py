@@ -12,7 +12,11 @@ Rows, each a search for the most streams in real time (doubling, then bisecting)
   frame is still decoded (for the browsers' pictures);
 - pass-through + detection (`detect` with the shared CenterNet model): every frame is decoded
   for the detector, which takes what it can (its own capacity, reported);
-- pass-through, key frames only (`decode = "keyframes"`): the same, decoding key frames only.
+- pass-through, key frames only (`decode = "keyframes"`): the same, decoding key frames only;
+- the peer baseline, per stream `ffmpeg` (decode to raw BGR) → Python/OpenCV drawing what the
+  overlay draws (scripts/peer/overlay_pipe.py) → `ffmpeg` (x264 ultrafast), the pipeline many
+  teams run: three processes a camera, one thread each once the streams fill the cores (as
+  framegate's codecs take).
 In the same run, the floors: a plain `gst-launch-1.0` transcode (decode + x264 ultrafast) and
 a plain decode of the clip, each CPU per frame and the streams that would fit on this
 machine's cores (the codec-bound limits), and the ratio of each row to its limit.
@@ -25,7 +29,8 @@ with under 1% skipped by the decoder's queue or (without a detector, which takes
 frame when it is free) dropped before processing; for key frames only, the key frames of the
 camera decoded.
 
-Usage: scripts/bench-scale.py [--size 1280x720] [--seconds 10] [--max 128] [--rows all]
+Usage: scripts/bench-scale.py [--size 1280x720] [--seconds 10] [--max 128]
+                              [--rows transcode,decode,passthrough,keyframes,peer]
        scripts/bench-scale.py --quick          (640x360, 2 streams, 4 s: proves it runs, CI)
 Writes bench-out/scale-passthrough.md and .json.
 """
@@ -43,6 +48,7 @@ from benchlib import ROOT, api, build_release, cpu_seconds, most_that_pass, free
 
 FOOTAGE = ROOT.parent / "shared" / "testdata" / "vtest.avi"
 MODEL = ROOT / "target" / "assets" / "models" / "centernet.onnx"
+PYTHON = ROOT / "target" / "pytools" / "bin" / "python"
 FPS = 25
 GOP = 50
 PUBLISHERS = 8
@@ -145,6 +151,93 @@ def measure(exe, row, streams, rtmp, seconds):
     }
 
 
+def measure_peer(streams, rtmp, seconds, size):
+    """One try of the peer baseline: `streams` ffmpeg → Python → ffmpeg pipelines, each encoder
+    writing its progress to a file; (real time?, summary) as `measure`."""
+    w, h = size.split("x")
+    one = ["-threads", "1"] if streams >= os.cpu_count() else []
+    procs, progress = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for i in range(streams):
+                prog = Path(tmp) / f"peer{i}.progress"
+                dec = subprocess.Popen(
+                    ["ffmpeg", "-v", "error", "-fflags", "nobuffer", *one,
+                     "-i", f"rtmp://127.0.0.1:{rtmp}/live/cam{i % PUBLISHERS}", "-an",
+                     "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                draw = subprocess.Popen(
+                    [str(PYTHON), str(ROOT / "scripts" / "peer" / "overlay_pipe.py"), w, h, f"cam{i}"],
+                    stdin=dec.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                dec.stdout.close()
+                enc = subprocess.Popen(
+                    ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", size,
+                     "-r", str(FPS), "-i", "-", "-c:v", "libx264", *one, "-preset", "ultrafast",
+                     "-tune", "zerolatency", "-b:v", "2000k", "-g", str(GOP), "-bf", "0",
+                     "-progress", str(prog), "-stats_period", "0.1", "-f", "null", "-"],
+                    stdin=draw.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                draw.stdout.close()
+                procs += [dec, draw, enc]
+                progress.append(prog)
+            frames = lambda: [_progress_frames(p) for p in progress]  # noqa: E731
+            deadline = time.time() + 60
+            while time.time() < deadline and min(frames()) <= 2 * GOP:
+                time.sleep(0.5)
+            # The steady state, as for framegate: no pipeline ahead of the camera.
+            last = frames()
+            while time.time() < deadline:
+                time.sleep(2.0)
+                now = frames()
+                if all((b - a) / 2.0 <= 1.1 * FPS for a, b in zip(last, now)):
+                    break
+                last = now
+            c0, t0 = sum(cpu_seconds(p.pid) for p in procs), time.time()
+            marks0 = _fresh_progress(progress)
+            time.sleep(seconds)
+            marks1 = _fresh_progress(progress)
+            c1, t1 = sum(cpu_seconds(p.pid) for p in procs), time.time()
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait(10)
+    wall = t1 - t0
+    # Each pipeline's rate between two fresh reports of its own (ffmpeg writes one every
+    # 0.1 s: the moment it changes is when that count was true).
+    outs = [(f1 - f0) / max(u1 - u0, 1e-9) for (f0, u0), (f1, u1) in zip(marks0, marks1)]
+    ok = all(o >= 0.97 * FPS for o in outs)
+    cores = (c1 - c0) / wall
+    return ok, {
+        "streams": streams, "real_time": ok, "cores": round(cores, 3),
+        "cpu_ms_per_output_frame": round(cores * 1000 / max(sum(outs), 1e-9), 3),
+        "min_fps_out": round(min(outs), 2), "min_fps_decoded": round(min(outs), 2),
+        "lost": 0, "inferences_per_s": 0,
+    }
+
+
+def _fresh_progress(paths, limit=1.0):
+    """For each progress file, (frames, time) at the moment its count next changes (polled
+    every 10 ms, for `limit` seconds at most; then the count as it is)."""
+    start = [_progress_frames(p) for p in paths]
+    marks = [None] * len(paths)
+    deadline = time.time() + limit
+    while time.time() < deadline and None in marks:
+        for i, p in enumerate(paths):
+            if marks[i] is None and (n := _progress_frames(p)) != start[i]:
+                marks[i] = (n, time.time())
+        time.sleep(0.01)
+    return [m or (start[i], time.time()) for i, m in enumerate(marks)]
+
+
+def _progress_frames(path):
+    """The last `frame=` an ffmpeg `-progress` file reports (0 before the first)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return 0
+    found = [line for line in text.splitlines() if line.startswith("frame=")]
+    return int(found[-1].split("=", 1)[1]) if found else 0
+
+
 def settle(http, deadline, window=2.0):
     """Waits until no stream decodes faster than the camera sends (over `window` seconds): a
     relay sends its backlog on connect, and streams that start together catch up for a while;
@@ -164,12 +257,13 @@ def _get(doc, keys):
     return doc or 0
 
 
-def search(exe, row, rtmp, seconds, most):
+def search(exe, row, rtmp, seconds, most, size):
     tried = {}
 
     def ok(n):
         if n not in tried:
-            tried[n] = measure(exe, row, n, rtmp, seconds)[1]
+            tried[n] = (measure_peer(n, rtmp, seconds, size) if row == "peer"
+                        else measure(exe, row, n, rtmp, seconds))[1]
             t = tried[n]
             print(f"{row}: {n} streams: {'real time' if t['real_time'] else 'behind'} "
                   f"({t['cores']} cores, out >= {t['min_fps_out']}, decoded >= "
@@ -195,7 +289,7 @@ def main():
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--max", type=int, default=128)
-    ap.add_argument("--rows", default="transcode,decode,passthrough,keyframes")
+    ap.add_argument("--rows", default="transcode,decode,passthrough,keyframes,peer")
     ap.add_argument("--quick", action="store_true", help="2 streams, 2 s a row (CI)")
     ap.add_argument("--out", default=str(ROOT / "bench-out"))
     args = ap.parse_args()
@@ -224,7 +318,8 @@ def main():
     limits = {"transcode": cores * 1000 / (transcode_ms * FPS),
               "decode": cores * 1000 / (decode_ms * FPS),
               "passthrough": cores * 1000 / (decode_ms * FPS),
-              "keyframes": cores * 1000 / (decode_ms * FPS / GOP)}
+              "keyframes": cores * 1000 / (decode_ms * FPS / GOP),
+              "peer": cores * 1000 / (transcode_ms * FPS)}
     threads = ", ".join(f"{k} {v:.2f}" for k, v in transcode_each.items())
     print(f"floors: transcode {transcode_ms:.2f} ms/frame (x264 threads: {threads}) "
           f"(limit {limits['transcode']:.1f} streams), decode {decode_ms:.2f} ms/frame (limit {limits['passthrough']:.1f})",
@@ -243,7 +338,7 @@ def main():
             p0 = sum(cpu_seconds(p.pid) for p in publishers) + cpu_seconds(server.pid)
             t0 = time.time()
             for row in args.rows.split(","):
-                results.append(search(exe, row, rtmp, args.seconds, args.max))
+                results.append(search(exe, row, rtmp, args.seconds, args.max, args.size))
             relay_cores = (sum(cpu_seconds(p.pid) for p in publishers)
                            + cpu_seconds(server.pid) - p0) / (time.time() - t0)
         finally:
@@ -254,7 +349,8 @@ def main():
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     names = {"transcode": "transcode + overlay", "decode": "pass-through, every frame decoded, no processor",
              "passthrough": "pass-through + detection, every frame decoded",
-             "keyframes": "pass-through + detection, key frames decoded"}
+             "keyframes": "pass-through + detection, key frames decoded",
+             "peer": "peer baseline: ffmpeg → Python/OpenCV overlay → ffmpeg"}
     lines = [
         f"Measured {when} on {machine()}: {args.size}@{FPS} cameras (real footage, GOP {GOP}), "
         f"{args.seconds:.0f} s per try, relayed by nginx-rtmp ({PUBLISHERS} publishers, "
