@@ -1,8 +1,9 @@
 //! Dynamic batching: one thread per model takes the inputs waiting from all streams, up to
-//! `max_batch` or until the first has waited `max_wait`, prepares them (pre-processing runs here,
-//! off the streams' threads), runs them together, and hands each result back to its stream. Submitting never blocks: a stream has at most one input waiting or
-//! running, and a stream that wants another while its last is not done drops it (counted by the
-//! caller).
+//! `max_batch` or until the first has waited `max_wait`, and prepares them (pre-processing runs
+//! here, off the streams' threads, and off the model's: the next batch is prepared while one
+//! runs); a second thread runs each batch and hands each result back to its stream. Submitting
+//! never blocks: a stream has at most one input waiting or running, and a stream that wants
+//! another while its last is not done drops it (counted by the caller).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,7 @@ pub trait Backend: Send + 'static {
 /// Called with the result of one input, on the model's thread.
 pub type Reply = Box<dyn FnOnce(Result<Output, String>) + Send>;
 
-/// Makes one input's values, on the model's thread, just before its batch runs.
+/// Makes one input's values, on the preparing thread, while the batch before it runs.
 pub type Prepare = Box<dyn FnOnce() -> anyhow::Result<Vec<f32>> + Send>;
 
 struct Job {
@@ -94,6 +95,8 @@ pub struct BatchStats {
     pub restarts: AtomicU64,
     /// Time spent running, nanoseconds.
     pub busy_ns: AtomicU64,
+    /// Time spent preparing inputs (on the preparing thread, beside the runs), nanoseconds.
+    pub prepare_ns: AtomicU64,
     /// Time inputs waited before their batch ran, nanoseconds (total).
     pub wait_ns: AtomicU64,
     /// Size of the largest batch run.
@@ -108,17 +111,18 @@ struct Shared {
     orphans: Arc<Mutex<Vec<Reply>>>,
 }
 
-/// The batching queue and its thread.
+/// The batching queue and its two threads: one gathers and prepares batches, one runs them.
 pub struct Batcher {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The preparing thread, then the model's.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Batcher {
-    /// Starts the model's thread.
+    /// Starts the model's threads.
     pub fn start(
         name: &str,
-        backend: Box<dyn Backend>,
+        mut backend: Box<dyn Backend>,
         max_batch: usize,
         max_wait: Duration,
     ) -> Self {
@@ -128,16 +132,46 @@ impl Batcher {
             stats: BatchStats::default(),
             orphans: Arc::default(),
         });
-        let thread = {
+        // A rendezvous: the next batch is prepared while one runs, and waits for the model.
+        let (to_model, batches) = std::sync::mpsc::sync_channel(0);
+        let preparer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("prep-{name}"))
+                .spawn(move || {
+                    supervise(&shared, "model preparation", || {
+                        prepare_loop(&shared, max_batch.max(1), max_wait, &to_model);
+                    });
+                })
+                .ok()
+        };
+        let model = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("model-{name}"))
-                .spawn(move || supervise(&shared, backend, max_batch.max(1), max_wait))
+                .spawn(move || {
+                    supervise(&shared, "model thread", || {
+                        run(&shared, backend.as_mut(), &batches);
+                    });
+                })
                 .ok()
+        };
+        let threads = match (preparer, model) {
+            (Some(p), Some(m)) => vec![p, m],
+            // Without both, inputs are answered at once (`thread_ended`); a lone thread ends
+            // once closed.
+            (p, m) => {
+                lock(&shared.queue).closed = true;
+                shared.wake.notify_all();
+                p.into_iter().chain(m).for_each(|t| {
+                    let _ = t.join();
+                });
+                Vec::new()
+            }
         };
         Self {
             shared,
-            thread: Mutex::new(thread),
+            threads: Mutex::new(threads),
         }
     }
 
@@ -161,12 +195,11 @@ impl Batcher {
         self.shared.wake.notify_one();
     }
 
-    /// Whether the model's thread is gone (it never started, or ended): inputs would wait
+    /// Whether a thread of the model is gone (it never started, or ended): inputs would wait
     /// for ever, so they are answered at once.
     fn thread_ended(&self) -> bool {
-        lock(&self.thread)
-            .as_ref()
-            .is_none_or(JoinHandle::is_finished)
+        let threads = lock(&self.threads);
+        threads.len() < 2 || threads.iter().any(JoinHandle::is_finished)
     }
 
     /// The model's counters.
@@ -184,7 +217,8 @@ impl Drop for Batcher {
     fn drop(&mut self) {
         lock(&self.shared.queue).closed = true;
         self.shared.wake.notify_all();
-        if let Some(t) = lock(&self.thread).take() {
+        // The preparing thread ends first; its end ends the model's loop.
+        for t in std::mem::take(&mut *lock(&self.threads)) {
             let _ = t.join();
         }
     }
@@ -200,16 +234,19 @@ fn guarded<T>(s: &BatchStats, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::
     })
 }
 
-/// The model's thread: runs the loop, and runs it again after a panic that escaped it (in a
-/// stream's reply, or in the batching), counted and logged once a minute per cause, after a
-/// short pause so that a loop that always panics does not spin.
-fn supervise(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, max_wait: Duration) {
+/// A batch prepared for the model: its inputs and whom to answer.
+struct Prepared {
+    inputs: Vec<Vec<f32>>,
+    answers: Vec<Answer>,
+}
+
+/// Runs `body` on this thread, and again after a panic that escaped it (in a stream's reply, or
+/// in the batching), counted and logged once a minute per cause, after a short pause so that a
+/// loop that always panics does not spin; the replies a panic set aside are answered.
+fn supervise(shared: &Shared, what: &str, mut body: impl FnMut()) {
     let mut logged = crate::supervise::LogGate::new(Duration::from_secs(60));
     loop {
-        let outcome = crate::supervise::caught(|| {
-            run(shared, backend.as_mut(), max_batch, max_wait);
-        });
-        match outcome {
+        match crate::supervise::caught(&mut body) {
             Ok(()) => return,
             Err(why) => {
                 shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
@@ -218,9 +255,7 @@ fn supervise(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, m
                     let _ = crate::supervise::caught(|| reply(Err(RESTARTED.into())));
                 }
                 if logged.admit(&why) {
-                    tracing::error!(
-                        "model thread: a panic escaped the loop ({why}); starting it again"
-                    );
+                    tracing::error!("{what}: a panic escaped the loop ({why}); starting it again");
                 }
                 let q = lock(&shared.queue);
                 if q.closed {
@@ -235,39 +270,48 @@ fn supervise(shared: &Shared, mut backend: Box<dyn Backend>, max_batch: usize, m
     }
 }
 
-/// The model's loop: gather, run, reply, until closed.
-fn run(shared: &Shared, backend: &mut dyn Backend, max_batch: usize, max_wait: Duration) {
-    loop {
-        let batch: Vec<Job> = {
-            let mut q = lock(&shared.queue);
-            while q.jobs.is_empty() && !q.closed {
-                q = shared
-                    .wake
-                    .wait(q)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-            }
-            if q.closed {
-                for job in q.jobs.drain(..) {
-                    job.reply.send(Err("the model is shutting down".into()));
-                }
-                return;
-            }
-            // Wait for more inputs until the batch is full or its first input waited enough.
-            let deadline = q.jobs[0].queued + max_wait;
-            while q.jobs.len() < max_batch && !q.closed {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                q = shared
-                    .wake
-                    .wait_timeout(q, deadline - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
-            }
-            let n = q.jobs.len().min(max_batch);
-            q.jobs.drain(..n).collect()
-        };
+/// The next batch: waits for a first input, then for more until the batch is full or its first
+/// input waited `max_wait`. `None` once closed (what was queued is answered).
+fn gather(shared: &Shared, max_batch: usize, max_wait: Duration) -> Option<Vec<Job>> {
+    let mut q = lock(&shared.queue);
+    while q.jobs.is_empty() && !q.closed {
+        q = shared
+            .wake
+            .wait(q)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    if q.closed {
+        for job in q.jobs.drain(..) {
+            job.reply.send(Err("the model is shutting down".into()));
+        }
+        return None;
+    }
+    let deadline = q.jobs[0].queued + max_wait;
+    while q.jobs.len() < max_batch && !q.closed {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        q = shared
+            .wake
+            .wait_timeout(q, deadline - now)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
+    let n = q.jobs.len().min(max_batch);
+    Some(q.jobs.drain(..n).collect())
+}
+
+/// The preparing loop: gathers a batch and prepares its inputs while the model runs the one
+/// before (a GPU is not left waiting for the CPU's resizing), then hands it over; at most one
+/// prepared batch waits, so what runs is never older than one batch. Ends when closed.
+fn prepare_loop(
+    shared: &Shared,
+    max_batch: usize,
+    max_wait: Duration,
+    to_model: &std::sync::mpsc::SyncSender<Prepared>,
+) {
+    while let Some(batch) = gather(shared, max_batch, max_wait) {
         let started = Instant::now();
         let s = &shared.stats;
         for job in &batch {
@@ -277,44 +321,65 @@ fn run(shared: &Shared, backend: &mut dyn Backend, max_batch: usize, max_wait: D
             );
         }
         // Inputs that cannot be prepared are answered at once; the others run together.
-        let mut ready = Vec::with_capacity(batch.len());
+        let (mut inputs, mut answers) = (Vec::new(), Vec::new());
         for job in batch {
             match guarded(s, job.prepare) {
-                Ok(input) => ready.push((input, job.reply)),
+                Ok(input) => {
+                    inputs.push(input);
+                    answers.push(job.reply);
+                }
                 Err(e) => {
                     s.failures.fetch_add(1, Ordering::Relaxed);
                     job.reply.send(Err(format!("{e:#}")));
                 }
             }
         }
-        if ready.is_empty() {
-            continue;
+        s.prepare_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if !inputs.is_empty()
+            && let Err(back) = to_model.send(Prepared { inputs, answers })
+        {
+            // The model's thread is gone: its answers say so (dropped, they would too).
+            for answer in back.0.answers {
+                answer.send(Err(RESTARTED.into()));
+            }
+            return;
         }
-        let (inputs, batch): (Vec<Vec<f32>>, Vec<Answer>) = ready.into_iter().unzip();
+    }
+}
+
+/// The model's loop: runs each prepared batch and answers its inputs, until the preparing loop
+/// ends.
+fn run(shared: &Shared, backend: &mut dyn Backend, batches: &std::sync::mpsc::Receiver<Prepared>) {
+    while let Ok(Prepared { inputs, answers }) = batches.recv() {
+        let started = Instant::now();
+        let s = &shared.stats;
         let views: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let result = guarded(s, || backend.run(&views));
         s.busy_ns
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         s.batches.fetch_add(1, Ordering::Relaxed);
-        s.inputs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        s.largest.fetch_max(batch.len() as u64, Ordering::Relaxed);
+        s.inputs.fetch_add(answers.len() as u64, Ordering::Relaxed);
+        s.largest.fetch_max(answers.len() as u64, Ordering::Relaxed);
         match result {
-            Ok(outputs) if outputs.len() == batch.len() => {
-                for (reply, out) in batch.into_iter().zip(outputs) {
+            Ok(outputs) if outputs.len() == answers.len() => {
+                for (reply, out) in answers.into_iter().zip(outputs) {
                     reply.send(Ok(out));
                 }
             }
             Ok(outputs) => {
-                s.failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                let e = format!("{} outputs for {} inputs", outputs.len(), batch.len());
-                for reply in batch {
+                s.failures
+                    .fetch_add(answers.len() as u64, Ordering::Relaxed);
+                let e = format!("{} outputs for {} inputs", outputs.len(), answers.len());
+                for reply in answers {
                     reply.send(Err(e.clone()));
                 }
             }
             Err(e) => {
-                s.failures.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                s.failures
+                    .fetch_add(answers.len() as u64, Ordering::Relaxed);
                 let e = format!("{e:#}");
-                for reply in batch {
+                for reply in answers {
                     reply.send(Err(e.clone()));
                 }
             }
@@ -467,6 +532,90 @@ mod tests {
         let r = rx.recv_timeout(Duration::from_secs(5)).expect("an answer");
         assert_eq!(r.expect("ok").data, [3.0]);
         assert!(!b.thread_ended());
+    }
+
+    /// Its first run waits (5 s at most) for the second input's preparation, noting whether it
+    /// came: it does only where batches are prepared while one runs.
+    struct WaitsForTheNext {
+        next_prepared: Arc<(Mutex<bool>, Condvar)>,
+        saw: Arc<Mutex<Option<bool>>>,
+    }
+
+    impl Backend for WaitsForTheNext {
+        fn run(&mut self, inputs: &[&[f32]]) -> anyhow::Result<Vec<Output>> {
+            let mut saw = lock(&self.saw);
+            if saw.is_none() {
+                let (flag, cv) = &*self.next_prepared;
+                let (done, _) = cv
+                    .wait_timeout_while(lock(flag), Duration::from_secs(5), |d| !*d)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *saw = Some(*done);
+            }
+            Ok(echo(inputs))
+        }
+    }
+
+    #[test]
+    fn the_next_batch_is_prepared_while_one_runs() {
+        let next_prepared = Arc::new((Mutex::new(false), Condvar::new()));
+        let saw = Arc::new(Mutex::new(None));
+        let b = Batcher::start(
+            "test",
+            Box::new(WaitsForTheNext {
+                next_prepared: next_prepared.clone(),
+                saw: saw.clone(),
+            }),
+            1,
+            Duration::ZERO,
+        );
+        let (tx, rx) = mpsc::channel();
+        let first_running = Arc::new((Mutex::new(false), Condvar::new()));
+        {
+            let (tx, first_running) = (tx.clone(), first_running.clone());
+            b.submit(
+                Box::new(move || {
+                    let (flag, cv) = &*first_running;
+                    *lock(flag) = true;
+                    cv.notify_all();
+                    Ok(vec![1.0])
+                }),
+                Box::new(move |r| tx.send(r).expect("send")),
+            );
+        }
+        // The second input is queued once the first has been prepared (it is then running, or
+        // about to): its preparation must not wait for the first's run.
+        {
+            let (flag, cv) = &*first_running;
+            let _ = cv
+                .wait_timeout_while(lock(flag), Duration::from_secs(5), |d| !*d)
+                .expect("lock");
+        }
+        let signal = next_prepared.clone();
+        b.submit(
+            Box::new(move || {
+                let (flag, cv) = &*signal;
+                *lock(flag) = true;
+                cv.notify_all();
+                Ok(vec![2.0])
+            }),
+            Box::new(move |r| tx.send(r).expect("send")),
+        );
+        let mut got: Vec<f32> = (0..2)
+            .map(|_| {
+                rx.recv_timeout(Duration::from_secs(10))
+                    .expect("reply")
+                    .expect("ok")
+                    .data[0]
+            })
+            .collect();
+        got.sort_by(f32::total_cmp);
+        assert_eq!(got, [1.0, 2.0]);
+        assert_eq!(
+            *lock(&saw),
+            Some(true),
+            "the second input waited for the first's run"
+        );
+        assert!(b.stats().prepare_ns.load(Ordering::Relaxed) > 0);
     }
 
     #[test]

@@ -65,8 +65,11 @@ pub struct ModelStatus {
     pub restarts: u64,
     /// Largest batch so far.
     pub largest_batch: u64,
-    /// Mean time of one batch (pre-processing and run), milliseconds.
+    /// Mean time of one batch's run, milliseconds.
     pub mean_batch_ms: f64,
+    /// Mean time one input's pre-processing took (on the preparing thread, while the batch
+    /// before runs), milliseconds.
+    pub mean_prepare_ms: f64,
     /// Mean time a frame waited for its batch, milliseconds.
     pub mean_wait_ms: f64,
     /// Frames waiting now.
@@ -180,6 +183,7 @@ impl Model {
             restarts: s.restarts.load(Ordering::Relaxed),
             largest_batch: s.largest.load(Ordering::Relaxed),
             mean_batch_ms: ms(&s.busy_ns, batches),
+            mean_prepare_ms: ms(&s.prepare_ns, inputs),
             mean_wait_ms: ms(&s.wait_ns, inputs),
             queued: self.batcher.queued(),
             sessions_in_process: SESSIONS.load(Ordering::Relaxed),
