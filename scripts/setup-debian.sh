@@ -7,7 +7,21 @@
 # puppeteer-core),
 # and the demo's assets in target/assets/: the ONNX Runtime library framegate loads, the
 # object detector (built from the npm and PyPI registries) and footage with people.
+#
+# Usage: scripts/setup-debian.sh [--gpu]
+#   --gpu  also installs ONNX Runtime's GPU build (onnxruntime-gpu with NVIDIA's CUDA and cuDNN
+#          wheels, about 3 GB, from PyPI) for the detector's CUDA provider; framegate finds its
+#          libraries by itself (no LD_LIBRARY_PATH). It needs NVIDIA's driver (CUDA 13: 580 or
+#          newer) to use the GPU, and runs on the CPU without one. Once installed, later runs
+#          without --gpu keep it.
 set -euo pipefail
+gpu=0
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) gpu=1 ;;
+    *) echo "usage: $0 [--gpu]" >&2; exit 2 ;;
+  esac
+done
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -55,8 +69,23 @@ target/pytools/bin/pip install --quiet --disable-pip-version-check --no-deps "in
 # The demo's assets, where framegate looks for them (target/assets/, beside target/release/).
 assets=target/assets
 mkdir -p "$assets/onnxruntime" "$assets/models" "$assets/media"
-# ONNX Runtime: the library from the PyPI wheel (framegate loads it at run time).
-cp target/pytools/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime*.so* "$assets/onnxruntime/"
+# ONNX Runtime: the library from the PyPI wheel (framegate loads it at run time); the GPU build
+# in its own environment (the two packages cannot share one), with NVIDIA's wheels linked beside.
+ortgpu="onnxruntime-gpu[cuda,cudnn]==1.31.1"
+if [ "$gpu" = 1 ]; then
+  if [ ! -x target/pytools-gpu/bin/python ]; then
+    python3 -m venv target/pytools-gpu
+  fi
+  target/pytools-gpu/bin/pip install --quiet --disable-pip-version-check "$ortgpu"
+fi
+if [ -d target/pytools-gpu ] && [ "$(ls target/pytools-gpu/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime_providers_cuda.so 2>/dev/null)" ]; then
+  site=$(realpath target/pytools-gpu/lib/python3*/site-packages)
+  cp "$site"/onnxruntime/capi/libonnxruntime*.so* "$assets/onnxruntime/"
+  ln -sfn "$site/nvidia" "$assets/onnxruntime/nvidia"
+else
+  rm -f "$assets"/onnxruntime/libonnxruntime_providers_{cuda,tensorrt}.so "$assets/onnxruntime/nvidia"
+  cp target/pytools/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime*.so* "$assets/onnxruntime/"
+fi
 # The object detector: made from the registries by scripts/make-centernet.sh (about a minute,
 # 2 GB of TensorFlow in target/), unless a checked copy is at hand.
 model="$assets/models/centernet.onnx"

@@ -7,6 +7,7 @@
 //! stream's previous input still queued or running is dropped (counted).
 
 mod batcher;
+mod cuda_libs;
 mod decode;
 mod events;
 mod labels;

@@ -1,7 +1,9 @@
 //! Finding and loading ONNX Runtime (`libonnxruntime.so`, loaded at run time, once per process)
 //! so that a user never has to set an environment variable: the configured path, then
 //! `$ORT_DYLIB_PATH`, then `assets/onnxruntime/` beside or above the executable (where the set-up
-//! script puts it), then the Python `onnxruntime` packages found on the machine.
+//! script puts it), then the Python `onnxruntime` packages found on the machine. A GPU build
+//! (`onnxruntime-gpu`) gets the CUDA and cuDNN libraries of NVIDIA's wheels loaded first
+//! (`cuda_libs`), so that its CUDA provider needs no `LD_LIBRARY_PATH` either.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -23,6 +25,8 @@ pub fn get(configured: Option<&Path>) -> Result<&'static Runtime, String> {
     RUNTIME
         .get_or_init(|| {
             let library = find(configured)?;
+            // A GPU build's CUDA provider finds the wheels' CUDA and cuDNN once they are loaded.
+            super::cuda_libs::preload(&library);
             let env = ort::init_from(&library)
                 .map_err(|e| format!("cannot load ONNX Runtime from `{}`: {e}", library.display()))?
                 .with_name("framegate")
