@@ -69,6 +69,27 @@ pub(super) fn make(settings: &EncoderConfig) -> Result<(gst::Element, EncoderKin
     Ok((enc, EncoderKind::X264))
 }
 
+/// The caps between an NVENC encoder and the parser: constrained baseline, the profile WebRTC
+/// answers for (`profile-level-id=42e01f`) and every player decodes, where the installed
+/// element can make it; `None` for an element that cannot (then it is left to choose) and for
+/// x264 (the default `ultrafast` makes that profile already; a slower preset chosen in the config
+/// keeps x264's profile, which browsers decode in practice, for the quality it was chosen for).
+pub(super) fn output_caps(kind: EncoderKind, encoder: &gst::Element) -> Option<gst::Caps> {
+    if kind != EncoderKind::Nvenc {
+        return None;
+    }
+    constrained_baseline(encoder)
+}
+
+/// `video/x-h264, profile=constrained-baseline` if the element's output can be that.
+fn constrained_baseline(encoder: &gst::Element) -> Option<gst::Caps> {
+    let wanted = gst::Caps::builder("video/x-h264")
+        .field("profile", "constrained-baseline")
+        .build();
+    let template = encoder.static_pad("src")?.pad_template_caps();
+    template.can_intersect(&wanted).then_some(wanted)
+}
+
 /// The x264 threads of a new encoder: the configured count, or (0, automatic) x264's own
 /// (0) unless the process is [`super::crowded`], one then.
 fn x264_threads(configured: u32, crowded: bool) -> u32 {
@@ -112,6 +133,23 @@ pub(super) fn set_enum_if_known<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constrained_baseline_only_where_the_element_can_make_it() {
+        gst::init().expect("gst");
+        // x264enc can (its template lists the profile); a JPEG encoder's output cannot be it.
+        let x264 = crate::elements::make("x264enc").expect("x264enc");
+        let caps = constrained_baseline(&x264).expect("x264enc makes constrained baseline");
+        assert_eq!(
+            caps.structure(0)
+                .and_then(|s| s.get::<&str>("profile").ok()),
+            Some("constrained-baseline")
+        );
+        let jpeg = crate::elements::make("jpegenc").expect("jpegenc");
+        assert!(constrained_baseline(&jpeg).is_none());
+        // Only NVENC gets the filter: x264's own choice is kept.
+        assert!(output_caps(EncoderKind::X264, &x264).is_none());
+    }
 
     #[test]
     fn automatic_threads_go_to_one_when_crowded() {

@@ -126,8 +126,11 @@ impl Encoder {
             &convert,
             &size_filter,
             &encoder,
-            &parse,
         ])?;
+        match element::output_caps(kind, &encoder) {
+            Some(caps) => encoder.link_filtered(&parse, &caps)?,
+            None => encoder.link(&parse)?,
+        }
 
         let in_flight: Arc<Mutex<VecDeque<(gst::ClockTime, Instant)>>> = Arc::default();
         match sink {
