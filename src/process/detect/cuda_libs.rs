@@ -15,6 +15,14 @@ pub struct Preloaded {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+/// Why the CUDA libraries were not loaded, when the reason is the driver's absence.
+static NO_DRIVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// What a CUDA provider failure should add: the driver's absence, if that was seen.
+pub fn why_not() -> Option<&'static str> {
+    NO_DRIVER.get().map(String::as_str)
+}
+
 /// Loads the CUDA and cuDNN libraries found for the ONNX Runtime at `library`, when it is a GPU
 /// build and the machine has NVIDIA's driver; nothing otherwise.
 pub fn preload(library: &Path) -> Preloaded {
@@ -25,8 +33,9 @@ pub fn preload(library: &Path) -> Preloaded {
         return Preloaded::default();
     }
     // Without the driver there is no GPU to use: the CPU provider runs, nothing to load.
-    if open("libcuda.so.1".as_ref()).is_err() {
+    if let Err(e) = open("libcuda.so.1".as_ref()) {
         tracing::info!("ONNX Runtime has a CUDA provider, but NVIDIA's driver is not here");
+        let _ = NO_DRIVER.set(format!("NVIDIA's driver is not on this machine ({e})"));
         return Preloaded::default();
     }
     let files = wheel_libraries(dir);

@@ -213,9 +213,12 @@ fn open(
     if ort::ep::CUDA::is_available().unwrap_or(false) {
         match cuda_session(env, &config.path, threads, config.device) {
             Ok(s) => return Ok((s, "cuda")),
-            Err(e) if config.provider == ModelProvider::Cuda => {
-                anyhow::bail!("model `{}`: the CUDA provider failed: {e}", config.id)
-            }
+            Err(e) if config.provider == ModelProvider::Cuda => match super::cuda_libs::why_not() {
+                Some(why) => {
+                    anyhow::bail!("model `{}`: the CUDA provider failed: {why}", config.id)
+                }
+                None => anyhow::bail!("model `{}`: the CUDA provider failed: {e}", config.id),
+            },
             Err(e) => {
                 tracing::warn!(model = %config.id, "CUDA provider unusable, running on the CPU: {e}")
             }
