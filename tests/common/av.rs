@@ -88,7 +88,8 @@ impl AvReport {
 }
 
 /// Reads `secs` seconds of `url` with ffmpeg (decoding both tracks) and pairs each flash with
-/// the nearest beep. An ffmpeg that has not finished `secs` + 20 s later is killed and the
+/// the nearest beep. The sound is measured in 5 ms windows whatever its rate (resampled to
+/// 48 kHz first: 240 samples of 8 kHz G.711 were 30 ms, too coarse for a ±40 ms bound). An ffmpeg that has not finished `secs` + 20 s later is killed and the
 /// reading done again, once.
 pub fn measure(url: &str, secs: u32) -> AvReport {
     measure_once(url, secs)
@@ -104,7 +105,7 @@ fn measure_once(url: &str, secs: u32) -> Option<AvReport> {
     let (v, a) = (dir.path().join("v.txt"), dir.path().join("a.txt"));
     let graph = format!(
         "[0:v]scale=16:12,signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG:file={}[v];\
-         [0:a]asetnsamples=n=240:p=0,astats=metadata=1:reset=1,\
+         [0:a]aresample=48000,asetnsamples=n=240:p=0,astats=metadata=1:reset=1,\
          ametadata=mode=print:key=lavfi.astats.Overall.RMS_level:file={}[a]",
         v.display(),
         a.display()
