@@ -90,7 +90,12 @@ fn framegate_detect(models: &Models, photo: &Path, min_score: f32) -> Vec<Found>
         Path::new("test.toml"),
     )
     .unwrap();
-    let mut chain = Chain::from_config(&config.streams[0].processors, models, &Default::default());
+    let mut chain = Chain::from_config(
+        &config.streams[0].processors,
+        Default::default(),
+        models,
+        &Default::default(),
+    );
     let (buffer, info) = decode_photo(photo);
     let frame = || {
         Frame::new(

@@ -137,21 +137,7 @@ fn foot(d: &Detection) -> [f64; 2] {
     ]
 }
 
-/// Whether `p` is inside the polygon (even-odd rule).
-pub fn inside(polygon: &[[f64; 2]], p: [f64; 2]) -> bool {
-    let mut c = false;
-    let mut j = polygon.len() - 1;
-    for i in 0..polygon.len() {
-        let (a, b) = (polygon[i], polygon[j]);
-        if (a[1] > p[1]) != (b[1] > p[1])
-            && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0]
-        {
-            c = !c;
-        }
-        j = i;
-    }
-    c
-}
+pub use crate::process::track::geometry::inside;
 
 #[cfg(test)]
 mod tests {

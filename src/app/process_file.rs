@@ -66,7 +66,12 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     let on_frame = {
         let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
         let video_end = video_end.clone();
-        let mut chain = Chain::from_config(&args.processors, &args.models, &Default::default());
+        let mut chain = Chain::from_config(
+            &args.processors,
+            Default::default(),
+            &args.models,
+            &Default::default(),
+        );
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
         move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
             let seq = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

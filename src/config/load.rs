@@ -381,8 +381,10 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
             ProcessorConfig::Detect(d) => d.validate(),
             ProcessorConfig::SkipSimilar(k) => k.validate(),
             ProcessorConfig::Watermark(w) => w.validate(),
+            ProcessorConfig::Track(t) => t.validate(),
         }?;
     }
+    validate_tracking(s)?;
     for o in &s.outputs {
         match o {
             OutputConfig::Rtsp(r) => {
@@ -441,6 +443,40 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
     }
     if let Some(m) = &s.media_server {
         m.validate()?;
+    }
+    Ok(())
+}
+
+/// A `track` processor needs a `detect` before it; lines and zones need a `track`.
+fn validate_tracking(s: &StreamConfig) -> Result<(), String> {
+    super::validate_shapes(&s.lines, &s.zones)?;
+    let track = s
+        .processors
+        .iter()
+        .position(|p| matches!(p, ProcessorConfig::Track(_)));
+    if s.processors
+        .iter()
+        .filter(|p| matches!(p, ProcessorConfig::Track(_)))
+        .count()
+        > 1
+    {
+        return Err("processors: one `track` processor per stream".into());
+    }
+    let is_detect = |p: &ProcessorConfig| matches!(p, ProcessorConfig::Detect(_));
+    match track {
+        Some(i) if !s.processors[..i].iter().any(is_detect) => {
+            return Err(
+                "processors: `track` follows the boxes of a `detect` processor placed before it"
+                    .into(),
+            );
+        }
+        None if !s.lines.is_empty() || !s.zones.is_empty() => {
+            return Err(
+                "lines and zones are counted by a `track` processor: add { kind = \"track\" } after `detect`"
+                    .into(),
+            );
+        }
+        _ => {}
     }
     Ok(())
 }

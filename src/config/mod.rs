@@ -13,6 +13,7 @@ pub mod reference;
 mod security;
 mod source_url;
 mod stream_id;
+mod tracking;
 mod webrtc;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,6 +33,7 @@ pub use load::{ConfigError, load_file, parse_str};
 pub use security::{LimitsConfig, RtspAuthConfig, TlsConfig};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;
+pub use tracking::{Anchor, LineConfig, MAX_SHAPES, TrackConfig, ZoneConfig, validate_shapes};
 pub use webrtc::WebRtcConfig;
 
 /// The whole configuration file.
@@ -224,6 +226,14 @@ pub struct StreamConfig {
     /// Processors applied to every frame, in order.
     #[serde(default)]
     pub processors: Vec<ProcessorConfig>,
+    /// Counting lines (needs a `track` processor): objects crossing each are counted per class
+    /// and direction (`line.crossed` events, `GET /api/streams/{id}/counts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<LineConfig>,
+    /// Zones (needs a `track` processor): polygons whose visits are counted per class with
+    /// dwell times (`zone.entered` / `zone.left` events).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneConfig>,
     /// Where the processed, re-encoded stream goes. All outputs share one encoder.
     #[serde(default)]
     pub outputs: Vec<OutputConfig>,
@@ -653,6 +663,9 @@ pub enum ProcessorConfig {
     /// Embeds an invisible 7-character ID in every frame, readable after H.264 compression
     /// with `framegate watermark read` and the key.
     Watermark(WatermarkConfig),
+    /// Follows the objects of the `detect` processor before it over time (ByteTrack-style):
+    /// track ids, object events, and the stream's `lines` and `zones` counted per class.
+    Track(TrackConfig),
 }
 
 impl ProcessorConfig {
@@ -663,6 +676,7 @@ impl ProcessorConfig {
             Self::Detect(_) => "detect",
             Self::SkipSimilar(_) => "skip_similar",
             Self::Watermark(_) => "watermark",
+            Self::Track(_) => "track",
         }
     }
 

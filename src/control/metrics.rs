@@ -39,6 +39,10 @@ struct Metrics {
     latency: String,
     output_failures: String,
     detect: String,
+    tracks: String,
+    line_crossings: String,
+    zone_entries: String,
+    zone_inside: String,
     model_inputs: String,
     model_batches: String,
     model_busy: String,
@@ -161,6 +165,47 @@ impl Metrics {
                     "framegate_detect_frames_total{{stream=\"{label}\",model=\"{}\",result=\"{result}\"}} {v}",
                     escape(&st.model)
                 );
+            }
+        }
+        if let Some(t) = s.tracker() {
+            let st = t.status();
+            for (event, v) in [("started", st.started), ("ended", st.ended)] {
+                let _ = writeln!(
+                    self.tracks,
+                    "framegate_tracks_total{{stream=\"{label}\",event=\"{event}\"}} {v}"
+                );
+            }
+            let counts = t.counts();
+            for (line, classes) in &counts.lines {
+                for (class, c) in classes {
+                    for (direction, v) in [("forward", c.forward), ("backward", c.backward)] {
+                        let _ = writeln!(
+                            self.line_crossings,
+                            "framegate_line_crossings_total{{stream=\"{label}\",line=\"{}\",class=\"{}\",direction=\"{direction}\"}} {v}",
+                            escape(line),
+                            escape(class)
+                        );
+                    }
+                }
+            }
+            for (zone, classes) in &counts.zones {
+                for (class, c) in classes {
+                    let labels = format!(
+                        "stream=\"{label}\",zone=\"{}\",class=\"{}\"",
+                        escape(zone),
+                        escape(class)
+                    );
+                    let _ = writeln!(
+                        self.zone_entries,
+                        "framegate_zone_entries_total{{{labels}}} {}",
+                        c.entered
+                    );
+                    let _ = writeln!(
+                        self.zone_inside,
+                        "framegate_zone_inside{{{labels}}} {}",
+                        c.inside
+                    );
+                }
             }
         }
         for o in s.push_outputs() {
@@ -363,6 +408,30 @@ impl Metrics {
                 "counter",
                 "Frames of a stream's detector: submitted to the model, completed, dropped (the model still had the stream's last frame), failed.",
                 self.detect,
+            ),
+            family(
+                "framegate_tracks_total",
+                "counter",
+                "Objects a stream's tracker confirmed (started) and ended.",
+                self.tracks,
+            ),
+            family(
+                "framegate_line_crossings_total",
+                "counter",
+                "Tracked objects that crossed a counting line, per class and direction.",
+                self.line_crossings,
+            ),
+            family(
+                "framegate_zone_entries_total",
+                "counter",
+                "Tracked objects that entered a zone, per class.",
+                self.zone_entries,
+            ),
+            family(
+                "framegate_zone_inside",
+                "gauge",
+                "Tracked objects inside a zone now, per class.",
+                self.zone_inside,
             ),
             family(
                 "framegate_model_inputs_total",

@@ -126,6 +126,28 @@ impl<'a> Canvas<'a> {
         });
     }
 
+    /// Draws a straight line from `a` to `b` (pixels; points far outside the frame are clipped
+    /// to a frame's width beyond it), `thickness` pixels wide.
+    pub fn line(&mut self, a: [f32; 2], b: [f32; 2], thickness: i32, color: Yuv) {
+        let (w, h) = (self.width as f32, self.height as f32);
+        let clamp = |p: [f32; 2]| {
+            if p.iter().any(|v| !v.is_finite()) {
+                return None;
+            }
+            Some([p[0].clamp(-w, 2.0 * w), p[1].clamp(-h, 2.0 * h)])
+        };
+        let (Some(a), Some(b)) = (clamp(a), clamp(b)) else {
+            return;
+        };
+        let t = thickness.max(1);
+        let steps = (b[0] - a[0]).abs().max((b[1] - a[1]).abs()).ceil().max(1.0) as i32;
+        for i in 0..=steps {
+            let f = i as f32 / steps as f32;
+            let (x, y) = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f);
+            self.fill_rect(x as i32 - t / 2, y as i32 - t / 2, t, t, color);
+        }
+    }
+
     /// Draws the outline of a rectangle, `thickness` pixels wide, inside its edges.
     pub fn outline_rect(&mut self, x: i32, y: i32, w: i32, h: i32, thickness: i32, color: Yuv) {
         let t = thickness.max(1).min(w / 2).min(h / 2).max(1);

@@ -43,6 +43,25 @@ pub struct Detection {
     pub score: f32,
 }
 
+/// An object followed over frames by the `track` processor, where it is in this frame.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct TrackBox {
+    /// The track's id, unique in the stream (from 1).
+    pub id: u64,
+    /// Where it is in this frame (predicted from its motion between detector results).
+    pub rect: Rect,
+    /// Its class.
+    pub label: String,
+    /// The score of its last detection.
+    pub score: f32,
+    /// Its centre's velocity, pixels per second `[vx, vy]`.
+    pub velocity: [f32; 2],
+    /// Seconds since it was first seen.
+    pub age_s: f32,
+    /// Its centre at its last detections, oldest first (for drawing its path).
+    pub trail: Vec<[f32; 2]>,
+}
+
 /// Everything known about a frame besides its pixels.
 #[derive(Debug, Clone)]
 pub struct FrameMeta {
@@ -54,6 +73,13 @@ pub struct FrameMeta {
     pub capture_time: SystemTime,
     /// Objects found in it.
     pub detections: Vec<Detection>,
+    /// The source PTS (nanoseconds) of the frame `detections` were found in: it changes when a
+    /// detector's new result arrives (a result takes the model's time, so it is older than this
+    /// frame).
+    pub detections_pts: Option<u64>,
+    /// Objects followed by the `track` processor, where they are in this frame (none: the
+    /// stream has no tracker).
+    pub tracks: Option<Vec<TrackBox>>,
     /// Set by `skip_similar` when the frame is too like the last processed one: the processors
     /// after it reuse their last result.
     pub similar: bool,
@@ -67,6 +93,8 @@ impl FrameMeta {
             seq,
             capture_time,
             detections: Vec::new(),
+            detections_pts: None,
+            tracks: None,
             similar: false,
         }
     }

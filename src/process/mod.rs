@@ -8,6 +8,7 @@ mod clock;
 pub mod detect;
 mod overlay;
 mod skip_similar;
+pub mod track;
 pub mod watermark;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use clock::{parse_utc, utc_timestamp};
 pub use detect::{DetectHandle, Models};
 pub use overlay::Overlay;
 pub use skip_similar::SkipSimilar;
+pub use track::{Track, TrackHandle};
 pub use watermark::{Watermark, WatermarkHandle};
 
 /// A stage that sees every frame of one stream, in its native layout, and may draw on it or add
@@ -45,11 +47,21 @@ pub struct Hooks {
     pub alerts: Option<Arc<crate::alert::AlertRules>>,
 }
 
+/// A stream's counting lines and zones (what its `track` processor counts).
+#[derive(Clone, Copy, Default)]
+pub struct Shapes<'a> {
+    /// The lines.
+    pub lines: &'a [crate::config::LineConfig],
+    /// The zones.
+    pub zones: &'a [crate::config::ZoneConfig],
+}
+
 /// A stream's processors, in order.
 pub struct Chain {
     processors: Vec<Box<dyn Processor>>,
     detectors: Vec<Arc<DetectHandle>>,
     watermarks: Vec<Arc<WatermarkHandle>>,
+    tracker: Option<Arc<TrackHandle>>,
 }
 
 /// What one pass through the chain did.
@@ -66,9 +78,15 @@ pub struct ChainReport {
 impl Chain {
     /// Builds the chain a stream's config asks for; detectors take their model from `models`
     /// (a model that cannot be loaded leaves its detector idle, with the reason in its status).
-    pub fn from_config(configs: &[ProcessorConfig], models: &Models, hooks: &Hooks) -> Self {
+    pub fn from_config(
+        configs: &[ProcessorConfig],
+        shapes: Shapes<'_>,
+        models: &Models,
+        hooks: &Hooks,
+    ) -> Self {
         let mut detectors = Vec::new();
         let mut watermarks = Vec::new();
+        let mut tracker = None;
         let processors = configs
             .iter()
             .map(|c| -> Box<dyn Processor> {
@@ -92,6 +110,11 @@ impl Chain {
                         watermarks.push(p.handle());
                         Box::new(p)
                     }
+                    ProcessorConfig::Track(t) => {
+                        let p = Track::new(t, shapes.lines, shapes.zones, hooks);
+                        tracker = Some(p.handle());
+                        Box::new(p)
+                    }
                 }
             })
             .collect();
@@ -99,7 +122,13 @@ impl Chain {
             processors,
             detectors,
             watermarks,
+            tracker,
         }
+    }
+
+    /// The tracker's readable side, when the chain has a `track` processor.
+    pub fn tracker(&self) -> Option<&Arc<TrackHandle>> {
+        self.tracker.as_ref()
     }
 
     /// The watermarks' handles (to change their ID), in chain order.

@@ -46,7 +46,14 @@ impl Processor for Overlay {
         if let Some(text) = &self.settings.text {
             lines.push(text.clone());
         }
-        let boxes = if self.settings.hide_boxes {
+        let hide = self.settings.hide_boxes;
+        // With a tracker, its tracks (ids, trails) replace the detector's raw boxes.
+        let tracks = if hide {
+            None
+        } else {
+            frame.meta.tracks.clone()
+        };
+        let boxes = if hide || tracks.is_some() {
             Vec::new()
         } else {
             frame.meta.detections.clone()
@@ -54,23 +61,48 @@ impl Processor for Overlay {
         let mut canvas = frame.canvas()?;
         draw_lines(&mut canvas, scale, &lines);
         for d in &boxes {
-            let (x, y, w, h) = (
-                d.rect.x as i32,
-                d.rect.y as i32,
-                d.rect.w as i32,
-                d.rect.h as i32,
-            );
-            canvas.outline_rect(x, y, w, h, scale.max(2), BOX);
-            // Labels are smaller than the header text: boxes can be many and close together.
-            let ls = (scale + 1) / 2;
             let label = format!("{} {:.2}", d.label, d.score);
-            let (tw, th) = Canvas::text_size(&label, ls);
-            let ly = if y >= th + 2 * ls { y - th - 2 * ls } else { y };
-            canvas.fill_rect(x, ly, tw + 2 * ls, th + 2 * ls, BOX);
-            canvas.draw_text(x + ls, ly + ls, ls, &label, Yuv::BLACK);
+            labelled_box(&mut canvas, scale, &d.rect, &label, BOX);
+        }
+        for t in tracks.iter().flatten() {
+            let color = TRACK_COLORS[(t.id % TRACK_COLORS.len() as u64) as usize];
+            let thickness = (scale / 2).max(2);
+            for pair in t.trail.windows(2) {
+                canvas.line(pair[0], pair[1], thickness, color);
+            }
+            let label = format!("#{} {}", t.id, t.label);
+            labelled_box(&mut canvas, scale, &t.rect, &label, color);
         }
         Ok(())
     }
+}
+
+/// Colours of tracks, by id: each object keeps its colour.
+const TRACK_COLORS: [Yuv; 6] = [
+    Yuv::from_rgb(0, 230, 64),
+    Yuv::from_rgb(255, 200, 0),
+    Yuv::from_rgb(0, 200, 255),
+    Yuv::from_rgb(255, 90, 200),
+    Yuv::from_rgb(255, 120, 40),
+    Yuv::from_rgb(170, 130, 255),
+];
+
+/// A box outline with a label above it (inside it at the top edge of the frame).
+fn labelled_box(
+    canvas: &mut Canvas<'_>,
+    scale: i32,
+    r: &crate::frame::Rect,
+    label: &str,
+    color: Yuv,
+) {
+    let (x, y, w, h) = (r.x as i32, r.y as i32, r.w as i32, r.h as i32);
+    canvas.outline_rect(x, y, w, h, scale.max(2), color);
+    // Labels are smaller than the header text: boxes can be many and close together.
+    let ls = (scale + 1) / 2;
+    let (tw, th) = Canvas::text_size(label, ls);
+    let ly = if y >= th + 2 * ls { y - th - 2 * ls } else { y };
+    canvas.fill_rect(x, ly, tw + 2 * ls, th + 2 * ls, color);
+    canvas.draw_text(x + ls, ly + ls, ls, label, Yuv::BLACK);
 }
 
 /// Draws lines of text on a shaded backdrop in the top-left corner.
@@ -123,6 +155,8 @@ mod tests {
                     label: "person".into(),
                     score: 0.9,
                 }],
+                detections_pts: None,
+                tracks: None,
                 similar: false,
             },
         )
@@ -151,6 +185,38 @@ mod tests {
         // Somewhere in the first line there is white text.
         let bright = (0..300).filter(|x| luma_at(&frame, *x, 12) == 235).count();
         assert!(bright > 10, "no text found: {bright}");
+    }
+
+    #[test]
+    fn tracks_replace_raw_boxes_with_their_colour_and_trail() {
+        let mut frame = gray_frame(640, 360);
+        frame.meta.tracks = Some(vec![crate::frame::TrackBox {
+            id: 3,
+            rect: Rect {
+                x: 300.0,
+                y: 100.0,
+                w: 60.0,
+                h: 120.0,
+            },
+            label: "person".into(),
+            score: 0.9,
+            velocity: [10.0, 0.0],
+            age_s: 1.0,
+            trail: vec![[100.0, 300.0], [200.0, 300.0], [330.0, 160.0]],
+        }]);
+        Overlay::new(OverlayConfig::default())
+            .process(&mut frame)
+            .expect("overlay");
+        let color = TRACK_COLORS[3];
+        assert_eq!(luma_at(&frame, 300, 180), color.y, "the track's box");
+        assert_eq!(luma_at(&frame, 150, 300), color.y, "its trail");
+        // The detector's raw box (at x = 100, y = 200..) is not drawn beside the track.
+        assert_eq!(luma_at(&frame, 100, 260), 128);
+        // Hostile points draw nothing and break nothing.
+        frame.meta.tracks.as_mut().unwrap()[0].trail = vec![[f32::NAN, 0.0], [1e30, -1e30]];
+        Overlay::new(OverlayConfig::default())
+            .process(&mut frame)
+            .expect("overlay");
     }
 
     #[test]

@@ -15,6 +15,17 @@ pub mod kind {
     pub const DETECTION_APPEARED: &str = "detection.appeared";
     /// A class has not been seen for the detector's `clear_after`.
     pub const DETECTION_CLEARED: &str = "detection.cleared";
+    /// The `track` processor confirmed a new object (with its snapshot).
+    pub const OBJECT_STARTED: &str = "object.started";
+    /// A tracked object has not been seen for the tracker's `max_lost_s` (with its best
+    /// snapshot, its duration and best score).
+    pub const OBJECT_ENDED: &str = "object.ended";
+    /// A tracked object crossed a counting line (`line`, `direction`).
+    pub const LINE_CROSSED: &str = "line.crossed";
+    /// A tracked object entered a zone (`zone`).
+    pub const ZONE_ENTERED: &str = "zone.entered";
+    /// A tracked object left a zone, or ended inside it (`zone`, `dwell_s`).
+    pub const ZONE_LEFT: &str = "zone.left";
     /// A stream changed state (live, stalled, reconnecting, ...), with the reason.
     pub const STREAM_STATE: &str = "stream.state";
     /// A viewer started watching.
@@ -31,6 +42,11 @@ pub mod kind {
     pub const ALL: &[&str] = &[
         DETECTION_APPEARED,
         DETECTION_CLEARED,
+        OBJECT_STARTED,
+        OBJECT_ENDED,
+        LINE_CROSSED,
+        ZONE_ENTERED,
+        ZONE_LEFT,
         STREAM_STATE,
         VIEWER_STARTED,
         VIEWER_ENDED,

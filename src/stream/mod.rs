@@ -30,7 +30,7 @@ use crate::config::{ServerConfig, StreamConfig, StreamId};
 use crate::encode::{EncoderHealth, EncoderKind};
 use crate::frame::{Frame, LatestSlot, frame_tap};
 use crate::ingest::{DecodeCounters, SourceInfo};
-use crate::process::{Chain, DetectHandle, Hooks, Models, WatermarkHandle};
+use crate::process::{Chain, DetectHandle, Hooks, Models, TrackHandle, WatermarkHandle};
 use crate::publish::{
     Fanout, HlsHub, IceSettings, JpegHub, LlHlsHub, PushOutput, RedisPublisher, RtspServer,
     VideoSwitch, WhepHub,
@@ -71,6 +71,7 @@ pub struct Stream {
     rtsp_urls: Vec<String>,
     mounts: Vec<String>,
     detectors: Vec<Arc<DetectHandle>>,
+    tracker: Option<Arc<TrackHandle>>,
     watermarks: Vec<Arc<WatermarkHandle>>,
     video: Option<Arc<VideoSwitch>>,
     decode_counters: Arc<DecodeCounters>,
@@ -122,8 +123,13 @@ impl Stream {
             udp_ports: server.webrtc.udp_ports,
         };
         let whep = Arc::new(WhepHub::new(id.clone(), fanout.clone(), audio.clone(), ice));
-        let chain = Chain::from_config(&config.processors, models, hooks);
+        let shapes = crate::process::Shapes {
+            lines: &config.lines,
+            zones: &config.zones,
+        };
+        let chain = Chain::from_config(&config.processors, shapes, models, hooks);
         let detectors = chain.detectors().to_vec();
+        let tracker = chain.tracker().cloned();
         let watermarks = chain.watermarks().to_vec();
 
         let mut workers = start::Workers::new(&shutdown, &slot);
@@ -208,6 +214,7 @@ impl Stream {
             rtsp_urls,
             mounts,
             detectors,
+            tracker,
             watermarks,
             video,
             decode_counters,
@@ -232,6 +239,11 @@ impl Stream {
     /// Its watermarks (to change their ID at run time).
     pub fn watermarks(&self) -> &[Arc<WatermarkHandle>] {
         &self.watermarks
+    }
+
+    /// Its tracker (live tracks, counts per line and zone), when it has a `track` processor.
+    pub fn tracker(&self) -> Option<&Arc<TrackHandle>> {
+        self.tracker.as_ref()
     }
 
     /// Its detectors (status, current boxes, detection events).

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::process::detect::{DetectStatus, DetectionEvent, ModelStatus, Present};
+use crate::process::track::{Counts, TrackStatus};
 
 use super::AppState;
 use super::params::Params;
@@ -59,6 +60,43 @@ pub async fn detections(
     })
     .await??;
     Ok(Json(out))
+}
+
+/// The answer for a stream without a `track` processor.
+fn no_tracker(id: &str) -> super::error::ApiError {
+    super::error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no tracker",
+        format!("stream `{id}` has no `track` processor"),
+    )
+}
+
+pub async fn tracks(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TrackStatus>> {
+    let id = stream_id(&id)?;
+    let shown = id.to_string();
+    blocking(&state, move |m| {
+        m.with_running(&id, |s| s.tracker().map(|t| t.status()))
+    })
+    .await??
+    .map(Json)
+    .ok_or_else(|| no_tracker(&shown))
+}
+
+pub async fn counts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Counts>> {
+    let id = stream_id(&id)?;
+    let shown = id.to_string();
+    blocking(&state, move |m| {
+        m.with_running(&id, |s| s.tracker().map(|t| t.counts()))
+    })
+    .await??
+    .map(Json)
+    .ok_or_else(|| no_tracker(&shown))
 }
 
 pub async fn models(State(state): State<AppState>) -> ApiResult<Json<Vec<ModelStatus>>> {

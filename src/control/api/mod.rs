@@ -8,6 +8,7 @@
 //! | `DELETE /api/streams/{id}` | stop and remove |
 //! | `POST /api/streams/{id}/start`, `.../stop` | start or stop (kept across restarts) |
 //! | `GET /api/streams/{id}/detections` | objects present now, detection events, detectors |
+//! | `GET /api/streams/{id}/tracks`, `.../counts` | tracked objects; line and zone counts |
 //! | `GET /api/models` | the shared detection models and their counters |
 //! | `PUT /api/streams/{id}/watermark` | change the ID the stream's watermark embeds |
 //! | `GET /api/events`, `GET /api/events/{id}`, `.../snapshot.jpg` | stored events |

@@ -345,7 +345,38 @@ pub(super) fn analytics(api: Api) -> Api {
             secured: true,
             query: &[("limit", "integer", "Most events returned, newest kept. Default 100.")],
         },
-    )    .route(
+    )
+    .route(
+        "get",
+        "/api/streams/{id}/tracks",
+        analytics::tracks,
+        Op {
+            summary: "A stream's tracked objects",
+            description: "The live tracks of the stream's `track` processor as in its newest frame (id, class, box, score, velocity in pixels per second, age, trail) and its counters. 404 when the stream has no `track` processor.",
+            request: None,
+            response: (200, "The tracks.", Some(schema::<crate::process::track::TrackStatus>)),
+            text: None,
+            errors: &[404, 409, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
+        "get",
+        "/api/streams/{id}/counts",
+        analytics::counts,
+        Op {
+            summary: "Line and zone counts",
+            description: "Per line, per class: crossings `forward` and `backward`; per zone, per class: objects that `entered` and are `inside` now. Counted since the stream started. 404 when the stream has no `track` processor.",
+            request: None,
+            response: (200, "The counts.", Some(schema::<crate::process::track::Counts>)),
+            text: None,
+            errors: &[404, 409, 503],
+            secured: true,
+            query: &[],
+        },
+    )
+    .route(
         "put",
         "/api/streams/{id}/watermark",
         analytics::set_watermark,

@@ -129,7 +129,8 @@ impl DetectHandle {
 #[derive(Default)]
 struct Inbox {
     busy: bool,
-    result: Option<Vec<Detection>>,
+    /// The boxes of a result, with the source PTS of the frame they were found in.
+    result: Option<(Vec<Detection>, Option<u64>)>,
 }
 
 /// Finds objects in frames with a shared model.
@@ -139,6 +140,8 @@ pub struct Detect {
     handle: Arc<DetectHandle>,
     inbox: Arc<Mutex<Inbox>>,
     current: Vec<Detection>,
+    /// The source PTS of the frame `current` was found in.
+    current_pts: Option<u64>,
     frames: u64,
     last_run: Option<Instant>,
     stream: Option<String>,
@@ -170,6 +173,7 @@ impl Detect {
             handle,
             inbox: Arc::default(),
             current: Vec::new(),
+            current_pts: None,
             frames: 0,
             last_run: None,
             stream: hooks.stream.as_ref().map(|s| s.to_string()),
@@ -301,7 +305,7 @@ impl Detect {
                                 boxes: d.clone(),
                             });
                         }
-                        inbox.result = Some(d);
+                        inbox.result = Some((d, source_pts));
                     }
                     Err(e) => {
                         if c.failed.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -359,7 +363,8 @@ impl Processor for Detect {
             return Ok(());
         };
         let result = lock(&self.inbox).result.take();
-        if let Some(new) = result {
+        if let Some((new, pts)) = result {
+            self.current_pts = pts;
             let fresh = self.handle.log.update(&new, now);
             self.record(fresh, frame);
             if let Some(alerts) = &mut self.alerts {
@@ -375,6 +380,7 @@ impl Processor for Detect {
             self.submit(&model, frame, now);
         }
         frame.meta.detections.extend(self.current.iter().cloned());
+        frame.meta.detections_pts = self.current_pts;
         Ok(())
     }
 }

@@ -1,0 +1,143 @@
+//! Plane geometry in frame pixels (x right, y down): box overlap, which side of a line a point
+//! is on, whether a step crosses a line segment, whether a point is in a polygon.
+
+/// A point `[x, y]`.
+pub type Point = [f64; 2];
+
+/// Intersection over union of two boxes `[x, y, w, h]` (0 when either is empty).
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    if ix <= 0.0 || iy <= 0.0 {
+        return 0.0;
+    }
+    let inter = ix * iy;
+    let union = a[2] * a[3] + b[2] * b[3] - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+/// `(b - a) x (p - a)`: positive when `p` is on the side of the line through `a` and `b` that
+/// a quarter turn counter-clockwise on screen from `b - a` points to... see [`signed_distance`].
+fn cross(a: Point, b: Point, p: Point) -> f64 {
+    (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+}
+
+/// The distance of `p` from the line through `a` and `b`, signed: positive on the side from
+/// which a `forward` crossing starts. With y pointing down, turning the line's direction
+/// `b - a` a quarter turn counter-clockwise on screen gives the forward direction: a line drawn
+/// top to bottom has forward = left to right, one drawn left to right has forward = upwards.
+pub fn signed_distance(a: Point, b: Point, p: Point) -> f64 {
+    let len = ((b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2)).sqrt();
+    if len > 0.0 { cross(a, b, p) / len } else { 0.0 }
+}
+
+/// Whether the step from `p` to `q` meets the segment from `a` to `b` (touching counts).
+pub fn segments_meet(p: Point, q: Point, a: Point, b: Point) -> bool {
+    let d1 = cross(a, b, p);
+    let d2 = cross(a, b, q);
+    let d3 = cross(p, q, a);
+    let d4 = cross(p, q, b);
+    let opposite = |x: f64, y: f64| (x <= 0.0 && y >= 0.0) || (x >= 0.0 && y <= 0.0);
+    opposite(d1, d2) && opposite(d3, d4)
+}
+
+/// Whether `p` is inside the polygon (even-odd rule; the polygon closes itself).
+pub fn inside(polygon: &[Point], p: Point) -> bool {
+    let mut inside = false;
+    let n = polygon.len();
+    for i in 0..n {
+        let (a, b) = (polygon[i], polygon[(i + 1) % n]);
+        if (a[1] > p[1]) != (b[1] > p[1]) {
+            let x = a[0] + (p[1] - a[1]) / (b[1] - a[1]) * (b[0] - a[0]);
+            if p[0] < x {
+                inside = !inside;
+            }
+        }
+    }
+    inside
+}
+
+/// The distance from `p` to the nearest edge of the polygon.
+pub fn edge_distance(polygon: &[Point], p: Point) -> f64 {
+    let n = polygon.len();
+    (0..n)
+        .map(|i| segment_distance(polygon[i], polygon[(i + 1) % n], p))
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn segment_distance(a: Point, b: Point, p: Point) -> f64 {
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    ((a[0] + t * dx - p[0]).powi(2) + (a[1] + t * dy - p[1]).powi(2)).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_of_boxes() {
+        assert_eq!(iou([0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0]), 1.0);
+        assert_eq!(iou([0.0, 0.0, 10.0, 10.0], [10.0, 0.0, 10.0, 10.0]), 0.0);
+        let half = iou([0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 10.0, 10.0]);
+        assert!((half - 50.0 / 150.0).abs() < 1e-12);
+        assert_eq!(iou([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn forward_is_left_to_right_across_a_line_drawn_downwards() {
+        let (a, b) = ([640.0, 0.0], [640.0, 720.0]);
+        assert!(
+            signed_distance(a, b, [100.0, 360.0]) > 0.0,
+            "left starts forward"
+        );
+        assert!(signed_distance(a, b, [900.0, 360.0]) < 0.0);
+        assert!((signed_distance(a, b, [600.0, 10.0]) - 40.0).abs() < 1e-9);
+        // A line drawn left to right: forward is upwards (from below to above it).
+        let (a, b) = ([0.0, 300.0], [800.0, 300.0]);
+        assert!(signed_distance(a, b, [400.0, 500.0]) > 0.0);
+        assert!(signed_distance(a, b, [400.0, 100.0]) < 0.0);
+    }
+
+    #[test]
+    fn a_step_crosses_a_segment_only_within_its_ends() {
+        let (a, b) = ([640.0, 100.0], [640.0, 400.0]);
+        assert!(segments_meet([600.0, 200.0], [700.0, 220.0], a, b));
+        assert!(
+            !segments_meet([600.0, 500.0], [700.0, 520.0], a, b),
+            "below its end"
+        );
+        assert!(
+            !segments_meet([600.0, 200.0], [630.0, 220.0], a, b),
+            "short of it"
+        );
+        assert!(
+            segments_meet([640.0, 200.0], [700.0, 200.0], a, b),
+            "from on it"
+        );
+    }
+
+    #[test]
+    fn inside_a_polygon_and_distance_to_its_edge() {
+        let square = [[0.0, 0.0], [400.0, 0.0], [400.0, 300.0], [0.0, 300.0]];
+        assert!(inside(&square, [10.0, 10.0]));
+        assert!(!inside(&square, [410.0, 10.0]));
+        assert!(!inside(&square, [-1.0, 150.0]));
+        let concave = [
+            [0.0, 0.0],
+            [100.0, 0.0],
+            [100.0, 100.0],
+            [50.0, 50.0],
+            [0.0, 100.0],
+        ];
+        assert!(!inside(&concave, [50.0, 90.0]), "in the notch");
+        assert!(inside(&concave, [50.0, 20.0]));
+        assert!((edge_distance(&square, [410.0, 10.0]) - 10.0).abs() < 1e-9);
+        assert!((edge_distance(&square, [200.0, 150.0]) - 150.0).abs() < 1e-9);
+    }
+}

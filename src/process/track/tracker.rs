@@ -1,0 +1,556 @@
+//! ByteTrack's association, in stream time: every detection result is matched to the tracks in
+//! two stages, high-score boxes first (against tracked and recently lost tracks), then the
+//! low-score boxes that detectors would throw away (against the tracks still unmatched, which
+//! keeps objects through partial occlusion), then tentative tracks against what is left. A track
+//! is confirmed after `confirm_hits` matches, lost when a result misses it, and ended after
+//! `max_lost_s` without a match. Boxes only ever match tracks of their own class.
+//!
+//! Results come when the model has finished, not on every frame: [`Tracker::update`] takes the
+//! time of the frame the boxes were found in, and [`Tracker::at`] predicts every track to any
+//! later frame's time, so boxes follow objects between results.
+//!
+//! The assignment of each stage maximises the summed overlap (Hungarian method, from the
+//! `pathfinding` crate) over the pairs whose overlap reaches the stage's minimum.
+
+use std::collections::VecDeque;
+
+use pathfinding::kuhn_munkres::kuhn_munkres;
+use pathfinding::matrix::Matrix;
+
+use super::geometry::{Point, iou};
+use super::kalman::{BoxFilter, Cxcywh};
+
+/// The thresholds of the tracker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    /// Boxes scoring at least this are matched first, and may start tracks.
+    pub high_score: f32,
+    /// Boxes below this are ignored; between it and `high_score` they only keep tracks alive.
+    pub low_score: f32,
+    /// An unmatched box starts a track when it scores at least this.
+    pub new_track_score: f32,
+    /// Least overlap of a high-score box with a track's predicted box.
+    pub match_iou: f64,
+    /// Least overlap of a low-score box with a track's predicted box.
+    pub low_match_iou: f64,
+    /// Least overlap of a box with a tentative track.
+    pub tentative_iou: f64,
+    /// Seconds a lost track is kept for matching before it ends.
+    pub max_lost_s: f64,
+    /// Matches that confirm a new track (1: at once).
+    pub confirm_hits: u32,
+    /// Centre points kept per track for drawing its trail.
+    pub trail: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            high_score: 0.5,
+            low_score: 0.1,
+            new_track_score: 0.6,
+            match_iou: 0.2,
+            low_match_iou: 0.5,
+            tentative_iou: 0.3,
+            max_lost_s: 1.0,
+            confirm_hits: 2,
+            trail: 32,
+        }
+    }
+}
+
+/// Where a track stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Seen fewer than `confirm_hits` times: not shown, no events.
+    Tentative,
+    /// Matched by the last result.
+    Tracked,
+    /// Missed by the last result; still matched for `max_lost_s`.
+    Lost,
+}
+
+/// A box given to the tracker: `[x, y, w, h]` in pixels, its class and score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input<'a> {
+    /// The box.
+    pub rect: [f64; 4],
+    /// Its class.
+    pub class: &'a str,
+    /// Its score.
+    pub score: f32,
+}
+
+/// One object followed over time.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// Its id, unique in the stream, from 1.
+    pub id: u64,
+    /// Its class.
+    pub class: String,
+    /// Where it stands.
+    pub state: State,
+    /// Score of its last match.
+    pub score: f32,
+    /// Best score of its matches.
+    pub best_score: f32,
+    /// Matches so far.
+    pub hits: u32,
+    /// Stream time it was first seen, seconds.
+    pub born: f64,
+    /// Stream time of its last match, seconds.
+    pub last_seen: f64,
+    /// Its centre at its last matches, oldest first.
+    pub trail: VecDeque<Point>,
+    filter: BoxFilter,
+    /// Stream time the filter is at.
+    t: f64,
+}
+
+impl Track {
+    /// Its filtered box `[x, y, w, h]` at its last result.
+    pub fn rect(&self) -> [f64; 4] {
+        xywh(self.filter.state())
+    }
+
+    /// Its box predicted to stream time `t` (no further than `horizon` past its last match).
+    pub fn rect_at(&self, t: f64, horizon: f64) -> [f64; 4] {
+        let until = t.min(self.last_seen + horizon);
+        xywh(self.filter.ahead(until - self.t))
+    }
+
+    /// Its centre's velocity, pixels per second.
+    pub fn velocity(&self) -> [f64; 2] {
+        self.filter.velocity()
+    }
+
+    /// Whether it was ever confirmed (shown, with events).
+    pub fn confirmed(&self) -> bool {
+        self.state != State::Tentative
+    }
+}
+
+/// What one result changed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Tracks confirmed by this result (ids).
+    pub started: Vec<u64>,
+    /// Confirmed tracks matched by this result (ids, with the index of their box).
+    pub matched: Vec<(u64, usize)>,
+    /// Confirmed tracks that ended (lost for `max_lost_s`).
+    pub ended: Vec<Track>,
+}
+
+/// The tracks of one stream.
+pub struct Tracker {
+    params: Params,
+    tracks: Vec<Track>,
+    next_id: u64,
+    last_t: Option<f64>,
+}
+
+fn xywh(b: Cxcywh) -> [f64; 4] {
+    [b[0] - b[2] / 2.0, b[1] - b[3] / 2.0, b[2], b[3]]
+}
+
+fn cxcywh(r: [f64; 4]) -> Cxcywh {
+    [r[0] + r[2] / 2.0, r[1] + r[3] / 2.0, r[2], r[3]]
+}
+
+/// Pairs of (track index, input index) that maximise the summed overlap among pairs of one
+/// class whose overlap reaches `min_iou`; the rest stays unmatched.
+fn associate(
+    tracks: &[Track],
+    track_ids: &[usize],
+    inputs: &[Input<'_>],
+    input_ids: &[usize],
+    min_iou: f64,
+) -> Vec<(usize, usize)> {
+    if track_ids.is_empty() || input_ids.is_empty() {
+        return Vec::new();
+    }
+    // Overlaps scaled to integers (the solver wants an exact, ordered weight).
+    let weight = |t: usize, d: usize| -> i64 {
+        let (track, input) = (&tracks[t], &inputs[d]);
+        if track.class != input.class {
+            return 0;
+        }
+        let o = iou(track.rect(), input.rect);
+        if o >= min_iou && o > 0.0 {
+            (o * 1e6).round() as i64
+        } else {
+            0
+        }
+    };
+    // The solver needs no more rows than columns: put the shorter side in the rows.
+    let transposed = track_ids.len() > input_ids.len();
+    let (rows, cols) = if transposed {
+        (input_ids, track_ids)
+    } else {
+        (track_ids, input_ids)
+    };
+    let mut values = Vec::with_capacity(rows.len() * cols.len());
+    for &r in rows {
+        for &c in cols {
+            values.push(if transposed {
+                weight(c, r)
+            } else {
+                weight(r, c)
+            });
+        }
+    }
+    let Ok(matrix) = Matrix::from_vec(rows.len(), cols.len(), values) else {
+        return Vec::new();
+    };
+    let (_, assignment) = kuhn_munkres(&matrix);
+    assignment
+        .iter()
+        .enumerate()
+        .filter(|&(r, &c)| *matrix.get((r, c)).unwrap_or(&0) > 0)
+        .map(|(r, &c)| {
+            if transposed {
+                (cols[c], rows[r])
+            } else {
+                (rows[r], cols[c])
+            }
+        })
+        .collect()
+}
+
+impl Tracker {
+    /// No tracks yet.
+    pub fn new(params: Params) -> Self {
+        Self {
+            params,
+            tracks: Vec::new(),
+            next_id: 1,
+            last_t: None,
+        }
+    }
+
+    /// The thresholds.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Every track (tentative and lost ones too).
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    /// Ends every track (the stream's time started again): returns the confirmed ones.
+    pub fn clear(&mut self) -> Vec<Track> {
+        self.last_t = None;
+        std::mem::take(&mut self.tracks)
+            .into_iter()
+            .filter(Track::confirmed)
+            .collect()
+    }
+
+    /// Takes the boxes found in the frame of stream time `t` (seconds; not before the last
+    /// result's).
+    pub fn update(&mut self, inputs: &[Input<'_>], t: f64) -> Changes {
+        let p = self.params;
+        let t = self.last_t.map_or(t, |last| t.max(last));
+        self.last_t = Some(t);
+        for track in &mut self.tracks {
+            track.filter.predict(t - track.t);
+            track.t = t;
+        }
+        let (mut high, mut low) = (Vec::new(), Vec::new());
+        for (i, d) in inputs.iter().enumerate() {
+            let usable = d.rect.iter().all(|v| v.is_finite()) && d.rect[2] > 0.0 && d.rect[3] > 0.0;
+            if !usable || !d.score.is_finite() {
+                continue;
+            }
+            if d.score >= p.high_score {
+                high.push(i);
+            } else if d.score >= p.low_score {
+                low.push(i);
+            }
+        }
+        let of_state = |tracks: &[Track], states: &[State]| -> Vec<usize> {
+            (0..tracks.len())
+                .filter(|&i| states.contains(&tracks[i].state))
+                .collect()
+        };
+        let mut matched: Vec<(usize, usize)> = Vec::new();
+        // 1. High-score boxes against tracked and lost tracks.
+        let pool = of_state(&self.tracks, &[State::Tracked, State::Lost]);
+        let first = associate(&self.tracks, &pool, inputs, &high, p.match_iou);
+        matched.extend(&first);
+        let taken = |pairs: &[(usize, usize)], i: usize, side: fn(&(usize, usize)) -> usize| {
+            pairs.iter().any(|pair| side(pair) == i)
+        };
+        let high_left: Vec<usize> = high
+            .iter()
+            .copied()
+            .filter(|&d| !taken(&first, d, |p| p.1))
+            .collect();
+        // 2. Low-score boxes against the tracked tracks still unmatched.
+        let tracked_left: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|&t| self.tracks[t].state == State::Tracked && !taken(&first, t, |p| p.0))
+            .collect();
+        matched.extend(associate(
+            &self.tracks,
+            &tracked_left,
+            inputs,
+            &low,
+            p.low_match_iou,
+        ));
+        // 3. Tentative tracks against the high-score boxes left.
+        let tentative = of_state(&self.tracks, &[State::Tentative]);
+        let third = associate(
+            &self.tracks,
+            &tentative,
+            inputs,
+            &high_left,
+            p.tentative_iou,
+        );
+        matched.extend(&third);
+
+        let mut changes = Changes::default();
+        let mut hit = vec![false; self.tracks.len()];
+        for &(ti, di) in &matched {
+            hit[ti] = true;
+            let d = &inputs[di];
+            let track = &mut self.tracks[ti];
+            track.filter.update(cxcywh(d.rect));
+            track.hits = track.hits.saturating_add(1);
+            track.score = d.score;
+            track.best_score = track.best_score.max(d.score);
+            track.last_seen = t;
+            let c = track.filter.state();
+            if track.trail.len() >= p.trail.max(1) {
+                track.trail.pop_front();
+            }
+            track.trail.push_back([c[0], c[1]]);
+            if track.state == State::Tentative {
+                if track.hits >= p.confirm_hits {
+                    track.state = State::Tracked;
+                    changes.started.push(track.id);
+                    changes.matched.push((track.id, di));
+                }
+            } else {
+                track.state = State::Tracked;
+                changes.matched.push((track.id, di));
+            }
+        }
+        // Unmatched: tentative tracks go, tracked ones are lost, lost ones end in time.
+        let mut kept = Vec::with_capacity(self.tracks.len());
+        for (track, hit) in std::mem::take(&mut self.tracks).into_iter().zip(hit) {
+            if hit {
+                kept.push(track);
+                continue;
+            }
+            match track.state {
+                State::Tentative => {}
+                State::Tracked | State::Lost if t - track.last_seen > p.max_lost_s => {
+                    changes.ended.push(track);
+                }
+                State::Tracked | State::Lost => kept.push(Track {
+                    state: State::Lost,
+                    ..track
+                }),
+            }
+        }
+        self.tracks = kept;
+        // New tracks from the high-score boxes nobody took.
+        let used: Vec<usize> = third.iter().map(|p| p.1).collect();
+        for &di in high_left.iter().filter(|d| !used.contains(d)) {
+            let d = &inputs[di];
+            if d.score < p.new_track_score {
+                continue;
+            }
+            let filter = BoxFilter::new(cxcywh(d.rect));
+            let c = filter.state();
+            let mut track = Track {
+                id: self.next_id,
+                class: d.class.to_string(),
+                state: State::Tentative,
+                score: d.score,
+                best_score: d.score,
+                hits: 1,
+                born: t,
+                last_seen: t,
+                trail: VecDeque::from([[c[0], c[1]]]),
+                filter,
+                t,
+            };
+            self.next_id += 1;
+            if p.confirm_hits <= 1 {
+                track.state = State::Tracked;
+                changes.started.push(track.id);
+                changes.matched.push((track.id, di));
+            }
+            self.tracks.push(track);
+        }
+        changes
+    }
+
+    /// The confirmed tracks matched by the last result, with their boxes predicted to stream
+    /// time `t`.
+    pub fn at(&self, t: f64) -> impl Iterator<Item = (&Track, [f64; 4])> {
+        let horizon = self.params.max_lost_s;
+        self.tracks
+            .iter()
+            .filter(|tr| tr.state == State::Tracked)
+            .map(move |tr| (tr, tr.rect_at(t, horizon)))
+    }
+
+    /// A confirmed track by id.
+    pub fn get(&self, id: u64) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(x: f64, y: f64, class: &str, score: f32) -> Input<'_> {
+        Input {
+            rect: [x, y, 40.0, 80.0],
+            class,
+            score,
+        }
+    }
+
+    #[test]
+    fn a_track_is_confirmed_on_its_second_match_and_keeps_its_id() {
+        let mut tr = Tracker::new(Params::default());
+        let c = tr.update(&[input(100.0, 100.0, "person", 0.9)], 0.0);
+        assert!(c.started.is_empty(), "tentative first");
+        assert_eq!(tr.at(0.0).count(), 0);
+        let c = tr.update(&[input(104.0, 100.0, "person", 0.9)], 0.1);
+        assert_eq!(c.started, vec![1]);
+        for i in 2..20 {
+            let c = tr.update(
+                &[input(100.0 + 4.0 * i as f64, 100.0, "person", 0.9)],
+                0.1 * i as f64,
+            );
+            assert_eq!(c.matched, vec![(1, 0)]);
+        }
+        let (track, rect) = tr.at(1.9).next().expect("a track");
+        assert_eq!(track.id, 1);
+        assert!(
+            (track.velocity()[0] - 40.0).abs() < 4.0,
+            "{:?}",
+            track.velocity()
+        );
+        // Half a second later without a result the box has moved on by itself.
+        let (_, later) = tr.at(2.4).next().expect("a track");
+        assert!(later[0] - rect[0] > 15.0, "{rect:?} → {later:?}");
+    }
+
+    #[test]
+    fn low_score_boxes_keep_a_track_through_occlusion_and_never_start_one() {
+        let mut tr = Tracker::new(Params::default());
+        for i in 0..5 {
+            tr.update(
+                &[input(100.0 + 5.0 * i as f64, 50.0, "car", 0.8)],
+                0.1 * i as f64,
+            );
+        }
+        // Half hidden: the detector's score falls to 0.3 for a while.
+        for i in 5..15 {
+            let c = tr.update(
+                &[input(100.0 + 5.0 * i as f64, 50.0, "car", 0.3)],
+                0.1 * i as f64,
+            );
+            assert_eq!(c.matched, vec![(1, 0)], "step {i}");
+        }
+        // A low-score box alone never starts a track.
+        let mut fresh = Tracker::new(Params::default());
+        for i in 0..5 {
+            fresh.update(&[input(10.0, 10.0, "car", 0.3)], 0.1 * i as f64);
+        }
+        assert!(fresh.tracks().is_empty());
+    }
+
+    #[test]
+    fn a_lost_track_comes_back_with_its_id_and_ends_after_max_lost() {
+        let mut tr = Tracker::new(Params::default());
+        for i in 0..5 {
+            tr.update(&[input(100.0, 100.0, "person", 0.9)], 0.1 * i as f64);
+        }
+        // Missed for 0.5 s, then found again: the same track.
+        for i in 5..10 {
+            let c = tr.update(&[], 0.1 * i as f64);
+            assert!(c.ended.is_empty());
+        }
+        assert_eq!(tr.at(1.0).count(), 0, "a lost track is not shown");
+        let c = tr.update(&[input(100.0, 100.0, "person", 0.9)], 1.0);
+        assert_eq!(c.matched, vec![(1, 0)]);
+        // Gone for longer than max_lost_s: it ends, once.
+        let mut ended = Vec::new();
+        for i in 11..30 {
+            ended.extend(tr.update(&[], 0.1 * i as f64).ended);
+        }
+        assert_eq!(ended.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1]);
+        assert!(tr.tracks().is_empty());
+    }
+
+    #[test]
+    fn classes_never_share_a_track_and_crossing_paths_keep_their_ids() {
+        let mut tr = Tracker::new(Params::default());
+        // A person walking right and a car at the same place are two tracks.
+        for i in 0..4 {
+            let t = 0.1 * i as f64;
+            tr.update(
+                &[
+                    input(100.0, 100.0, "person", 0.9),
+                    input(100.0, 100.0, "car", 0.9),
+                ],
+                t,
+            );
+        }
+        let classes: Vec<_> = tr.at(0.3).map(|(t, _)| t.class.clone()).collect();
+        assert_eq!(classes.len(), 2);
+        // Two people walking towards each other along one row swap sides; the motion model
+        // keeps each on its own track through the crossing.
+        let mut tr = Tracker::new(Params::default());
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let t = 0.04 * i as f64;
+            let a = input(100.0 + 200.0 * t, 100.0, "person", 0.9);
+            let b = input(420.0 - 200.0 * t, 104.0, "person", 0.9);
+            let c = tr.update(&[a, b], t);
+            if i == 39 {
+                ids = c.matched.clone();
+            }
+        }
+        ids.sort();
+        assert_eq!(ids, vec![(1, 0), (2, 1)], "no switch");
+    }
+
+    #[test]
+    fn hostile_boxes_are_ignored_and_time_never_runs_back() {
+        let mut tr = Tracker::new(Params::default());
+        let bad = [
+            Input {
+                rect: [f64::NAN, 0.0, 10.0, 10.0],
+                class: "x",
+                score: 0.9,
+            },
+            Input {
+                rect: [0.0, 0.0, -5.0, 10.0],
+                class: "x",
+                score: 0.9,
+            },
+            Input {
+                rect: [0.0, 0.0, 5.0, 10.0],
+                class: "x",
+                score: f32::NAN,
+            },
+        ];
+        tr.update(&bad, 0.0);
+        tr.update(&bad, 0.1);
+        assert!(tr.tracks().is_empty());
+        tr.update(&[input(0.0, 0.0, "x", 0.9)], 5.0);
+        tr.update(&[input(0.0, 0.0, "x", 0.9)], 1.0);
+        assert_eq!(tr.tracks()[0].last_seen, 5.0);
+    }
+}

@@ -1,0 +1,391 @@
+//! Lines and zones over tracks: which track crossed which line in which direction, who entered
+//! or left which zone and how long they stayed, and the counts per class. A pure state
+//! machine: tracks' positions in, happenings and counts out, no clock of its own.
+//!
+//! A track's position is its anchor (the middle of its box's bottom edge by default: where a
+//! person or a car touches the ground). Jitter around a line or an edge counts nothing: a side
+//! of a line, or being in or out of a zone, is only taken once the anchor is at least `margin`
+//! pixels away (a twentieth of the box's height, at least 2 px), and a crossing is counted when
+//! the taken side changes and the anchor's path between the two taken positions meets the
+//! line's segment (not its extension).
+
+use std::collections::{BTreeMap, HashMap};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::geometry::{Point, edge_distance, inside, segments_meet, signed_distance};
+
+/// A counting line: `points[0]` to `points[1]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// Its id.
+    pub id: String,
+    /// Its two ends.
+    pub points: [Point; 2],
+    /// Classes it counts (empty: all).
+    pub classes: Vec<String>,
+}
+
+/// A zone: a polygon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Zone {
+    /// Its id.
+    pub id: String,
+    /// Its corners, in order.
+    pub points: Vec<Point>,
+    /// Classes it counts (empty: all).
+    pub classes: Vec<String>,
+}
+
+fn counts_class(classes: &[String], class: &str) -> bool {
+    classes.is_empty() || classes.iter().any(|c| c == class)
+}
+
+/// Crossings of one line by one class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct LineCount {
+    /// Crossings in the line's forward direction.
+    pub forward: u64,
+    /// Crossings the other way.
+    pub backward: u64,
+}
+
+/// Visits of one zone by one class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ZoneCount {
+    /// Objects that entered it.
+    pub entered: u64,
+    /// Objects inside it now.
+    pub inside: u64,
+}
+
+/// Counts per line and zone, per class: what `GET /api/streams/{id}/counts` answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct Counts {
+    /// Line id → class → crossings.
+    pub lines: BTreeMap<String, BTreeMap<String, LineCount>>,
+    /// Zone id → class → visits.
+    pub zones: BTreeMap<String, BTreeMap<String, ZoneCount>>,
+}
+
+/// Something a track did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Happening {
+    /// It crossed line `line` (index) forward or backward.
+    Crossed {
+        /// The line's index.
+        line: usize,
+        /// Which way.
+        forward: bool,
+    },
+    /// It entered zone `zone` (index).
+    Entered {
+        /// The zone's index.
+        zone: usize,
+    },
+    /// It left zone `zone` (index) after `dwell_s` seconds in it (or ended inside it).
+    Left {
+        /// The zone's index.
+        zone: usize,
+        /// Seconds it spent inside.
+        dwell_s: f64,
+    },
+}
+
+/// What is remembered of one track.
+#[derive(Debug, Clone)]
+struct Memory {
+    class: String,
+    /// Per line: the side taken (+1 / -1) and where the anchor was when last on it.
+    sides: Vec<Option<(i8, Point)>>,
+    /// Per zone: since when the track has been inside.
+    inside: Vec<Option<f64>>,
+}
+
+/// The lines and zones of one stream with the tracks' state over them.
+pub struct Counter {
+    lines: Vec<Line>,
+    zones: Vec<Zone>,
+    tracks: HashMap<u64, Memory>,
+    counts: Counts,
+}
+
+impl Counter {
+    /// Counting over these lines and zones.
+    pub fn new(lines: Vec<Line>, zones: Vec<Zone>) -> Self {
+        let mut counts = Counts::default();
+        for l in &lines {
+            counts.lines.insert(l.id.clone(), BTreeMap::new());
+        }
+        for z in &zones {
+            counts.zones.insert(z.id.clone(), BTreeMap::new());
+        }
+        Self {
+            lines,
+            zones,
+            tracks: HashMap::new(),
+            counts,
+        }
+    }
+
+    /// The lines.
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
+    }
+
+    /// The zones.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// Whether there is anything to count.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.zones.is_empty()
+    }
+
+    /// Track `id` of `class` has its anchor at `p` at stream time `t`; `height` is its box's
+    /// height (for the margin).
+    pub fn observe(
+        &mut self,
+        id: u64,
+        class: &str,
+        p: Point,
+        height: f64,
+        t: f64,
+    ) -> Vec<Happening> {
+        let margin = (height / 20.0).max(2.0);
+        let (nl, nz) = (self.lines.len(), self.zones.len());
+        let memory = self.tracks.entry(id).or_insert_with(|| Memory {
+            class: class.to_string(),
+            sides: vec![None; nl],
+            inside: vec![None; nz],
+        });
+        let mut out = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            if !counts_class(&line.classes, class) {
+                continue;
+            }
+            let [a, b] = line.points;
+            let d = signed_distance(a, b, p);
+            if d.abs() < margin {
+                continue;
+            }
+            let side: i8 = if d > 0.0 { 1 } else { -1 };
+            if let Some((before, from)) = memory.sides[i]
+                && before != side
+                && segments_meet(from, p, a, b)
+            {
+                let forward = before > 0;
+                let c = self
+                    .counts
+                    .lines
+                    .entry(line.id.clone())
+                    .or_default()
+                    .entry(class.to_string())
+                    .or_default();
+                if forward {
+                    c.forward += 1;
+                } else {
+                    c.backward += 1;
+                }
+                out.push(Happening::Crossed { line: i, forward });
+            }
+            memory.sides[i] = Some((side, p));
+        }
+        for (i, zone) in self.zones.iter().enumerate() {
+            if !counts_class(&zone.classes, class) {
+                continue;
+            }
+            if edge_distance(&zone.points, p) < margin {
+                continue;
+            }
+            let now_inside = inside(&zone.points, p);
+            let count = self
+                .counts
+                .zones
+                .entry(zone.id.clone())
+                .or_default()
+                .entry(class.to_string())
+                .or_default();
+            match (memory.inside[i], now_inside) {
+                (None, true) => {
+                    memory.inside[i] = Some(t);
+                    count.entered += 1;
+                    count.inside += 1;
+                    out.push(Happening::Entered { zone: i });
+                }
+                (Some(since), false) => {
+                    memory.inside[i] = None;
+                    count.inside = count.inside.saturating_sub(1);
+                    out.push(Happening::Left {
+                        zone: i,
+                        dwell_s: (t - since).max(0.0),
+                    });
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Track `id` ended at stream time `t`: it leaves the zones it was in.
+    pub fn ended(&mut self, id: u64, t: f64) -> Vec<Happening> {
+        let Some(memory) = self.tracks.remove(&id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, since) in memory.inside.iter().enumerate() {
+            if let Some(since) = since {
+                if let Some(c) = self
+                    .counts
+                    .zones
+                    .get_mut(&self.zones[i].id)
+                    .and_then(|z| z.get_mut(&memory.class))
+                {
+                    c.inside = c.inside.saturating_sub(1);
+                }
+                out.push(Happening::Left {
+                    zone: i,
+                    dwell_s: (t - since).max(0.0),
+                });
+            }
+        }
+        out
+    }
+
+    /// The tracks inside zones now: `(track, zone index, class, seconds inside)`.
+    pub fn dwelling(&self, t: f64) -> impl Iterator<Item = (u64, usize, &str, f64)> {
+        self.tracks.iter().flat_map(move |(id, m)| {
+            m.inside.iter().enumerate().filter_map(move |(z, since)| {
+                since.map(|s| (*id, z, m.class.as_str(), (t - s).max(0.0)))
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn door() -> Line {
+        Line {
+            id: "door".into(),
+            points: [[640.0, 0.0], [640.0, 720.0]],
+            classes: vec![],
+        }
+    }
+
+    fn lobby() -> Zone {
+        Zone {
+            id: "lobby".into(),
+            points: vec![[0.0, 0.0], [400.0, 0.0], [400.0, 300.0], [0.0, 300.0]],
+            classes: vec![],
+        }
+    }
+
+    #[test]
+    fn left_to_right_across_a_line_drawn_downwards_is_forward() {
+        let mut c = Counter::new(vec![door()], vec![]);
+        let mut seen = Vec::new();
+        for (i, x) in (500..800).step_by(10).enumerate() {
+            seen.extend(c.observe(1, "person", [x as f64, 400.0], 100.0, i as f64 * 0.1));
+        }
+        assert_eq!(
+            seen,
+            vec![Happening::Crossed {
+                line: 0,
+                forward: true
+            }]
+        );
+        for (i, x) in (500..800).step_by(10).rev().enumerate() {
+            c.observe(2, "car", [x as f64, 400.0], 100.0, i as f64 * 0.1);
+        }
+        let door = &c.counts().lines["door"];
+        assert_eq!(
+            door["person"],
+            LineCount {
+                forward: 1,
+                backward: 0
+            }
+        );
+        assert_eq!(
+            door["car"],
+            LineCount {
+                forward: 0,
+                backward: 1
+            }
+        );
+    }
+
+    #[test]
+    fn jitter_on_the_line_counts_once_and_passing_beyond_its_end_counts_nothing() {
+        let mut c = Counter::new(vec![door()], vec![]);
+        // Wobbling ±3 px around x = 640 on the way across (margin 5 px for a 100 px box).
+        let path = [
+            600.0, 630.0, 642.0, 637.0, 643.0, 638.0, 641.0, 660.0, 700.0,
+        ];
+        for (i, x) in path.iter().enumerate() {
+            c.observe(1, "person", [*x, 300.0], 100.0, i as f64);
+        }
+        assert_eq!(c.counts().lines["door"]["person"].forward, 1);
+        assert_eq!(c.counts().lines["door"]["person"].backward, 0);
+        // Below the line's lower end (y > 720): no crossing.
+        let mut c = Counter::new(vec![door()], vec![]);
+        for (i, x) in (500..800).step_by(20).enumerate() {
+            c.observe(1, "person", [x as f64, 800.0], 100.0, i as f64);
+        }
+        assert!(c.counts().lines["door"].is_empty());
+    }
+
+    #[test]
+    fn a_visit_to_a_zone_has_a_dwell_time_and_ending_inside_leaves_it() {
+        let mut c = Counter::new(vec![], vec![lobby()]);
+        let mut seen = Vec::new();
+        for (i, x) in [500.0, 300.0, 200.0, 100.0, 500.0].iter().enumerate() {
+            seen.extend(c.observe(7, "person", [*x, 150.0], 100.0, i as f64 * 2.0));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                Happening::Entered { zone: 0 },
+                Happening::Left {
+                    zone: 0,
+                    dwell_s: 6.0
+                }
+            ]
+        );
+        c.observe(8, "person", [200.0, 150.0], 100.0, 10.0);
+        let z = c.counts().zones["lobby"]["person"];
+        assert_eq!((z.entered, z.inside), (2, 1));
+        assert_eq!(
+            c.dwelling(13.0).collect::<Vec<_>>(),
+            vec![(8, 0, "person", 3.0)]
+        );
+        assert_eq!(
+            c.ended(8, 14.0),
+            vec![Happening::Left {
+                zone: 0,
+                dwell_s: 4.0
+            }]
+        );
+        assert_eq!(c.counts().zones["lobby"]["person"].inside, 0);
+        assert!(c.ended(8, 15.0).is_empty(), "once");
+    }
+
+    #[test]
+    fn classes_a_line_does_not_count_leave_it_alone() {
+        let mut line = door();
+        line.classes = vec!["car".into()];
+        let mut c = Counter::new(vec![line], vec![]);
+        for (i, x) in (500..800).step_by(10).enumerate() {
+            c.observe(1, "person", [x as f64, 400.0], 100.0, i as f64);
+        }
+        assert!(c.counts().lines["door"].is_empty());
+    }
+}
