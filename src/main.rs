@@ -142,6 +142,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the tracker over boxes from a file (JSON lines) instead of a detector, with no video,
+    /// and print the tracks of every frame and the line and zone counts (JSON lines): for
+    /// evaluating it against ground truth and measuring its cost.
+    Track {
+        /// The boxes: one `{"t": seconds, "boxes": [{"box": [x, y, w, h], "label": ...,
+        /// "score": ...}]}` per frame, `boxes` absent on frames without a detector result.
+        #[arg(long)]
+        boxes: PathBuf,
+        /// Take the `track` settings, lines and zones of a stream of this config file.
+        #[arg(long, requires = "stream")]
+        config: Option<PathBuf>,
+        /// The stream of `--config`.
+        #[arg(long, requires = "config")]
+        stream: Option<String>,
+    },
     /// The invisible watermark.
     Watermark {
         #[command(subcommand)]
@@ -174,6 +189,35 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => Ok(app::check_and_report(&config)),
+        Command::Track {
+            boxes,
+            config,
+            stream,
+        } => {
+            let config = config.map(|p| load(&p).map(|c| (p, c))).transpose()?;
+            let stream = match (&config, &stream) {
+                (Some((path, c)), Some(id)) => Some(
+                    c.streams
+                        .iter()
+                        .find(|s| s.id().as_str() == id)
+                        .with_context(|| format!("{}: no stream `{id}`", path.display()))?,
+                ),
+                _ => None,
+            };
+            let input = std::fs::File::open(&boxes)
+                .with_context(|| format!("opening {}", boxes.display()))?;
+            let report = app::replay_tracks(
+                std::io::BufReader::new(input),
+                std::io::BufWriter::new(std::io::stdout().lock()),
+                stream,
+            )
+            .with_context(|| boxes.display().to_string())?;
+            eprintln!(
+                "{} frames, {:.3} ms per detector result",
+                report.frames, report.mean_update_ms
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Process {
             input,
             output,

@@ -8,6 +8,7 @@ mod probe;
 mod process_file;
 mod run;
 mod testsrc;
+mod track_replay;
 mod watermark_read;
 
 pub use arenas::bound_malloc_arenas;
@@ -16,6 +17,7 @@ pub use probe::probe;
 pub use process_file::{ProcessArgs, ProcessReport, process_file};
 pub use run::{run, run_command};
 pub use testsrc::{TestSourceArgs, run_test_source};
+pub use track_replay::{ReplayReport, replay as replay_tracks};
 pub use watermark_read::{WindowReport, read_and_print, read_watermark};
 
 /// Initialises GStreamer and logs which hardware codecs this machine has.

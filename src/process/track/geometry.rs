@@ -16,8 +16,18 @@ pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     if union > 0.0 { inter / union } else { 0.0 }
 }
 
-/// `(b - a) x (p - a)`: positive when `p` is on the side of the line through `a` and `b` that
-/// a quarter turn counter-clockwise on screen from `b - a` points to... see [`signed_distance`].
+/// Overlap of two boxes each grown by `buffer` times its width and height on every side (the
+/// buffered IoU of C-BIoU): boxes a little apart still overlap, which matches objects that
+/// moved further between two results than their own size allows plain IoU to follow.
+pub fn buffered_iou(a: [f64; 4], b: [f64; 4], buffer: f64) -> f64 {
+    let grow = |r: [f64; 4]| {
+        let (dx, dy) = (r[2] * buffer, r[3] * buffer);
+        [r[0] - dx, r[1] - dy, r[2] + 2.0 * dx, r[3] + 2.0 * dy]
+    };
+    iou(grow(a), grow(b))
+}
+
+/// `(b - a) x (p - a)`, whose sign says the side of the line `p` is on ([`signed_distance`]).
 fn cross(a: Point, b: Point, p: Point) -> f64 {
     (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
 }
@@ -87,6 +97,11 @@ mod tests {
         let half = iou([0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 10.0, 10.0]);
         assert!((half - 50.0 / 150.0).abs() < 1e-12);
         assert_eq!(iou([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]), 0.0);
+        // Apart by a quarter of their width: no plain overlap, a buffered one.
+        let (a, b) = ([0.0, 0.0, 40.0, 80.0], [50.0, 0.0, 40.0, 80.0]);
+        assert_eq!(iou(a, b), 0.0);
+        let buffered = buffered_iou(a, b, 0.25);
+        assert!((buffered - 10.0 / 110.0).abs() < 1e-12, "{buffered}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
-use super::geometry::{Point, iou};
+use super::geometry::{Point, buffered_iou};
 use super::kalman::{BoxFilter, Cxcywh};
 
 /// The thresholds of the tracker.
@@ -31,6 +31,10 @@ pub struct Params {
     pub new_track_score: f32,
     /// Least overlap of a high-score box with a track's predicted box.
     pub match_iou: f64,
+    /// Boxes are grown by this fraction of their size on each side before the overlap of the
+    /// high-score and tentative stages is measured (buffered IoU): results come a few frames
+    /// apart, and an object may have moved by more than its size allows plain IoU to match.
+    pub buffer: f64,
     /// Least overlap of a low-score box with a track's predicted box.
     pub low_match_iou: f64,
     /// Least overlap of a box with a tentative track.
@@ -50,6 +54,7 @@ impl Default for Params {
             low_score: 0.1,
             new_track_score: 0.6,
             match_iou: 0.2,
+            buffer: 0.25,
             low_match_iou: 0.5,
             tentative_iou: 0.3,
             max_lost_s: 1.0,
@@ -165,6 +170,7 @@ fn associate(
     inputs: &[Input<'_>],
     input_ids: &[usize],
     min_iou: f64,
+    buffer: f64,
 ) -> Vec<(usize, usize)> {
     if track_ids.is_empty() || input_ids.is_empty() {
         return Vec::new();
@@ -175,7 +181,7 @@ fn associate(
         if track.class != input.class {
             return 0;
         }
-        let o = iou(track.rect(), input.rect);
+        let o = buffered_iou(track.rect(), input.rect, buffer);
         if o >= min_iou && o > 0.0 {
             (o * 1e6).round() as i64
         } else {
@@ -277,7 +283,7 @@ impl Tracker {
         let mut matched: Vec<(usize, usize)> = Vec::new();
         // 1. High-score boxes against tracked and lost tracks.
         let pool = of_state(&self.tracks, &[State::Tracked, State::Lost]);
-        let first = associate(&self.tracks, &pool, inputs, &high, p.match_iou);
+        let first = associate(&self.tracks, &pool, inputs, &high, p.match_iou, p.buffer);
         matched.extend(&first);
         let taken = |pairs: &[(usize, usize)], i: usize, side: fn(&(usize, usize)) -> usize| {
             pairs.iter().any(|pair| side(pair) == i)
@@ -299,6 +305,7 @@ impl Tracker {
             inputs,
             &low,
             p.low_match_iou,
+            0.0,
         ));
         // 3. Tentative tracks against the high-score boxes left.
         let tentative = of_state(&self.tracks, &[State::Tentative]);
@@ -308,6 +315,7 @@ impl Tracker {
             inputs,
             &high_left,
             p.tentative_iou,
+            p.buffer,
         );
         matched.extend(&third);
 
