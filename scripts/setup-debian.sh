@@ -61,7 +61,7 @@ target/pytools/bin/pip install --quiet --disable-pip-version-check \
   "openapi-spec-validator==0.7.2" "prometheus-client==0.21.1" \
   "onnxruntime==1.31.1" "pillow==11.3.0" \
   "opencv-python-headless==4.12.0.88" "matplotlib==3.10.7" "PyWavelets==1.8.0" \
-  "schemathesis==4.32.5"
+  "schemathesis==4.32.5" "motmetrics==1.4.0"
 # The watermark benchmark's peer (its DWT-DCT methods need only numpy, OpenCV and PyWavelets;
 # its declared torch dependency is for a learned method the benchmark does not use).
 target/pytools/bin/pip install --quiet --disable-pip-version-check --no-deps "invisible-watermark==0.2.0"

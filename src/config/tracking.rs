@@ -31,10 +31,14 @@ pub struct TrackConfig {
     /// Least overlap (IoU, 0 to 1) of a box with a track's predicted box for them to match.
     #[serde(default = "default_match_iou")]
     pub match_iou: f64,
-    /// Seconds a track missed by the detector is kept (predicted, not shown) before it ends
-    /// (0.1 to 60).
+    /// Seconds a track missed by the detector is kept (predicted; shown for `show_lost_s`)
+    /// before it ends (0.1 to 60). Two seconds outlast an object passing in front of another.
     #[serde(default = "default_max_lost")]
     pub max_lost_s: f64,
+    /// Seconds a track the detector missed is still shown where its motion puts it (0 to
+    /// `max_lost_s`), so that short misses do not make boxes blink.
+    #[serde(default = "default_show_lost")]
+    pub show_lost_s: f64,
     /// Matches that confirm a new track (1 to 10): until then it is not shown and makes no
     /// events.
     #[serde(default = "default_confirm")]
@@ -67,6 +71,7 @@ impl Default for TrackConfig {
             new_track_score: default_new(),
             match_iou: default_match_iou(),
             max_lost_s: default_max_lost(),
+            show_lost_s: default_show_lost(),
             confirm_hits: default_confirm(),
             trail: default_trail(),
             anchor: Anchor::default(),
@@ -87,7 +92,10 @@ fn default_match_iou() -> f64 {
     0.2
 }
 fn default_max_lost() -> f64 {
-    1.0
+    2.0
+}
+fn default_show_lost() -> f64 {
+    0.5
 }
 fn default_confirm() -> u32 {
     2
@@ -114,6 +122,7 @@ impl TrackConfig {
         }
         within("track.match_iou", self.match_iou, 0.01, 1.0)?;
         within("track.max_lost_s", self.max_lost_s, 0.1, 60.0)?;
+        within("track.show_lost_s", self.show_lost_s, 0.0, self.max_lost_s)?;
         if !(1..=10).contains(&self.confirm_hits) {
             return Err(format!(
                 "track.confirm_hits = {} is out of range (1 to 10)",

@@ -127,6 +127,7 @@ impl Track {
             new_track_score: config.new_track_score,
             match_iou: config.match_iou,
             max_lost_s: config.max_lost_s,
+            show_lost_s: config.show_lost_s,
             confirm_hits: config.confirm_hits,
             trail: config.trail as usize,
             ..Params::default()
@@ -261,9 +262,9 @@ impl Track {
                 continue;
             };
             let r = track.rect();
-            let found = self
-                .counter
-                .observe(track.id, &track.class, self.anchor(r), r[3], t);
+            let found =
+                self.counter
+                    .observe(track.id, &track.class, self.anchor(r), [r[2], r[3]], t);
             self.happenings(&track, found);
             let better = self
                 .best

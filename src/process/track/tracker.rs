@@ -41,6 +41,9 @@ pub struct Params {
     pub tentative_iou: f64,
     /// Seconds a lost track is kept for matching before it ends.
     pub max_lost_s: f64,
+    /// Seconds a lost track is still shown, predicted by its motion (short misses of the
+    /// detector do not make boxes blink).
+    pub show_lost_s: f64,
     /// Matches that confirm a new track (1: at once).
     pub confirm_hits: u32,
     /// Centre points kept per track for drawing its trail.
@@ -57,7 +60,8 @@ impl Default for Params {
             buffer: 0.25,
             low_match_iou: 0.5,
             tentative_iou: 0.3,
-            max_lost_s: 1.0,
+            max_lost_s: 2.0,
+            show_lost_s: 0.5,
             confirm_hits: 2,
             trail: 32,
         }
@@ -398,13 +402,17 @@ impl Tracker {
         changes
     }
 
-    /// The confirmed tracks matched by the last result, with their boxes predicted to stream
-    /// time `t`.
+    /// The confirmed tracks to show at stream time `t`, with their boxes predicted to it: those
+    /// matched by the last result, and lost ones for `show_lost_s` after their last match.
     pub fn at(&self, t: f64) -> impl Iterator<Item = (&Track, [f64; 4])> {
-        let horizon = self.params.max_lost_s;
+        let (horizon, show) = (self.params.max_lost_s, self.params.show_lost_s);
         self.tracks
             .iter()
-            .filter(|tr| tr.state == State::Tracked)
+            .filter(move |tr| match tr.state {
+                State::Tracked => true,
+                State::Lost => t - tr.last_seen <= show,
+                State::Tentative => false,
+            })
             .map(move |tr| (tr, tr.rect_at(t, horizon)))
     }
 
@@ -489,12 +497,13 @@ mod tests {
             let c = tr.update(&[], 0.1 * i as f64);
             assert!(c.ended.is_empty());
         }
-        assert_eq!(tr.at(1.0).count(), 0, "a lost track is not shown");
+        assert_eq!(tr.at(0.9).count(), 1, "shown for show_lost_s");
+        assert_eq!(tr.at(1.0).count(), 0, "then hidden");
         let c = tr.update(&[input(100.0, 100.0, "person", 0.9)], 1.0);
         assert_eq!(c.matched, vec![(1, 0)]);
         // Gone for longer than max_lost_s: it ends, once.
         let mut ended = Vec::new();
-        for i in 11..30 {
+        for i in 11..40 {
             ended.extend(tr.update(&[], 0.1 * i as f64).ended);
         }
         assert_eq!(ended.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1]);

@@ -4,10 +4,12 @@
 //!
 //! A track's position is its anchor (the middle of its box's bottom edge by default: where a
 //! person or a car touches the ground). Jitter around a line or an edge counts nothing: a side
-//! of a line, or being in or out of a zone, is only taken once the anchor is at least `margin`
-//! pixels away (a twentieth of the box's height, at least 2 px), and a crossing is counted when
-//! the taken side changes and the anchor's path between the two taken positions meets the
-//! line's segment (not its extension).
+//! of a line, or being in or out of a zone, is only taken once the anchor is far enough away,
+//! and a crossing is counted when the taken side changes and the anchor's path between the two
+//! taken positions meets the line's segment (not its extension). Far enough is a tenth of the
+//! box's extent across the line (its width for an upright line, its height for a level one;
+//! at least 2 px), about three times the jitter of a detector's box edges: an object that stops
+//! on a line is counted once.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -149,17 +151,17 @@ impl Counter {
         self.lines.is_empty() && self.zones.is_empty()
     }
 
-    /// Track `id` of `class` has its anchor at `p` at stream time `t`; `height` is its box's
-    /// height (for the margin).
+    /// Track `id` of `class` has its anchor at `p` at stream time `t`; `size` is its box's
+    /// width and height (for the margins).
     pub fn observe(
         &mut self,
         id: u64,
         class: &str,
         p: Point,
-        height: f64,
+        size: [f64; 2],
         t: f64,
     ) -> Vec<Happening> {
-        let margin = (height / 20.0).max(2.0);
+        let [w, h] = size.map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 });
         let (nl, nz) = (self.lines.len(), self.zones.len());
         let memory = self.tracks.entry(id).or_insert_with(|| Memory {
             class: class.to_string(),
@@ -172,6 +174,10 @@ impl Counter {
                 continue;
             }
             let [a, b] = line.points;
+            let len = (b[0] - a[0]).hypot(b[1] - a[1]).max(1e-9);
+            // The unit normal's parts weigh the box's width and height across the line.
+            let (nx, ny) = ((b[1] - a[1]) / len, (b[0] - a[0]) / len);
+            let margin = (0.1 * (nx.abs() * w + ny.abs() * h)).max(2.0);
             let d = signed_distance(a, b, p);
             if d.abs() < margin {
                 continue;
@@ -202,7 +208,7 @@ impl Counter {
             if !counts_class(&zone.classes, class) {
                 continue;
             }
-            if edge_distance(&zone.points, p) < margin {
+            if edge_distance(&zone.points, p) < (0.05 * (w + h)).max(2.0_f64) {
                 continue;
             }
             let now_inside = inside(&zone.points, p);
@@ -294,7 +300,13 @@ mod tests {
         let mut c = Counter::new(vec![door()], vec![]);
         let mut seen = Vec::new();
         for (i, x) in (500..800).step_by(10).enumerate() {
-            seen.extend(c.observe(1, "person", [x as f64, 400.0], 100.0, i as f64 * 0.1));
+            seen.extend(c.observe(
+                1,
+                "person",
+                [x as f64, 400.0],
+                [40.0, 100.0],
+                i as f64 * 0.1,
+            ));
         }
         assert_eq!(
             seen,
@@ -304,7 +316,7 @@ mod tests {
             }]
         );
         for (i, x) in (500..800).step_by(10).rev().enumerate() {
-            c.observe(2, "car", [x as f64, 400.0], 100.0, i as f64 * 0.1);
+            c.observe(2, "car", [x as f64, 400.0], [40.0, 100.0], i as f64 * 0.1);
         }
         let door = &c.counts().lines["door"];
         assert_eq!(
@@ -326,19 +338,19 @@ mod tests {
     #[test]
     fn jitter_on_the_line_counts_once_and_passing_beyond_its_end_counts_nothing() {
         let mut c = Counter::new(vec![door()], vec![]);
-        // Wobbling ±3 px around x = 640 on the way across (margin 5 px for a 100 px box).
+        // Wobbling ±3 px around x = 640 on the way across (margin 5 px for a 50 px wide box).
         let path = [
             600.0, 630.0, 642.0, 637.0, 643.0, 638.0, 641.0, 660.0, 700.0,
         ];
         for (i, x) in path.iter().enumerate() {
-            c.observe(1, "person", [*x, 300.0], 100.0, i as f64);
+            c.observe(1, "person", [*x, 300.0], [50.0, 100.0], i as f64);
         }
         assert_eq!(c.counts().lines["door"]["person"].forward, 1);
         assert_eq!(c.counts().lines["door"]["person"].backward, 0);
         // Below the line's lower end (y > 720): no crossing.
         let mut c = Counter::new(vec![door()], vec![]);
         for (i, x) in (500..800).step_by(20).enumerate() {
-            c.observe(1, "person", [x as f64, 800.0], 100.0, i as f64);
+            c.observe(1, "person", [x as f64, 800.0], [50.0, 100.0], i as f64);
         }
         assert!(c.counts().lines["door"].is_empty());
     }
@@ -348,7 +360,7 @@ mod tests {
         let mut c = Counter::new(vec![], vec![lobby()]);
         let mut seen = Vec::new();
         for (i, x) in [500.0, 300.0, 200.0, 100.0, 500.0].iter().enumerate() {
-            seen.extend(c.observe(7, "person", [*x, 150.0], 100.0, i as f64 * 2.0));
+            seen.extend(c.observe(7, "person", [*x, 150.0], [50.0, 100.0], i as f64 * 2.0));
         }
         assert_eq!(
             seen,
@@ -360,7 +372,7 @@ mod tests {
                 }
             ]
         );
-        c.observe(8, "person", [200.0, 150.0], 100.0, 10.0);
+        c.observe(8, "person", [200.0, 150.0], [50.0, 100.0], 10.0);
         let z = c.counts().zones["lobby"]["person"];
         assert_eq!((z.entered, z.inside), (2, 1));
         assert_eq!(
@@ -384,7 +396,7 @@ mod tests {
         line.classes = vec!["car".into()];
         let mut c = Counter::new(vec![line], vec![]);
         for (i, x) in (500..800).step_by(10).enumerate() {
-            c.observe(1, "person", [x as f64, 400.0], 100.0, i as f64);
+            c.observe(1, "person", [x as f64, 400.0], [40.0, 100.0], i as f64);
         }
         assert!(c.counts().lines["door"].is_empty());
     }

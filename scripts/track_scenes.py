@@ -1,0 +1,171 @@
+"""Synthetic tracking scenes with known ground truth (issue 21's evaluation).
+
+A scene is a 1280x720, 25 fps street seen from above at an angle: people and cars enter at an
+edge, walk or drive along gently curving paths (some stop for a while), cross a counting line,
+pass in front of each other and leave. Everything is decided by a seed, so a scene is the
+same on every machine.
+
+    objects(seed, seconds)   -> the objects and their paths
+    ground_truth(objs, t)    -> the boxes visible at time t, with their visible fraction
+    detections(gt, rng)      -> what a detector would report: jittered boxes, scores that fall
+                                with occlusion (low-score boxes), misses, false positives
+    crossings(objs, line)    -> the true line counts per class and direction
+
+The rendering of these objects as pictures (for the end-to-end run with the real detector) is
+in `render()`: sprites cut from real photos pasted over a real background.
+"""
+
+import math
+import random
+
+W, H, FPS = 1280, 720, 25
+
+PERSON = "person"
+CAR = "car"
+
+
+class Obj:
+    """One object: class, size, and a path given as a function of time."""
+
+    def __init__(self, oid, cls, w, h, t0, x0, y0, vx, vy, wobble, stop_at, stop_for):
+        self.id, self.cls, self.w, self.h = oid, cls, w, h
+        self.t0, self.x0, self.y0, self.vx, self.vy = t0, x0, y0, vx, vy
+        self.wobble, self.stop_at, self.stop_for = wobble, stop_at, stop_for
+
+    def moving_time(self, t):
+        """Time spent moving since t0 (the stop holds it still)."""
+        dt = t - self.t0
+        if self.stop_at is None or dt < self.stop_at:
+            return dt
+        return max(self.stop_at, dt - self.stop_for)
+
+    def box(self, t):
+        """The full box [x, y, w, h] (bottom-centre on the path) at time t, or None before t0."""
+        if t < self.t0:
+            return None
+        m = self.moving_time(t)
+        cx = self.x0 + self.vx * m
+        by = self.y0 + self.vy * m + self.wobble * math.sin(m * 0.9)
+        # Perspective: nearer the bottom of the picture, bigger.
+        s = 0.75 + 0.5 * by / H
+        w, h = self.w * s, self.h * s
+        return [cx - w / 2, by - h, w, h]
+
+
+def objects(seed, seconds, rate=0.9):
+    """Objects entering over `seconds` at about `rate` per second."""
+    rng = random.Random(seed)
+    out, t, oid = [], 0.5, 1
+    # The last ones enter early enough to cross the whole picture (slowest walk plus a stop).
+    while t < seconds - 16:
+        cls = PERSON if rng.random() < 0.7 else CAR
+        if cls == PERSON:
+            w, h, speed = rng.uniform(36, 52), rng.uniform(95, 130), rng.uniform(60, 140)
+        else:
+            w, h, speed = rng.uniform(140, 190), rng.uniform(70, 95), rng.uniform(140, 260)
+        left = rng.random() < 0.5
+        y0 = rng.uniform(260, 690)
+        x0 = -w * 0.4 if left else W + w * 0.4
+        vx = speed if left else -speed
+        vy = rng.uniform(-15, 15)
+        wobble = rng.uniform(0, 25)
+        stop = rng.random() < 0.2
+        stop_at = rng.uniform(2.0, 6.0) if stop else None
+        stop_for = rng.uniform(1.0, 4.0) if stop else 0.0
+        out.append(Obj(oid, cls, w, h, t, x0, y0, vx, vy, wobble, stop_at, stop_for))
+        oid += 1
+        t += rng.expovariate(rate)
+    return out
+
+
+def _overlap(a, b):
+    ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    iy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(ix, 0) * max(iy, 0)
+
+
+def ground_truth(objs, t):
+    """[(id, class, box clipped to the frame, visible fraction)] of the objects in view at t.
+    Nearer objects (lower bottom edge) hide farther ones; a box less than 30% visible (off the
+    frame or hidden) is not in the ground truth."""
+    live = []
+    for o in objs:
+        b = o.box(t)
+        if b is None:
+            continue
+        x0, y0 = max(b[0], 0), max(b[1], 0)
+        x1, y1 = min(b[0] + b[2], W), min(b[1] + b[3], H)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        clipped = [x0, y0, x1 - x0, y1 - y0]
+        in_frame = clipped[2] * clipped[3] / (b[2] * b[3])
+        live.append((o, clipped, in_frame, b[1] + b[3]))
+    out = []
+    for o, box, in_frame, bottom in live:
+        area = box[2] * box[3]
+        hidden = max(
+            [_overlap(box, other) / area for p, other, _, ob in live if p is not o and ob > bottom],
+            default=0.0,
+        )
+        visible = in_frame * (1.0 - hidden)
+        if visible >= 0.3:
+            out.append((o.id, o.cls, box, visible))
+    return out
+
+
+def detections(gt, rng, occlusion=True, miss=0.05, false_rate=0.08):
+    """A detector's result for one frame of ground truth. With `occlusion`, partly hidden
+    objects are missed more often and score 0.15-0.5 (the low-score boxes ByteTrack keeps), and
+    some results have a false box; without it, every box is jittered the same way and 10% are
+    dropped at random ("ground truth plus noise and dropouts")."""
+    out = []
+    if not occlusion:
+        miss, false_rate = 0.10, 0.0
+    for _, cls, b, visible in gt:
+        if rng.random() < miss + ((1.0 - visible) * 0.4 if occlusion else 0.0):
+            continue
+        j = 0.03
+        w = b[2] * (1 + rng.gauss(0, j))
+        h = b[3] * (1 + rng.gauss(0, j))
+        x = b[0] + rng.gauss(0, j * b[2])
+        y = b[1] + rng.gauss(0, j * b[3])
+        low = occlusion and visible <= 0.7
+        score = rng.uniform(0.15, 0.5) if low else rng.uniform(0.6, 0.95)
+        out.append({"box": [x, y, w, h], "label": cls, "score": round(score, 3)})
+    if rng.random() < false_rate:
+        w, h = rng.uniform(30, 120), rng.uniform(40, 140)
+        out.append(
+            {
+                "box": [rng.uniform(0, W - w), rng.uniform(0, H - h), w, h],
+                "label": rng.choice([PERSON, CAR]),
+                "score": round(rng.uniform(0.3, 0.75), 3),
+            }
+        )
+    return out
+
+
+def _side(a, b, p):
+    return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+
+
+def crossings(objs, line, seconds, classes=(PERSON, CAR)):
+    """True counts {class: {"forward": n, "backward": n}} of the line ((x, y), (x, y)) by the
+    bottom-centre of each object's full box, sampled every frame over `seconds`."""
+    a, b = line
+    counts = {c: {"forward": 0, "backward": 0} for c in classes}
+    for o in objs:
+        prev = None
+        for f in range(int(seconds * FPS) + 1):
+            box = o.box(f / FPS)
+            if box is None:
+                continue
+            p = (box[0] + box[2] / 2, box[1] + box[3])
+            if prev is not None:
+                s0, s1 = _side(a, b, prev), _side(a, b, p)
+                if s0 > 0 >= s1 or s0 < 0 <= s1:
+                    # Within the segment's extent (the line's y range for these scenes' lines).
+                    lo, hi = sorted((a[1], b[1]))
+                    if lo <= p[1] <= hi and s0 != 0:
+                        counts[o.cls]["forward" if s0 > 0 else "backward"] += 1
+            prev = p
+    return counts

@@ -1,0 +1,239 @@
+//! `framegate track`: the tracker run over boxes read from a file instead of a detector, with
+//! no video: what the evaluation against ground truth (`scripts/eval-track.py`) and the
+//! tracker's benchmark feed it.
+//!
+//! Input, one JSON object per line, in time order:
+//! `{"t": 0.04, "boxes": [{"box": [x, y, w, h], "label": "person", "score": 0.9}]}` is a
+//! detector result found in the frame of time `t` (seconds); `"boxes": null` (or no `boxes`)
+//! is a frame without a result (the tracks are predicted to it). Output, one line per input
+//! line: `{"t": ..., "tracks": [{"id": 1, "box": [x, y, w, h], "label": ..., "score": ...}]}`,
+//! then a last line `{"counts": {...}, "updates": N, "mean_update_ms": ...}`.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::config::{StreamConfig, StreamId};
+use crate::frame::{Detection, Frame, FrameMeta, Rect};
+use crate::process::{Hooks, Processor, Track};
+
+/// Longest input line, bytes.
+const MAX_LINE: usize = 1 << 20;
+/// Most boxes in one result.
+const MAX_BOXES: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Result_ {
+    t: f64,
+    #[serde(default)]
+    boxes: Option<Vec<InBox>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InBox {
+    #[serde(rename = "box")]
+    rect: [f32; 4],
+    label: String,
+    #[serde(default = "one")]
+    score: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// What a replay did.
+#[derive(Debug)]
+pub struct ReplayReport {
+    /// Input lines read.
+    pub frames: u64,
+    /// Mean time per result, milliseconds.
+    pub mean_update_ms: f64,
+}
+
+/// Runs the tracker of `stream` (its `track` settings, lines and zones; default settings
+/// without one) over the results of `input`, writing the tracks of every frame to `out`.
+pub fn replay(
+    input: impl BufRead,
+    mut out: impl Write,
+    stream: Option<&StreamConfig>,
+) -> Result<ReplayReport> {
+    gst::init().context("initialising GStreamer")?;
+    let settings = stream
+        .and_then(|s| {
+            s.processors.iter().find_map(|p| match p {
+                crate::config::ProcessorConfig::Track(t) => Some(t.clone()),
+                _ => None,
+            })
+        })
+        .unwrap_or_default();
+    let (lines, zones) = stream.map_or((&[][..], &[][..]), |s| (&s.lines[..], &s.zones[..]));
+    let mut track = Track::new(&settings, lines, zones, &Hooks::default());
+    let handle = track.handle();
+    let id = StreamId::try_from("replay".to_string()).map_err(anyhow::Error::msg)?;
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 16, 16)
+        .build()
+        .context("frame layout")?;
+    let mut frames = 0u64;
+    let mut last_t = f64::NEG_INFINITY;
+    for (n, line) in input.split(b'\n').enumerate() {
+        let line = line.context("reading the boxes")?;
+        let at = n + 1;
+        if line.len() > MAX_LINE {
+            bail!("line {at}: longer than {MAX_LINE} bytes");
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let r: Result_ =
+            serde_json::from_slice(&line).with_context(|| format!("line {at}: not a result"))?;
+        if !r.t.is_finite() || !(0.0..=1e7).contains(&r.t) || r.t < last_t {
+            bail!(
+                "line {at}: t = {} must be from 0 to 1e7 seconds, in order",
+                r.t
+            );
+        }
+        last_t = r.t;
+        let pts = (r.t * 1e9).round() as u64;
+        let mut buffer = gst::Buffer::with_size(info.size()).context("a frame")?;
+        buffer
+            .get_mut()
+            .context("a new frame is writable")?
+            .set_pts(gst::ClockTime::from_nseconds(pts));
+        let mut meta = FrameMeta::new(id.clone(), frames, std::time::SystemTime::now());
+        if let Some(boxes) = r.boxes {
+            if boxes.len() > MAX_BOXES {
+                bail!("line {at}: more than {MAX_BOXES} boxes");
+            }
+            meta.detections = boxes
+                .into_iter()
+                .map(|b| Detection {
+                    rect: Rect {
+                        x: b.rect[0],
+                        y: b.rect[1],
+                        w: b.rect[2],
+                        h: b.rect[3],
+                    },
+                    label: b.label.chars().take(64).collect(),
+                    score: b.score,
+                })
+                .collect();
+            meta.detections_pts = Some(pts);
+        }
+        let mut frame = Frame::new(buffer, info.clone(), meta);
+        track.process(&mut frame)?;
+        let tracks: Vec<_> = frame
+            .meta
+            .tracks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                serde_json::json!({
+                    "id": t.id,
+                    "box": [t.rect.x, t.rect.y, t.rect.w, t.rect.h],
+                    "label": t.label,
+                    "score": t.score,
+                })
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &serde_json::json!({ "t": r.t, "tracks": tracks }))?;
+        out.write_all(b"\n")?;
+        frames += 1;
+    }
+    let status = handle.status();
+    serde_json::to_writer(
+        &mut out,
+        &serde_json::json!({
+            "counts": handle.counts(),
+            "started": status.started,
+            "ended": status.ended,
+            "updates": status.updates,
+            "mean_update_ms": status.mean_update_ms,
+        }),
+    )?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(ReplayReport {
+        frames,
+        mean_update_ms: status.mean_update_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_walk_across_a_line_is_one_track_and_one_count() {
+        let config = crate::config::parse_str(
+            r#"
+[[models]]
+id = "m"
+path = "Cargo.toml"
+format = "centernet"
+[[streams]]
+id = "door"
+source = "test://ball"
+processors = [ { kind = "detect", model = "m" }, { kind = "track" } ]
+lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
+"#,
+            std::path::Path::new("door.toml"),
+        );
+        let config = match config {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let mut input = String::new();
+        for i in 0..50 {
+            let t = i as f64 * 0.04;
+            let x = 500.0 + 200.0 * t;
+            if i % 3 == 0 {
+                input.push_str(&format!(
+                    "{{\"t\": {t}, \"boxes\": [{{\"box\": [{x}, 300, 40, 80], \"label\": \"person\", \"score\": 0.9}}]}}\n"
+                ));
+            } else {
+                input.push_str(&format!("{{\"t\": {t}}}\n"));
+            }
+        }
+        let mut out = Vec::new();
+        let report = replay(input.as_bytes(), &mut out, Some(&config.streams[0])).unwrap();
+        assert_eq!(report.frames, 50);
+        let text = String::from_utf8(out).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            last["counts"]["lines"]["door"]["person"]["forward"], 1,
+            "{last}"
+        );
+        assert_eq!(last["started"], 1);
+        // Every frame after the confirmation has the track, with one id.
+        let ids: std::collections::BTreeSet<u64> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["tracks"].as_array().cloned())
+            .flatten()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn hostile_input_is_refused_with_its_line() {
+        let run = |text: &str| {
+            replay(text.as_bytes(), Vec::new(), None)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(run("{\"t\": 1}\n{\"t\": 0.5}\n").starts_with("line 2: t = 0.5"));
+        assert!(run("{\"t\": 1e300}\n").starts_with("line 1"));
+        assert!(run("nonsense\n").starts_with("line 1: not a result"));
+        assert!(run("{\"t\": 0, \"extra\": 1}\n").starts_with("line 1"));
+        // A box too large for f32 is no box: no track, no error.
+        let huge = "{\"t\": 0, \"boxes\": [{\"box\": [1e39, 0, 1, 1], \"label\": \"x\"}]}\n";
+        let mut out = Vec::new();
+        replay(huge.repeat(3).as_bytes(), &mut out, None).unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains("\"id\""));
+    }
+}

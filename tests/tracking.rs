@@ -1,0 +1,237 @@
+//! The `track` processor in a running gateway with the real model on real street footage:
+//! tracks with ids in the API, line and zone counts in the API and the metrics, object and line
+//! events in the event store, and configs that cannot work refused by `check` with the field.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::http::request;
+use common::{Framegate, free_port, shared, wait_for, wait_for_port};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn get(addr: &str, path: &str) -> Value {
+    let r = request(addr, "GET", path, None, None);
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.json()
+}
+
+#[test]
+fn people_on_a_street_get_track_ids_cross_a_line_and_visit_a_zone() {
+    let http = free_port();
+    let fg = Framegate::run(&format!(
+        r#"
+[server]
+http = "127.0.0.1:{http}"
+rtsp_port = 0
+
+[database]
+snapshots = true
+
+[[models]]
+id = "coco"
+path = "{model}"
+format = "centernet"
+threads = 1
+
+[[streams]]
+id = "street"
+source = "file://{vtest}"
+processors = [
+  {{ kind = "detect", model = "coco", min_score = 0.2, classes = ["person"] }},
+  {{ kind = "track" }},
+  {{ kind = "overlay" }},
+]
+# vtest.avi is 768x576: a line down the middle, and the left half as a zone.
+lines = [ {{ id = "middle", points = [[384, 0], [384, 576]] }} ]
+zones = [ {{ id = "left", points = [[0, 0], [384, 0], [384, 576], [0, 576]] }} ]
+
+[[streams]]
+id = "plain"
+source = "test://ball?width=320&height=240&fps=25"
+"#,
+        model = shared("models/centernet.onnx").display(),
+        vtest = shared("testdata/vtest.avi").display(),
+    ));
+    let addr = format!("127.0.0.1:{http}");
+    wait_for_port(http, LONG);
+
+    // Tracks with ids, classes, boxes and velocities.
+    let tracks = wait_for("people tracked", LONG, || {
+        let t = get(&addr, "/api/streams/street/tracks");
+        let live = t["tracks"].as_array().unwrap().clone();
+        (!live.is_empty()).then_some(live)
+    });
+    let first = &tracks[0];
+    assert!(first["id"].as_u64().unwrap() >= 1, "{first}");
+    assert_eq!(first["label"], "person");
+    assert!(first["rect"]["w"].as_f64().unwrap() > 0.0);
+    assert_eq!(first["velocity"].as_array().unwrap().len(), 2);
+
+    // People walk across the middle of the street and through its left half.
+    let counts = wait_for("a crossing of the middle line", LONG, || {
+        let c = get(&addr, "/api/streams/street/counts");
+        let p = &c["lines"]["middle"]["person"];
+        let crossed = p["forward"].as_u64().unwrap_or(0) + p["backward"].as_u64().unwrap_or(0);
+        (crossed > 0).then_some(c)
+    });
+    assert!(
+        counts["zones"]["left"]["person"]["entered"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{counts}"
+    );
+
+    // The events of the store agree: objects started (with a snapshot), lines crossed.
+    let events = |kind: &str| {
+        get(
+            &addr,
+            &format!("/api/events?stream=street&kind={kind}&limit=500"),
+        )["events"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let crossed = wait_for("line.crossed events stored", LONG, || {
+        let e = events("line.crossed");
+        (!e.is_empty()).then_some(e)
+    });
+    assert_eq!(crossed[0]["data"]["line"], "middle");
+    assert!(["forward", "backward"].contains(&crossed[0]["data"]["direction"].as_str().unwrap()));
+    assert!(crossed[0]["data"]["track"].as_u64().is_some());
+    let started = events("object.started");
+    assert!(!started.is_empty());
+    assert!(
+        started.iter().any(|e| e["snapshot"].is_string()),
+        "{started:?}"
+    );
+    assert!(!events("zone.entered").is_empty());
+
+    // The metrics carry the counts.
+    let metrics = request(&addr, "GET", "/metrics", None, None).body;
+    assert!(metrics.contains("framegate_line_crossings_total{stream=\"street\",line=\"middle\",class=\"person\",direction=\"forward\"}"), "{metrics}");
+    assert!(metrics.contains("framegate_tracks_total{stream=\"street\",event=\"started\"}"));
+    assert!(
+        metrics.contains("framegate_zone_inside{stream=\"street\",zone=\"left\",class=\"person\"}")
+    );
+
+    // A stream without a tracker says so.
+    for path in ["/api/streams/plain/tracks", "/api/streams/plain/counts"] {
+        let r = request(&addr, "GET", path, None, None);
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert!(r.body.contains("no `track` processor"), "{}", r.body);
+    }
+    drop(fg);
+}
+
+fn check(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_framegate"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn configs_that_cannot_track_are_refused_with_the_field() {
+    let model = shared("models/centernet.onnx");
+    let stream = |processors: &str, shapes: &str| {
+        format!(
+            "[[models]]\nid = \"coco\"\npath = \"{}\"\nformat = \"centernet\"\n\n[[streams]]\nid = \"s\"\nsource = \"test://ball\"\nprocessors = [ {processors} ]\n{shapes}\n",
+            model.display()
+        )
+    };
+    let detect = "{ kind = \"detect\", model = \"coco\" }";
+    let ok = check(&stream(
+        &format!("{detect}, {{ kind = \"track\" }}"),
+        "lines = [ { id = \"door\", points = [[640, 0], [640, 720]] } ]",
+    ));
+    assert!(ok.0, "{}", ok.1);
+    for (processors, shapes, says) in [
+        (
+            "{ kind = \"track\" }".to_string(),
+            "",
+            "`detect` processor placed before it",
+        ),
+        (
+            detect.to_string(),
+            "lines = [ { id = \"door\", points = [[640, 0], [640, 720]] } ]",
+            "counted by a `track` processor",
+        ),
+        (
+            format!("{detect}, {{ kind = \"track\" }}"),
+            "zones = [ { id = \"z\", points = [[0, 0], [1e300, 0], [0, 5]] } ]",
+            "out of range",
+        ),
+        (
+            format!("{detect}, {{ kind = \"track\", max_lost_s = -1 }}"),
+            "",
+            "track.max_lost_s",
+        ),
+        (
+            format!("{detect}, {{ kind = \"track\" }}"),
+            "lines = [ { id = \"door\", points = [[0, 0], [1, 1], [2, 2]] } ]",
+            "2 points, not 3",
+        ),
+    ] {
+        let (ok, text) = check(&stream(&processors, shapes));
+        assert!(!ok, "accepted: {processors} {shapes}");
+        assert!(text.contains(says), "{text}");
+        assert!(text.contains("t.toml"), "names the file: {text}");
+    }
+}
+
+/// The evaluation against ground truth (`scripts/eval-track.py`, motmetrics as the judge) in
+/// its short form: two synthetic scenes of a minute. The floors here are what the tracker holds
+/// today (docs/benchmarks.md has the full run); the issue's goal (IDF1 0.95) is above them.
+#[test]
+fn the_tracker_holds_its_measured_accuracy_against_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let out = Command::new(common::pytools())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/eval-track.py"
+        ))
+        .args(["--seeds", "2", "--seconds", "60", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        let floor = if r["detector"] == "noise+dropouts" {
+            0.92
+        } else {
+            0.87
+        };
+        assert!(r["idf1"].as_f64().unwrap() >= floor, "{r}");
+        // Within one per 50 crossings.
+        let crossings = r["crossings"].as_u64().unwrap();
+        assert!(
+            r["count_error"].as_u64().unwrap() <= crossings.div_ceil(50),
+            "{r}"
+        );
+    }
+}
