@@ -86,6 +86,10 @@ enum Command {
         /// Pace the input at its own frame rate, as a live source would be.
         #[arg(long)]
         realtime: bool,
+        /// Write each frame's tracks (a `track` processor's) here, as JSON lines
+        /// `{"pts": seconds, "tracks": [...]}`.
+        #[arg(long)]
+        tracks_out: Option<PathBuf>,
         /// Take the processors and encoder settings of a stream of this config file (with
         /// `--stream`) instead of `--processor` and the encoder options.
         #[arg(long, requires = "stream", conflicts_with = "processors")]
@@ -156,6 +160,9 @@ enum Command {
         /// The stream of `--config`.
         #[arg(long, requires = "config")]
         stream: Option<String>,
+        /// The frames' size, WIDTHxHEIGHT (boxes are clipped to it).
+        #[arg(long, value_parser = parse_size, default_value = "1280x720")]
+        size: (u32, u32),
     },
     /// The invisible watermark.
     Watermark {
@@ -193,6 +200,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             boxes,
             config,
             stream,
+            size,
         } => {
             let config = config.map(|p| load(&p).map(|c| (p, c))).transpose()?;
             let stream = match (&config, &stream) {
@@ -210,6 +218,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 std::io::BufReader::new(input),
                 std::io::BufWriter::new(std::io::stdout().lock()),
                 stream,
+                [size.0, size.1],
             )
             .with_context(|| boxes.display().to_string())?;
             eprintln!(
@@ -227,6 +236,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             preset,
             hardware,
             realtime,
+            tracks_out,
             config,
             stream,
         } => {
@@ -246,6 +256,9 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                         decoder_hardware: s.decoder.hardware,
                         realtime,
                         models: framegate::process::Models::new(&config),
+                        lines: s.lines.clone(),
+                        zones: s.zones.clone(),
+                        tracks_out,
                     }
                 }
                 _ => ProcessArgs {
@@ -265,6 +278,9 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     decoder_hardware: hardware,
                     realtime,
                     models: framegate::process::Models::default(),
+                    lines: Vec::new(),
+                    zones: Vec::new(),
+                    tracks_out,
                 },
             };
             let report = app::process_file(&args)?;

@@ -1,7 +1,7 @@
 //! Detection boxes drawn by the dashboard over WebRTC video, each on the frame it was found in:
 //! Debian's Chromium, headless, driven by playwright-core (`tests/browser/boxes.mjs`), against a
 //! framegate running the shared CenterNet on the street scene, once encoded by framegate and
-//! once passed through as an H.264 camera sends it. A file of its own: the detector's delay
+//! once passed through as an H.264 camera sends it (with a tracker: ids and trails). A file of its own: the detector's delay
 //! must stay under the page's one-second hold, which other browser tests beside it would
 //! stretch on a 2-core machine.
 #![allow(clippy::unwrap_used)]
@@ -37,7 +37,8 @@ fn detections_are_drawn_over_webrtc_video_on_the_frames_they_were_found_in() {
          [[streams]]\nid = \"encoded\"\nsource = \"{}\"\nvideo = \"encode\"\n\
          processors = [ {{ kind = \"detect\", model = \"coco\", min_score = 0.3, max_fps = 4 }} ]\n\n\
          [[streams]]\nid = \"passed\"\nsource = \"{}\"\nvideo = \"passthrough\"\n\
-         processors = [ {{ kind = \"detect\", model = \"coco\", min_score = 0.3, max_fps = 4 }} ]\n",
+         processors = [ {{ kind = \"detect\", model = \"coco\", min_score = 0.3, max_fps = 4 }}, \
+         {{ kind = \"track\", confirm_hits = 1 }} ]\n",
         common::shared("models/centernet.onnx").display(),
         source(&common::shared("testdata/vtest.avi")),
         source(&camera),
@@ -60,8 +61,14 @@ fn detections_are_drawn_over_webrtc_video_on_the_frames_they_were_found_in() {
             "{id}: most results must come before their frame is shown: {r}"
         );
         assert!(n("exact") >= 3.0, "{id}: {r}");
-        // The street has people: boxes were on the overlay.
+        // The street has people: boxes were on the overlay (the passed-through camera's are
+        // its tracker's: ids and trails in place of the detector's boxes).
         assert!(r[id]["inkedChecks"].as_u64() > Some(5), "{id}: {r}");
-        assert!(n("withBoxes") > 0.5 * n("framesDrawn"), "{id}: {r}");
+        let drawn = if id == "passed" {
+            "withTracks"
+        } else {
+            "withBoxes"
+        };
+        assert!(n(drawn) > 0.5 * n("framesDrawn"), "{id}: {r}");
     }
 }

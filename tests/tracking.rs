@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::http::request;
+use common::servers::WebhookReceiver;
 use common::{Framegate, free_port, shared, wait_for, wait_for_port};
 use serde_json::Value;
 
@@ -23,6 +24,8 @@ fn get(addr: &str, path: &str) -> Value {
 #[test]
 fn people_on_a_street_get_track_ids_cross_a_line_and_visit_a_zone() {
     let http = free_port();
+    let mut hooks = WebhookReceiver::down();
+    hooks.up();
     let fg = Framegate::run(&format!(
         r#"
 [server]
@@ -31,6 +34,22 @@ rtsp_port = 0
 
 [database]
 snapshots = true
+
+# Every crossing of the middle line by a person, and anyone a second in the left half.
+[[alerts]]
+id = "crossing"
+class = "person"
+on_line = "middle"
+cooldown_s = 0
+webhook = {{ url = "{hook}" }}
+
+[[alerts]]
+id = "loiter"
+class = "person"
+in_zone = "left"
+dwell_s = 1
+cooldown_s = 0
+webhook = {{ url = "{hook}" }}
 
 [[models]]
 id = "coco"
@@ -56,6 +75,7 @@ source = "test://ball?width=320&height=240&fps=25"
 "#,
         model = shared("models/centernet.onnx").display(),
         vtest = shared("testdata/vtest.avi").display(),
+        hook = hooks.url(),
     ));
     let addr = format!("127.0.0.1:{http}");
     wait_for_port(http, LONG);
@@ -111,6 +131,26 @@ source = "test://ball?width=320&height=240&fps=25"
         "{started:?}"
     );
     assert!(!events("zone.entered").is_empty());
+
+    // The rules on the line and the zone sent their alerts.
+    let rules = || -> Vec<Value> {
+        hooks
+            .hooks()
+            .iter()
+            .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+            .collect()
+    };
+    let alerts = wait_for("alerts of both rules", LONG, || {
+        let a = rules();
+        let has = |r: &str| a.iter().any(|e| e["rule"] == r);
+        (has("crossing") && has("loiter")).then_some(a)
+    });
+    let crossing = alerts.iter().find(|e| e["rule"] == "crossing").unwrap();
+    assert_eq!(crossing["line"], "middle", "{crossing}");
+    assert!(crossing["track"].as_u64().is_some(), "{crossing}");
+    let loiter = alerts.iter().find(|e| e["rule"] == "loiter").unwrap();
+    assert!(loiter["dwell_s"].as_f64().unwrap() >= 1.0, "{loiter}");
+    assert_eq!(loiter["zone"], "left");
 
     // The metrics carry the counts.
     let metrics = request(&addr, "GET", "/metrics", None, None).body;
@@ -195,6 +235,28 @@ fn configs_that_cannot_track_are_refused_with_the_field() {
         assert!(text.contains(says), "{text}");
         assert!(text.contains("t.toml"), "names the file: {text}");
     }
+    // An alert on a line or a zone names one the stream has.
+    let tracked = stream(
+        &format!("{detect}, {{ kind = \"track\" }}"),
+        "lines = [ { id = \"door\", points = [[640, 0], [640, 720]] } ]",
+    );
+    let rule = |extra: &str| {
+        format!(
+            "{tracked}\n[[alerts]]\nid = \"in\"\nclass = \"person\"\nstreams = [\"s\"]\n{extra}\nwebhook = {{ url = \"http://127.0.0.1:9/\" }}\n"
+        )
+    };
+    let (ok, text) = check(&rule("on_line = \"door\"\ndirection = \"forward\""));
+    assert!(ok, "{text}");
+    let (ok, text) = check(&rule("on_line = \"gate\""));
+    assert!(
+        !ok && text.contains("on_line: stream `s` has no `gate`"),
+        "{text}"
+    );
+    let (ok, text) = check(&rule("in_zone = \"lobby\"\ndwell_s = 5"));
+    assert!(
+        !ok && text.contains("in_zone: stream `s` has no `lobby`"),
+        "{text}"
+    );
 }
 
 /// The evaluation against ground truth (`scripts/eval-track.py`, motmetrics as the judge) in

@@ -9,5 +9,5 @@ mod rules;
 mod webhook;
 
 pub use deliver::{backoff, run as run_outbox};
-pub use rules::{AlertRules, StreamAlerts, inside};
+pub use rules::{AlertRules, StreamAlerts, TrackAlerts, Tracked, TrackedDeed, inside};
 pub use webhook::{ID_HEADER, SIGNATURE_HEADER, signature};

@@ -75,7 +75,8 @@ impl StreamAlerts {
         let rules = self.rules.current();
         let mut fired = Vec::new();
         for rule in rules.iter() {
-            if !rule.streams.is_empty() && !rule.streams.contains(&self.stream) {
+            if rule.on_tracks() || !rule.streams.is_empty() && !rule.streams.contains(&self.stream)
+            {
                 continue;
             }
             let st = self.state.entry(rule.id.clone()).or_default();
@@ -102,26 +103,173 @@ impl StreamAlerts {
             }
             st.last_fired = Some(now);
             let r = &best.rect;
-            let mut event = Event::new(
-                kind::ALERT,
-                Some(self.stream.as_str()),
+            let event = alert_event(
+                &self.stream,
+                rule,
                 serde_json::json!({ "rule": rule.id, "frames": st.hits }),
-            )
-            .with_object(
-                &best.label,
-                f64::from(best.score),
-                [r.x, r.y, r.w, r.h].map(f64::from),
+                (&best.label, best.score, [r.x, r.y, r.w, r.h].map(f64::from)),
+                self.sink.wants_snapshots().then(&picture).flatten(),
             );
-            if rule.webhook.is_some() {
-                event.deliver.push("webhook".into());
+            fired.push(event.clone());
+            self.sink.record(event);
+        }
+        fired
+    }
+}
+
+/// An `alert` event of `rule` about an object `(class, score, box)`, with its delivery
+/// targets.
+fn alert_event(
+    stream: &StreamId,
+    rule: &AlertConfig,
+    data: serde_json::Value,
+    (class, score, rect): (&str, f32, [f64; 4]),
+    picture: Option<Picture>,
+) -> Event {
+    let mut event = Event::new(kind::ALERT, Some(stream.as_str()), data).with_object(
+        class,
+        f64::from(score),
+        rect,
+    );
+    if rule.webhook.is_some() {
+        event.deliver.push("webhook".into());
+    }
+    if rule.mqtt.is_some() {
+        event.deliver.push("mqtt".into());
+    }
+    event.picture = picture;
+    tracing::info!(stream = %stream, rule = %rule.id, class, "alert");
+    event
+}
+
+/// What a tracked object did, for the rules on lines and zones.
+#[derive(Debug, Clone, Copy)]
+pub enum TrackedDeed<'a> {
+    /// It crossed line `line`, forward or not.
+    Crossed {
+        /// The line's id.
+        line: &'a str,
+        /// Which way.
+        forward: bool,
+    },
+    /// It has been in zone `zone` for `dwell_s` seconds so far (said at every result).
+    Dwelling {
+        /// The zone's id.
+        zone: &'a str,
+        /// Seconds inside.
+        dwell_s: f64,
+    },
+    /// It left zone `zone` (or ended in it).
+    Left {
+        /// The zone's id.
+        zone: &'a str,
+    },
+}
+
+/// A tracked object: its track id, class, score and box.
+#[derive(Debug, Clone, Copy)]
+pub struct Tracked<'a> {
+    /// The track's id.
+    pub id: u64,
+    /// Its class.
+    pub class: &'a str,
+    /// Its last score.
+    pub score: f32,
+    /// Its box `[x, y, w, h]`.
+    pub rect: [f64; 4],
+}
+
+/// The rules on lines and zones as one stream's tracker applies them.
+pub struct TrackAlerts {
+    stream: StreamId,
+    rules: Arc<AlertRules>,
+    sink: EventSink,
+    last_fired: HashMap<String, Instant>,
+    /// (rule, track, zone) visits that already fired.
+    dwelt: std::collections::HashSet<(String, u64, String)>,
+}
+
+impl TrackAlerts {
+    /// Alerts of `stream`, recorded through `sink`.
+    pub fn new(stream: StreamId, rules: Arc<AlertRules>, sink: EventSink) -> Self {
+        Self {
+            stream,
+            rules,
+            sink,
+            last_fired: HashMap::new(),
+            dwelt: Default::default(),
+        }
+    }
+
+    /// Takes what an object did; returns the alerts it fired (already recorded).
+    pub fn observe(
+        &mut self,
+        object: Tracked<'_>,
+        deed: TrackedDeed<'_>,
+        now: Instant,
+        picture: impl Fn() -> Option<Picture>,
+    ) -> Vec<Event> {
+        let rules = self.rules.current();
+        let mut fired = Vec::new();
+        for rule in rules.iter() {
+            if !rule.on_tracks()
+                || rule.class != object.class
+                || !rule.streams.is_empty() && !rule.streams.contains(&self.stream)
+            {
+                continue;
             }
-            if rule.mqtt.is_some() {
-                event.deliver.push("mqtt".into());
+            let data = match deed {
+                TrackedDeed::Crossed { line, forward } => {
+                    let way = if forward {
+                        crate::config::CrossingDirection::Forward
+                    } else {
+                        crate::config::CrossingDirection::Backward
+                    };
+                    if rule.on_line.as_deref() != Some(line)
+                        || rule.direction.is_some_and(|d| d != way)
+                    {
+                        continue;
+                    }
+                    serde_json::json!({
+                        "rule": rule.id, "track": object.id, "line": line,
+                        "direction": if forward { "forward" } else { "backward" },
+                    })
+                }
+                TrackedDeed::Dwelling { zone, dwell_s } => {
+                    if rule.in_zone.as_deref() != Some(zone)
+                        || rule.dwell_s.is_none_or(|d| dwell_s < d)
+                        || !self
+                            .dwelt
+                            .insert((rule.id.clone(), object.id, zone.to_string()))
+                    {
+                        continue;
+                    }
+                    serde_json::json!({
+                        "rule": rule.id, "track": object.id, "zone": zone,
+                        "dwell_s": (dwell_s * 1000.0).round() / 1000.0,
+                    })
+                }
+                TrackedDeed::Left { zone } => {
+                    self.dwelt
+                        .remove(&(rule.id.clone(), object.id, zone.to_string()));
+                    continue;
+                }
+            };
+            let cooled = self
+                .last_fired
+                .get(&rule.id)
+                .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs_f64(rule.cooldown_s));
+            if !cooled {
+                continue;
             }
-            if self.sink.wants_snapshots() {
-                event.picture = picture();
-            }
-            tracing::info!(stream = %self.stream, rule = %rule.id, class = %best.label, "alert");
+            self.last_fired.insert(rule.id.clone(), now);
+            let event = alert_event(
+                &self.stream,
+                rule,
+                data,
+                (object.class, object.score, object.rect),
+                self.sink.wants_snapshots().then(&picture).flatten(),
+            );
             fired.push(event.clone());
             self.sink.record(event);
         }
@@ -244,5 +392,98 @@ webhook = {{ url = "http://127.0.0.1:9/hook" }}"#
         assert!(inside(&tri, [2.0, 2.0]));
         assert!(!inside(&tri, [8.0, 8.0]));
         assert!(!inside(&tri, [-1.0, 1.0]));
+    }
+
+    fn tracked_rule(extra: &str) -> AlertConfig {
+        toml::from_str(&format!(
+            "id = \"r\"\nclass = \"person\"\ncooldown_s = 0\n{extra}\nwebhook = {{ url = \"http://127.0.0.1:9/hook\" }}"
+        ))
+        .expect("rule")
+    }
+
+    fn track_alerts(r: AlertConfig) -> TrackAlerts {
+        TrackAlerts::new(
+            StreamId::try_from("cam0".to_string()).expect("id"),
+            AlertRules::new(vec![r]),
+            EventSink::disabled(),
+        )
+    }
+
+    const WALKER: Tracked<'static> = Tracked {
+        id: 4,
+        class: "person",
+        score: 0.8,
+        rect: [1.0, 2.0, 3.0, 4.0],
+    };
+
+    #[test]
+    fn a_line_rule_fires_on_its_line_in_its_direction_only() {
+        let mut a = track_alerts(tracked_rule("on_line = \"door\"\ndirection = \"forward\""));
+        let now = Instant::now();
+        let crossed = |line, forward| TrackedDeed::Crossed { line, forward };
+        assert!(
+            a.observe(WALKER, crossed("door", false), now, || None)
+                .is_empty()
+        );
+        assert!(
+            a.observe(WALKER, crossed("gate", true), now, || None)
+                .is_empty()
+        );
+        let car = Tracked {
+            class: "car",
+            ..WALKER
+        };
+        assert!(
+            a.observe(car, crossed("door", true), now, || None)
+                .is_empty()
+        );
+        let fired = a.observe(WALKER, crossed("door", true), now, || None);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].data["direction"], "forward");
+        assert_eq!(fired[0].data["track"], 4);
+        assert_eq!(fired[0].deliver, vec!["webhook".to_string()]);
+        // A detector-result rule's loop leaves it alone.
+        let mut d = alerts(tracked_rule("on_line = \"door\""));
+        assert!(d.observe(&[person(0.0, 0.9)], now, || None).is_empty());
+    }
+
+    #[test]
+    fn a_dwell_rule_fires_once_per_visit() {
+        let mut a = track_alerts(tracked_rule("in_zone = \"lobby\"\ndwell_s = 10"));
+        let now = Instant::now();
+        let dwelling = |dwell_s| TrackedDeed::Dwelling {
+            zone: "lobby",
+            dwell_s,
+        };
+        assert!(a.observe(WALKER, dwelling(9.9), now, || None).is_empty());
+        assert_eq!(a.observe(WALKER, dwelling(10.0), now, || None).len(), 1);
+        assert!(
+            a.observe(WALKER, dwelling(12.0), now, || None).is_empty(),
+            "once"
+        );
+        let other = Tracked { id: 5, ..WALKER };
+        assert_eq!(a.observe(other, dwelling(11.0), now, || None).len(), 1);
+        // Left and back in: a new visit.
+        a.observe(WALKER, TrackedDeed::Left { zone: "lobby" }, now, || None);
+        assert_eq!(a.observe(WALKER, dwelling(10.5), now, || None).len(), 1);
+    }
+
+    #[test]
+    fn tracked_rules_that_cannot_work_are_refused() {
+        for extra in [
+            "on_line = \"a\"\nin_zone = \"b\"\ndwell_s = 1",
+            "direction = \"forward\"",
+            "in_zone = \"b\"",
+            "dwell_s = 3",
+            "in_zone = \"b\"\ndwell_s = 1e300",
+            "on_line = \"a\"\nzone = [[0, 0], [1, 0], [0, 1]]",
+        ] {
+            assert!(tracked_rule(extra).validate().is_err(), "{extra}");
+        }
+        assert!(
+            tracked_rule("in_zone = \"b\"\ndwell_s = 30")
+                .validate()
+                .is_ok()
+        );
     }
 }

@@ -18,7 +18,10 @@ use crate::frame::{Frame, FrameMeta};
 use crate::ingest::{Ingest, IngestOptions};
 use crate::process::Chain;
 
+use std::io::Write as _;
+
 use super::file_audio;
+use crate::supervise::lock;
 
 /// What to process and how.
 pub struct ProcessArgs {
@@ -36,6 +39,12 @@ pub struct ProcessArgs {
     pub realtime: bool,
     /// The models `detect` processors use.
     pub models: crate::process::Models,
+    /// The counting lines and zones of a `track` processor.
+    pub lines: Vec<crate::config::LineConfig>,
+    /// The zones.
+    pub zones: Vec<crate::config::ZoneConfig>,
+    /// Where to write each frame's tracks (JSON lines `{"pts": s, "tracks": [...]}`).
+    pub tracks_out: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -63,15 +72,26 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
     // Where the picture ends (the last frame's end), where the sound is cut.
     let video_end: Arc<Mutex<Option<gst::ClockTime>>> = Arc::default();
+    // The tracker's counts go after the last frame's tracks.
+    let tracker: Arc<Mutex<Option<Arc<crate::process::TrackHandle>>>> = Arc::default();
     let on_frame = {
+        let tracker = tracker.clone();
         let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
         let video_end = video_end.clone();
-        let mut chain = Chain::from_config(
-            &args.processors,
-            Default::default(),
-            &args.models,
-            &Default::default(),
-        );
+        let shapes = crate::process::Shapes {
+            lines: &args.lines,
+            zones: &args.zones,
+        };
+        let mut chain =
+            Chain::from_config(&args.processors, shapes, &args.models, &Default::default());
+        *lock(&tracker) = chain.tracker().cloned();
+        let mut tracks_out = match &args.tracks_out {
+            Some(path) => Some(std::io::LineWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            )),
+            None => None,
+        };
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
         move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
             let seq = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -82,6 +102,17 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
             );
             for (name, e) in chain.run(&mut frame).errors {
                 tracing::warn!(processor = name, frame = seq, "processor failed: {e:#}");
+            }
+            if let Some(out) = &mut tracks_out {
+                let line = serde_json::json!({
+                    "pts": frame.buffer().pts().map(|p| p.nseconds() as f64 / 1e9),
+                    "tracks": frame.meta.tracks.as_deref().unwrap_or_default(),
+                });
+                if let Err(e) = writeln!(out, "{line}")
+                    && let Ok(mut f) = failure.lock()
+                {
+                    f.get_or_insert_with(|| format!("writing the tracks: {e}"));
+                }
             }
             let (buffer, info, _) = frame.into_parts();
             if let (Some(pts), Ok(mut end)) = (buffer.pts(), video_end.lock()) {
@@ -151,6 +182,14 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     drop(ingest);
     if let Some(f) = failure.lock().ok().and_then(|f| f.clone()) {
         anyhow::bail!(f);
+    }
+    if let (Some(path), Some(t)) = (&args.tracks_out, lock(&tracker).as_ref()) {
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        writeln!(out, "{}", serde_json::json!({ "counts": t.counts() }))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(end) = video_end.lock().ok().and_then(|e| *e) {
         cut.at(end);

@@ -55,12 +55,21 @@ pub struct ReplayReport {
 }
 
 /// Runs the tracker of `stream` (its `track` settings, lines and zones; default settings
-/// without one) over the results of `input`, writing the tracks of every frame to `out`.
+/// without one) over the results of `input` for frames of `size` (width, height), writing the
+/// tracks of every frame to `out`.
 pub fn replay(
     input: impl BufRead,
     mut out: impl Write,
     stream: Option<&StreamConfig>,
+    size: [u32; 2],
 ) -> Result<ReplayReport> {
+    if !(16..=16384).contains(&size[0]) || !(16..=16384).contains(&size[1]) {
+        bail!(
+            "frame size {}x{} must be 16 to 16384 on each side",
+            size[0],
+            size[1]
+        );
+    }
     gst::init().context("initialising GStreamer")?;
     let settings = stream
         .and_then(|s| {
@@ -74,9 +83,12 @@ pub fn replay(
     let mut track = Track::new(&settings, lines, zones, &Hooks::default());
     let handle = track.handle();
     let id = StreamId::try_from("replay".to_string()).map_err(anyhow::Error::msg)?;
-    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 16, 16)
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size[0], size[1])
         .build()
         .context("frame layout")?;
+    // One picture for every frame (the tracker only reads the boxes): each frame is a new
+    // buffer over the same memory, with its own PTS.
+    let picture = gst::Buffer::with_size(info.size()).context("a frame")?;
     let mut frames = 0u64;
     let mut last_t = f64::NEG_INFINITY;
     for (n, line) in input.split(b'\n').enumerate() {
@@ -98,7 +110,7 @@ pub fn replay(
         }
         last_t = r.t;
         let pts = (r.t * 1e9).round() as u64;
-        let mut buffer = gst::Buffer::with_size(info.size()).context("a frame")?;
+        let mut buffer = picture.copy();
         buffer
             .get_mut()
             .context("a new frame is writable")?
@@ -199,7 +211,13 @@ lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
             }
         }
         let mut out = Vec::new();
-        let report = replay(input.as_bytes(), &mut out, Some(&config.streams[0])).unwrap();
+        let report = replay(
+            input.as_bytes(),
+            &mut out,
+            Some(&config.streams[0]),
+            [1280, 720],
+        )
+        .unwrap();
         assert_eq!(report.frames, 50);
         let text = String::from_utf8(out).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
@@ -222,7 +240,7 @@ lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
     #[test]
     fn hostile_input_is_refused_with_its_line() {
         let run = |text: &str| {
-            replay(text.as_bytes(), Vec::new(), None)
+            replay(text.as_bytes(), Vec::new(), None, [1280, 720])
                 .unwrap_err()
                 .to_string()
         };
@@ -233,7 +251,7 @@ lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
         // A box too large for f32 is no box: no track, no error.
         let huge = "{\"t\": 0, \"boxes\": [{\"box\": [1e39, 0, 1, 1], \"label\": \"x\"}]}\n";
         let mut out = Vec::new();
-        replay(huge.repeat(3).as_bytes(), &mut out, None).unwrap();
+        replay(huge.repeat(3).as_bytes(), &mut out, None, [1280, 720]).unwrap();
         assert!(!String::from_utf8(out).unwrap().contains("\"id\""));
     }
 }

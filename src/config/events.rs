@@ -89,7 +89,10 @@ impl DatabaseConfig {
 
 /// An alert rule: when `class` is seen on one of `streams` (inside `zone`, if set) for
 /// `min_frames` model results in a row (and `min_seconds`, if set), an alert is sent to the
-/// webhook and/or the MQTT topic, at least once, through an outbox in the database.
+/// webhook and/or the MQTT topic, at least once, through an outbox in the database. With a
+/// `track` processor, a rule may instead fire per object: when one crosses the stream's line
+/// `on_line` (in `direction`, if set), or when one has stayed `dwell_s` seconds in the stream's
+/// zone `in_zone` (once per visit).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertConfig {
@@ -111,6 +114,20 @@ pub struct AlertConfig {
     /// Seconds the class must have been present without a gap, in addition to `min_frames`.
     #[serde(default)]
     pub min_seconds: Option<f64>,
+    /// Fire when a tracked object of `class` crosses this line of the stream (its `lines` id;
+    /// needs a `track` processor). Each crossing fires, within `cooldown_s`.
+    #[serde(default)]
+    pub on_line: Option<String>,
+    /// With `on_line`: only crossings this way (`forward` or `backward`); unset: either.
+    #[serde(default)]
+    pub direction: Option<CrossingDirection>,
+    /// Fire when a tracked object of `class` has stayed `dwell_s` seconds in this zone of the
+    /// stream (its `zones` id; needs a `track` processor), once per visit.
+    #[serde(default)]
+    pub in_zone: Option<String>,
+    /// With `in_zone`: the seconds of a visit that fire it (0 to one day).
+    #[serde(default)]
+    pub dwell_s: Option<f64>,
     /// Seconds after an alert during which the rule stays quiet on that stream.
     #[serde(default = "default_cooldown")]
     pub cooldown_s: f64,
@@ -163,11 +180,45 @@ fn default_timeout() -> f64 {
     5.0
 }
 
+/// A way across a counting line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossingDirection {
+    /// The line's forward direction (its direction turned a quarter turn counter-clockwise
+    /// on screen).
+    Forward,
+    /// The other way.
+    Backward,
+}
+
 impl AlertConfig {
+    /// Whether the rule fires on tracked objects (a line or a zone's dwell) rather than on the
+    /// detector's results.
+    pub fn on_tracks(&self) -> bool {
+        self.on_line.is_some() || self.in_zone.is_some()
+    }
+
     /// Checks the rule on its own (stream ids are checked against the config by the loader).
     pub fn validate(&self) -> Result<(), String> {
         if self.id.is_empty() {
             return Err("id must not be empty".into());
+        }
+        if self.on_line.is_some() && self.in_zone.is_some() {
+            return Err("on_line and in_zone are two rules: write one each".into());
+        }
+        if self.on_tracks() && self.zone.is_some() {
+            return Err(
+                "zone (a polygon for detections) does not go with on_line or in_zone".into(),
+            );
+        }
+        if self.direction.is_some() && self.on_line.is_none() {
+            return Err("direction needs on_line".into());
+        }
+        if self.in_zone.is_some() != self.dwell_s.is_some() {
+            return Err("in_zone and dwell_s go together".into());
+        }
+        if let Some(d) = self.dwell_s {
+            super::bounds::seconds("dwell_s", d, 0.0)?;
         }
         if self.webhook.is_none() && self.mqtt.is_none() {
             return Err("needs a `webhook` or an `mqtt` target (or both)".into());

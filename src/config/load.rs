@@ -200,6 +200,31 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
                 ),
             ));
         }
+        tracked_rule_fits(a, &config.streams)
+            .map_err(|e| (at(), format!("alert `{}`: {e}", a.id)))?;
+    }
+    Ok(())
+}
+
+/// A rule on a line or a zone names one that a stream it watches has (all of them when it names
+/// streams; at least one when it watches every stream).
+fn tracked_rule_fits(a: &super::AlertConfig, streams: &[StreamConfig]) -> Result<(), String> {
+    let (what, id, has): (&str, &String, fn(&StreamConfig, &str) -> bool) =
+        match (&a.on_line, &a.in_zone) {
+            (Some(l), _) => ("on_line", l, |s, id| s.lines.iter().any(|l| l.id == id)),
+            (None, Some(z)) => ("in_zone", z, |s, id| s.zones.iter().any(|z| z.id == id)),
+            (None, None) => return Ok(()),
+        };
+    let watched: Vec<&StreamConfig> = streams
+        .iter()
+        .filter(|s| a.streams.is_empty() || a.streams.contains(s.id()))
+        .collect();
+    if !a.streams.is_empty() {
+        if let Some(s) = watched.iter().find(|s| !has(s, id)) {
+            return Err(format!("{what}: stream `{}` has no `{id}`", s.id()));
+        }
+    } else if !watched.iter().any(|s| has(s, id)) {
+        return Err(format!("{what}: no stream has `{id}`"));
     }
     Ok(())
 }

@@ -27,7 +27,8 @@ pub use analytics::{
     WatermarkConfig, WatermarkStrength, watermark_id_error,
 };
 pub use events::{
-    AlertConfig, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget, masked_text_url,
+    AlertConfig, CrossingDirection, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget,
+    masked_text_url,
 };
 pub use load::{ConfigError, load_file, parse_str};
 pub use security::{LimitsConfig, RtspAuthConfig, TlsConfig};

@@ -43,6 +43,8 @@ pub fn markdown() -> String {
         ("DecoderConfig", "`[streams.decoder]`"),
         ("EncoderConfig", "`[streams.encoder]`"),
         ("ProcessorConfig", "`streams.processors[]`"),
+        ("LineConfig", "`streams.lines[]`"),
+        ("ZoneConfig", "`streams.zones[]`"),
         ("OutputConfig", "`streams.outputs[]`"),
         ("MediaServerCheck", "`streams.media_server`"),
     ];
@@ -194,6 +196,17 @@ fn toml_value(v: &Value) -> String {
         Value::Array(a) if a.is_empty() => "[]".into(),
         Value::Object(_) => "{ … }".into(),
         Value::Null => "none".into(),
+        // A 32-bit setting (a score) widened to 64 bits prints as 0.3499999940395355: shown
+        // as the number written in the code, shortest form at f32's precision.
+        Value::Number(n) if n.is_f64() => {
+            let v = n.as_f64().unwrap_or_default();
+            let short = (v as f32).to_string();
+            if short.parse::<f64>().is_ok_and(|s| (s - v).abs() > 0.0) && f64::from(v as f32) == v {
+                short
+            } else {
+                n.to_string()
+            }
+        }
         other => other.to_string(),
     }
 }

@@ -224,9 +224,10 @@ impl Store {
     }
 }
 
-/// The JSON an alert receiver gets (webhook body, MQTT payload).
+/// The JSON an alert receiver gets (webhook body, MQTT payload). A rule on tracked objects adds
+/// `track` and `line` with `direction`, or `zone` with `dwell_s`.
 pub fn alert_payload(e: &Event) -> serde_json::Value {
-    serde_json::json!({
+    let mut payload = serde_json::json!({
         "id": e.uid,
         "rule": e.data.get("rule"),
         "stream": e.stream,
@@ -236,5 +237,11 @@ pub fn alert_payload(e: &Event) -> serde_json::Value {
         "at_ms": e.at_ms,
         "frames": e.data.get("frames"),
         "snapshot": e.snapshot,
-    })
+    });
+    for key in ["track", "line", "direction", "zone", "dwell_s"] {
+        if let Some(v) = e.data.get(key) {
+            payload[key] = v.clone();
+        }
+    }
+    payload
 }

@@ -41,7 +41,11 @@ pub async fn boxes(
     let sid = stream_id(&id)?;
     let (hub, live) = blocking(&state, move |m| {
         m.with_running(&sid, |s| {
-            let live: Vec<_> = s.detectors().iter().map(|d| d.live.subscribe()).collect();
+            // A tracker's results carry its tracks (ids, trails) and replace the detectors'.
+            let live: Vec<_> = match s.tracker() {
+                Some(t) => vec![t.live.subscribe()],
+                None => s.detectors().iter().map(|d| d.live.subscribe()).collect(),
+            };
             (s.whep().clone(), live)
         })
     })
@@ -131,13 +135,18 @@ async fn forward(
     }
 }
 
-/// One event's data: `{"rtp", "width", "height", "boxes": [{"rect", "label", "score"}]}`.
+/// One event's data: `{"rtp", "width", "height", "boxes": [{"rect", "label", "score"}]}`,
+/// with a tracker `"tracks": [{"id", "rect", "label", "score", "velocity", "age_s", "trail"}]`
+/// and no boxes.
 fn message(rtp: u32, found: &Found) -> String {
-    serde_json::json!({
+    let mut m = serde_json::json!({
         "rtp": rtp,
         "width": found.width,
         "height": found.height,
         "boxes": found.boxes,
-    })
-    .to_string()
+    });
+    if !found.tracks.is_empty() {
+        m["tracks"] = serde_json::json!(found.tracks);
+    }
+    m.to_string()
 }

@@ -18,6 +18,9 @@ const BOXES = {
   queue: 40,          // frames held at most (a frame over it is shown at once)
 };
 
+// Colours of tracks, by id (as the overlay burns them in): each object keeps its colour.
+const TRACK_COLORS = ["#00e640", "#ffc800", "#00c8ff", "#ff5ac8", "#ff7828", "#aa82ff"];
+
 /** a - b on the 32-bit RTP clock, as a signed number of ticks. */
 function rtpDiff(a, b) {
   return ((a - b) | 0);
@@ -36,7 +39,7 @@ class BoxOverlay {
     this.drawn = new Map();   // rtp -> when its frame was drawn (recent frames)
     this.lags = [];
     this.delayMs = 0;
-    this.stats = { results: 0, onTime: 0, late: 0, unmatched: 0, framesDrawn: 0, withBoxes: 0, exact: 0, delayMs: 0 };
+    this.stats = { results: 0, onTime: 0, late: 0, unmatched: 0, framesDrawn: 0, withBoxes: 0, withTracks: 0, exact: 0, delayMs: 0 };
     this.closed = false;
   }
 
@@ -151,6 +154,8 @@ class BoxOverlay {
     if (!best) return;
     if (best.rtp === f.rtp) this.stats.exact++;
     if (best.boxes.length) this.stats.withBoxes++;
+    const tracks = best.tracks || [];
+    if (tracks.length) this.stats.withTracks++;
     const sx = fw / best.width, sy = fh / best.height;
     g.lineWidth = 2;
     g.font = "13px sans-serif";
@@ -162,6 +167,26 @@ class BoxOverlay {
       g.fillStyle = "rgba(0,0,0,.6)";
       g.fillRect(x, y - 16, g.measureText(label).width + 6, 16);
       g.fillStyle = "#3f3";
+      g.fillText(label, x + 3, y - 4);
+    }
+    // A tracker's results: each object in its own colour, with its id and its path.
+    for (const t of tracks) {
+      const color = TRACK_COLORS[t.id % TRACK_COLORS.length];
+      g.strokeStyle = color;
+      if (t.trail && t.trail.length > 1) {
+        g.beginPath();
+        t.trail.forEach(([px, py], i) => {
+          const tx = x0 + px * sx, ty = y0 + py * sy;
+          if (i === 0) g.moveTo(tx, ty); else g.lineTo(tx, ty);
+        });
+        g.stroke();
+      }
+      const x = x0 + t.rect.x * sx, y = y0 + t.rect.y * sy;
+      g.strokeRect(x, y, t.rect.w * sx, t.rect.h * sy);
+      const label = `#${t.id} ${t.label}`;
+      g.fillStyle = "rgba(0,0,0,.6)";
+      g.fillRect(x, y - 16, g.measureText(label).width + 6, 16);
+      g.fillStyle = color;
       g.fillText(label, x + 3, y - 4);
     }
   }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::frame::Detection;
+use crate::frame::{Detection, TrackBox};
 
 /// Results kept for a reader that is late: under a second of any detector's output.
 const BACKLOG: usize = 16;
@@ -24,6 +24,9 @@ pub struct Found {
     pub height: u32,
     /// What was found (none: the frame is empty of the wanted classes).
     pub boxes: Vec<Detection>,
+    /// From a tracker: the tracks in that frame (ids, boxes, trails), instead of `boxes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackBox>,
 }
 
 /// The results of one detector, offered to whoever listens.

@@ -303,6 +303,7 @@ impl Detect {
                                 width,
                                 height,
                                 boxes: d.clone(),
+                                tracks: Vec::new(),
                             });
                         }
                         inbox.result = Some((d, source_pts));

@@ -27,7 +27,10 @@ use crate::frame::{Frame, Rect, TrackBox};
 use crate::store::{Event, EventSink, Picture, kind};
 use crate::supervise::lock;
 
+use super::detect::{Found, LiveResults};
+
 use super::{Hooks, Processor};
+use crate::alert::{TrackAlerts, Tracked, TrackedDeed};
 pub use tracker::{Input, Params, Tracker};
 pub use zones::{Counter, Counts, Happening, Line, LineCount, Zone, ZoneCount};
 
@@ -63,6 +66,9 @@ pub struct TrackHandle {
     pub lines: Vec<LineConfig>,
     /// The stream's zones, as configured.
     pub zones: Vec<ZoneConfig>,
+    /// The tracks at each detector result, with its frame's source PTS, for viewers that draw
+    /// them (`GET /streams/{id}/whep/{session}/boxes`).
+    pub live: LiveResults,
 }
 
 impl TrackHandle {
@@ -96,6 +102,8 @@ pub struct Track {
     last_pts: Option<u64>,
     stream: Option<String>,
     events: EventSink,
+    /// The alert rules on lines and zones, when the stream has rules.
+    alerts: Option<TrackAlerts>,
     /// Per confirmed track: the best picture of it so far (a crop), for `object.ended`.
     best: HashMap<u64, (f32, Picture)>,
 }
@@ -165,6 +173,14 @@ impl Track {
             last_pts: None,
             stream: hooks.stream.as_ref().map(|s| s.to_string()),
             events: hooks.events.clone(),
+            alerts: match (&hooks.stream, &hooks.alerts) {
+                (Some(id), Some(rules)) => Some(TrackAlerts::new(
+                    id.clone(),
+                    rules.clone(),
+                    hooks.events.clone(),
+                )),
+                _ => None,
+            },
             best: HashMap::new(),
         }
     }
@@ -191,7 +207,10 @@ impl Track {
         )
     }
 
-    fn happenings(&mut self, track: &tracker::Track, happenings: Vec<Happening>) {
+    fn happenings(&mut self, frame: &Frame, track: &tracker::Track, happenings: Vec<Happening>) {
+        for h in &happenings {
+            self.alert(frame, track, h);
+        }
         for h in happenings {
             let e = match h {
                 Happening::Crossed { line, forward } => self.event(
@@ -220,8 +239,60 @@ impl Track {
         }
     }
 
-    /// Takes a detector result found in the frame of stream time `t`.
-    fn update(&mut self, frame: &Frame, t: f64) {
+    /// Applies the alert rules on lines and zones to what a track did.
+    fn alert(&mut self, frame: &Frame, track: &tracker::Track, h: &Happening) {
+        let Some(alerts) = &mut self.alerts else {
+            return;
+        };
+        let deed = match h {
+            Happening::Crossed { line, forward } => TrackedDeed::Crossed {
+                line: &self.counter.lines()[*line].id,
+                forward: *forward,
+            },
+            Happening::Left { zone, .. } => TrackedDeed::Left {
+                zone: &self.counter.zones()[*zone].id,
+            },
+            Happening::Entered { .. } => return,
+        };
+        let object = Tracked {
+            id: track.id,
+            class: &track.class,
+            score: track.score,
+            rect: track.rect(),
+        };
+        alerts.observe(object, deed, Instant::now(), || {
+            snapshot::crop(frame, track.rect())
+        });
+    }
+
+    /// Applies the dwell rules to the tracks inside zones at stream time `t`.
+    fn dwell_alerts(&mut self, frame: &Frame, t: f64) {
+        let Some(alerts) = &mut self.alerts else {
+            return;
+        };
+        for (id, zone, _, dwell_s) in self.counter.dwelling(t) {
+            let Some(track) = self.tracker.get(id) else {
+                continue;
+            };
+            let object = Tracked {
+                id,
+                class: &track.class,
+                score: track.score,
+                rect: track.rect(),
+            };
+            let deed = TrackedDeed::Dwelling {
+                zone: &self.counter.zones()[zone].id,
+                dwell_s,
+            };
+            alerts.observe(object, deed, Instant::now(), || {
+                snapshot::crop(frame, track.rect())
+            });
+        }
+    }
+
+    /// Takes a detector result found in the frame of source PTS `pts` (nanoseconds).
+    fn update(&mut self, frame: &Frame, pts: u64) {
+        let t = seconds(pts);
         let started = Instant::now();
         if let Some(last) = self
             .tracker
@@ -232,7 +303,7 @@ impl Track {
             && t + TIME_RESET_S < last
         {
             for gone in self.tracker.clear() {
-                self.end(&gone, last);
+                self.end(frame, &gone, last);
             }
         }
         let inputs: Vec<Input<'_>> = frame
@@ -265,7 +336,7 @@ impl Track {
             let found =
                 self.counter
                     .observe(track.id, &track.class, self.anchor(r), [r[2], r[3]], t);
-            self.happenings(&track, found);
+            self.happenings(frame, &track, found);
             let better = self
                 .best
                 .get(id)
@@ -278,18 +349,52 @@ impl Track {
             }
         }
         for gone in changes.ended {
-            self.end(&gone, t);
+            self.end(frame, &gone, t);
         }
+        self.dwell_alerts(frame, t);
         *lock(&self.handle.counts) = self.counter.counts().clone();
+        let (width, height) = (frame.width(), frame.height());
+        self.handle.live.publish(|| Found {
+            source_pts: pts,
+            width,
+            height,
+            boxes: Vec::new(),
+            tracks: self.boxes_at(t),
+        });
         self.handle.updates.fetch_add(1, Ordering::Relaxed);
         self.handle
             .update_ns
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
-    fn end(&mut self, track: &tracker::Track, t: f64) {
+    /// The tracks to show at stream time `t`.
+    fn boxes_at(&self, t: f64) -> Vec<TrackBox> {
+        let trail = self.tracker.params().trail;
+        self.tracker
+            .at(t)
+            .map(|(track, r)| {
+                let v = track.velocity();
+                TrackBox {
+                    id: track.id,
+                    rect: rect(r),
+                    label: track.class.clone(),
+                    score: track.score,
+                    velocity: [v[0] as f32, v[1] as f32],
+                    age_s: (t - track.born).max(0.0) as f32,
+                    trail: track
+                        .trail
+                        .iter()
+                        .skip(track.trail.len().saturating_sub(trail))
+                        .map(|p| [p[0] as f32, p[1] as f32])
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn end(&mut self, frame: &Frame, track: &tracker::Track, t: f64) {
         let left = self.counter.ended(track.id, t);
-        self.happenings(track, left);
+        self.happenings(frame, track, left);
         let mut e = self.event(
             kind::OBJECT_ENDED,
             track,
@@ -311,38 +416,18 @@ impl Processor for Track {
     }
 
     fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
+        self.tracker.set_frame(frame.width(), frame.height());
         let now_pts = frame.buffer().pts().map(gst::ClockTime::nseconds);
         if let Some(pts) = frame.meta.detections_pts
             && self.last_pts != Some(pts)
         {
             self.last_pts = Some(pts);
-            self.update(frame, seconds(pts));
+            self.update(frame, pts);
         }
         let Some(t) = now_pts.or(self.last_pts).map(seconds) else {
             return Ok(());
         };
-        let trail = self.tracker.params().trail;
-        let tracks: Vec<TrackBox> = self
-            .tracker
-            .at(t)
-            .map(|(track, r)| {
-                let v = track.velocity();
-                TrackBox {
-                    id: track.id,
-                    rect: rect(r),
-                    label: track.class.clone(),
-                    score: track.score,
-                    velocity: [v[0] as f32, v[1] as f32],
-                    age_s: (t - track.born).max(0.0) as f32,
-                    trail: track
-                        .trail
-                        .iter()
-                        .skip(track.trail.len().saturating_sub(trail))
-                        .map(|p| [p[0] as f32, p[1] as f32])
-                        .collect(),
-                }
-            })
-            .collect();
+        let tracks = self.boxes_at(t);
         lock(&self.handle.tracks).clone_from(&tracks);
         frame.meta.tracks = Some(tracks);
         Ok(())

@@ -156,6 +156,8 @@ pub struct Tracker {
     tracks: Vec<Track>,
     next_id: u64,
     last_t: Option<f64>,
+    /// The frame's width and height, once known: shown boxes are clipped to it.
+    frame: Option<[f64; 2]>,
 }
 
 fn xywh(b: Cxcywh) -> [f64; 4] {
@@ -235,7 +237,16 @@ impl Tracker {
             tracks: Vec::new(),
             next_id: 1,
             last_t: None,
+            frame: None,
         }
+    }
+
+    /// Tells the frame's size: shown boxes are clipped to the frame, and a lost track last seen
+    /// at the frame's edge, or whose predicted box has left the frame by half, is no longer
+    /// shown (the detector's boxes of an object leaving the picture shrink with it, its
+    /// prediction does not).
+    pub fn set_frame(&mut self, width: u32, height: u32) {
+        self.frame = (width > 0 && height > 0).then_some([f64::from(width), f64::from(height)]);
     }
 
     /// The thresholds.
@@ -405,7 +416,7 @@ impl Tracker {
     /// The confirmed tracks to show at stream time `t`, with their boxes predicted to it: those
     /// matched by the last result, and lost ones for `show_lost_s` after their last match.
     pub fn at(&self, t: f64) -> impl Iterator<Item = (&Track, [f64; 4])> {
-        let (horizon, show) = (self.params.max_lost_s, self.params.show_lost_s);
+        let (horizon, show, frame) = (self.params.max_lost_s, self.params.show_lost_s, self.frame);
         self.tracks
             .iter()
             .filter(move |tr| match tr.state {
@@ -413,7 +424,29 @@ impl Tracker {
                 State::Lost => t - tr.last_seen <= show,
                 State::Tentative => false,
             })
-            .map(move |tr| (tr, tr.rect_at(t, horizon)))
+            .filter_map(move |tr| {
+                let r = tr.rect_at(t, horizon);
+                let Some([w, h]) = frame else {
+                    return Some((tr, r));
+                };
+                let (x0, y0) = (r[0].max(0.0), r[1].max(0.0));
+                let (x1, y1) = ((r[0] + r[2]).min(w), (r[1] + r[3]).min(h));
+                if x1 <= x0 || y1 <= y0 {
+                    return None;
+                }
+                let clipped = [x0, y0, x1 - x0, y1 - y0];
+                if tr.state == State::Tracked {
+                    return Some((tr, clipped));
+                }
+                // A lost track last seen at the frame's edge has most likely left the picture.
+                let last = tr.rect();
+                let at_edge = last[0] <= 2.0
+                    || last[1] <= 2.0
+                    || last[0] + last[2] >= w - 2.0
+                    || last[1] + last[3] >= h - 2.0;
+                let inside = clipped[2] * clipped[3] / (r[2] * r[3]).max(1e-9);
+                (!at_edge && inside >= 0.5).then_some((tr, clipped))
+            })
     }
 
     /// A confirmed track by id.
@@ -541,6 +574,31 @@ mod tests {
         }
         ids.sort();
         assert_eq!(ids, vec![(1, 0), (2, 1)], "no switch");
+    }
+
+    #[test]
+    fn boxes_are_clipped_to_the_frame_and_lost_tracks_at_its_edge_are_hidden() {
+        let mut tr = Tracker::new(Params::default());
+        tr.set_frame(320, 240);
+        // Leaving on the right: its box crosses the edge (clipped), then the detector loses it.
+        for i in 0..5 {
+            tr.update(
+                &[input(250.0 + 10.0 * i as f64, 100.0, "person", 0.9)],
+                0.1 * i as f64,
+            );
+        }
+        let (_, r) = tr.at(0.4).next().expect("shown");
+        assert!((r[0] + r[2] - 320.0).abs() < 1e-9, "clipped: {r:?}");
+        tr.update(&[], 0.5);
+        assert_eq!(tr.at(0.5).count(), 0, "lost at the edge: not shown");
+        // Lost in the middle of the picture: shown for show_lost_s.
+        let mut tr = Tracker::new(Params::default());
+        tr.set_frame(320, 240);
+        for i in 0..5 {
+            tr.update(&[input(100.0, 100.0, "person", 0.9)], 0.1 * i as f64);
+        }
+        tr.update(&[], 0.5);
+        assert_eq!(tr.at(0.6).count(), 1);
     }
 
     #[test]
