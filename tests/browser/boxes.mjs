@@ -35,15 +35,19 @@ try {
         throw new Error(`${id}: no result on time within 30 s: ${JSON.stringify(seen)}; console: ${logs.join(" | ")}`);
       });
     const start = await page.evaluate(() => ({ ...window.framegateStats.boxes }));
-    // The boxes' green on the canvas, now and then (the frames under them are the video's).
+    // The boxes' colours on the canvas, now and then (the frames under them are the video's):
+    // the detector's green, or a tracker's colours (boxes.js TRACK_COLORS).
     let inked = 0;
     const until = Date.now() + Number(seconds) * 1000;
     while (Date.now() < until) {
       const green = await page.evaluate(() => {
         const c = document.querySelector("#big-boxes");
         const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        const inks = [[51, 255, 51], [0, 230, 64], [255, 200, 0], [0, 200, 255], [255, 90, 200], [255, 120, 40], [170, 130, 255]];
         let n = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i] === 51 && d[i + 1] === 255 && d[i + 2] === 51) n++;
+        for (let i = 0; i < d.length; i += 4) {
+          if (inks.some(([r, g, b]) => d[i] === r && d[i + 1] === g && d[i + 2] === b)) n++;
+        }
         return n;
       });
       if (green > 50) inked++;
