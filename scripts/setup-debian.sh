@@ -39,7 +39,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
   gstreamer1.0-rtsp gstreamer1.0-x gstreamer1.0-nice \
-  nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv \
+  nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv python3-dev python3-numpy \
   chromium fonts-dejavu-core opencv-doc \
   postgresql redis-server mosquitto coturn firefox-esr iproute2 \
   >/dev/null

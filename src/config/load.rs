@@ -80,12 +80,19 @@ fn resolve_paths(config: &mut Config, dir: &Path) {
     if let Some(lib) = config.onnxruntime.library.as_mut() {
         *lib = dir.join(&*lib);
     }
+    if let Some(v) = config.python.venv.as_mut() {
+        *v = dir.join(&*v);
+    }
     for s in &mut config.streams {
         for p in &mut s.processors {
-            if let super::ProcessorConfig::Watermark(w) = p
-                && let Some(f) = w.key_file.as_mut()
-            {
-                *f = dir.join(&*f);
+            match p {
+                super::ProcessorConfig::Watermark(w) => {
+                    if let Some(f) = w.key_file.as_mut() {
+                        *f = dir.join(&*f);
+                    }
+                }
+                super::ProcessorConfig::Python(py) => py.file = dir.join(&py.file),
+                _ => {}
             }
         }
     }
@@ -179,6 +186,20 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
             .map_err(|m| (at(i), format!("stream `{id}`: {m}")))?;
     }
     check_mounts(&config.streams).map_err(|(i, m)| (at(i), m))?;
+    // The Python files are imported now: a mistake in one is the config's error, with the
+    // file and line.
+    for (i, stream) in config.streams.iter().enumerate() {
+        for p in &stream.processors {
+            if let ProcessorConfig::Python(py) = p {
+                crate::process::python::check(py, &config.python).map_err(|m| {
+                    (
+                        at(i),
+                        format!("stream `{}`: python: {m}", stream.id.as_str()),
+                    )
+                })?;
+            }
+        }
+    }
     config
         .database
         .validate()
@@ -407,6 +428,7 @@ pub fn validate_stream(s: &StreamConfig) -> Result<(), String> {
             ProcessorConfig::SkipSimilar(k) => k.validate(),
             ProcessorConfig::Watermark(w) => w.validate(),
             ProcessorConfig::Track(t) => t.validate(),
+            ProcessorConfig::Python(p) => p.validate(),
         }?;
     }
     validate_tracking(s)?;

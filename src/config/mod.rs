@@ -8,6 +8,7 @@ mod analytics;
 pub mod bounds;
 mod events;
 mod load;
+mod python;
 pub use load::{check_models, check_mounts, rtsp_mounts, validate_stream};
 pub mod reference;
 mod security;
@@ -31,6 +32,7 @@ pub use events::{
     masked_text_url,
 };
 pub use load::{ConfigError, load_file, parse_str};
+pub use python::{MAX_ARGS_BYTES, PythonConfig, PythonSection};
 pub use security::{LimitsConfig, RtspAuthConfig, TlsConfig};
 pub use source_url::{SourceUrl, TestPattern, masked_url};
 pub use stream_id::StreamId;
@@ -56,6 +58,9 @@ pub struct Config {
     /// Alert rules: detections that are sent to a webhook or an MQTT topic.
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
+    /// The embedded Python interpreter of the `python` processors.
+    #[serde(default)]
+    pub python: PythonSection,
     /// The streams to run, each from one source to its outputs.
     #[serde(default)]
     pub streams: Vec<StreamConfig>,
@@ -667,6 +672,9 @@ pub enum ProcessorConfig {
     /// Follows the objects of the `detect` processor before it over time (ByteTrack-style):
     /// track ids, object events, and the stream's `lines` and `zones` counted per class.
     Track(TrackConfig),
+    /// Calls a Python function of the user's with each frame (numpy arrays over framegate's
+    /// memory, no copy) and its metadata; it may draw, and return boxes and events.
+    Python(PythonConfig),
 }
 
 impl ProcessorConfig {
@@ -678,12 +686,17 @@ impl ProcessorConfig {
             Self::SkipSimilar(_) => "skip_similar",
             Self::Watermark(_) => "watermark",
             Self::Track(_) => "track",
+            Self::Python(_) => "python",
         }
     }
 
     /// Whether it draws on the frames (the stream must then encode its own video).
     pub fn changes_pixels(&self) -> bool {
-        matches!(self, Self::Overlay(_) | Self::Watermark(_))
+        match self {
+            Self::Overlay(_) | Self::Watermark(_) => true,
+            Self::Python(p) => p.draws,
+            Self::Detect(_) | Self::SkipSimilar(_) | Self::Track(_) => false,
+        }
     }
 }
 

@@ -84,6 +84,8 @@ struct Inner {
 pub struct Manager {
     server: ServerConfig,
     database: config::DatabaseConfig,
+    /// The embedded interpreter's settings (for `python` processors).
+    python: config::PythonSection,
     rtsp: Arc<LazyRtspServer>,
     models: Models,
     store: Arc<Store>,
@@ -123,6 +125,7 @@ impl Manager {
         let manager = Arc::new(Self {
             server: config.server.clone(),
             database: config.database.clone(),
+            python: config.python.clone(),
             rtsp,
             models: Models::new(config),
             store,
@@ -449,9 +452,13 @@ impl Manager {
         }
         let changed_models = self.models.update(&fresh);
         self.alerts.set(fresh.alerts.clone());
+        // A stream restarts when a model it uses changed, or the file of one of its Python
+        // processors (imported again when the stream starts).
         let uses_changed = |c: &StreamConfig| {
-            c.processors.iter().any(|p| {
-                matches!(p, config::ProcessorConfig::Detect(d) if changed_models.contains(&d.model))
+            c.processors.iter().any(|p| match p {
+                config::ProcessorConfig::Detect(d) => changed_models.contains(&d.model),
+                config::ProcessorConfig::Python(py) => crate::process::python::changed(&py.file),
+                _ => false,
             })
         };
         inner.base = fresh.streams;
@@ -601,6 +608,7 @@ impl Manager {
             stream: Some(config.id().clone()),
             events: self.store.sink(),
             alerts: Some(self.alerts.clone()),
+            python: self.python.clone(),
         };
         // A panic while starting (a bug, or a value no check foresaw) fails this stream only.
         let started = crate::supervise::caught(|| {
@@ -651,6 +659,21 @@ impl Manager {
         config::validate_stream(config)
             .and_then(|()| config::check_models(config, &self.models.configs()))
             .map_err(ManagerError::Invalid)?;
+        // Python processors run code with framegate's rights: only the config file names them.
+        let before: Vec<&config::ProcessorConfig> = inner
+            .entries
+            .get(config.id())
+            .map(|e| e.config.processors.iter().collect())
+            .unwrap_or_default();
+        if config
+            .processors
+            .iter()
+            .any(|p| matches!(p, config::ProcessorConfig::Python(_)) && !before.contains(&p))
+        {
+            return Err(ManagerError::Invalid(
+                "processors: a `python` processor runs code with framegate's rights: it may be added or changed in the config file only, not through the API".into(),
+            ));
+        }
         let mut all: Vec<StreamConfig> = inner
             .entries
             .values()

@@ -39,6 +39,8 @@ struct Metrics {
     latency: String,
     output_failures: String,
     detect: String,
+    python_calls: String,
+    python_behind: String,
     tracks: String,
     line_crossings: String,
     zone_entries: String,
@@ -85,6 +87,12 @@ impl Metrics {
                 "similar",
                 stats
                     .frames_similar
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "withheld",
+                stats
+                    .frames_withheld
                     .load(std::sync::atomic::Ordering::Relaxed),
             ),
         ] {
@@ -164,6 +172,26 @@ impl Metrics {
                     self.detect,
                     "framegate_detect_frames_total{{stream=\"{label}\",model=\"{}\",result=\"{result}\"}} {v}",
                     escape(&st.model)
+                );
+            }
+            if let Some(py) = &st.python {
+                let file = escape(&py.file);
+                for (result, v) in [
+                    ("returned", py.calls - py.errors.min(py.calls)),
+                    ("raised", py.errors),
+                    ("skipped", py.skipped),
+                    ("late", py.late),
+                    ("copied", py.copied),
+                ] {
+                    let _ = writeln!(
+                        self.python_calls,
+                        "framegate_python_frames_total{{stream=\"{label}\",file=\"{file}\",result=\"{result}\"}} {v}"
+                    );
+                }
+                let _ = writeln!(
+                    self.python_behind,
+                    "framegate_python_behind{{stream=\"{label}\",file=\"{file}\"}} {}",
+                    u8::from(py.behind)
                 );
             }
         }
@@ -408,6 +436,18 @@ impl Metrics {
                 "counter",
                 "Frames of a stream's detector: submitted to the model, completed, dropped (the model still had the stream's last frame), failed.",
                 self.detect,
+            ),
+            family(
+                "framegate_python_frames_total",
+                "counter",
+                "Frames of a stream's python processor: calls that returned or raised, frames that went by while it was busy (skipped), calls past its budget (late: their frame was withheld), frames copied because the function kept views of them.",
+                self.python_calls,
+            ),
+            family(
+                "framegate_python_behind",
+                "gauge",
+                "1 while a stream's python processor is slower than its budget (frames do not wait for it).",
+                self.python_behind,
             ),
             family(
                 "framegate_tracks_total",

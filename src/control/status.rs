@@ -151,6 +151,9 @@ pub struct FrameCounts {
     /// Processed frames that `skip_similar` found like the last processed one (the processors
     /// after it reused their last result).
     pub similar: u64,
+    /// Frames a processor kept from the outputs (a `python` function past its budget; the
+    /// previous frame was shown again in their place).
+    pub withheld: u64,
 }
 
 /// Dropped frames per stage.
@@ -373,6 +376,9 @@ pub fn status(
         processed: snap.frames_processed,
         similar: stats
             .frames_similar
+            .load(std::sync::atomic::Ordering::Relaxed),
+        withheld: stats
+            .frames_withheld
             .load(std::sync::atomic::Ordering::Relaxed),
     };
     st.dropped = Drops {

@@ -83,6 +83,9 @@ pub struct FrameMeta {
     /// Set by `skip_similar` when the frame is too like the last processed one: the processors
     /// after it reuse their last result.
     pub similar: bool,
+    /// Set by a processor that kept the frame's pixels (a `python` function past its budget):
+    /// the frame goes to no output, the previous one is shown again in its place.
+    pub withheld: bool,
 }
 
 impl FrameMeta {
@@ -96,6 +99,7 @@ impl FrameMeta {
             detections_pts: None,
             tracks: None,
             similar: false,
+            withheld: false,
         }
     }
 }
@@ -151,6 +155,16 @@ impl Frame {
     /// The pixels, read-only, by plane (no copy).
     pub fn planes(&self) -> Result<Planes<'_>, FrameError> {
         Planes::new(self.buffer.as_ref(), &self.info)
+    }
+
+    /// Takes the pixels out (to hand them to another thread), leaving an empty buffer.
+    pub fn take_buffer(&mut self) -> gst::Buffer {
+        std::mem::replace(&mut self.buffer, gst::Buffer::new())
+    }
+
+    /// Puts pixels of the same layout back (after [`Frame::take_buffer`]).
+    pub fn put_buffer(&mut self, buffer: gst::Buffer) {
+        self.buffer = buffer;
     }
 
     /// The buffer, for the encoder.

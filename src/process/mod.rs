@@ -7,6 +7,7 @@
 mod clock;
 pub mod detect;
 mod overlay;
+pub mod python;
 mod skip_similar;
 pub mod track;
 pub mod watermark;
@@ -45,6 +46,8 @@ pub struct Hooks {
     pub events: crate::store::EventSink,
     /// The alert rules.
     pub alerts: Option<Arc<crate::alert::AlertRules>>,
+    /// The embedded interpreter's settings (for `python` processors).
+    pub python: crate::config::PythonSection,
 }
 
 /// A stream's counting lines and zones (what its `track` processor counts).
@@ -73,6 +76,9 @@ pub struct ChainReport {
     pub errors: Vec<(&'static str, anyhow::Error)>,
     /// Whether `skip_similar` found the frame like the last processed one.
     pub similar: bool,
+    /// Whether a processor kept the frame (it must not go to the outputs: the previous one is
+    /// shown again in its place).
+    pub withheld: bool,
 }
 
 impl Chain {
@@ -115,6 +121,11 @@ impl Chain {
                         tracker = Some(p.handle());
                         Box::new(p)
                     }
+                    ProcessorConfig::Python(c) => {
+                        let p = python::Python::new(c, &hooks.python, hooks);
+                        detectors.push(p.handle());
+                        Box::new(p)
+                    }
                 }
             })
             .collect();
@@ -152,8 +163,12 @@ impl Chain {
             if let Err(e) = result {
                 report.errors.push((p.name(), e));
             }
+            if frame.meta.withheld {
+                break;
+            }
         }
         report.similar = frame.meta.similar;
+        report.withheld = frame.meta.withheld;
         report.elapsed = start.elapsed();
         report
     }

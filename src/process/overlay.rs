@@ -158,6 +158,7 @@ mod tests {
                 detections_pts: None,
                 tracks: None,
                 similar: false,
+                withheld: false,
             },
         )
     }

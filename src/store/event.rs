@@ -38,6 +38,9 @@ pub mod kind {
     pub const ALERT: &str = "alert";
     /// A minute of a viewer's session (stored in `viewer_minutes`, not with the events).
     pub const VIEWER_MINUTE: &str = "viewer.minute";
+    /// A `python` processor returned an event (`data.name`, the rest of what it returned in
+    /// `data`).
+    pub const PYTHON_EVENT: &str = "python.event";
     /// Every kind, for validating queries.
     pub const ALL: &[&str] = &[
         DETECTION_APPEARED,
@@ -52,6 +55,7 @@ pub mod kind {
         VIEWER_ENDED,
         CONFIG_CHANGED,
         ALERT,
+        PYTHON_EVENT,
     ];
 }
 

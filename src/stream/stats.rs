@@ -30,6 +30,9 @@ pub struct StreamStats {
     /// Processed frames that `skip_similar` found like the last processed one (the processors
     /// after it reused their last result).
     pub frames_similar: AtomicU64,
+    /// Frames a processor kept from the outputs (a `python` function past its budget: the
+    /// previous frame was shown again in their place).
+    pub frames_withheld: AtomicU64,
     /// Time from decode to the start of processing (waiting in the slot).
     pub queue_latency: Histogram,
     /// Time in the processors.

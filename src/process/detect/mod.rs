@@ -83,6 +83,9 @@ pub struct DetectStatus {
     pub mean_preprocess_ms: f64,
     /// The boxes of the newest result.
     pub current: Vec<Detection>,
+    /// For a `python` processor's boxes: its calls, errors and pace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<crate::process::python::PythonStatus>,
 }
 
 /// The shared, readable side of a stream's detector (for the API).
@@ -98,9 +101,39 @@ pub struct DetectHandle {
     pub log: DetectionLog,
     /// Each result as it comes, for viewers that draw the boxes.
     pub live: LiveResults,
+    /// For a `python` processor: its own counters.
+    python: Option<Arc<crate::process::python::PythonStats>>,
 }
 
 impl DetectHandle {
+    /// The readable side of a source of boxes: `model_id` names it, `provider` says where it
+    /// runs, `error` why it cannot.
+    pub fn new(
+        model_id: &str,
+        model: Option<Arc<Model>>,
+        provider: Option<String>,
+        error: Option<String>,
+        clear_after: Duration,
+        python: Option<Arc<crate::process::python::PythonStats>>,
+    ) -> Self {
+        Self {
+            model_id: model_id.to_string(),
+            model,
+            provider,
+            error,
+            counters: DetectCounters::default(),
+            current: Mutex::default(),
+            log: DetectionLog::new(clear_after),
+            live: LiveResults::default(),
+            python,
+        }
+    }
+
+    /// The counters, for a source of boxes other than a model.
+    pub fn counters(&self) -> &DetectCounters {
+        &self.counters
+    }
+
     /// The status for the API.
     pub fn status(&self) -> DetectStatus {
         let c = &self.counters;
@@ -121,6 +154,7 @@ impl DetectHandle {
             mean_latency_ms: ms(&c.latency_ns, completed),
             mean_preprocess_ms: ms(&c.preprocess_ns, submitted),
             current: lock(&self.current).clone(),
+            python: self.python.as_ref().map(|p| p.status()),
         }
     }
 }
@@ -144,38 +178,25 @@ pub struct Detect {
     current_pts: Option<u64>,
     frames: u64,
     last_run: Option<Instant>,
+    sink: Sink,
+}
+
+/// Where a stream's results go besides its frames: the detection log and its events, the alert
+/// rules, the current boxes of the status (shared by `detect` and the `python` processor).
+pub struct Sink {
+    handle: Arc<DetectHandle>,
+    source: String,
     stream: Option<String>,
     events: EventSink,
     alerts: Option<StreamAlerts>,
 }
 
-impl Detect {
-    /// A detector for one stream; `model` is the shared model, or why it could not be loaded
-    /// (the stream then runs without detections, and its status says why).
-    pub fn new(config: &DetectConfig, model: Result<Arc<Model>, String>, hooks: &Hooks) -> Self {
-        let (model, error) = match model {
-            Ok(m) => (Some(m), None),
-            Err(e) => (None, Some(e)),
-        };
-        let handle = Arc::new(DetectHandle {
-            model_id: config.model.clone(),
-            model: model.clone(),
-            provider: model.as_ref().map(|m| m.provider().to_string()),
-            error,
-            counters: DetectCounters::default(),
-            current: Mutex::default(),
-            log: DetectionLog::new(Duration::from_secs_f64(config.clear_after)),
-            live: LiveResults::default(),
-        });
+impl Sink {
+    /// The sink of `handle`'s results; `source` names them in events (the model's id).
+    pub fn new(handle: Arc<DetectHandle>, source: &str, hooks: &Hooks) -> Self {
         Self {
-            config: config.clone(),
-            model,
             handle,
-            inbox: Arc::default(),
-            current: Vec::new(),
-            current_pts: None,
-            frames: 0,
-            last_run: None,
+            source: source.to_string(),
             stream: hooks.stream.as_ref().map(|s| s.to_string()),
             events: hooks.events.clone(),
             alerts: match (&hooks.stream, &hooks.alerts) {
@@ -187,6 +208,32 @@ impl Detect {
                 _ => None,
             },
         }
+    }
+
+    /// Takes a new result, found in (or shown on) `frame`.
+    pub fn accept(&mut self, new: &[Detection], frame: &Frame, now: Instant) {
+        let fresh = self.handle.log.update(new, now);
+        self.record(fresh, frame);
+        if let Some(alerts) = &mut self.alerts {
+            alerts.observe(new, now, || Some(picture(frame)));
+        }
+        *lock(&self.handle.current) = new.to_vec();
+    }
+
+    /// A frame without a new result: classes gone long enough are cleared.
+    pub fn tick(&mut self, frame: &Frame, now: Instant) {
+        let fresh = self.handle.log.tick(now);
+        self.record(fresh, frame);
+    }
+
+    /// The event store, for other events of the same source.
+    pub fn events(&self) -> &EventSink {
+        &self.events
+    }
+
+    /// The stream's id, for events.
+    pub fn stream(&self) -> Option<&str> {
+        self.stream.as_deref()
     }
 
     /// Stores the log's new events, with a snapshot of `frame` for those that appear.
@@ -202,12 +249,42 @@ impl Detect {
             let mut e = Event::new(
                 k,
                 self.stream.as_deref(),
-                serde_json::json!({ "seq": d.seq, "duration_s": d.duration_s, "model": self.config.model }),
+                serde_json::json!({ "seq": d.seq, "duration_s": d.duration_s, "model": self.source }),
             )
             .with_object(&d.class, f64::from(d.score), d.rect.map(f64::from));
             e.at_ms = d.at_ms as i64;
             e.picture = picture;
             self.events.record(e);
+        }
+    }
+}
+
+impl Detect {
+    /// A detector for one stream; `model` is the shared model, or why it could not be loaded
+    /// (the stream then runs without detections, and its status says why).
+    pub fn new(config: &DetectConfig, model: Result<Arc<Model>, String>, hooks: &Hooks) -> Self {
+        let (model, error) = match model {
+            Ok(m) => (Some(m), None),
+            Err(e) => (None, Some(e)),
+        };
+        let handle = Arc::new(DetectHandle::new(
+            &config.model,
+            model.clone(),
+            model.as_ref().map(|m| m.provider().to_string()),
+            error,
+            Duration::from_secs_f64(config.clear_after),
+            None,
+        ));
+        Self {
+            config: config.clone(),
+            model,
+            sink: Sink::new(handle.clone(), &config.model, hooks),
+            handle,
+            inbox: Arc::default(),
+            current: Vec::new(),
+            current_pts: None,
+            frames: 0,
+            last_run: None,
         }
     }
 
@@ -320,7 +397,7 @@ impl Detect {
 }
 
 /// The frame's pixels, for a snapshot (a reference, no copy).
-fn picture(frame: &Frame) -> Picture {
+pub fn picture(frame: &Frame) -> Picture {
     Picture {
         buffer: frame.buffer().clone(),
         info: frame.info().clone(),
@@ -366,16 +443,10 @@ impl Processor for Detect {
         let result = lock(&self.inbox).result.take();
         if let Some((new, pts)) = result {
             self.current_pts = pts;
-            let fresh = self.handle.log.update(&new, now);
-            self.record(fresh, frame);
-            if let Some(alerts) = &mut self.alerts {
-                alerts.observe(&new, now, || Some(picture(frame)));
-            }
-            *lock(&self.handle.current) = new.clone();
+            self.sink.accept(&new, frame, now);
             self.current = new;
         } else {
-            let fresh = self.handle.log.tick(now);
-            self.record(fresh, frame);
+            self.sink.tick(frame, now);
         }
         if self.due(frame, now) {
             self.submit(&model, frame, now);

@@ -86,8 +86,10 @@ pub(super) fn run(mut ctx: Context) {
         match ctx.slot.recv_timeout(gap.wait(POLL)) {
             SlotRecv::Item(frame) => {
                 gap.live(&ctx, &frame);
-                let (buffer, info) = process(&mut ctx, frame, &mut last_error_log);
-                gap.send_live(&mut ctx, buffer, info);
+                // A withheld frame's slot is filled with the previous frame when the next comes.
+                if let Some((buffer, info)) = process(&mut ctx, frame, &mut last_error_log) {
+                    gap.send_live(&mut ctx, buffer, info);
+                }
             }
             SlotRecv::Timeout => {}
             SlotRecv::Closed => break,
@@ -101,12 +103,13 @@ pub(super) fn run(mut ctx: Context) {
     }
 }
 
-/// Runs the processors over the frame and offers it to the tap; returns it for the encoder.
+/// Runs the processors over the frame and offers it to the tap; returns it for the encoder
+/// (none when a processor withheld it).
 fn process(
     ctx: &mut Context,
     mut frame: Frame,
     last_error_log: &mut Option<Instant>,
-) -> (gst::Buffer, gst_video::VideoInfo) {
+) -> Option<(gst::Buffer, gst_video::VideoInfo)> {
     if let Ok(waited) = frame.meta.capture_time.elapsed() {
         ctx.stats.queue_latency.record(waited);
     }
@@ -123,7 +126,11 @@ fn process(
             tracing::warn!(stream = %ctx.id, processor = name, "processor failed: {e:#}");
         }
     }
+    if report.withheld {
+        ctx.stats.frames_withheld.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
     let (buffer, info, meta) = frame.into_parts();
     ctx.tap(&buffer, &info, meta.capture_time);
-    (buffer, info)
+    Some((buffer, info))
 }
