@@ -9,7 +9,12 @@ machine is shared and noisy.
 Clips: real street footage (../shared/testdata/vtest.avi, upscaled to 720p and 1080p and
 encoded to H.264 once); a moving test pattern where that file is absent.
 
-Usage: scripts/bench-transcode.py [--rounds N] [--frames N] [--out DIR]
+The `python` processor is measured the same way: a function doing nothing (what a call costs:
+the frame handed to Python as numpy views and back), and the peer's very drawing code
+(scripts/peer/overlay_draw.py) run by framegate on `frame.bgr()` and written back with
+`frame.set_bgr()`, against the same code in the peer's pipe.
+
+Usage: scripts/bench-transcode.py [--rounds N] [--frames N] [--clips 720p,1080p] [--out DIR]
 Writes DIR/transcode.md and DIR/transcode.json (default DIR: bench-out/).
 """
 
@@ -63,10 +68,30 @@ def count_frames(path):
     return int(out)
 
 
+def python_streams():
+    """A config whose streams run the benchmark's Python processors, with the x264 settings of
+    the other rows."""
+    peer = ROOT / "scripts" / "peer"
+    text = f'[python]\nvenv = "{ROOT / "target" / "pytools"}"\n'
+    for sid, file, draws in [("noop", "noop_processor.py", "true"),
+                             ("noop-readonly", "noop_processor.py", "false"),
+                             ("overlay", "overlay_processor.py", "true")]:
+        text += (
+            f'[[streams]]\nid = "{sid}"\nsource = "test://smpte"\n'
+            f'processors = [ {{ kind = "python", file = "{peer / file}", budget_ms = 1000, '
+            f'draws = {draws} }} ]\n'
+            '[streams.decoder]\nhardware = "off"\n'
+            '[streams.encoder]\nhardware = "off"\nbitrate_kbps = 2000\nkeyframe_interval = 50\n'
+            'preset = "ultrafast"\n'
+        )
+    return text
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="runs of each command (median kept)")
     ap.add_argument("--frames", type=int, default=500, help="frames per clip")
+    ap.add_argument("--clips", default="720p,1080p", help="which clips (720p, 1080p)")
     ap.add_argument("--out", default=str(ROOT / "bench-out"))
     args = ap.parse_args()
 
@@ -75,7 +100,11 @@ def main():
     framegate = build_release()
 
     rows = []
-    for name, (w, h) in {"720p": (1280, 720), "1080p": (1920, 1080)}.items():
+    sizes = {"720p": (1280, 720), "1080p": (1920, 1080)}
+    python_config = out / "python-bench.toml"
+    python_config.write_text(python_streams())
+    for name in args.clips.split(","):
+        w, h = sizes[name]
         clip = out / f"clip-{name}-{args.frames}.mp4"
         make_clip(clip, w, h, args.frames)
         frames = count_frames(clip)
@@ -98,6 +127,14 @@ def main():
             "framegate + overlay": [
                 str(framegate), "process", "--input", str(clip), "--output", str(dst),
                 "--hardware", "off", "--processor", "overlay",
+            ],
+            "framegate + python, no-op": [
+                str(framegate), "process", "--input", str(clip), "--output", str(dst),
+                "--config", str(python_config), "--stream", "noop",
+            ],
+            "framegate + python, the peer's OpenCV overlay on bgr()": [
+                str(framegate), "process", "--input", str(clip), "--output", str(dst),
+                "--config", str(python_config), "--stream", "overlay",
             ],
         }
         cpu = {k: [] for k in commands}

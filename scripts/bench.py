@@ -9,7 +9,9 @@
   per stream;
 - pass-through scale: the most 720p25 cameras of real footage in real time transcoded with an
   overlay, passed through with every frame decoded for the detector, and passed through with
-  key frames decoded, each against its codec-bound limit measured in the same run.
+  key frames decoded, each against its codec-bound limit measured in the same run;
+- Python processors: the marginal CPU per frame of a no-op `python` processor, and of the peer's
+  OpenCV overlay run on `frame.bgr()` against the same code in the peer pipe.
 
 Writes bench-out/report.md, report.json and report.png (a chart), plus each part's own files.
 `--quick` runs every part for a few seconds (what CI does, so that the benchmark cannot rot);
@@ -36,17 +38,19 @@ FULL = {
     "latency": ["--seconds", "10", "--warmup", "3"],
     "scale": ["--search", "--seconds", "10", "--max", "64"],
     "passthrough": ["--seconds", "10", "--max", "128"],
+    "python": ["--rounds", "3"],
 }
 QUICK = {
     "transcode": ["--rounds", "1", "--frames", "40"],
     "latency": ["--seconds", "2", "--warmup", "1"],
     "scale": ["--search", "--seconds", "2", "--max", "2"],
     "passthrough": ["--quick"],
+    "python": ["--rounds", "1", "--short", "20", "--long", "40"],
 }
 SCRIPTS = {"transcode": "bench-transcode.py", "latency": "bench-latency.py", "scale": "bench-streams.py",
-           "passthrough": "bench-scale.py"}
+           "passthrough": "bench-scale.py", "python": "bench-python.py"}
 OUTPUTS = {"transcode": "transcode", "latency": "latency", "scale": "scale",
-           "passthrough": "scale-passthrough"}
+           "passthrough": "scale-passthrough", "python": "python"}
 
 
 def machine():
@@ -126,7 +130,8 @@ def main():
     (out / "report.json").write_text(json.dumps(report, indent=2))
     chart(report, out / "report.png")
     titles = {"transcode": "Throughput", "latency": "Latency", "scale": "Scale",
-              "passthrough": "Scale: paying only for what changes pixels"}
+              "passthrough": "Scale: paying only for what changes pixels",
+              "python": "Python processors"}
     md = [f"# {report['title']}", "", "![chart](report.png)", ""]
     for part, text in sections:
         md += [f"## {titles[part]}", "", text]

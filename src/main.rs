@@ -259,6 +259,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                         lines: s.lines.clone(),
                         zones: s.zones.clone(),
                         tracks_out,
+                        python: config.python.clone(),
                     }
                 }
                 _ => ProcessArgs {
@@ -281,6 +282,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                     lines: Vec::new(),
                     zones: Vec::new(),
                     tracks_out,
+                    python: Default::default(),
                 },
             };
             let report = app::process_file(&args)?;

@@ -45,6 +45,8 @@ pub struct ProcessArgs {
     pub zones: Vec<crate::config::ZoneConfig>,
     /// Where to write each frame's tracks (JSON lines `{"pts": s, "tracks": [...]}`).
     pub tracks_out: Option<PathBuf>,
+    /// The embedded interpreter's settings (for `python` processors).
+    pub python: crate::config::PythonSection,
 }
 
 /// What a run did.
@@ -82,8 +84,11 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
             lines: &args.lines,
             zones: &args.zones,
         };
-        let mut chain =
-            Chain::from_config(&args.processors, shapes, &args.models, &Default::default());
+        let hooks = crate::process::Hooks {
+            python: args.python.clone(),
+            ..Default::default()
+        };
+        let mut chain = Chain::from_config(&args.processors, shapes, &args.models, &hooks);
         *lock(&tracker) = chain.tracker().cloned();
         let mut tracks_out = match &args.tracks_out {
             Some(path) => Some(std::io::LineWriter::new(
@@ -100,8 +105,13 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
                 info.clone(),
                 FrameMeta::new(stream.clone(), seq, SystemTime::now()),
             );
-            for (name, e) in chain.run(&mut frame).errors {
+            let report = chain.run(&mut frame);
+            for (name, e) in report.errors {
                 tracing::warn!(processor = name, frame = seq, "processor failed: {e:#}");
+            }
+            if report.withheld {
+                // A `python` function past its budget kept this frame: the file goes on without it.
+                return;
             }
             if let Some(out) = &mut tracks_out {
                 let line = serde_json::json!({

@@ -36,6 +36,7 @@ pub fn markdown() -> String {
         ("OnnxRuntimeConfig", "`[onnxruntime]`"),
         ("ModelConfig", "`[[models]]`"),
         ("DatabaseConfig", "`[database]`"),
+        ("PythonSection", "`[python]`"),
         ("AlertConfig", "`[[alerts]]`"),
         ("WebhookTarget", "`alerts.webhook`"),
         ("MqttTarget", "`alerts.mqtt`"),

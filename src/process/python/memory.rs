@@ -245,7 +245,7 @@ impl FrameMemory {
     }
 
     /// The frame converted to BGR, in a picture of its own.
-    fn to_bgr(&self) -> PyResult<BgrPicture> {
+    fn to_bgr(&self, py: Python<'_>) -> PyResult<BgrPicture> {
         let bgr = self.bgr_info()?;
         let buffer = gst::Buffer::with_size(bgr.size())
             .map_err(|e| PyRuntimeError::new_err(format!("BGR picture: {e}")))?;
@@ -255,9 +255,12 @@ impl FrameMemory {
         let src = guard
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("this frame has gone on to the outputs"))?;
-        self.converter(&self.converters.to_bgr, &self.info, &bgr, |c| match src {
-            Mapped::Writable(s) => c.frame(s, &mut dst),
-            Mapped::Readable(s) => c.frame(s, &mut dst),
+        // The pixel work runs without the GIL.
+        py.detach(|| {
+            self.converter(&self.converters.to_bgr, &self.info, &bgr, |c| match src {
+                Mapped::Writable(s) => c.frame(s, &mut dst),
+                Mapped::Readable(s) => c.frame(s, &mut dst),
+            })
         })?;
         Ok(BgrPicture {
             frame: Mutex::new(dst),
@@ -288,8 +291,10 @@ impl FrameMemory {
                         "the picture is of another frame size",
                     ));
                 }
-                self.converter(&self.converters.from_bgr, &bgr, &info, |c| {
-                    c.frame(&*src, dst)
+                py.detach(|| {
+                    self.converter(&self.converters.from_bgr, &bgr, &info, |c| {
+                        c.frame(&*src, dst)
+                    })
                 })
             }
             (None, Some(a)) => {
@@ -310,8 +315,10 @@ impl FrameMemory {
                 }
                 let src = VideoFrame::from_buffer_readable(buffer, &bgr)
                     .map_err(|_| PyRuntimeError::new_err("cannot map the BGR picture"))?;
-                self.converter(&self.converters.from_bgr, &bgr, &info, |c| {
-                    c.frame(&src, dst)
+                py.detach(|| {
+                    self.converter(&self.converters.from_bgr, &bgr, &info, |c| {
+                        c.frame(&src, dst)
+                    })
                 })
             }
             (None, None) => Err(PyValueError::new_err("nothing to write")),

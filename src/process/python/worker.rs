@@ -62,9 +62,27 @@ pub(super) struct Callee {
     pub draws: bool,
 }
 
-/// Takes frames until the processor goes (its sender is dropped).
+/// Takes frames until the processor goes (its sender is dropped). The thread keeps its Python
+/// thread state for its life and lets go of the GIL while it waits, maps or hands back.
 pub(super) fn run(callee: Callee, jobs: Receiver<Job>, done: Sender<Done>) {
+    let served = super::interp::with_shim(|py, _| serve(py, &callee, jobs, &done));
+    if served.is_none() {
+        tracing::error!("python processor: the interpreter is not usable; frames pass untouched");
+    }
+}
+
+fn serve(py: Python<'_>, callee: &Callee, jobs: Receiver<Job>, done: &Sender<Done>) {
     let converters = Arc::new(Converters::default());
+    // Looked up once: the shim's `call` and `sys.getrefcount`.
+    let Some(Ok(tools)) = super::interp::with_shim(|py, shim| -> PyResult<Tools> {
+        Ok(Tools {
+            call: shim.getattr("call")?.unbind(),
+            getrefcount: py.import("sys")?.getattr("getrefcount")?.unbind(),
+        })
+    }) else {
+        tracing::error!("python processor: the interpreter is not usable; frames pass untouched");
+        return;
+    };
     let args = callee.args.as_ref().and_then(|a| {
         super::interp::with_shim(|py, _| {
             pythonize(py, &serde_json::Value::Object(a.clone()))
@@ -73,11 +91,13 @@ pub(super) fn run(callee: Callee, jobs: Receiver<Job>, done: Sender<Done>) {
         })
         .flatten()
     });
-    while let Ok(job) = jobs.recv() {
+    // A receiver is not shared between threads: the lock lets the wait run without the GIL.
+    let jobs = std::sync::Mutex::new(jobs);
+    while let Ok(job) = py.detach(|| crate::supervise::lock(&jobs).recv()) {
         let started = Instant::now();
         let pts_ns = job.meta.pts_ns;
         let in_place = job.in_place;
-        let (buffer, outcome, retained) = call(&callee, args.as_ref(), job, &converters);
+        let (buffer, outcome, retained) = call(py, callee, &tools, args.as_ref(), job, &converters);
         let out = Done {
             buffer: buffer.filter(|_| in_place),
             outcome,
@@ -85,14 +105,22 @@ pub(super) fn run(callee: Callee, jobs: Receiver<Job>, done: Sender<Done>) {
             pts_ns,
             retained,
         };
-        if done.send(out).is_err() {
+        if py.detach(|| done.send(out)).is_err() {
             break;
         }
     }
 }
 
+/// What every call uses, looked up once.
+struct Tools {
+    call: Py<PyAny>,
+    getrefcount: Py<PyAny>,
+}
+
 fn call(
+    py: Python<'_>,
     callee: &Callee,
+    tools: &Tools,
     args: Option<&Py<PyAny>>,
     job: Job,
     converters: &Arc<Converters>,
@@ -103,13 +131,16 @@ fn call(
         meta,
         in_place,
     } = job;
-    let mapped = if callee.draws {
-        // Copy-on-write: only when another part of framegate still holds the pixels.
-        buffer.make_mut();
-        gst_video::VideoFrame::from_buffer_writable(buffer, &info).map(Mapped::Writable)
-    } else {
-        gst_video::VideoFrame::from_buffer_readable(buffer, &info).map(Mapped::Readable)
-    };
+    let draws = callee.draws;
+    let mapped = py.detach(|| {
+        if draws {
+            // Copy-on-write: only when another part of framegate still holds the pixels.
+            buffer.make_mut();
+            gst_video::VideoFrame::from_buffer_writable(buffer, &info).map(Mapped::Writable)
+        } else {
+            gst_video::VideoFrame::from_buffer_readable(buffer, &info).map(Mapped::Readable)
+        }
+    });
     let mapped = match mapped {
         Ok(m) => m,
         Err(b) => {
@@ -121,14 +152,14 @@ fn call(
         }
     };
     let memory = FrameMemory::new(mapped, &info, converters.clone());
-    let result = super::interp::with_shim(|py, shim| -> PyResult<_> {
+    let result = (|| -> PyResult<_> {
         let memory = Py::new(py, memory)?;
-        let getrefcount = py.import("sys")?.getattr("getrefcount")?;
+        let getrefcount = tools.getrefcount.bind(py);
         let refs = || -> PyResult<isize> { getrefcount.call1((memory.bind(py),))?.extract() };
         // The references before the call: ours alone (however the count counts its argument).
         let alone = refs()?;
         let meta = meta_dict(py, &meta, &info)?;
-        let r = shim.getattr("call")?.call1((
+        let r = tools.call.bind(py).call1((
             callee.function.bind(py),
             memory.bind(py),
             meta,
@@ -151,15 +182,10 @@ fn call(
                 Err(e) => Outcome::Failed(e.to_string()),
             };
         Ok((buffer, outcome, retained))
-    });
+    })();
     match result {
-        Some(Ok((buffer, outcome, retained))) => (buffer, outcome, retained),
-        Some(Err(e)) => (None, Outcome::Failed(e.to_string()), false),
-        None => (
-            None,
-            Outcome::Failed("the interpreter is not running".into()),
-            false,
-        ),
+        Ok((buffer, outcome, retained)) => (buffer, outcome, retained),
+        Err(e) => (None, Outcome::Failed(e.to_string()), false),
     }
 }
 
