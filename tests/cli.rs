@@ -197,6 +197,13 @@ fn readme_config_example_is_valid() {
         dir.path().join("models/centernet.onnx"),
     )
     .unwrap();
+    // The Python example it runs (imported by `check`, with the machine's numpy).
+    std::fs::create_dir_all(dir.path().join("examples/python")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/heatmap.py"),
+        dir.path().join("examples/python/heatmap.py"),
+    )
+    .unwrap();
     let path = dir.path().join("streams.toml");
     std::fs::write(&path, &readme[start..end]).unwrap();
     let out = framegate()
