@@ -122,7 +122,7 @@ impl Chain {
                         Box::new(p)
                     }
                     ProcessorConfig::Python(c) => {
-                        let p = python::Python::new(c, &hooks.python, hooks);
+                        let p = python::PythonProcessor::new(c, &hooks.python, hooks);
                         detectors.push(p.handle());
                         Box::new(p)
                     }

@@ -104,7 +104,7 @@ impl PythonStats {
 }
 
 /// Runs a user's Python function on a stream's frames.
-pub struct Python {
+pub struct PythonProcessor {
     config: PythonConfig,
     jobs: SyncSender<Job>,
     done: Receiver<Done>,
@@ -123,7 +123,7 @@ pub struct Python {
     unusable: Option<String>,
 }
 
-impl Python {
+impl PythonProcessor {
     /// A processor for one stream; the function is imported now (from the cache when the file
     /// did not change since the config was checked).
     pub fn new(config: &PythonConfig, section: &PythonSection, hooks: &Hooks) -> Self {
@@ -368,7 +368,7 @@ impl Python {
     }
 }
 
-impl Processor for Python {
+impl Processor for PythonProcessor {
     fn name(&self) -> &'static str {
         "python"
     }
