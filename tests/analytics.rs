@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::http::request;
+use common::http::{get_json, request};
 use common::{Framegate, free_port, pytools, shared, wait_for, wait_for_port};
 use gst::prelude::*;
 use serde_json::Value;
@@ -191,12 +191,6 @@ fn detector_finds_what_python_onnx_runtime_finds_on_photos() {
     assert_eq!(status[0].provider, common::expect::model_provider());
 }
 
-fn get(addr: &str, path: &str) -> Value {
-    let r = request(addr, "GET", path, None, None);
-    assert_eq!(r.status, 200, "{path}: {}", r.body);
-    r.json()
-}
-
 #[test]
 fn streams_share_one_model_get_their_own_results_and_keep_their_frame_rate() {
     let http = free_port();
@@ -265,19 +259,19 @@ processors = [ {{ kind = "detect", model = "broken" }} ]
     };
     for id in ["people-a", "people-b"] {
         wait_for(&format!("{id} to see a person"), LONG, || {
-            let d = get(&addr, &format!("/api/streams/{id}/detections"));
+            let d = get_json(&addr, &format!("/api/streams/{id}/detections"));
             people(&d).then_some(())
         });
     }
     wait_for("bars to get results", LONG, || {
-        let d = get(&addr, "/api/streams/bars/detections");
+        let d = get_json(&addr, "/api/streams/bars/detections");
         (d["detectors"][0]["completed"].as_u64().unwrap() > 3).then_some(())
     });
     // A scene of colour bars has no people: its results are its own.
-    assert!(!people(&get(&addr, "/api/streams/bars/detections")));
+    assert!(!people(&get_json(&addr, "/api/streams/bars/detections")));
 
     // One model, one session, for the three streams.
-    let models = get(&addr, "/api/models");
+    let models = get_json(&addr, "/api/models");
     let models = models.as_array().unwrap();
     assert_eq!(models.len(), 1, "{models:?}");
     assert_eq!(models[0]["id"], "coco");
@@ -287,7 +281,7 @@ processors = [ {{ kind = "detect", model = "broken" }} ]
     // The model is slower than the streams together (they drop due frames) yet every stream
     // keeps its source's frame rate.
     let encoded = |id: &str| {
-        get(&addr, &format!("/api/streams/{id}"))["frames"]["encoded"]
+        get_json(&addr, &format!("/api/streams/{id}"))["frames"]["encoded"]
             .as_u64()
             .unwrap()
     };
@@ -301,7 +295,7 @@ processors = [ {{ kind = "detect", model = "broken" }} ]
     for (i, id) in ids.iter().enumerate() {
         let fps = (encoded(id) - before[i]) as f64 / secs;
         let source_fps = if id.starts_with("people") { 10.0 } else { 25.0 };
-        let st = get(&addr, &format!("/api/streams/{id}"));
+        let st = get_json(&addr, &format!("/api/streams/{id}"));
         eprintln!(
             "{id}: {fps:.1} fps out, detect {}, process {}, dropped {}",
             st["detect"][0], st["latency_ms"]["process"], st["dropped"]
@@ -314,7 +308,7 @@ processors = [ {{ kind = "detect", model = "broken" }} ]
     let dropped: u64 = ["people-a", "people-b", "bars"]
         .iter()
         .map(|id| {
-            get(&addr, &format!("/api/streams/{id}"))["detect"][0]["dropped"]
+            get_json(&addr, &format!("/api/streams/{id}"))["detect"][0]["dropped"]
                 .as_u64()
                 .unwrap()
         })
@@ -332,7 +326,7 @@ processors = [ {{ kind = "detect", model = "broken" }} ]
     ));
 
     // skip_similar: a still picture goes to the model once; its frames count as similar.
-    let still = get(&addr, "/api/streams/still");
+    let still = get_json(&addr, "/api/streams/still");
     let (processed, similar) = (
         still["frames"]["processed"].as_u64().unwrap(),
         still["frames"]["similar"].as_u64().unwrap(),
@@ -344,7 +338,7 @@ processors = [ {{ kind = "detect", model = "broken" }} ]
     assert_eq!(still["detect"][0]["submitted"], 1);
 
     // A model that cannot load: the stream runs without detections and says why.
-    let broken = get(&addr, "/api/streams/no-model");
+    let broken = get_json(&addr, "/api/streams/no-model");
     assert_eq!(broken["state"], "live");
     let error = broken["detect"][0]["error"].as_str().unwrap();
     assert!(error.contains("broken.onnx"), "{error}");

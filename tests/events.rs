@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::http::request;
+use common::http::{get_json, request};
 use common::servers::{Mosquitto, Postgres, Redis, WebhookReceiver};
 use common::{Framegate, free_port, shared, wait_for, wait_for_port};
 use serde_json::{Value, json};
@@ -27,12 +27,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn get(addr: &str, path: &str) -> Value {
-    let r = request(addr, "GET", path, None, None);
-    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
-    r.json()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,7 +192,7 @@ fn watch_briefly(addr: &str, stream: &str, viewer: &str) {
 
 /// Frames the stream encoded so far.
 fn encoded(addr: &str, id: &str) -> u64 {
-    get(addr, &format!("/api/streams/{id}"))["frames"]["encoded"]
+    get_json(addr, &format!("/api/streams/{id}"))["frames"]["encoded"]
         .as_u64()
         .unwrap()
 }
@@ -208,7 +202,7 @@ fn all_events(addr: &str, query: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page = get(addr, &format!("/api/events?limit=200{query}{cursor}"));
+        let page = get_json(addr, &format!("/api/events?limit=200{query}{cursor}"));
         out.extend(page["events"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
@@ -248,10 +242,10 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3, clear_after 
     let addr = format!("127.0.0.1:{http}");
     wait_for_port(http, LONG);
     wait_for("the store to connect", LONG, || {
-        (get(&addr, "/api/store")["backend"] == "postgres").then_some(())
+        (get_json(&addr, "/api/store")["backend"] == "postgres").then_some(())
     });
     wait_for("the first detections", LONG, || {
-        let d = get(&addr, "/api/streams/people/detections");
+        let d = get_json(&addr, "/api/streams/people/detections");
         (!d["events"].as_array().unwrap().is_empty()).then_some(())
     });
 
@@ -274,7 +268,7 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3, clear_after 
     pg.down();
     let (fps_down, n) = rate(10.0);
     sessions += n;
-    let store = get(&addr, "/api/store");
+    let store = get_json(&addr, "/api/store");
     assert!(
         store["queued"].as_u64().unwrap() > 0 && store["error"].is_string(),
         "events should wait on disk while the database is down: {store}"
@@ -287,10 +281,10 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3, clear_after 
     let (_, n) = rate(1.0);
     sessions += n;
     wait_for("the queue to drain into the database", LONG, || {
-        let s = get(&addr, "/api/store");
+        let s = get_json(&addr, "/api/store");
         (s["queued"] == 0 && s["writing"] == true).then_some(())
     });
-    let store = get(&addr, "/api/store");
+    let store = get_json(&addr, "/api/store");
     assert_eq!(store["dropped_channel_full"], 0, "{store}");
     assert_eq!(store["dropped_queue_full"], 0, "{store}");
 
@@ -303,7 +297,7 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3, clear_after 
     assert_eq!(started.len(), sessions, "viewer.started events");
     assert!(ended.len() + 1 >= sessions);
     // ... and every detection event the stream logged (its in-memory log) is stored.
-    let log = get(&addr, "/api/streams/people/detections?limit=1000");
+    let log = get_json(&addr, "/api/streams/people/detections?limit=1000");
     let stored: BTreeSet<(i64, String, String)> = all_events(&addr, "&stream=people")
         .iter()
         .filter(|e| e["kind"].as_str().unwrap().starts_with("detection."))
@@ -426,7 +420,7 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3 }} ]
         (all_events(&addr, "&kind=alert").len() >= 2).then_some(())
     });
     wait_for("failed webhook attempts", LONG, || {
-        let s = get(&addr, "/api/store");
+        let s = get_json(&addr, "/api/store");
         (s["outbox"]["pending"].as_i64().unwrap() >= 2).then_some(())
     });
     assert!(hooks.hooks().is_empty());
@@ -531,9 +525,9 @@ fn retention_deletes_old_events_at_start_and_the_api_reads_what_is_kept() {
     let addr = format!("127.0.0.1:{http}");
     wait_for_port(http, LONG);
     wait_for("the old event to be deleted", LONG, || {
-        (get(&addr, "/api/store")["events"] == 1).then_some(())
+        (get_json(&addr, "/api/store")["events"] == 1).then_some(())
     });
-    let page = get(&addr, "/api/events");
+    let page = get_json(&addr, "/api/events");
     assert_eq!(page["events"][0]["kind"], kind::CONFIG_CHANGED);
     // Mistakes in the query are named.
     for (query, needle) in [
@@ -665,7 +659,7 @@ outputs = [
     redis.kill();
     let before = encoded(&addr, "cam0");
     wait_for("the output to notice", LONG, || {
-        let s = get(&addr, "/api/streams/cam0");
+        let s = get_json(&addr, "/api/streams/cam0");
         let outputs = s["outputs"].as_array().unwrap().clone();
         outputs
             .iter()
@@ -675,7 +669,7 @@ outputs = [
     wait_for("50 more frames without Redis", LONG, || {
         (encoded(&addr, "cam0") >= before + 50).then_some(())
     });
-    assert_eq!(get(&addr, "/api/streams/cam0")["state"], "live");
+    assert_eq!(get_json(&addr, "/api/streams/cam0")["state"], "live");
     let metrics = request(&addr, "GET", "/metrics", None, None);
     let text = &metrics.body;
     let skipped: u64 = text
@@ -771,7 +765,7 @@ reconnect = {{ initial_s = 0.1, max_s = 0.2 }}
         "the camera port was knocked on"
     );
     assert!(asked.lock().unwrap()[0].starts_with("GET /v3/paths/get/live/cam1 "));
-    let s = get(&addr, "/api/streams/cam1");
+    let s = get_json(&addr, "/api/streams/cam1");
     assert_eq!(s["state"], "reconnecting", "{s}");
     assert!(
         s["last_error"]["message"].as_str().unwrap().contains("404"),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::http::request;
+use common::http::{get_json, request};
 use common::{Framegate, free_port, grab_frames, wait_for, wait_for_port};
 use gst_video::prelude::*;
 use serde_json::Value;
@@ -283,14 +283,8 @@ fn check_names_the_python_file_and_line_of_a_mistake() {
     assert!(err.contains("budget_ms"), "{err}");
 }
 
-fn get(addr: &str, path: &str) -> Value {
-    let r = request(addr, "GET", path, None, None);
-    assert_eq!(r.status, 200, "{path}: {}", r.body);
-    r.json()
-}
-
 fn python_status(addr: &str, stream: &str) -> Value {
-    let d = get(addr, &format!("/api/streams/{stream}/detections"));
+    let d = get_json(addr, &format!("/api/streams/{stream}/detections"));
     d["detectors"][0]["python"].clone()
 }
 
@@ -353,13 +347,13 @@ processors = [ {{ kind = "python", file = "{raises}" }} ]
     // The returned box is a detection of the stream, and an event of the store; the returned
     // event is stored as `python.event`.
     let present = wait_for("the returned box among the detections", LONG, || {
-        let d = get(&addr, "/api/streams/boxes/detections");
+        let d = get_json(&addr, "/api/streams/boxes/detections");
         let p = d["present"].as_array().unwrap().clone();
         (!p.is_empty()).then_some(p)
     });
     assert_eq!(present[0]["class"], "gadget");
     let events = wait_for("the events in the store", LONG, || {
-        let e = get(&addr, "/api/events?stream=boxes&limit=50");
+        let e = get_json(&addr, "/api/events?stream=boxes&limit=50");
         let list = e["events"].as_array().unwrap().clone();
         let appeared = list
             .iter()
@@ -372,13 +366,13 @@ processors = [ {{ kind = "python", file = "{raises}" }} ]
     assert!(!events.is_empty());
 
     // Half a second per call: the stream keeps its rate, the function its own.
-    let before = get(&addr, "/api/streams/slow");
+    let before = get_json(&addr, "/api/streams/slow");
     let t0 = Instant::now();
     let st = wait_for("the slow function's calls", LONG, || {
         let st = python_status(&addr, "slow");
         (st["calls"].as_u64().unwrap_or(0) >= 6).then_some(st)
     });
-    let after = get(&addr, "/api/streams/slow");
+    let after = get_json(&addr, "/api/streams/slow");
     let encoded = |s: &Value| s["frames"]["encoded"].as_u64().unwrap();
     let rate = (encoded(&after) - encoded(&before)) as f64 / t0.elapsed().as_secs_f64();
     assert!(
@@ -398,7 +392,7 @@ processors = [ {{ kind = "python", file = "{raises}" }} ]
         st["last_error"].as_str().unwrap().contains("ValueError"),
         "{st}"
     );
-    assert_eq!(get(&addr, "/api/streams/raises")["state"], "live");
+    assert_eq!(get_json(&addr, "/api/streams/raises")["state"], "live");
     let log = fg.log();
     assert_eq!(log.matches("ValueError: odd call").count(), 1, "{log}");
     assert!(log.contains("Traceback"), "{log}");
@@ -448,7 +442,7 @@ source = "test://ball?width=320&height=240&fps=25"
     let addr = format!("127.0.0.1:{http}");
     wait_for_port(http, LONG);
     let label = |addr: &str| {
-        let d = get(addr, "/api/streams/cam/detections");
+        let d = get_json(addr, "/api/streams/cam/detections");
         d["detectors"][0]["current"][0]["label"]
             .as_str()
             .map(str::to_string)

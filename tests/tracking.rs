@@ -8,18 +8,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::request;
+use common::http::{get_json, request};
 use common::servers::WebhookReceiver;
 use common::{Framegate, free_port, shared, wait_for, wait_for_port};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(90);
-
-fn get(addr: &str, path: &str) -> Value {
-    let r = request(addr, "GET", path, None, None);
-    assert_eq!(r.status, 200, "{path}: {}", r.body);
-    r.json()
-}
 
 #[test]
 fn people_on_a_street_get_track_ids_cross_a_line_and_visit_a_zone() {
@@ -82,7 +76,7 @@ source = "test://ball?width=320&height=240&fps=25"
 
     // Tracks with ids, classes, boxes and velocities.
     let tracks = wait_for("people tracked", LONG, || {
-        let t = get(&addr, "/api/streams/street/tracks");
+        let t = get_json(&addr, "/api/streams/street/tracks");
         let live = t["tracks"].as_array().unwrap().clone();
         (!live.is_empty()).then_some(live)
     });
@@ -94,7 +88,7 @@ source = "test://ball?width=320&height=240&fps=25"
 
     // People walk across the middle of the street and through its left half.
     let counts = wait_for("a crossing of the middle line", LONG, || {
-        let c = get(&addr, "/api/streams/street/counts");
+        let c = get_json(&addr, "/api/streams/street/counts");
         let p = &c["lines"]["middle"]["person"];
         let crossed = p["forward"].as_u64().unwrap_or(0) + p["backward"].as_u64().unwrap_or(0);
         (crossed > 0).then_some(c)
@@ -109,7 +103,7 @@ source = "test://ball?width=320&height=240&fps=25"
 
     // The events of the store agree: objects started (with a snapshot), lines crossed.
     let events = |kind: &str| {
-        get(
+        get_json(
             &addr,
             &format!("/api/events?stream=street&kind={kind}&limit=500"),
         )["events"]

@@ -151,3 +151,10 @@ pub fn stream_status(http: u16, id: &str) -> serde_json::Value {
     )
     .json()
 }
+
+/// `GET path` that must answer 200; its JSON body.
+pub fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    let r = request(addr, "GET", path, None, None);
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    r.json()
+}
