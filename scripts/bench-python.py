@@ -17,13 +17,12 @@ Writes DIR/python.md and DIR/python.json (default DIR: bench-out/).
 import argparse
 import importlib.util
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 from benchlib import build_release, run_cpu
+from benchlib import machine as describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("bench_transcode", ROOT / "scripts" / "bench-transcode.py")
@@ -87,12 +86,7 @@ def main():
             "samples": {str(n): [round(x, 3) for x in cpu[(k, n)]] for n in clips},
         })
     base = rows[0]["marginal_ms_per_frame"]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-        machine = f"{model}; {machine}"
-    except (OSError, StopIteration):
-        pass
+    machine = describe_machine()
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}; 720p street "
         f"footage, {s_frames} and {l_frames} frames, median of {args.rounds} interleaved runs.",

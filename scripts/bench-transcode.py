@@ -20,8 +20,6 @@ Writes DIR/transcode.md and DIR/transcode.json (default DIR: bench-out/).
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -30,6 +28,7 @@ import time
 from pathlib import Path
 
 from benchlib import build_release, run_cpu
+from benchlib import machine as describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / "target" / "pytools" / "bin" / "python"
@@ -153,12 +152,7 @@ def main():
             })
         dst.unlink(missing_ok=True)
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-        machine = f"{model}; {machine}"
-    except (OSError, StopIteration):
-        pass
+    machine = describe_machine()
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}.",
         f"Median of {args.rounds} interleaved runs; clip source: "

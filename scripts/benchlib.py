@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import resource
 import socket
 import subprocess
@@ -12,6 +13,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXE = ROOT / "target" / "release" / "framegate"
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine():
+    """The machine, for a report: CPU model, architecture, cores, OS."""
+    text = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        return f"{model}; {text}"
+    except (OSError, StopIteration):
+        return text
 
 
 def free_port():

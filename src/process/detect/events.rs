@@ -77,7 +77,8 @@ pub struct DetectionLog {
     state: Mutex<State>,
 }
 
-fn epoch_ms(t: SystemTime) -> u64 {
+/// Milliseconds since the Unix epoch (0 before it).
+pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }

@@ -33,6 +33,7 @@ use crate::supervise::lock;
 
 pub use batcher::{Backend, BatchStats, Batcher, Output};
 pub use decode::{RawBox, centernet, nms, yolo};
+pub(crate) use events::epoch_ms;
 pub use events::{DetectionEvent, DetectionLog, EventKind, Present};
 pub use labels::COCO80;
 pub use live::{Found, LiveResults};

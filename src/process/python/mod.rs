@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -110,8 +110,6 @@ pub struct PythonProcessor {
     done: Receiver<Done>,
     /// When the call under way started (none: the function is free).
     busy_since: Option<Instant>,
-    /// The function fell behind: frames do not wait for it.
-    behind: bool,
     quick_calls: u32,
     stats: Arc<PythonStats>,
     handle: Arc<DetectHandle>,
@@ -169,7 +167,6 @@ impl PythonProcessor {
             jobs,
             done,
             busy_since: None,
-            behind: false,
             quick_calls: 0,
             sink: Sink::new(handle.clone(), &source, hooks),
             handle,
@@ -184,6 +181,11 @@ impl PythonProcessor {
     /// The readable side (status, boxes, detection events).
     pub fn handle(&self) -> Arc<DetectHandle> {
         self.handle.clone()
+    }
+
+    /// Whether the function fell behind: frames do not wait for it.
+    fn behind(&self) -> bool {
+        self.stats.behind.load(Ordering::Relaxed)
     }
 
     fn budget(&self) -> Duration {
@@ -224,13 +226,12 @@ impl PythonProcessor {
 
     /// Follows the function's pace: behind after a late call, back in line after quick ones.
     fn pace(&mut self, took: Duration) {
-        if !self.behind {
+        if !self.behind() {
             return;
         }
         if took * 2 <= self.budget() {
             self.quick_calls += 1;
             if self.quick_calls >= BACK_IN_LINE {
-                self.behind = false;
                 self.stats.behind.store(false, Ordering::Relaxed);
                 tracing::info!(file = %self.stats.file, "python processor is quick again: frames wait for it");
             }
@@ -293,14 +294,10 @@ impl PythonProcessor {
     }
 
     fn meta(&self, frame: &Frame) -> CallMeta {
-        let ms = |t: SystemTime| {
-            t.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        };
         CallMeta {
             stream: frame.meta.stream.to_string(),
             pts_ns: frame.buffer().pts().map(gst::ClockTime::nseconds),
-            capture_ms: ms(frame.meta.capture_time),
+            capture_ms: super::detect::epoch_ms(frame.meta.capture_time),
             detections: frame.meta.detections.clone(),
             tracks: frame.meta.tracks.clone(),
         }
@@ -337,7 +334,6 @@ impl PythonProcessor {
             }
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                 self.stats.late.fetch_add(1, Ordering::Relaxed);
-                self.behind = true;
                 self.quick_calls = 0;
                 self.stats.behind.store(true, Ordering::Relaxed);
                 tracing::info!(
@@ -400,7 +396,7 @@ impl Processor for PythonProcessor {
                 }
             }
             None if frame.meta.similar => {}
-            None if self.behind => self.call_behind(frame, now),
+            None if self.behind() => self.call_behind(frame, now),
             None => {
                 if !self.call_in_place(frame, now) {
                     frame.meta.withheld = true;

@@ -65,31 +65,35 @@ pub(super) struct Callee {
 /// Takes frames until the processor goes (its sender is dropped). The thread keeps its Python
 /// thread state for its life and lets go of the GIL while it waits, maps or hands back.
 pub(super) fn run(callee: Callee, jobs: Receiver<Job>, done: Sender<Done>) {
-    let served = super::interp::with_shim(|py, _| serve(py, &callee, jobs, &done));
+    let served = super::interp::with_shim(|py, shim| serve(py, shim, &callee, jobs, &done));
     if served.is_none() {
         tracing::error!("python processor: the interpreter is not usable; frames pass untouched");
     }
 }
 
-fn serve(py: Python<'_>, callee: &Callee, jobs: Receiver<Job>, done: &Sender<Done>) {
+fn serve(
+    py: Python<'_>,
+    shim: &Bound<'_, pyo3::types::PyModule>,
+    callee: &Callee,
+    jobs: Receiver<Job>,
+    done: &Sender<Done>,
+) {
     let converters = Arc::new(Converters::default());
     // Looked up once: the shim's `call` and `sys.getrefcount`.
-    let Some(Ok(tools)) = super::interp::with_shim(|py, shim| -> PyResult<Tools> {
+    let looked_up = (|| -> PyResult<Tools> {
         Ok(Tools {
             call: shim.getattr("call")?.unbind(),
             getrefcount: py.import("sys")?.getattr("getrefcount")?.unbind(),
         })
-    }) else {
+    })();
+    let Ok(tools) = looked_up else {
         tracing::error!("python processor: the interpreter is not usable; frames pass untouched");
         return;
     };
     let args = callee.args.as_ref().and_then(|a| {
-        super::interp::with_shim(|py, _| {
-            pythonize(py, &serde_json::Value::Object(a.clone()))
-                .ok()
-                .map(Bound::unbind)
-        })
-        .flatten()
+        pythonize(py, &serde_json::Value::Object(a.clone()))
+            .ok()
+            .map(Bound::unbind)
     });
     // A receiver is not shared between threads: the lock lets the wait run without the GIL.
     let jobs = std::sync::Mutex::new(jobs);
