@@ -281,6 +281,25 @@ fn check_names_the_python_file_and_line_of_a_mistake() {
     ));
     assert!(!ok);
     assert!(err.contains("budget_ms"), "{err}");
+    // A venv that is not one: named, with what is missing.
+    let bad_venv = dir.path().join("not-a-venv");
+    std::fs::create_dir(&bad_venv).unwrap();
+    let config = dir.path().join("e.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[python]\nvenv = \"{}\"\n[[streams]]\nid = \"cam\"\nsource = \"test://smpte\"\nprocessors = [ {{ kind = \"python\", file = \"{}\" }} ]\n",
+            bad_venv.display(),
+            file("raises.py").display()
+        ),
+    )
+    .unwrap();
+    let (ok, err) = check(&config);
+    assert!(!ok);
+    assert!(
+        err.contains("python.venv") && err.contains("site-packages"),
+        "{err}"
+    );
 }
 
 fn python_status(addr: &str, stream: &str) -> Value {
