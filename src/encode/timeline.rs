@@ -5,12 +5,20 @@
 //! the jitter buffer), mapped onto the encoder's own running time, so that decoding and
 //! processing jitter does not reach the viewers' timestamps. When the source announces a frame
 //! rate, times are also snapped to that frame grid, so that a constant-rate camera gives a
-//! constant-rate output even through small timestamp jitter; a live frame that lands one or two
-//! slots after the previous one (its source lost a frame or two) can have those slots filled,
-//! so that the output keeps a constant rate without waiting for anything. Filler frames (held
-//! frames, the slate) follow the previous frame at the frame interval. Whenever the mapped time
-//! drifts too far from the encoder's clock (a source restart, a stall, a clock jump) the
-//! timeline re-anchors on the clock. Timestamps only ever go forward.
+//! constant-rate output even through small timestamp jitter. The grid follows the source's
+//! phase: when the source's times sit on average more than [`PHASE_SLACK`] of a frame off the
+//! grid (its clock drifts against the announced rate, the jitter buffer re-estimates its skew),
+//! the grid moves onto them, so that the picture never strays further than that from the sound,
+//! which keeps the source's own times. A source whose clock runs at another rate than the
+//! encoder's (every camera's, by a few parts per million or much more) drifts away from it:
+//! once the source's average lag behind the clock is past [`SLEW_AFTER`], the offset is slewed
+//! by [`SLEW_STEP`] per frame, so that the output follows the encoder's clock smoothly (the
+//! audio follows the same offset) instead of jumping when it re-anchors. A live frame that
+//! lands one or two slots after the previous one (its source lost a frame or two) can have
+//! those slots filled, so that the output keeps a constant rate without waiting for anything.
+//! Filler frames (held frames, the slate) follow the previous frame at the frame interval.
+//! Whenever the mapped time drifts too far from the encoder's clock (a source restart, a stall,
+//! a clock jump) the timeline re-anchors on the clock. Timestamps only ever go forward.
 
 /// Nanoseconds.
 type Ns = u64;
@@ -19,6 +27,20 @@ type Ns = u64;
 pub const MAX_DRIFT: Ns = 200_000_000;
 /// The smallest step between two frames.
 const MIN_STEP: Ns = 1_000_000;
+/// How far (a fraction of the frame interval: 1/8, 5 ms at 25 fps) the source's average phase
+/// may sit off the grid before the grid moves onto it.
+pub const PHASE_SLACK: u64 = 8;
+/// How many frames the average phase is smoothed over.
+const PHASE_SMOOTHING: i128 = 8;
+/// How far the source's average lag behind the encoder's clock may grow (a clock drifting
+/// either way) before the offset is slewed.
+pub const SLEW_AFTER: Ns = 80_000_000;
+/// How far the offset is slewed per frame: 0.25 ms, 0.6% at 25 fps, faster than any camera's
+/// clock drifts and too little for a viewer to see.
+pub const SLEW_STEP: Ns = 250_000;
+/// How many frames the lag is averaged over (about 10 s at 25 fps): a load spike that delays
+/// frames for a moment is not a drift.
+const LAG_SMOOTHING: i128 = 256;
 
 /// Maps source timestamps to output timestamps.
 #[derive(Debug, Default)]
@@ -27,6 +49,10 @@ pub struct Timeline {
     offset: Option<i128>,
     /// The frame grid: its origin and step.
     grid: Option<(Ns, Ns)>,
+    /// The source's average distance from the grid (ns, positive when after it).
+    phase: i128,
+    /// The source's average lag behind the encoder's clock since the offset was set (ns).
+    lag: i128,
     last: Option<Ns>,
 }
 
@@ -55,13 +81,24 @@ impl Timeline {
         };
         let mapped = self.offset.map(|o| src as i128 + o);
         let t = match mapped {
-            Some(t) if (t - now as i128).unsigned_abs() <= u128::from(MAX_DRIFT) => t as Ns,
+            Some(t) if (t - now as i128).unsigned_abs() <= u128::from(MAX_DRIFT) => {
+                self.lag += (now as i128 - t - self.lag) / LAG_SMOOTHING;
+                if self.lag.unsigned_abs() > u128::from(SLEW_AFTER) {
+                    let step = SLEW_STEP as i128 * self.lag.signum();
+                    self.offset = self.offset.map(|o| o + step);
+                    self.lag -= step;
+                    (t + step).max(0) as Ns
+                } else {
+                    t as Ns
+                }
+            }
             _ => {
                 // Anchored where the frame will go: now, or after the last frame when filler
                 // frames already reached past now (the audio follows this offset exactly).
                 let step = frame.filter(|d| *d > 0).unwrap_or(MIN_STEP);
                 let at = self.last.map_or(now, |l| now.max(l + step));
                 self.offset = Some(at as i128 - src as i128);
+                self.lag = 0;
                 self.grid = None;
                 at
             }
@@ -72,18 +109,33 @@ impl Timeline {
                     Some((o, s)) if s == d && t >= o => (o, s),
                     _ => {
                         self.grid = Some((t, d));
+                        self.phase = 0;
                         (t, d)
                     }
                 };
                 let slots = (t - origin + step / 2) / step;
-                let at = origin + slots * step;
+                let mut at = origin + slots * step;
+                // The source's phase, smoothed; past the slack the grid moves onto it.
+                self.phase += (t as i128 - at as i128 - self.phase) / PHASE_SMOOTHING;
+                if self.phase.unsigned_abs() > u128::from(step / PHASE_SLACK) {
+                    let shift = self.phase;
+                    let moved = (origin as i128 + shift).max(0) as Ns;
+                    self.grid = Some((moved, step));
+                    at = (at as i128 + shift).max(0) as Ns;
+                    self.phase = 0;
+                }
                 let mut fill = Vec::new();
+                // Slots are filled only after a frame that sat on the grid (not after a
+                // filler that followed the clock), and only whole slots before this frame.
+                let off_grid = |last: Ns| {
+                    let r = (last as i128 - origin as i128).rem_euclid(i128::from(step));
+                    r.min(i128::from(step) - r)
+                };
                 if let Some(last) = self.last
-                    && last >= origin
-                    && (last - origin) % step == 0
+                    && off_grid(last) <= i128::from(step / 4)
                 {
                     let mut next = last + step;
-                    while next < at && fill.len() < max_fill as usize {
+                    while next + step / 2 <= at && fill.len() < max_fill as usize {
                         fill.push(self.emit(next, step));
                         next += step;
                     }
@@ -150,6 +202,69 @@ mod tests {
         assert_eq!(out, [1000, 1040, 1080, 1120, 1160, 1200].map(|v| v * MS));
         // Two frames in one slot: the second takes the next slot.
         assert_eq!(t.live(Some(201 * MS), 1201 * MS, Some(40 * MS)), 1240 * MS);
+    }
+
+    #[test]
+    fn the_grid_follows_a_source_whose_clock_drifts_so_picture_stays_near_sound() {
+        // A camera announcing 25 fps whose clock runs 1% fast against ours, or slow: a fixed
+        // grid would put its frames up to half a frame (20 ms) away from their own times, and
+        // so from their sound, which keeps those times.
+        for step_us in [40_400u64, 39_600] {
+            let mut t = Timeline::default();
+            let mut last = 0;
+            for i in 0..1000u64 {
+                let src = i * step_us * 1000;
+                let out = t.live(Some(src), 1000 * MS + src, Some(40 * MS));
+                let off = (out as i128 - (1000 * MS + src) as i128).abs();
+                assert!(
+                    off <= 10 * MS as i128,
+                    "frame {i}: {off} ns off its own time"
+                );
+                if i > 0 {
+                    assert!(
+                        (34 * MS..=46 * MS).contains(&(out - last)),
+                        "frame {i}: {}",
+                        out - last
+                    );
+                }
+                last = out;
+            }
+        }
+    }
+
+    #[test]
+    fn a_camera_clock_running_slow_or_fast_is_slewed_onto_the_clock_without_a_jump() {
+        // 0.1% off (a cheap camera): a fixed offset would drift 200 ms off in 200 s and jump.
+        for arrival_us in [40_040u64, 39_960] {
+            let mut t = Timeline::default();
+            let mut last = 0;
+            for i in 0..20_000u64 {
+                let now = 1000 * MS + i * arrival_us * 1000;
+                let out = t.live(Some(i * 40 * MS), now, Some(40 * MS));
+                let off = (out as i128 - now as i128).unsigned_abs();
+                assert!(off <= 100 * MS as u128, "frame {i}: {off} ns off the clock");
+                if i > 0 {
+                    let step = out - last;
+                    assert!((34 * MS..=46 * MS).contains(&step), "frame {i}: {step}");
+                }
+                last = out;
+            }
+        }
+    }
+
+    #[test]
+    fn a_moment_of_load_is_not_a_drift() {
+        // Frames delayed by 150 ms for two seconds keep their times.
+        let mut t = Timeline::default();
+        for i in 0..500u64 {
+            let late = if (100..150).contains(&i) { 150 * MS } else { 0 };
+            let out = t.live(
+                Some(i * 40 * MS),
+                1000 * MS + i * 40 * MS + late,
+                Some(40 * MS),
+            );
+            assert_eq!(out, 1000 * MS + i * 40 * MS, "frame {i}");
+        }
     }
 
     #[test]
