@@ -17,9 +17,11 @@ use common::{Framegate, Nginx, ffmpeg_publish_rtmp_file, free_port, wait_for, wa
 const LIVE: Duration = Duration::from_secs(30);
 /// The A/V offset every output must keep (the bound).
 const BOUND_MS: f64 = 40.0;
-/// Seconds of each output measured, and flashes (one a second) required in them.
-const MEASURE_S: u32 = 8;
-const FLASHES: usize = 5;
+/// Seconds of each output measured, and flashes (one a second) required in them: enough of
+/// them that one or two moved by a loaded machine's jitter buffer (its skew estimate wanders
+/// by a few tens of milliseconds when the two cores are busy) do not decide the verdict.
+const MEASURE_S: u32 = 12;
+const FLASHES: usize = 8;
 
 /// The tests here run one at a time: each decodes several outputs at once, and two at a time
 /// on a two-core machine drop frames (a held frame moves a flash by a frame interval).

@@ -327,6 +327,9 @@ enum Ended {
 }
 
 /// What FLV carries as it is: AAC, and MP3 at FLV's rates. Anything else becomes AAC.
+/// How long the FLV muxer waits for the track that is behind (see `build`).
+const FLV_INTERLEAVE_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(150);
+
 fn flv_carries(f: &AudioFormat) -> bool {
     match f.codec {
         AudioCodec::Aac => true,
@@ -363,6 +366,13 @@ fn build(
         Kind::Rtmp => {
             let mux = make("flvmux")?;
             mux.set_property("streamable", true);
+            if audio_out.is_some() {
+                // FLV interleaves by time and never goes back: sound that comes later than the
+                // picture of the same instant (a transcode's encoder holds a frame or two)
+                // would be stamped with the picture's later time. The muxer waits this long
+                // for the other track before it writes.
+                mux.set_property("latency", FLV_INTERLEAVE_WAIT.nseconds());
+            }
             let sink = make("rtmp2sink")?;
             sink.set_property("location", cfg.url.as_str());
             pipeline.add_many([&mux, &sink])?;

@@ -44,6 +44,8 @@ pub struct AvReport {
     pub flashes: usize,
     /// Beeps heard.
     pub beeps: usize,
+    /// What the reader said (its errors), for a failure's message.
+    pub reader_said: String,
 }
 
 impl AvReport {
@@ -125,7 +127,7 @@ fn measure_once(url: &str, secs: u32) -> Option<AvReport> {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap())
         .spawn()
         .expect("ffmpeg is not installed");
     let deadline = Instant::now() + Duration::from_secs(u64::from(secs) + 20);
@@ -150,10 +152,19 @@ fn measure_once(url: &str, secs: u32) -> Option<AvReport> {
                 .filter(|o| o.abs() < 500.0)
         })
         .collect();
+    let said = std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
     Some(AvReport {
         offsets_ms,
         flashes: flashes.len(),
         beeps: beeps.len(),
+        reader_said: said
+            .chars()
+            .rev()
+            .take(2000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect(),
     })
 }
 
