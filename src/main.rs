@@ -87,7 +87,8 @@ enum Command {
         #[arg(long)]
         realtime: bool,
         /// Write each frame's tracks (a `track` processor's) here, as JSON lines
-        /// `{"pts": seconds, "tracks": [...]}`.
+        /// `{"pts": seconds, "tracks": [...]}`; a frame that brings a detector's new result
+        /// also has `"detections": {"pts": seconds of the frame it was found in, "boxes": [...]}`.
         #[arg(long)]
         tracks_out: Option<PathBuf>,
         /// Take the processors and encoder settings of a stream of this config file (with

@@ -98,6 +98,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
             None => None,
         };
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
+        let mut last_result = None;
         move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
             let seq = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut frame = Frame::new(
@@ -114,10 +115,19 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
                 return;
             }
             if let Some(out) = &mut tracks_out {
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "pts": frame.buffer().pts().map(|p| p.nseconds() as f64 / 1e9),
                     "tracks": frame.meta.tracks.as_deref().unwrap_or_default(),
                 });
+                // A detector's new result, once, with the time of the frame it was found in
+                // (so that a detector's recall can be scored apart from the tracker's).
+                if frame.meta.detections_pts.is_some() && frame.meta.detections_pts != last_result {
+                    last_result = frame.meta.detections_pts;
+                    line["detections"] = serde_json::json!({
+                        "pts": frame.meta.detections_pts.map(|p| p as f64 / 1e9),
+                        "boxes": frame.meta.detections,
+                    });
+                }
                 if let Err(e) = writeln!(out, "{line}")
                     && let Ok(mut f) = failure.lock()
                 {

@@ -14,7 +14,10 @@ pub const MAX_COORD: f64 = 16384.0;
 
 /// Settings of the `track` processor: ByteTrack-style multi-object tracking over the boxes of
 /// the `detect` processor before it. Give `detect` a `min_score` at or below `low_score` so that
-/// the low-score boxes that keep tracks through occlusion reach the tracker.
+/// the low-score boxes that keep tracks through occlusion reach the tracker. The score
+/// thresholds are ByteTrack's, for a detector whose true boxes score high; a model whose
+/// scores run lower needs lower ones (the shared CenterNet: `high_score = 0.3`,
+/// `new_track_score = 0.3`; docs/benchmarks.md says how to pick them).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackConfig {
@@ -50,7 +53,16 @@ pub struct TrackConfig {
     /// where people and cars touch the ground) or `center`.
     #[serde(default)]
     pub anchor: Anchor,
+    /// Groups of classes a detector confuses for one object (a pickup is a `car` in one frame,
+    /// a `truck` in the next): boxes of classes of one group follow the same track, whose class
+    /// is the one its boxes said most (by score). `[]`: every class keeps its own tracks. At
+    /// most 16 groups of 2 to 16 classes, a class in one group only.
+    #[serde(default = "default_class_groups")]
+    pub class_groups: Vec<Vec<String>>,
 }
+
+/// Most class groups, and most classes in one.
+pub const MAX_CLASS_GROUPS: usize = 16;
 
 /// The point of a box that lines and zones test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -75,8 +87,13 @@ impl Default for TrackConfig {
             confirm_hits: default_confirm(),
             trail: default_trail(),
             anchor: Anchor::default(),
+            class_groups: default_class_groups(),
         }
     }
+}
+
+fn default_class_groups() -> Vec<Vec<String>> {
+    vec![["car", "truck", "bus"].map(String::from).to_vec()]
 }
 
 fn default_high() -> f32 {
@@ -134,6 +151,37 @@ impl TrackConfig {
                 "track.trail = {} is out of range (0 to 256)",
                 self.trail
             ));
+        }
+        self.validate_class_groups()
+    }
+
+    fn validate_class_groups(&self) -> Result<(), String> {
+        if self.class_groups.len() > MAX_CLASS_GROUPS {
+            return Err(format!(
+                "track.class_groups has {} groups (at most {MAX_CLASS_GROUPS})",
+                self.class_groups.len()
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, g) in self.class_groups.iter().enumerate() {
+            if !(2..=MAX_CLASS_GROUPS).contains(&g.len()) {
+                return Err(format!(
+                    "track.class_groups[{i}] has {} classes (2 to {MAX_CLASS_GROUPS})",
+                    g.len()
+                ));
+            }
+            for c in g {
+                if c.is_empty() || c.chars().count() > 64 || c.chars().any(char::is_control) {
+                    return Err(format!(
+                        "track.class_groups[{i}]: {c:?} is not a class name (1 to 64 printable characters)"
+                    ));
+                }
+                if !seen.insert(c.as_str()) {
+                    return Err(format!(
+                        "track.class_groups[{i}]: {c:?} is already in another group"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -350,5 +398,44 @@ mod tests {
         for b in bad {
             assert!(b.validate().is_err(), "{b:?}");
         }
+        let groups = |g: Vec<Vec<&str>>| {
+            TrackConfig {
+                class_groups: g
+                    .into_iter()
+                    .map(|g| g.into_iter().map(String::from).collect())
+                    .collect(),
+                ..TrackConfig::default()
+            }
+            .validate()
+        };
+        assert!(groups(vec![]).is_ok());
+        assert!(groups(vec![vec!["person", "rider"], vec!["car", "van"]]).is_ok());
+        assert!(
+            groups(vec![vec!["car"]])
+                .unwrap_err()
+                .contains("class_groups[0] has 1")
+        );
+        assert!(
+            groups(vec![vec!["car", "van"], vec!["van", "bus"]])
+                .unwrap_err()
+                .contains("\"van\" is already in another group")
+        );
+        assert!(
+            groups(vec![vec!["car", ""]])
+                .unwrap_err()
+                .contains("not a class name")
+        );
+        assert!(
+            groups(vec![vec!["car", "x\n"]])
+                .unwrap_err()
+                .contains("not a class name")
+        );
+        let long = "x".repeat(65);
+        assert!(groups(vec![vec!["car", &long]]).is_err());
+        assert!(
+            groups(vec![vec!["a", "b"]; 17])
+                .unwrap_err()
+                .contains("at most 16")
+        );
     }
 }

@@ -167,7 +167,8 @@ impl Track {
         };
         Self {
             anchor: config.anchor,
-            tracker: Tracker::new(params),
+            tracker: Tracker::new(params)
+                .with_class_groups(tracker::ClassGroups::new(&config.class_groups)),
             counter,
             handle: std::sync::Arc::new(handle),
             last_pts: None,

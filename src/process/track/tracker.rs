@@ -3,7 +3,10 @@
 //! low-score boxes that detectors would throw away (against the tracks still unmatched, which
 //! keeps objects through partial occlusion), then tentative tracks against what is left. A track
 //! is confirmed after `confirm_hits` matches, lost when a result misses it, and ended after
-//! `max_lost_s` without a match. Boxes only ever match tracks of their own class.
+//! `max_lost_s` without a match. Boxes only ever match tracks of their own class, or of a class
+//! of the same group (classes a detector confuses for one object, such as car and truck: a
+//! pickup is called one, then the other); a track's class is the one its boxes said most,
+//! weighed by their scores.
 //!
 //! Results come when the model has finished, not on every frame: [`Tracker::update`] takes the
 //! time of the frame the boxes were found in, and [`Tracker::at`] predicts every track to any
@@ -12,12 +15,12 @@
 //! The assignment of each stage maximises the summed overlap (Hungarian method, from the
 //! `pathfinding` crate) over the pairs whose overlap reaches the stage's minimum.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
-use super::geometry::{Point, buffered_iou};
+use super::geometry::{Point, buffered_iou, iou};
 use super::kalman::{BoxFilter, Cxcywh};
 
 /// The thresholds of the tracker.
@@ -111,6 +114,8 @@ pub struct Track {
     pub last_seen: f64,
     /// Its centre at its last matches, oldest first.
     pub trail: VecDeque<Point>,
+    /// The classes its boxes said, with their summed scores.
+    votes: Vec<(String, f32)>,
     filter: BoxFilter,
     /// Stream time the filter is at.
     t: f64,
@@ -137,6 +142,57 @@ impl Track {
     pub fn confirmed(&self) -> bool {
         self.state != State::Tentative
     }
+
+    /// Counts a box's class; the track takes the class said most (by summed score). A tie
+    /// keeps the class it has.
+    fn vote(&mut self, class: &str, score: f32) {
+        let weight = score.clamp(0.01, 1.0);
+        if let Some((_, w)) = self.votes.iter_mut().find(|(c, _)| c == class) {
+            *w += weight;
+        } else if self.votes.len() < MAX_VOTES {
+            self.votes.push((class.to_string(), weight));
+        } else {
+            return;
+        }
+        let mine = self
+            .votes
+            .iter()
+            .find(|(c, _)| *c == self.class)
+            .map_or(0.0, |v| v.1);
+        if let Some((best, w)) = self.votes.iter().max_by(|a, b| a.1.total_cmp(&b.1))
+            && *w > mine
+        {
+            self.class = best.clone();
+        }
+    }
+}
+
+/// Least overlap of two boxes of one class group for them to be one object called twice.
+const TWIN_IOU: f64 = 0.6;
+
+/// Most classes a track remembers votes for.
+const MAX_VOTES: usize = 8;
+
+/// Which classes may share a track: each class of a group names the group's index.
+#[derive(Debug, Clone, Default)]
+pub struct ClassGroups(HashMap<String, usize>);
+
+impl ClassGroups {
+    /// Groups of classes a detector confuses for one object (`[["car", "truck", "bus"]]`).
+    pub fn new(groups: &[Vec<String>]) -> Self {
+        let mut map = HashMap::new();
+        for (i, g) in groups.iter().enumerate() {
+            for c in g {
+                map.entry(c.clone()).or_insert(i);
+            }
+        }
+        Self(map)
+    }
+
+    /// Whether a box of class `a` may match a track of class `b`.
+    pub fn same(&self, a: &str, b: &str) -> bool {
+        a == b || matches!((self.0.get(a), self.0.get(b)), (Some(x), Some(y)) if x == y)
+    }
 }
 
 /// What one result changed.
@@ -153,6 +209,7 @@ pub struct Changes {
 /// The tracks of one stream.
 pub struct Tracker {
     params: Params,
+    groups: ClassGroups,
     tracks: Vec<Track>,
     next_id: u64,
     last_t: Option<f64>,
@@ -169,8 +226,10 @@ fn cxcywh(r: [f64; 4]) -> Cxcywh {
 }
 
 /// Pairs of (track index, input index) that maximise the summed overlap among pairs of one
-/// class whose overlap reaches `min_iou`; the rest stays unmatched.
+/// class (or group) whose overlap reaches `min_iou`; the rest stays unmatched.
+#[allow(clippy::too_many_arguments)]
 fn associate(
+    groups: &ClassGroups,
     tracks: &[Track],
     track_ids: &[usize],
     inputs: &[Input<'_>],
@@ -184,7 +243,7 @@ fn associate(
     // Overlaps scaled to integers (the solver wants an exact, ordered weight).
     let weight = |t: usize, d: usize| -> i64 {
         let (track, input) = (&tracks[t], &inputs[d]);
-        if track.class != input.class {
+        if !groups.same(input.class, &track.class) {
             return 0;
         }
         let o = buffered_iou(track.rect(), input.rect, buffer);
@@ -234,11 +293,18 @@ impl Tracker {
     pub fn new(params: Params) -> Self {
         Self {
             params,
+            groups: ClassGroups::default(),
             tracks: Vec::new(),
             next_id: 1,
             last_t: None,
             frame: None,
         }
+    }
+
+    /// Lets the classes of each group share tracks.
+    pub fn with_class_groups(mut self, groups: ClassGroups) -> Self {
+        self.groups = groups;
+        self
     }
 
     /// Tells the frame's size: shown boxes are clipped to the frame, and a lost track last seen
@@ -279,9 +345,27 @@ impl Tracker {
             track.t = t;
         }
         let (mut high, mut low) = (Vec::new(), Vec::new());
+        let usable = |d: &Input<'_>| {
+            d.rect.iter().all(|v| v.is_finite())
+                && d.rect[2] > 0.0
+                && d.rect[3] > 0.0
+                && d.score.is_finite()
+        };
+        // A detector may call one object by two classes of a group at once (a box for `car`
+        // and one for `truck`): only the best-scored of such twins goes on.
+        let twin_of_better = |i: usize| {
+            let d = &inputs[i];
+            inputs.iter().enumerate().any(|(j, e)| {
+                j != i
+                    && e.class != d.class
+                    && usable(e)
+                    && self.groups.same(e.class, d.class)
+                    && (e.score, std::cmp::Reverse(j)) > (d.score, std::cmp::Reverse(i))
+                    && iou(e.rect, d.rect) >= TWIN_IOU
+            })
+        };
         for (i, d) in inputs.iter().enumerate() {
-            let usable = d.rect.iter().all(|v| v.is_finite()) && d.rect[2] > 0.0 && d.rect[3] > 0.0;
-            if !usable || !d.score.is_finite() {
+            if !usable(d) || twin_of_better(i) {
                 continue;
             }
             if d.score >= p.high_score {
@@ -298,7 +382,8 @@ impl Tracker {
         let mut matched: Vec<(usize, usize)> = Vec::new();
         // 1. High-score boxes against tracked and lost tracks.
         let pool = of_state(&self.tracks, &[State::Tracked, State::Lost]);
-        let first = associate(&self.tracks, &pool, inputs, &high, p.match_iou, p.buffer);
+        let g = &self.groups;
+        let first = associate(g, &self.tracks, &pool, inputs, &high, p.match_iou, p.buffer);
         matched.extend(&first);
         let taken = |pairs: &[(usize, usize)], i: usize, side: fn(&(usize, usize)) -> usize| {
             pairs.iter().any(|pair| side(pair) == i)
@@ -315,6 +400,7 @@ impl Tracker {
             .filter(|&t| self.tracks[t].state == State::Tracked && !taken(&first, t, |p| p.0))
             .collect();
         matched.extend(associate(
+            g,
             &self.tracks,
             &tracked_left,
             inputs,
@@ -325,6 +411,7 @@ impl Tracker {
         // 3. Tentative tracks against the high-score boxes left.
         let tentative = of_state(&self.tracks, &[State::Tentative]);
         let third = associate(
+            g,
             &self.tracks,
             &tentative,
             inputs,
@@ -345,6 +432,7 @@ impl Tracker {
             track.score = d.score;
             track.best_score = track.best_score.max(d.score);
             track.last_seen = t;
+            track.vote(d.class, d.score);
             let c = track.filter.state();
             if track.trail.len() >= p.trail.max(1) {
                 track.trail.pop_front();
@@ -399,6 +487,7 @@ impl Tracker {
                 born: t,
                 last_seen: t,
                 trail: VecDeque::from([[c[0], c[1]]]),
+                votes: vec![(d.class.to_string(), d.score.clamp(0.01, 1.0))],
                 filter,
                 t,
             };
@@ -541,6 +630,46 @@ mod tests {
         }
         assert_eq!(ended.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1]);
         assert!(tr.tracks().is_empty());
+    }
+
+    #[test]
+    fn a_car_the_detector_calls_truck_now_and_then_keeps_one_track_with_the_class_said_most() {
+        let groups = ClassGroups::new(&[vec!["car".into(), "truck".into(), "bus".into()]]);
+        let labels = [
+            "car", "truck", "car", "truck", "truck", "car", "car", "truck", "car",
+        ];
+        let run = |tr: &mut Tracker| {
+            let mut ids = std::collections::BTreeSet::new();
+            for (i, label) in labels.iter().enumerate() {
+                let t = 0.08 * i as f64;
+                tr.update(&[input(100.0 + 100.0 * t, 300.0, label, 0.8)], t);
+                ids.extend(tr.at(t).map(|(t, _)| t.id));
+            }
+            ids
+        };
+        let mut grouped = Tracker::new(Params::default()).with_class_groups(groups.clone());
+        assert_eq!(run(&mut grouped).len(), 1, "one object, one track");
+        assert_eq!(grouped.tracks()[0].class, "car", "5 of 9 boxes said car");
+        // Without the group, each flicker starts over: several tracks for one car.
+        let mut strict = Tracker::new(Params::default());
+        assert!(run(&mut strict).len() > 1);
+        // Called car and truck in the same result (two boxes on one object): still one track,
+        // and the person beside it keeps its own.
+        let mut twins = Tracker::new(Params::default()).with_class_groups(groups.clone());
+        let mut ids = std::collections::BTreeSet::new();
+        for i in 0..8 {
+            let t = 0.08 * i as f64;
+            let x = 100.0 + 100.0 * t;
+            let car = input(x, 300.0, "car", 0.7);
+            let truck = input(x + 3.0, 302.0, "truck", 0.6);
+            let person = input(x + 2.0, 305.0, "person", 0.6);
+            twins.update(&[truck, car, person], t);
+            ids.extend(twins.at(t).map(|(t, _)| (t.id, t.class.clone())));
+        }
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        // A person is never in the cars' group.
+        assert!(groups.same("truck", "car") && groups.same("bus", "bus"));
+        assert!(!groups.same("person", "car") && !groups.same("dog", "cat"));
     }
 
     #[test]
