@@ -223,6 +223,13 @@ fn configs_that_cannot_track_are_refused_with_the_field() {
             "lines = [ { id = \"door\", points = [[0, 0], [1, 1], [2, 2]] } ]",
             "2 points, not 3",
         ),
+        (
+            format!(
+                "{detect}, {{ kind = \"track\", class_groups = [[\"car\", \"van\"], [\"van\", \"bus\"]] }}"
+            ),
+            "",
+            "track.class_groups[1]: \"van\" is already in another group",
+        ),
     ] {
         let (ok, text) = check(&stream(&processors, shapes));
         assert!(!ok, "accepted: {processors} {shapes}");
@@ -250,6 +257,100 @@ fn configs_that_cannot_track_are_refused_with_the_field() {
     assert!(
         !ok && text.contains("in_zone: stream `s` has no `lobby`"),
         "{text}"
+    );
+}
+
+/// `framegate process --tracks-out` writes every frame's tracks, and each result of the detector
+/// once, with the time of the frame it was found in (what `scripts/eval-track.py` scores the
+/// detector by). At the video's pace: a result comes a model run after its frame.
+#[test]
+fn process_writes_each_frames_tracks_and_each_detector_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("still.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-i"])
+        .arg(shared("testdata/person.jpg"))
+        .args([
+            "-t",
+            "2",
+            "-r",
+            "10",
+            "-vf",
+            "scale=640:-2",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[models]]\nid = \"coco\"\npath = \"{}\"\nformat = \"centernet\"\n\n\
+             [[streams]]\nid = \"s\"\nsource = \"test://ball\"\n\
+             processors = [ {{ kind = \"detect\", model = \"coco\", min_score = 0.1 }}, \
+             {{ kind = \"track\", high_score = 0.3, new_track_score = 0.3 }} ]\n",
+            shared("models/centernet.onnx").display()
+        ),
+    )
+    .unwrap();
+    let tracks = dir.path().join("tracks.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_framegate"))
+        .args(["process", "--input"])
+        .arg(&clip)
+        .arg("--output")
+        .arg(dir.path().join("out.mp4"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--stream", "s", "--realtime", "--tracks-out"])
+        .arg(&tracks)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&tracks)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let frames: Vec<&Value> = lines.iter().filter(|l| l.get("tracks").is_some()).collect();
+    assert!(frames.len() >= 15, "{} frames", frames.len());
+    let results: Vec<&Value> = frames.iter().filter_map(|l| l.get("detections")).collect();
+    assert!(!results.is_empty(), "no detector result written");
+    let mut result_times = Vec::new();
+    for l in &frames {
+        if let Some(d) = l.get("detections") {
+            let (found, shown) = (d["pts"].as_f64().unwrap(), l["pts"].as_f64().unwrap());
+            assert!(found <= shown + 1e-6, "a result from the future: {l}");
+            result_times.push(found);
+        }
+    }
+    let mut unique = result_times.clone();
+    unique.dedup();
+    assert_eq!(unique, result_times, "each result once");
+    let person = |v: &Value, key: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["label"] == "person" && b[key].as_f64().unwrap_or(0.0) > 0.3)
+    };
+    assert!(
+        results.iter().any(|d| person(&d["boxes"], "score")),
+        "{results:?}"
+    );
+    assert!(
+        frames.iter().any(|l| l["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["label"] == "person")),
+        "the person still is never tracked"
     );
 }
 
