@@ -9,13 +9,9 @@
 //! phase: when the source's times sit on average more than [`PHASE_SLACK`] of a frame off the
 //! grid (its clock drifts against the announced rate, the jitter buffer re-estimates its skew),
 //! the grid moves onto them, so that the picture never strays further than that from the sound,
-//! which keeps the source's own times. A source whose clock runs at another rate than the
-//! encoder's (every camera's, by a few parts per million or much more) drifts away from it:
-//! once the source's average lag behind the clock is past [`SLEW_AFTER`], the offset is slewed
-//! by [`SLEW_STEP`] per frame, so that the output follows the encoder's clock smoothly (the
-//! audio follows the same offset) instead of jumping when it re-anchors. A live frame that
-//! lands one or two slots after the previous one (its source lost a frame or two) can have
-//! those slots filled, so that the output keeps a constant rate without waiting for anything.
+//! which keeps the source's own times (each such move makes one frame interval an eighth
+//! longer or shorter). A live frame that lands one or two slots after the previous one (its
+//! source lost a frame or two) can have those slots filled, so that the output keeps a constant rate without waiting for anything.
 //! Filler frames (held frames, the slate) follow the previous frame at the frame interval.
 //! Whenever the mapped time drifts too far from the encoder's clock (a source restart, a stall,
 //! a clock jump) the timeline re-anchors on the clock. Timestamps only ever go forward.
@@ -32,15 +28,6 @@ const MIN_STEP: Ns = 1_000_000;
 pub const PHASE_SLACK: u64 = 8;
 /// How many frames the average phase is smoothed over.
 const PHASE_SMOOTHING: i128 = 8;
-/// How far the source's average lag behind the encoder's clock may grow (a clock drifting
-/// either way) before the offset is slewed.
-pub const SLEW_AFTER: Ns = 80_000_000;
-/// How far the offset is slewed per frame: 0.25 ms, 0.6% at 25 fps, faster than any camera's
-/// clock drifts and too little for a viewer to see.
-pub const SLEW_STEP: Ns = 250_000;
-/// How many frames the lag is averaged over (about 10 s at 25 fps): a load spike that delays
-/// frames for a moment is not a drift.
-const LAG_SMOOTHING: i128 = 256;
 
 /// Maps source timestamps to output timestamps.
 #[derive(Debug, Default)]
@@ -51,8 +38,6 @@ pub struct Timeline {
     grid: Option<(Ns, Ns)>,
     /// The source's average distance from the grid (ns, positive when after it).
     phase: i128,
-    /// The source's average lag behind the encoder's clock since the offset was set (ns).
-    lag: i128,
     last: Option<Ns>,
 }
 
@@ -81,24 +66,13 @@ impl Timeline {
         };
         let mapped = self.offset.map(|o| src as i128 + o);
         let t = match mapped {
-            Some(t) if (t - now as i128).unsigned_abs() <= u128::from(MAX_DRIFT) => {
-                self.lag += (now as i128 - t - self.lag) / LAG_SMOOTHING;
-                if self.lag.unsigned_abs() > u128::from(SLEW_AFTER) {
-                    let step = SLEW_STEP as i128 * self.lag.signum();
-                    self.offset = self.offset.map(|o| o + step);
-                    self.lag -= step;
-                    (t + step).max(0) as Ns
-                } else {
-                    t as Ns
-                }
-            }
+            Some(t) if (t - now as i128).unsigned_abs() <= u128::from(MAX_DRIFT) => t as Ns,
             _ => {
                 // Anchored where the frame will go: now, or after the last frame when filler
                 // frames already reached past now (the audio follows this offset exactly).
                 let step = frame.filter(|d| *d > 0).unwrap_or(MIN_STEP);
                 let at = self.last.map_or(now, |l| now.max(l + step));
                 self.offset = Some(at as i128 - src as i128);
-                self.lag = 0;
                 self.grid = None;
                 at
             }
@@ -229,41 +203,6 @@ mod tests {
                 }
                 last = out;
             }
-        }
-    }
-
-    #[test]
-    fn a_camera_clock_running_slow_or_fast_is_slewed_onto_the_clock_without_a_jump() {
-        // 0.1% off (a cheap camera): a fixed offset would drift 200 ms off in 200 s and jump.
-        for arrival_us in [40_040u64, 39_960] {
-            let mut t = Timeline::default();
-            let mut last = 0;
-            for i in 0..20_000u64 {
-                let now = 1000 * MS + i * arrival_us * 1000;
-                let out = t.live(Some(i * 40 * MS), now, Some(40 * MS));
-                let off = (out as i128 - now as i128).unsigned_abs();
-                assert!(off <= 100 * MS as u128, "frame {i}: {off} ns off the clock");
-                if i > 0 {
-                    let step = out - last;
-                    assert!((34 * MS..=46 * MS).contains(&step), "frame {i}: {step}");
-                }
-                last = out;
-            }
-        }
-    }
-
-    #[test]
-    fn a_moment_of_load_is_not_a_drift() {
-        // Frames delayed by 150 ms for two seconds keep their times.
-        let mut t = Timeline::default();
-        for i in 0..500u64 {
-            let late = if (100..150).contains(&i) { 150 * MS } else { 0 };
-            let out = t.live(
-                Some(i * 40 * MS),
-                1000 * MS + i * 40 * MS + late,
-                Some(40 * MS),
-            );
-            assert_eq!(out, 1000 * MS + i * 40 * MS, "frame {i}");
         }
     }
 
