@@ -11,6 +11,7 @@ pub mod alert;
 pub mod app;
 pub mod assets;
 pub mod audio;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod elements;
