@@ -345,12 +345,15 @@ impl Tracker {
             track.t = t;
         }
         let (mut high, mut low) = (Vec::new(), Vec::new());
-        let usable = |d: &Input<'_>| {
-            d.rect.iter().all(|v| v.is_finite())
-                && d.rect[2] > 0.0
-                && d.rect[3] > 0.0
-                && d.score.is_finite()
-        };
+        let usable: Vec<bool> = inputs
+            .iter()
+            .map(|d| {
+                d.rect.iter().all(|v| v.is_finite())
+                    && d.rect[2] > 0.0
+                    && d.rect[3] > 0.0
+                    && d.score.is_finite()
+            })
+            .collect();
         // A detector may call one object by two classes of a group at once (a box for `car`
         // and one for `truck`): only the best-scored of such twins goes on.
         let twin_of_better = |i: usize| {
@@ -358,14 +361,14 @@ impl Tracker {
             inputs.iter().enumerate().any(|(j, e)| {
                 j != i
                     && e.class != d.class
-                    && usable(e)
+                    && usable[j]
                     && self.groups.same(e.class, d.class)
                     && (e.score, std::cmp::Reverse(j)) > (d.score, std::cmp::Reverse(i))
                     && iou(e.rect, d.rect) >= TWIN_IOU
             })
         };
         for (i, d) in inputs.iter().enumerate() {
-            if !usable(d) || twin_of_better(i) {
+            if !usable[i] || twin_of_better(i) {
                 continue;
             }
             if d.score >= p.high_score {
@@ -487,10 +490,11 @@ impl Tracker {
                 born: t,
                 last_seen: t,
                 trail: VecDeque::from([[c[0], c[1]]]),
-                votes: vec![(d.class.to_string(), d.score.clamp(0.01, 1.0))],
+                votes: Vec::new(),
                 filter,
                 t,
             };
+            track.vote(d.class, d.score);
             self.next_id += 1;
             if p.confirm_hits <= 1 {
                 track.state = State::Tracked;
