@@ -9,22 +9,6 @@ use std::time::Instant;
 
 use framegate::cluster::assign::{Held, Plan, plan, quotas};
 
-fn held(p: &Plan) -> BTreeMap<String, Held> {
-    p.owner
-        .iter()
-        .enumerate()
-        .map(|(i, (c, n))| {
-            (
-                c.clone(),
-                Held {
-                    node: n.clone(),
-                    token: i as i64,
-                },
-            )
-        })
-        .collect()
-}
-
 fn timed(
     cams: &BTreeSet<String>,
     nodes: &BTreeMap<String, u32>,
@@ -69,7 +53,7 @@ fn main() {
         first.placed.len(),
         first.unplaced.len()
     );
-    let (same, ms) = timed(&cams, &nodes, &held(&first));
+    let (same, ms) = timed(&cams, &nodes, &first.claims());
     println!("| nothing changed | {ms:.1} | {} | 0 |", same.moved.len());
     // The busiest node dies: its cameras must go somewhere, nothing else has to move.
     let mut load: BTreeMap<&String, usize> = BTreeMap::new();
@@ -83,7 +67,7 @@ fn main() {
         .unwrap_or_default();
     let mut fewer = nodes.clone();
     fewer.remove(&busiest);
-    let (after, ms) = timed(&cams, &fewer, &held(&first));
+    let (after, ms) = timed(&cams, &fewer, &first.claims());
     println!(
         "| a node lost ({lost} cameras) | {ms:.1} | {} re-placed, {} others moved | {lost} re-placed, 0 moved |",
         after.placed.len(),
@@ -93,7 +77,7 @@ fn main() {
     let mut more = fewer.clone();
     more.insert("node-new".into(), 120);
     let fewest = quotas(&more, cams.len())["node-new"];
-    let (joined, ms) = timed(&cams, &more, &held(&after));
+    let (joined, ms) = timed(&cams, &more, &after.claims());
     println!(
         "| a node joins (capacity 120) | {ms:.1} | {} | {fewest} |",
         joined.moved.len()

@@ -39,6 +39,26 @@ pub struct Plan {
     pub unplaced: Vec<String>,
 }
 
+impl Plan {
+    /// The plan as the owner keys it becomes once every node has claimed its cameras, in the
+    /// order of the cameras' names (what the next plan is given, in tests and the simulation).
+    pub fn claims(&self) -> BTreeMap<String, Held> {
+        self.owner
+            .iter()
+            .zip(0..)
+            .map(|((camera, node), token)| {
+                (
+                    camera.clone(),
+                    Held {
+                        node: node.clone(),
+                        token,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 /// Each node's share of `cameras`, in proportion to its capacity and at most its capacity.
 pub fn quotas(nodes: &BTreeMap<String, u32>, cameras: usize) -> BTreeMap<String, usize> {
     let total: u64 = nodes.values().map(|&c| u64::from(c)).sum();
@@ -154,22 +174,6 @@ mod tests {
         (0..n).map(|i| format!("cam{i:05}")).collect()
     }
 
-    fn held(p: &Plan) -> BTreeMap<String, Held> {
-        p.owner
-            .iter()
-            .enumerate()
-            .map(|(i, (c, n))| {
-                (
-                    c.clone(),
-                    Held {
-                        node: n.clone(),
-                        token: i as i64,
-                    },
-                )
-            })
-            .collect()
-    }
-
     fn counts(p: &Plan) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for n in p.owner.values() {
@@ -207,7 +211,7 @@ mod tests {
             "{:?}",
             counts(&first)
         );
-        let again = plan(&cams(60), &ns, &held(&first));
+        let again = plan(&cams(60), &ns, &first.claims());
         assert_eq!(again.owner, first.owner);
         assert!(again.moved.is_empty() && again.placed.is_empty());
     }
@@ -218,7 +222,7 @@ mod tests {
         let before = plan(&cams(60), &three, &BTreeMap::new());
         // n2 dies: its 20 cameras are placed on n1 and n3; nothing else changes hands.
         let two = nodes(&[("n1", 50), ("n3", 50)]);
-        let after = plan(&cams(60), &two, &held(&before));
+        let after = plan(&cams(60), &two, &before.claims());
         assert_eq!(after.placed.len(), 20);
         assert!(after.moved.is_empty());
         for (cam, node) in &before.owner {
@@ -229,7 +233,7 @@ mod tests {
         assert!(counts(&after).values().all(|&c| c == 30));
         // n4 joins: it takes 15, the exact minimum for an even spread, from the others.
         let four = nodes(&[("n1", 50), ("n3", 50), ("n4", 50), ("n5", 50)]);
-        let joined = plan(&cams(60), &four, &held(&after));
+        let joined = plan(&cams(60), &four, &after.claims());
         assert_eq!(joined.moved.len(), 30, "two joined: 15 each");
         assert!(counts(&joined).values().all(|&c| c == 15));
     }
