@@ -46,17 +46,12 @@ type Found = (usize, f32, [f32; 4]);
 
 /// The Python ONNX Runtime reference (tests/tools/detect_reference.py).
 fn reference(photo: &Path, min_score: f32) -> Vec<Found> {
-    let out = Command::new(pytools())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/detect_reference.py"))
-        .arg(shared("models/centernet.onnx"))
-        .arg(photo)
-        .arg(min_score.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        Command::new(pytools())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/detect_reference.py"))
+            .arg(shared("models/centernet.onnx"))
+            .arg(photo)
+            .arg(min_score.to_string()),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array()

@@ -130,17 +130,12 @@ fn process_writes_a_playable_mp4_with_every_frame() {
     let input = dir.path().join("in.mp4");
     let output = dir.path().join("out.mp4");
     make_clip(&input, 60, 640, 360);
-    let out = framegate()
-        .args(["process", "--processor", "overlay", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        framegate()
+            .args(["process", "--processor", "overlay", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&output),
     );
     assert_eq!(count_frames(&output), 60);
     assert_eq!(count_frames(&input), 60);
@@ -206,16 +201,7 @@ fn readme_config_example_is_valid() {
     .unwrap();
     let path = dir.path().join("streams.toml");
     std::fs::write(&path, &readme[start..end]).unwrap();
-    let out = framegate()
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(framegate().args(["check", "--config"]).arg(&path));
 }
 
 /// Whether GStreamer on this machine has the element (as framegate's capability probe sees it).

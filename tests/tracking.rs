@@ -298,21 +298,16 @@ fn process_writes_each_frames_tracks_and_each_detector_result() {
     )
     .unwrap();
     let tracks = dir.path().join("tracks.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_framegate"))
-        .args(["process", "--input"])
-        .arg(&clip)
-        .arg("--output")
-        .arg(dir.path().join("out.mp4"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--stream", "s", "--realtime", "--tracks-out"])
-        .arg(&tracks)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        Command::new(env!("CARGO_BIN_EXE_framegate"))
+            .args(["process", "--input"])
+            .arg(&clip)
+            .arg("--output")
+            .arg(dir.path().join("out.mp4"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--stream", "s", "--realtime", "--tracks-out"])
+            .arg(&tracks),
     );
     let lines: Vec<Value> = std::fs::read_to_string(&tracks)
         .unwrap()
@@ -361,19 +356,14 @@ fn process_writes_each_frames_tracks_and_each_detector_result() {
 fn the_tracker_holds_its_measured_accuracy_against_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");
-    let out = Command::new(common::pytools())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/eval-track.py"
-        ))
-        .args(["--seeds", "2", "--seconds", "60", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        Command::new(common::pytools())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/eval-track.py"
+            ))
+            .args(["--seeds", "2", "--seconds", "60", "--json"])
+            .arg(&json),
     );
     let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(rows.len(), 4);

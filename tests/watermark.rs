@@ -65,36 +65,26 @@ fn config(dir: &Path, bitrate: u32, watermark: bool) -> PathBuf {
 }
 
 fn process(input: &Path, output: &Path, config: &Path) {
-    let out = framegate()
-        .args(["process", "--input"])
-        .arg(input)
-        .arg("--output")
-        .arg(output)
-        .arg("--config")
-        .arg(config)
-        .args(["--stream", "cam"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        framegate()
+            .args(["process", "--input"])
+            .arg(input)
+            .arg("--output")
+            .arg(output)
+            .arg("--config")
+            .arg(config)
+            .args(["--stream", "cam"]),
     );
 }
 
 /// The reader's windows: (ID or none, confidence).
 fn read(source: &Path, key: &str) -> Vec<(Option<String>, f64)> {
-    let out = framegate()
-        .args(["watermark", "read"])
-        .arg(source)
-        .env("FRAMEGATE_WATERMARK_KEY", key)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        framegate()
+            .args(["watermark", "read"])
+            .arg(source)
+            .env("FRAMEGATE_WATERMARK_KEY", key)
+            .arg("--json"),
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -376,6 +376,19 @@ pub fn ffprobe(url: &str) -> Option<(String, u32, u32, String)> {
     ))
 }
 
+/// Runs `cmd` to its end and returns what it printed; fails the test with its stderr when it
+/// did not succeed.
+#[track_caller]
+pub fn succeeded(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Writes an H.264 MP4 of a moving test pattern: `frames` frames of `width`x`height` at 25 fps.
 pub fn make_clip(path: &Path, frames: u32, width: u32, height: u32) {
     let status = Command::new("gst-launch-1.0")
