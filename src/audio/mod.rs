@@ -261,10 +261,10 @@ impl AudioTrack {
 
     /// The video timeline placed a frame: its output time minus its source time, and the
     /// encoder's clock now. Called by the processing worker for every live frame. Frames are
-    /// snapped to the output's frame grid (up to half an interval either way), so the audio
-    /// follows the average of these offsets, moved only when it has moved by more than
-    /// [`OFFSET_STEP`]; a jump (a restarted source, a frame pushed one slot on) is followed
-    /// at once.
+    /// snapped to the output's frame grid (within about an eighth of an interval of their own
+    /// times, the grid following the source's phase), so the audio follows the average of these
+    /// offsets, moved only when it has moved by more than [`OFFSET_STEP`]; a jump (a restarted
+    /// source, a frame pushed one slot on) is followed at once.
     pub fn video_anchor(&self, offset: Option<i128>, clock: u64) {
         let mut s = lock(&self.state);
         let offset = match (s.anchor.and_then(|a| a.offset), offset) {

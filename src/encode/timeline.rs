@@ -9,12 +9,13 @@
 //! phase: when the source's times sit on average more than [`PHASE_SLACK`] of a frame off the
 //! grid (its clock drifts against the announced rate, the jitter buffer re-estimates its skew),
 //! the grid moves onto them, so that the picture never strays further than that from the sound,
-//! which keeps the source's own times (each such move makes one frame interval an eighth
-//! longer or shorter). A live frame that lands one or two slots after the previous one (its
-//! source lost a frame or two) can have those slots filled, so that the output keeps a constant rate without waiting for anything.
-//! Filler frames (held frames, the slate) follow the previous frame at the frame interval.
-//! Whenever the mapped time drifts too far from the encoder's clock (a source restart, a stall,
-//! a clock jump) the timeline re-anchors on the clock. Timestamps only ever go forward.
+//! which keeps the source's own times (each such move makes one frame interval an eighth longer
+//! or shorter). A live frame that lands one or two slots after the previous one (its source
+//! lost a frame or two) can have those slots filled, so that the output keeps a constant rate
+//! without waiting for anything. Filler frames (held frames, the slate) follow the previous
+//! frame at the frame interval. Whenever the mapped time drifts too far from the encoder's
+//! clock (a source restart, a stall, a clock jump) the timeline re-anchors on the clock.
+//! Timestamps only ever go forward.
 
 /// Nanoseconds.
 type Ns = u64;
