@@ -17,6 +17,7 @@
 //! ```
 
 mod codec;
+mod follow;
 mod silence;
 mod timeline;
 mod transcode;
@@ -33,16 +34,11 @@ pub use codec::{
     AudioCodec, AudioFormat, decodebin_stop_caps, encoder_priming_ns, is_audio, opus_rate,
     rtp_encoding_carried, target_rate,
 };
+pub use follow::VideoOffset;
 pub use silence::SilentFrame;
 pub use timeline::{AudioTimeline, Dropped, Placed};
 use transcode::Transcoder;
 
-/// How far the video's average offset moves before the audio follows it (ns).
-const OFFSET_STEP: u128 = 8_000_000;
-/// A video offset this far from the average is a jump, followed at once (ns).
-const OFFSET_JUMP: u128 = 60_000_000;
-/// The average's weight: each frame moves it by 1/this of its difference (about 1 s at 25 fps).
-const OFFSET_SMOOTHING: i128 = 25;
 /// How long after the first live video frame a source without audio is taken to have none.
 pub const AUDIO_SETTLES: Duration = Duration::from_secs(1);
 /// A transcode without outputs for this long is stopped.
@@ -132,8 +128,8 @@ struct State {
     anchor: Option<Anchor>,
     /// When the first live video frame was placed.
     first_live: Option<Instant>,
-    /// The average of the video frames' offsets.
-    offset_avg: i128,
+    /// The video frames' offset the audio follows.
+    offset: VideoOffset,
     timeline: AudioTimeline,
     last_arrival: Option<Instant>,
     /// The silent frame for `format` (`None` inside: it could not be made).
@@ -261,27 +257,12 @@ impl AudioTrack {
 
     /// The video timeline placed a frame: its output time minus its source time, and the
     /// encoder's clock now. Called by the processing worker for every live frame. Frames are
-    /// snapped to the output's frame grid (within about an eighth of an interval of their own
-    /// times, the grid following the source's phase), so the audio follows the average of these
-    /// offsets, moved only when it has moved by more than [`OFFSET_STEP`]; a jump (a restarted
-    /// source, a frame pushed one slot on) is followed at once.
-    pub fn video_anchor(&self, offset: Option<i128>, clock: u64) {
+    /// snapped to the output's fixed frame grid (up to half an interval and a quarter from their
+    /// own times, wherever the source's phase sits), so the audio follows their average
+    /// ([`VideoOffset`]); `interval` is the grid's (none without a known rate).
+    pub fn video_anchor(&self, offset: Option<i128>, interval: Option<u64>, clock: u64) {
         let mut s = lock(&self.state);
-        let offset = match (s.anchor.and_then(|a| a.offset), offset) {
-            (Some(applied), Some(new)) if (new - s.offset_avg).unsigned_abs() <= OFFSET_JUMP => {
-                s.offset_avg += (new - s.offset_avg) / OFFSET_SMOOTHING;
-                let avg = s.offset_avg;
-                Some(if (avg - applied).unsigned_abs() > OFFSET_STEP {
-                    avg
-                } else {
-                    applied
-                })
-            }
-            (_, new) => {
-                s.offset_avg = new.unwrap_or(0);
-                new
-            }
-        };
+        let offset = s.offset.frame(offset, interval);
         s.anchor = Some(Anchor {
             offset,
             clock,
@@ -305,6 +286,7 @@ impl AudioTrack {
     pub fn reset_clock(&self) {
         let mut s = lock(&self.state);
         s.anchor = None;
+        s.offset.reset();
         s.timeline.reset();
     }
 

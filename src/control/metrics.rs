@@ -104,6 +104,12 @@ impl Metrics {
         for (stage, v) in [
             ("ingest", snap.dropped_ingest),
             ("outputs", snap.dropped_outputs),
+            (
+                "early",
+                stats
+                    .dropped_early
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
         ] {
             let _ = writeln!(
                 self.dropped,

@@ -165,6 +165,9 @@ pub struct Drops {
     pub outputs: u64,
     /// Processed frames dropped while the encoder had failed and was being started again.
     pub encoder: u64,
+    /// Live frames whose slot on the output's frame grid the previous frame had taken: the
+    /// source runs faster than the rate it announces (or bunched its timestamps).
+    pub early: u64,
 }
 
 /// Median and 99th percentile of a stage's time per frame.
@@ -385,6 +388,9 @@ pub fn status(
         ingest: snap.dropped_ingest,
         outputs: snap.dropped_outputs,
         encoder: s.encoder_health().dropped(),
+        early: stats
+            .dropped_early
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
     st.latency_ms = StageLatencies {
         queue: percentiles(&stats.queue_latency),

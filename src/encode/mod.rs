@@ -28,7 +28,7 @@ use crate::elements::make;
 
 pub use element::EncoderKind;
 pub use supervised::{Health as EncoderHealth, SinkFactory, Supervised};
-pub use timeline::{MAX_DRIFT, Timeline};
+pub use timeline::{MAX_DRIFT, Slot, Timeline};
 
 /// Where encoded video goes.
 pub enum EncodeSink {

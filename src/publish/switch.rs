@@ -279,7 +279,8 @@ impl VideoSwitch {
                 drop(s);
                 // The camera's sound goes where its video went.
                 let offset = pts.map(|p| i128::from(out_pts) - i128::from(p));
-                self.audio.video_anchor(offset, now);
+                // The camera's own units are not snapped to a grid.
+                self.audio.video_anchor(offset, None, now);
                 self.audio.follow_video(latest);
                 true
             }

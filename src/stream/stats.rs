@@ -19,6 +19,9 @@ pub struct StreamStats {
     pub frames_passed: AtomicU64,
     /// Decoded frames replaced by a newer one before processing took them.
     pub dropped_ingest: AtomicU64,
+    /// Live frames whose slot on the output's frame grid the previous frame had taken (a
+    /// source faster than the rate it announces): not encoded.
+    pub dropped_early: AtomicU64,
     /// Processor failures (the frame went on regardless).
     pub processor_errors: AtomicU64,
     /// Source restarts.

@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::encode::Timeline;
+use crate::encode::{Slot, Timeline};
 use crate::frame::Frame;
 use crate::publish::{VideoOn, VideoSwitch};
 
@@ -111,16 +111,24 @@ impl GapFiller {
         }
         let clock = ctx.clock();
         let src = buffer.pts().map(gst::ClockTime::nseconds);
-        let (fill, pts) = self.timeline.live_filling(
+        let Slot::At { fill, at: pts } = self.timeline.live_filling(
             src,
             clock,
             frame_ns,
             if previous.is_some() { MAX_FILL } else { 0 },
-        );
+        ) else {
+            // The source ran ahead of its announced rate: this frame's slot went to the last.
+            ctx.stats.dropped_early.fetch_add(1, Ordering::Relaxed);
+            self.last_pushed = previous;
+            return;
+        };
         // The source's audio goes where its video went: this frame's offset, snapping and
         // all (the track follows it when it moves by more than the snapping's jitter).
-        ctx.audio
-            .video_anchor(src.map(|s| i128::from(pts) - i128::from(s)), clock);
+        ctx.audio.video_anchor(
+            src.map(|s| i128::from(pts) - i128::from(s)),
+            frame_ns,
+            clock,
+        );
         if let Some((held, held_info)) = &previous {
             for t in fill {
                 push_held(ctx, held, held_info, gst::ClockTime::from_nseconds(t));
