@@ -41,7 +41,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   gstreamer1.0-rtsp gstreamer1.0-x gstreamer1.0-nice \
   nginx-light libnginx-mod-rtmp ffmpeg python3 python3-venv python3-dev python3-numpy \
   chromium fonts-dejavu-core opencv-doc \
-  postgresql redis-server mosquitto coturn firefox-esr iproute2 \
+  postgresql redis-server mosquitto coturn etcd-server firefox-esr iproute2 \
   >/dev/null
 # Node.js for the browser test: the machine's own if it has one (it may come from another
 # repository, which Debian's npm package would conflict with), Debian's otherwise.

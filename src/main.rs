@@ -44,6 +44,28 @@ enum WatermarkCommand {
 }
 
 #[derive(Subcommand)]
+enum ClusterCommand {
+    /// Write the streams of a config file to etcd as the cluster's cameras (replacing those of
+    /// the same id). The whole file is checked first; nothing is written unless it is valid.
+    Import {
+        /// etcd's client URL (`http://host:2379`); repeat for several members.
+        #[arg(long, required = true)]
+        etcd: Vec<String>,
+        /// The config file whose `[[streams]]` are the cameras.
+        file: PathBuf,
+    },
+    /// List the nodes registered now, and the cameras.
+    Status {
+        /// etcd's client URL (`http://host:2379`); repeat for several members.
+        #[arg(long, required = true)]
+        etcd: Vec<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the gateway. Without --config: a built-in demo of two test patterns on RTSP.
     Run {
@@ -164,6 +186,11 @@ enum Command {
         /// The frames' size, WIDTHxHEIGHT (boxes are clipped to it).
         #[arg(long, value_parser = parse_size, default_value = "1280x720")]
         size: (u32, u32),
+    },
+    /// Several nodes as one cluster on etcd: cameras in, nodes out.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
     },
     /// The invisible watermark.
     Watermark {
@@ -354,6 +381,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             app::probe(&url, seconds, warmup, json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cluster { command } => cluster(command),
         Command::ConfigReference => {
             print!("{}", config::reference::markdown());
             Ok(ExitCode::SUCCESS)
@@ -363,6 +391,17 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn cluster(command: ClusterCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ClusterCommand::Import { etcd, file } => {
+            let n = app::cluster_import(&etcd, &file)?;
+            println!("{n} cameras written to etcd");
+        }
+        ClusterCommand::Status { etcd, json } => app::print_cluster_status(&etcd, json)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

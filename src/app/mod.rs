@@ -3,6 +3,7 @@
 
 mod arenas;
 mod check;
+mod cluster;
 mod file_audio;
 mod probe;
 mod process_file;
@@ -13,6 +14,7 @@ mod watermark_read;
 
 pub use arenas::bound_malloc_arenas;
 pub use check::{check, check_and_report};
+pub use cluster::{import as cluster_import, print_status as print_cluster_status};
 pub use probe::probe;
 pub use process_file::{ProcessArgs, ProcessReport, process_file};
 pub use run::{run, run_command};

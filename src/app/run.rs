@@ -74,6 +74,7 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     let alerts = AlertRules::new(config.alerts.clone());
     runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone()));
     let manager = Manager::start(config, config_path, rtsp, store.clone(), alerts)?;
+    let membership = super::cluster::join(config)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.server.http))
         .with_context(|| {
@@ -157,6 +158,9 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     }
     let _ = stop_http.send(());
     manager.shutdown();
+    if let Some(m) = membership {
+        let _ = runtime.block_on(tokio::time::timeout(Duration::from_millis(500), m.leave()));
+    }
     // Events still in memory go to the database, or to the on-disk queue.
     let _ = runtime
         .block_on(async { tokio::time::timeout(Duration::from_millis(800), store.close()).await });

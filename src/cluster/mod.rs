@@ -1,8 +1,18 @@
 //! Several framegate nodes as one cluster (issue 23): which node runs which camera.
 //!
-//! Only the assigner's plan is here so far ([`assign`]): a pure function, simulated for
-//! 10,000 cameras on 100 nodes by `examples/assigner_sim.rs` (docs/cluster.md). The etcd side
-//! (registration under a lease, the owner keys and their fencing tokens, the election of the
-//! node that assigns) is still to come.
+//! So far: the assigner's plan ([`assign`]), a pure function simulated for 10,000 cameras on 100
+//! nodes by `examples/assigner_sim.rs`; a client of etcd ([`etcd`]); a node's membership
+//! under a lease with self-fencing ([`node`]); the cameras written to etcd by `framegate cluster
+//! import`. Still to come (docs/cluster.md): the assigner's election, the owner keys and their
+//! fencing tokens, running the cameras a node owns, forwarding between nodes.
 
 pub mod assign;
+pub mod etcd;
+pub mod node;
+
+/// Where framegate's keys live in etcd.
+pub const ROOT: &str = "/framegate/";
+/// A node's registration: `nodes/<node>` under its lease.
+pub const NODES: &str = "/framegate/nodes/";
+/// The desired cameras: `cameras/<stream id>`, the stream's table as TOML.
+pub const CAMERAS: &str = "/framegate/cameras/";

@@ -159,6 +159,15 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         .webrtc
         .validate()
         .map_err(|m| (key_span(text, "server", "webrtc"), m))?;
+    if let Some(c) = &config.cluster {
+        c.validate().map_err(|m| {
+            let field = m
+                .strip_prefix("cluster.")
+                .and_then(|r| r.split([':', ' ']).next())
+                .unwrap_or("");
+            (key_span(text, "cluster", field), m)
+        })?;
+    }
     let mut model_ids: HashMap<&str, usize> = HashMap::new();
     for (i, m) in config.models.iter().enumerate() {
         let at = || table_key_span(text, "models", i, "id");

@@ -6,6 +6,7 @@
 
 mod analytics;
 pub mod bounds;
+mod cluster;
 mod events;
 mod load;
 mod python;
@@ -27,6 +28,7 @@ pub use analytics::{
     DetectConfig, ModelConfig, ModelFormat, ModelProvider, OnnxRuntimeConfig, SkipSimilarConfig,
     WatermarkConfig, WatermarkStrength, watermark_id_error,
 };
+pub use cluster::{ClusterConfig, endpoint as cluster_endpoint};
 pub use events::{
     AlertConfig, CrossingDirection, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget,
     masked_text_url,
@@ -61,6 +63,9 @@ pub struct Config {
     /// The embedded Python interpreter of the `python` processors.
     #[serde(default)]
     pub python: PythonSection,
+    /// This node's place in a cluster of framegate nodes on etcd; unset, it runs alone.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
     /// The streams to run, each from one source to its outputs.
     #[serde(default)]
     pub streams: Vec<StreamConfig>,

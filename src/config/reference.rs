@@ -37,6 +37,7 @@ pub fn markdown() -> String {
         ("ModelConfig", "`[[models]]`"),
         ("DatabaseConfig", "`[database]`"),
         ("PythonSection", "`[python]`"),
+        ("ClusterConfig", "`[cluster]`"),
         ("AlertConfig", "`[[alerts]]`"),
         ("WebhookTarget", "`alerts.webhook`"),
         ("MqttTarget", "`alerts.mqtt`"),

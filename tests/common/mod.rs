@@ -120,6 +120,14 @@ impl Framegate {
         self.spawn();
     }
 
+    /// Kills it (SIGKILL: no shutdown at all).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

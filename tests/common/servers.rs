@@ -355,3 +355,102 @@ impl Drop for WebhookReceiver {
         }
     }
 }
+
+/// An etcd cluster (Debian's `etcd-server`) of `n` members on loopback, each with its data in a
+/// temporary folder; members can be killed and started again.
+pub struct Etcd {
+    /// Each member's client port.
+    pub clients: Vec<u16>,
+    peers: Vec<u16>,
+    members: Vec<Option<Proc>>,
+    dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Starts `n` members and waits until the cluster answers.
+    pub fn start(n: usize) -> Self {
+        let mut e = Self {
+            clients: (0..n).map(|_| free_port()).collect(),
+            peers: (0..n).map(|_| free_port()).collect(),
+            members: (0..n).map(|_| None).collect(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for i in 0..n {
+            e.up(i);
+        }
+        e.wait_healthy();
+        e
+    }
+
+    /// Starts member `i` (again).
+    pub fn up(&mut self, i: usize) {
+        let cluster: Vec<String> = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(k, p)| format!("m{k}=http://127.0.0.1:{p}"))
+            .collect();
+        let client = format!("http://127.0.0.1:{}", self.clients[i]);
+        let peer = format!("http://127.0.0.1:{}", self.peers[i]);
+        let child = Command::new("etcd")
+            .args(["--name", &format!("m{i}")])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("m{i}")))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &cluster.join(",")])
+            .args(["--initial-cluster-token", "framegate-test"])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd is not installed (apt-get install etcd-server)");
+        self.members[i] = Some(Proc(child));
+    }
+
+    /// Kills member `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        self.members[i] = None;
+    }
+
+    /// Waits until a member that runs says the cluster is healthy (it has a leader).
+    pub fn wait_healthy(&self) {
+        super::wait_for("etcd to be healthy", START, || {
+            self.members
+                .iter()
+                .zip(&self.clients)
+                .filter(|(m, _)| m.is_some())
+                .find(|(_, port)| {
+                    std::net::TcpStream::connect(("127.0.0.1", **port)).is_ok()
+                        && super::http::request(
+                            &format!("127.0.0.1:{port}"),
+                            "GET",
+                            "/health",
+                            None,
+                            None,
+                        )
+                        .body
+                        .contains("\"health\":\"true\"")
+                })
+                .map(|_| ())
+        });
+    }
+
+    /// The client URLs, as `--etcd` arguments and `[cluster] etcd` take them.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect()
+    }
+}
