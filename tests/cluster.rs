@@ -5,12 +5,13 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::servers::Etcd;
-use common::{Framegate, succeeded, wait_for};
+use common::{Framegate, free_port, succeeded, wait_for};
 
 const TTL_S: u64 = 3;
 
@@ -26,6 +27,30 @@ fn status(etcd: &Etcd) -> serde_json::Value {
         cmd.args(["--etcd", &e]);
     }
     serde_json::from_slice(&succeeded(&mut cmd).stdout).unwrap()
+}
+
+fn camera_ids(etcd: &Etcd) -> Vec<String> {
+    status(etcd)["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Each camera's owner (none while nobody holds it).
+fn owners(etcd: &Etcd) -> BTreeMap<String, Option<String>> {
+    status(etcd)["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["owner"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
 }
 
 fn nodes(etcd: &Etcd) -> Vec<String> {
@@ -49,15 +74,37 @@ fn import(etcd: &Etcd, file: &Path) -> std::process::Output {
 }
 
 fn node(etcd: &Etcd, name: &str) -> Framegate {
+    node_on(etcd, name, free_port()).0
+}
+
+/// A node whose API listens on `http`.
+fn node_on(etcd: &Etcd, name: &str, http: u16) -> (Framegate, u16) {
     let endpoints: Vec<String> = etcd
         .endpoints()
         .iter()
         .map(|e| format!("\"{e}\""))
         .collect();
-    Framegate::run(&format!(
-        "[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 8\nttl_s = {TTL_S}\n",
+    let fg = Framegate::run(&format!(
+        "[server]\nhttp = \"127.0.0.1:{http}\"\n\n[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 8\nttl_s = {TTL_S}\n",
         endpoints.join(", ")
-    ))
+    ));
+    (fg, http)
+}
+
+/// The cameras a node's API lists as running for the cluster, live, with it as their owner.
+fn live_on(http: u16, name: &str) -> BTreeSet<String> {
+    if std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+        return BTreeSet::new(); // not listening yet
+    }
+    let list = common::http::get_json(&format!("127.0.0.1:{http}"), "/api/streams");
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            s["owner"] == name && s["state"] == "live" && s["fencing_token"].as_i64().is_some()
+        })
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -87,7 +134,7 @@ fn cameras_are_imported_all_or_none() {
         !out.status.success() && err.contains("bad.toml:") && err.contains("stall_timeout_s"),
         "{err}"
     );
-    assert_eq!(status(&etcd)["cameras"], serde_json::json!([]));
+    assert_eq!(camera_ids(&etcd), Vec::<String>::new());
     // A stream running the user's Python code is the node's own config's to name.
     let py = dir.path().join("py.toml");
     std::fs::write(&py, "def process(frame, meta):\n    return None\n").unwrap();
@@ -106,7 +153,7 @@ fn cameras_are_imported_all_or_none() {
     let out = import(&etcd, &with_py);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("python"), "{err}");
-    assert_eq!(status(&etcd)["cameras"], serde_json::json!([]));
+    assert_eq!(camera_ids(&etcd), Vec::<String>::new());
 
     let good = dir.path().join("good.toml");
     std::fs::write(
@@ -124,7 +171,7 @@ fn cameras_are_imported_all_or_none() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "3 cameras written to etcd"
     );
-    assert_eq!(status(&etcd)["cameras"], serde_json::json!(["a", "b", "c"]));
+    assert_eq!(camera_ids(&etcd), ["a", "b", "c"]);
 }
 
 #[test]
@@ -239,4 +286,81 @@ fn a_wrong_cluster_table_is_a_config_error_with_its_line() {
             "the etcd password leaked: {text}"
         );
     }
+}
+
+#[test]
+fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_joins() {
+    let etcd = Etcd::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cameras.toml");
+    let cams: Vec<String> = (0..6).map(|i| format!("cam{i}")).collect();
+    let tables: String = cams
+        .iter()
+        .map(|c| {
+            format!(
+                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width=160&height=90&fps=10\"\n\n"
+            )
+        })
+        .collect();
+    std::fs::write(&file, tables).unwrap();
+    assert!(import(&etcd, &file).status.success());
+    let names = ["node-a", "node-b", "node-c"];
+    let mut running: Vec<(Framegate, u16)> = names
+        .iter()
+        .map(|n| node_on(&etcd, n, free_port()))
+        .collect();
+
+    // Cameras spread `per` to a node, each live on its owner and on no other node.
+    let spread = |running: &[(Framegate, u16)], names: &[&str], per: usize| {
+        let o = owners(&etcd);
+        let mut count: BTreeMap<String, usize> = BTreeMap::new();
+        for owner in o.values() {
+            *count.entry(owner.clone()?).or_default() += 1;
+        }
+        let even = count.len() == names.len() && names.iter().all(|n| count.get(*n) == Some(&per));
+        let agree = running.iter().zip(names).all(|((_, http), n)| {
+            let held: BTreeSet<String> = o
+                .iter()
+                .filter(|(_, w)| w.as_deref() == Some(*n))
+                .map(|(c, _)| c.clone())
+                .collect();
+            live_on(*http, n) == held
+        });
+        (even && agree).then_some(o)
+    };
+    wait_for(
+        "six cameras spread two by two",
+        Duration::from_secs(40),
+        || spread(&running, &names, 2),
+    );
+
+    // kill -9 of a node: its cameras are held and live on the others within TTL + start-up.
+    let before = owners(&etcd);
+    let (mut b, _) = running.remove(1);
+    b.kill();
+    let killed = Instant::now();
+    let left = ["node-a", "node-c"];
+    let after = wait_for(
+        "node-b's cameras live elsewhere",
+        Duration::from_secs(TTL_S + 20),
+        || spread(&running, &left, 3),
+    );
+    let took = killed.elapsed();
+    for (cam, owner) in &before {
+        if owner.as_deref() != Some("node-b") {
+            assert_eq!(&after[cam], owner, "{cam} moved though its node lived");
+        }
+    }
+    eprintln!("failover after kill -9: {took:?}");
+    assert!(took < Duration::from_secs(TTL_S + 10), "{took:?}");
+
+    // A node joins: it takes its share (two), and only those two move.
+    let before = after;
+    running.insert(1, node_on(&etcd, "node-d", free_port()));
+    let now = ["node-a", "node-d", "node-c"];
+    let after = wait_for("the new node's share", Duration::from_secs(40), || {
+        spread(&running, &now, 2)
+    });
+    let moved = cams.iter().filter(|c| before[*c] != after[*c]).count();
+    assert_eq!(moved, 2, "{before:?} -> {after:?}");
 }

@@ -2,14 +2,17 @@
 //! node's membership.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cluster::duty::Host;
 use crate::cluster::etcd::{Etcd, MAX_TXN_OPS};
 use crate::cluster::node::{Membership, NodeInfo};
-use crate::cluster::{CAMERAS, NODES};
-use crate::config::{Config, ProcessorConfig};
+use crate::cluster::{ASSIGN, CAMERAS, NODES, OWNER};
+use crate::config::{Config, ProcessorConfig, StreamConfig, StreamId};
+use crate::control::Manager;
 
 /// How long one call to etcd may take from the command line.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,7 +72,7 @@ fn cameras(config: &Config) -> Result<Vec<(String, Vec<u8>)>> {
 /// Prints the nodes registered now and the cameras' ids (text, or one JSON object).
 pub fn print_status(etcd: &[String], json: bool) -> Result<()> {
     let nodes = nodes(etcd)?;
-    let cameras = camera_ids(etcd)?;
+    let cameras = cameras_placed(etcd)?;
     if json {
         let nodes: Vec<_> = nodes
             .iter()
@@ -85,6 +88,14 @@ pub fn print_status(etcd: &[String], json: bool) -> Result<()> {
     } else {
         for (n, i, _) in &nodes {
             println!("node {n}: {} (capacity {})", i.advertise, i.capacity);
+        }
+        for c in &cameras {
+            println!(
+                "camera {}: assigned to {}, held by {}",
+                c.id,
+                c.assigned.as_deref().unwrap_or("-"),
+                c.owner.as_deref().unwrap_or("-")
+            );
         }
         println!("{} nodes, {} cameras", nodes.len(), cameras.len());
     }
@@ -104,18 +115,43 @@ fn nodes(etcd: &[String]) -> Result<Vec<(String, NodeInfo, i64)>> {
         .collect()
 }
 
-/// The ids of the cameras in etcd.
-fn camera_ids(etcd: &[String]) -> Result<Vec<String>> {
-    let etcd = Etcd::connect(etcd, CALL_TIMEOUT)?;
-    let kvs = block_on(etcd.prefix(CAMERAS, MAX_CAMERAS))?;
-    Ok(kvs
-        .into_iter()
-        .map(|kv| kv.key[CAMERAS.len()..].to_string())
-        .collect())
+/// A camera in etcd: the node it is assigned to, and the node that holds it with its token.
+#[derive(Debug, serde::Serialize)]
+struct CameraPlace {
+    id: String,
+    assigned: Option<String>,
+    owner: Option<String>,
+    token: Option<i64>,
 }
 
-/// Starts the node's membership when the config has a `[cluster]` (on the current runtime).
-pub fn join(config: &Config) -> Result<Option<Membership>> {
+/// The cameras in etcd, where they are assigned and who holds them.
+fn cameras_placed(etcd: &[String]) -> Result<Vec<CameraPlace>> {
+    let etcd = Etcd::connect(etcd, CALL_TIMEOUT)?;
+    block_on(async {
+        let under = |kvs: Vec<crate::cluster::etcd::Kv>, prefix: &str| {
+            kvs.into_iter()
+                .map(|kv| (kv.key[prefix.len()..].to_string(), kv))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let cameras = under(etcd.prefix(CAMERAS, MAX_CAMERAS).await?, CAMERAS);
+        let assigned = under(etcd.prefix(ASSIGN, MAX_CAMERAS).await?, ASSIGN);
+        let owners = under(etcd.prefix(OWNER, MAX_CAMERAS).await?, OWNER);
+        let text = |kv: &crate::cluster::etcd::Kv| String::from_utf8_lossy(&kv.value).into_owned();
+        Ok(cameras
+            .into_keys()
+            .map(|id| CameraPlace {
+                assigned: assigned.get(&id).map(text),
+                owner: owners.get(&id).map(text),
+                token: owners.get(&id).map(|k| k.mod_revision),
+                id,
+            })
+            .collect())
+    })
+}
+
+/// Starts the node's membership and its rounds (assigning, running the cameras it holds)
+/// when the config has a `[cluster]`, on the current runtime.
+pub fn join(config: &Config, manager: Arc<Manager>) -> Result<Option<Membership>> {
     let Some(c) = &config.cluster else {
         return Ok(None);
     };
@@ -124,7 +160,42 @@ pub fn join(config: &Config) -> Result<Option<Membership>> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.server.http));
     tracing::info!(node = %c.node, capacity = c.capacity, ttl_s = c.ttl_s, "cluster: joining through etcd");
-    Membership::start(c, advertise).map(Some)
+    let membership = Membership::start(c, advertise)?;
+    let host = Arc::new(ManagerHost {
+        manager,
+        node: c.node.clone(),
+    });
+    tokio::spawn(crate::cluster::duty::run(
+        membership.etcd(),
+        c.node.clone(),
+        membership.watch(),
+        Duration::from_secs(u64::from(c.ttl_s)) / 3,
+        host,
+    ));
+    Ok(Some(membership))
+}
+
+/// The stream manager, running the cameras the node holds for the cluster.
+struct ManagerHost {
+    manager: Arc<Manager>,
+    node: String,
+}
+
+impl Host for ManagerHost {
+    fn start(&self, config: StreamConfig, token: i64) -> Result<(), String> {
+        self.manager
+            .adopt(config, &self.node, token)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn stop(&self, id: &str) {
+        if let Ok(id) = StreamId::try_from(id.to_string())
+            && let Err(e) = self.manager.release(&id)
+        {
+            tracing::warn!(stream = %id, "cluster: stopping: {e}");
+        }
+    }
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {

@@ -74,7 +74,7 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     let alerts = AlertRules::new(config.alerts.clone());
     runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone()));
     let manager = Manager::start(config, config_path, rtsp, store.clone(), alerts)?;
-    let membership = super::cluster::join(config)?;
+    let membership = super::cluster::join(config, manager.clone())?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.server.http))
         .with_context(|| {

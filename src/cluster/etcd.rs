@@ -182,6 +182,49 @@ impl Etcd {
         Ok(int(&v["header"]["revision"]))
     }
 
+    /// The value of `key`, if it exists.
+    pub async fn get(&self, key: &str) -> Result<Option<Kv>> {
+        let v = self
+            .call("v3/kv/range", &json!({ "key": B64.encode(key) }))
+            .await?;
+        match v["kvs"].as_array().and_then(|a| a.first()) {
+            Some(k) => kv(k).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes `key` if it was last changed at `revision` (it is still the one written then):
+    /// whether it was deleted.
+    pub async fn delete_if(&self, key: &str, revision: i64) -> Result<bool> {
+        let v = self
+            .call(
+                "v3/kv/txn",
+                &json!({
+                    "compare": [{ "key": B64.encode(key), "target": "MOD", "mod_revision": revision.to_string() }],
+                    "success": [{ "request_delete_range": { "key": B64.encode(key) } }],
+                }),
+            )
+            .await?;
+        Ok(v["succeeded"] == true)
+    }
+
+    /// Deletes every key of `keys` in one transaction (at most [`MAX_TXN_OPS`]).
+    pub async fn delete_all(&self, keys: &[String]) -> Result<()> {
+        if keys.len() > MAX_TXN_OPS {
+            bail!(
+                "{} keys in one transaction (at most {MAX_TXN_OPS})",
+                keys.len()
+            );
+        }
+        let ops: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "request_delete_range": { "key": B64.encode(k) } }))
+            .collect();
+        self.call("v3/kv/txn", &json!({ "compare": [], "success": ops }))
+            .await
+            .map(drop)
+    }
+
     /// The keys under `prefix`, at most `limit` (an error when there are more).
     pub async fn prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Kv>> {
         let v = self

@@ -7,6 +7,7 @@
 //! fencing tokens, running the cameras a node owns, forwarding between nodes.
 
 pub mod assign;
+pub mod duty;
 pub mod etcd;
 pub mod node;
 
@@ -16,3 +17,12 @@ pub const ROOT: &str = "/framegate/";
 pub const NODES: &str = "/framegate/nodes/";
 /// The desired cameras: `cameras/<stream id>`, the stream's table as TOML.
 pub const CAMERAS: &str = "/framegate/cameras/";
+/// The assigner's plan: `assign/<stream id>` = the node that should run it.
+pub const ASSIGN: &str = "/framegate/assign/";
+/// Who runs a camera: `owner/<stream id>` = the node, under its lease; the key's revision is
+/// the fencing token.
+pub const OWNER: &str = "/framegate/owner/";
+/// The node that assigns: created under its lease by the first node to try.
+pub const ASSIGNER: &str = "/framegate/assigner";
+/// The largest camera table read from etcd.
+pub const MAX_CAMERA_BYTES: usize = 64 * 1024;

@@ -99,6 +99,11 @@ impl Membership {
         self.standing.borrow().clone()
     }
 
+    /// The etcd client the node uses.
+    pub fn etcd(&self) -> Arc<Etcd> {
+        self.etcd.clone()
+    }
+
     /// Changes of standing, for whoever must act on them.
     pub fn watch(&self) -> watch::Receiver<Standing> {
         self.standing.clone()

@@ -71,6 +71,23 @@ struct Entry {
     config: StreamConfig,
     running: Option<Stream>,
     start_error: Option<String>,
+    /// Held for the cluster: this node's name and the fencing token (`None`: the node's own).
+    held: Option<(String, i64)>,
+}
+
+impl Entry {
+    fn status(&self) -> StreamStatus {
+        let mut st = status(
+            &self.config,
+            self.running.as_ref(),
+            self.start_error.as_deref(),
+        );
+        if let Some((node, token)) = &self.held {
+            st.owner = Some(node.clone());
+            st.fencing_token = Some(*token);
+        }
+        st
+    }
 }
 
 struct Inner {
@@ -168,11 +185,7 @@ impl Manager {
 
     /// Every stream's status, by id.
     pub fn list(&self) -> Vec<StreamStatus> {
-        self.lock()
-            .entries
-            .values()
-            .map(|e| status(&e.config, e.running.as_ref(), e.start_error.as_deref()))
-            .collect()
+        self.lock().entries.values().map(|e| e.status()).collect()
     }
 
     /// The ids of the enabled streams.
@@ -192,11 +205,7 @@ impl Manager {
             .entries
             .get(id)
             .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
-        Ok(status(
-            &e.config,
-            e.running.as_ref(),
-            e.start_error.as_deref(),
-        ))
+        Ok(e.status())
     }
 
     /// The event store.
@@ -270,15 +279,70 @@ impl Manager {
             Some(&id),
             serde_json::to_value(config.masked()).unwrap_or_default(),
         );
-        let st = status(
-            &entry.config,
-            entry.running.as_ref(),
-            entry.start_error.as_deref(),
-        );
+        let st = entry.status();
         let mut inner = self.lock();
         inner.overlay = overlay;
         inner.entries.insert(id, entry);
         Ok(st)
+    }
+
+    /// Starts a camera this node holds for the cluster (`node`'s, with fencing token `token`):
+    /// like [`Manager::add`], but not kept across restarts (etcd keeps it) and not an API change.
+    pub fn adopt(
+        &self,
+        config: StreamConfig,
+        node: &str,
+        token: i64,
+    ) -> Result<StreamStatus, ManagerError> {
+        let _change = self.change()?;
+        let id = config.id().clone();
+        {
+            let inner = self.lock();
+            if inner.entries.contains_key(&id) {
+                return Err(ManagerError::Duplicate(id));
+            }
+            self.validate(&inner, &config)?;
+        }
+        let mut entry = self.launch(config);
+        entry.held = Some((node.to_string(), token));
+        let st = entry.status();
+        self.lock().entries.insert(id, entry);
+        Ok(st)
+    }
+
+    /// Stops a camera started by [`Manager::adopt`] (not a stream of the node's own config).
+    pub fn release(&self, id: &StreamId) -> Result<(), ManagerError> {
+        let _change = self.change()?;
+        let old = {
+            let mut inner = self.lock();
+            match inner.entries.get(id) {
+                Some(e) if e.held.is_some() => {}
+                Some(_) => {
+                    return Err(ManagerError::Invalid(format!(
+                        "stream `{id}` is not held for the cluster"
+                    )));
+                }
+                None => return Err(ManagerError::NotFound(id.clone())),
+            }
+            inner
+                .entries
+                .remove(id)
+                .and_then(|mut e| self.detach(&mut e))
+        };
+        if let Some(s) = old {
+            s.stop();
+        }
+        Ok(())
+    }
+
+    /// Refuses an API change to a camera held for the cluster: etcd is where it changes.
+    fn not_held(&self, id: &StreamId) -> Result<(), ManagerError> {
+        match self.lock().entries.get(id) {
+            Some(e) if e.held.is_some() => Err(ManagerError::Invalid(format!(
+                "stream `{id}` is a cluster camera: change it in etcd (framegate cluster import)"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Replaces a stream's config; restarts it only if something changed.
@@ -294,6 +358,7 @@ impl Manager {
             )));
         }
         let _change = self.change()?;
+        self.not_held(id)?;
         {
             let inner = self.lock();
             let current = inner
@@ -302,11 +367,7 @@ impl Manager {
                 .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
             config.unmask_from(&current.config);
             if current.config == config {
-                return Ok(status(
-                    &current.config,
-                    current.running.as_ref(),
-                    current.start_error.as_deref(),
-                ));
+                return Ok(current.status());
             }
             self.validate(&inner, &config)?;
         }
@@ -329,6 +390,7 @@ impl Manager {
             return Err(ManagerError::Invalid(e));
         }
         let _change = self.change()?;
+        self.not_held(id)?;
         let mut inner = self.lock();
         let entry = inner
             .entries
@@ -360,16 +422,13 @@ impl Manager {
         entry.config = changed;
         tracing::info!(stream = %id, "watermark ID changed through the API");
         self.changed("watermark", Some(id), serde_json::json!({ "id": wm_id }));
-        Ok(status(
-            &entry.config,
-            entry.running.as_ref(),
-            entry.start_error.as_deref(),
-        ))
+        Ok(entry.status())
     }
 
     /// Stops and removes a stream.
     pub fn remove(&self, id: &StreamId) -> Result<(), ManagerError> {
         let _change = self.change()?;
+        self.not_held(id)?;
         let old = {
             let mut inner = self.lock();
             if !inner.entries.contains_key(id) {
@@ -396,6 +455,7 @@ impl Manager {
     /// Starts (`true`) or stops (`false`) a stream; the choice is kept across restarts.
     pub fn set_enabled(&self, id: &StreamId, enabled: bool) -> Result<StreamStatus, ManagerError> {
         let _change = self.change()?;
+        self.not_held(id)?;
         let config = {
             let inner = self.lock();
             let e = inner
@@ -403,11 +463,7 @@ impl Manager {
                 .get(id)
                 .ok_or_else(|| ManagerError::NotFound(id.clone()))?;
             if e.config.enabled == enabled && e.running.is_some() == enabled {
-                return Ok(status(
-                    &e.config,
-                    e.running.as_ref(),
-                    e.start_error.as_deref(),
-                ));
+                return Ok(e.status());
             }
             let mut c = e.config.clone();
             c.enabled = enabled;
@@ -463,10 +519,12 @@ impl Manager {
         };
         inner.base = fresh.streams;
         let keep: Vec<StreamId> = effective.iter().map(|c| c.id().clone()).collect();
+        // Cameras held for the cluster are etcd's, not the file's.
         let gone: Vec<StreamId> = inner
             .entries
-            .keys()
-            .filter(|id| !keep.contains(id))
+            .iter()
+            .filter(|(id, e)| !keep.contains(id) && e.held.is_none())
+            .map(|(id, _)| id)
             .cloned()
             .collect();
         for id in gone {
@@ -479,6 +537,10 @@ impl Manager {
         for c in effective {
             let id = c.id().clone();
             match inner.entries.get_mut(&id) {
+                Some(e) if e.held.is_some() => {
+                    tracing::warn!(stream = %id, "reload: a cluster camera has this id: the file's stream is not started");
+                    report.unchanged.push(id.to_string())
+                }
                 Some(e) if e.config == c && !uses_changed(&c) => {
                     report.unchanged.push(id.to_string())
                 }
@@ -583,11 +645,7 @@ impl Manager {
             }
             return Err(e);
         }
-        let st = status(
-            &entry.config,
-            entry.running.as_ref(),
-            entry.start_error.as_deref(),
-        );
+        let st = entry.status();
         let mut inner = self.lock();
         inner.overlay = overlay;
         inner.entries.insert(id.clone(), entry);
@@ -602,6 +660,7 @@ impl Manager {
                 config,
                 running: None,
                 start_error: None,
+                held: None,
             };
         }
         let hooks = Hooks {
@@ -625,6 +684,7 @@ impl Manager {
                 config,
                 running: Some(s),
                 start_error: None,
+                held: None,
             },
             Err(e) => {
                 tracing::error!(stream = %config.id(), "not started: {e:#}");
@@ -632,6 +692,7 @@ impl Manager {
                     config,
                     running: None,
                     start_error: Some(format!("{e:#}")),
+                    held: None,
                 }
             }
         }

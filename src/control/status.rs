@@ -18,6 +18,14 @@ use crate::stream::{Histogram, Stream, StreamState};
 pub struct StreamStatus {
     /// The stream's id.
     pub id: String,
+    /// The cluster node that runs it (`[cluster]`), for a camera from etcd; absent for a
+    /// stream of the node's own config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The revision of the camera's owner key in etcd while this node holds it: it grows with
+    /// every change of owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<i64>,
     /// Where the stream is; `degraded`: the source is live but the encoder failed and is
     /// being started again (see `degraded`).
     pub state: StreamPhase,
@@ -314,6 +322,8 @@ pub fn status(
     let masked = config.masked();
     let mut st = StreamStatus {
         id: config.id().to_string(),
+        owner: None,
+        fencing_token: None,
         state: StreamPhase::Stopped,
         degraded: None,
         encoder_restarts: 0,

@@ -1,0 +1,286 @@
+//! What a registered node does every round (a third of the TTL, and at once when its standing
+//! changes): the assigner's work when it holds the assigner key, then its own cameras.
+//!
+//! - **Election**: the first node to create [`ASSIGNER`] under its lease assigns, for as long
+//!   as that lease lives; when it goes, the next round of another node takes the key.
+//! - **Assigning**: the plan of [`super::assign::plan`] over the live nodes, the cameras and who
+//!   holds them (owner keys; a camera assigned but not claimed yet counts as held by its node,
+//!   newest of all, so that a node starting up does not see its cameras moved on), written as
+//!   `assign/<camera>` = node, only where it changed.
+//! - **Owning**: a camera assigned to this node is claimed by creating `owner/<camera>` under
+//!   the node's lease (it fails while the previous owner's key lives: that node lets go of it
+//!   first, or its lease expires), and its revision is the fencing token; then the stream is
+//!   started from `cameras/<camera>`. A camera no longer assigned to it is stopped, then its
+//!   owner key deleted (only if it is still the one this node wrote).
+//! - **Fenced** (or not registered): every camera the node holds is stopped at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::watch;
+
+use super::assign::{self, Held};
+use super::etcd::{Etcd, Kv, MAX_TXN_OPS};
+use super::node::{NodeInfo, Standing};
+use super::{ASSIGN, ASSIGNER, CAMERAS, MAX_CAMERA_BYTES, NODES, OWNER};
+use crate::config::{ProcessorConfig, StreamConfig};
+
+/// The most cameras and nodes read in one round.
+pub const MAX_KEYS: usize = 20_000;
+
+/// Where the node's cameras run.
+pub trait Host: Send + Sync + 'static {
+    /// Starts `config` for the cluster, held with fencing token `token`.
+    fn start(&self, config: StreamConfig, token: i64) -> Result<(), String>;
+    /// Stops a camera started by [`Host::start`].
+    fn stop(&self, id: &str);
+}
+
+/// Runs the node's rounds until `standing`'s sender goes.
+pub async fn run(
+    etcd: Arc<Etcd>,
+    node: String,
+    mut standing: watch::Receiver<Standing>,
+    every: Duration,
+    host: Arc<dyn Host>,
+) {
+    let mut owned: BTreeMap<String, i64> = BTreeMap::new();
+    loop {
+        let now = standing.borrow_and_update().clone();
+        match now {
+            Standing::Member { lease } => {
+                if let Err(e) = round(&etcd, &node, lease, &mut owned, &host).await {
+                    tracing::warn!("cluster: round failed (next in {every:?}): {e:#}");
+                }
+            }
+            _ => {
+                if !owned.is_empty() {
+                    tracing::warn!(
+                        cameras = owned.len(),
+                        "cluster: not a member: stopping every camera held"
+                    );
+                    for cam in std::mem::take(&mut owned).into_keys() {
+                        let h = host.clone();
+                        let _ = tokio::task::spawn_blocking(move || h.stop(&cam)).await;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            changed = standing.changed() => if changed.is_err() { break },
+        }
+    }
+    for cam in owned.into_keys() {
+        let h = host.clone();
+        let _ = tokio::task::spawn_blocking(move || h.stop(&cam)).await;
+    }
+}
+
+async fn round(
+    etcd: &Etcd,
+    node: &str,
+    lease: i64,
+    owned: &mut BTreeMap<String, i64>,
+    host: &Arc<dyn Host>,
+) -> Result<()> {
+    let leader = match etcd.create(ASSIGNER, node.as_bytes(), lease).await? {
+        Some(_) => {
+            tracing::info!("cluster: this node assigns");
+            true
+        }
+        None => etcd
+            .get(ASSIGNER)
+            .await?
+            .is_some_and(|k| k.lease == lease && k.value == node.as_bytes()),
+    };
+    if leader {
+        assign_round(etcd).await?;
+    }
+    own_round(etcd, node, lease, owned, host).await
+}
+
+/// Key names under `prefix`, without it.
+fn names(kvs: Vec<Kv>, prefix: &str) -> impl Iterator<Item = (String, Kv)> + '_ {
+    kvs.into_iter()
+        .map(move |k| (k.key[prefix.len().min(k.key.len())..].to_string(), k))
+}
+
+/// The assigner's work: the plan written where it changed.
+async fn assign_round(etcd: &Etcd) -> Result<()> {
+    let nodes: BTreeMap<String, u32> = names(etcd.prefix(NODES, MAX_KEYS).await?, NODES)
+        .filter_map(|(n, k)| {
+            serde_json::from_slice::<NodeInfo>(&k.value)
+                .ok()
+                .map(|i| (n, i.capacity))
+        })
+        .collect();
+    let cameras: BTreeSet<String> = names(etcd.prefix(CAMERAS, MAX_KEYS).await?, CAMERAS)
+        .map(|(c, _)| c)
+        .collect();
+    let assigned: BTreeMap<String, String> = names(etcd.prefix(ASSIGN, MAX_KEYS).await?, ASSIGN)
+        .map(|(c, k)| (c, String::from_utf8_lossy(&k.value).into_owned()))
+        .collect();
+    let mut held: BTreeMap<String, Held> = assigned
+        .iter()
+        .map(|(c, n)| {
+            (
+                c.clone(),
+                Held {
+                    node: n.clone(),
+                    token: i64::MAX,
+                },
+            )
+        })
+        .collect();
+    for (c, k) in names(etcd.prefix(OWNER, MAX_KEYS).await?, OWNER) {
+        held.insert(
+            c,
+            Held {
+                node: String::from_utf8_lossy(&k.value).into_owned(),
+                token: k.mod_revision,
+            },
+        );
+    }
+    let plan = assign::plan(&cameras, &nodes, &held);
+    let puts: Vec<(String, Vec<u8>)> = plan
+        .owner
+        .iter()
+        .filter(|(c, n)| assigned.get(*c) != Some(*n))
+        .map(|(c, n)| (format!("{ASSIGN}{c}"), n.clone().into_bytes()))
+        .collect();
+    let deletes: Vec<String> = assigned
+        .keys()
+        .filter(|c| !plan.owner.contains_key(*c))
+        .map(|c| format!("{ASSIGN}{c}"))
+        .collect();
+    for batch in puts.chunks(MAX_TXN_OPS) {
+        etcd.put_all(batch).await?;
+    }
+    for batch in deletes.chunks(MAX_TXN_OPS) {
+        etcd.delete_all(batch).await?;
+    }
+    if !puts.is_empty() || !deletes.is_empty() {
+        tracing::info!(
+            assigned = puts.len(),
+            unassigned = deletes.len(),
+            moved = plan.moved.len(),
+            unplaced = plan.unplaced.len(),
+            nodes = nodes.len(),
+            "cluster: cameras assigned"
+        );
+    }
+    Ok(())
+}
+
+/// This node's cameras: claimed when assigned to it, let go when not.
+async fn own_round(
+    etcd: &Etcd,
+    node: &str,
+    lease: i64,
+    owned: &mut BTreeMap<String, i64>,
+    host: &Arc<dyn Host>,
+) -> Result<()> {
+    let mine: BTreeSet<String> = names(etcd.prefix(ASSIGN, MAX_KEYS).await?, ASSIGN)
+        .filter(|(_, k)| k.value == node.as_bytes())
+        .map(|(c, _)| c)
+        .collect();
+    let gone: Vec<String> = owned
+        .keys()
+        .filter(|c| !mine.contains(*c))
+        .cloned()
+        .collect();
+    for cam in gone {
+        let token = owned.remove(&cam).unwrap_or(0);
+        let h = host.clone();
+        let id = cam.clone();
+        tokio::task::spawn_blocking(move || h.stop(&id)).await?;
+        etcd.delete_if(&format!("{OWNER}{cam}"), token).await?;
+        tracing::info!(camera = %cam, "cluster: camera let go (assigned elsewhere)");
+    }
+    let wanted: Vec<&String> = mine.iter().filter(|c| !owned.contains_key(*c)).collect();
+    for cam in wanted {
+        let key = format!("{OWNER}{cam}");
+        let Some(token) = etcd.create(&key, node.as_bytes(), lease).await? else {
+            continue; // its previous owner still holds it
+        };
+        let started = match camera(etcd, cam).await {
+            Ok(config) => {
+                let h = host.clone();
+                tokio::task::spawn_blocking(move || h.start(config, token))
+                    .await?
+                    .map_err(anyhow::Error::msg)
+            }
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(()) => {
+                tracing::info!(camera = %cam, token, "cluster: camera claimed");
+                owned.insert(cam.clone(), token);
+            }
+            Err(e) => {
+                tracing::warn!(camera = %cam, "cluster: cannot run this camera: {e:#}");
+                etcd.delete_if(&key, token).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A camera's config from etcd, checked as the API checks a stream: bounded, valid, and not
+/// naming code to run.
+async fn camera(etcd: &Etcd, id: &str) -> Result<StreamConfig> {
+    let kv = etcd
+        .get(&format!("{CAMERAS}{id}"))
+        .await?
+        .context("the camera is no longer in etcd")?;
+    parse_camera(id, &kv.value)
+}
+
+/// Parses and checks a camera's table.
+pub fn parse_camera(id: &str, value: &[u8]) -> Result<StreamConfig> {
+    if value.len() > MAX_CAMERA_BYTES {
+        bail!(
+            "its table is {} bytes (at most {MAX_CAMERA_BYTES})",
+            value.len()
+        );
+    }
+    let text = std::str::from_utf8(value).context("its table is not UTF-8")?;
+    let config: StreamConfig = toml::from_str(text).context("its table")?;
+    if config.id.as_str() != id {
+        bail!("its table says id `{}`", config.id.as_str());
+    }
+    if config
+        .processors
+        .iter()
+        .any(|p| matches!(p, ProcessorConfig::Python(_)))
+    {
+        bail!("a `python` processor cannot come from etcd");
+    }
+    crate::config::validate_stream(&config).map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_camera_from_etcd_is_checked_like_a_config_stream() {
+        let ok = b"id = \"a\"\nsource = \"test://smpte\"\n";
+        assert_eq!(parse_camera("a", ok).unwrap().id.as_str(), "a");
+        for (id, value, want) in [
+            ("b", ok.as_slice(), "says id"),
+            ("a", b"id = \"a\"\nsource = 5\n".as_slice(), "its table"),
+            ("a", b"\xff\xfe".as_slice(), "UTF-8"),
+            ("a", b"id = \"a\"\nsource = \"test://smpte\"\nstall_timeout_s = 1e300\n".as_slice(), "stall_timeout_s"),
+            ("a", b"id = \"a\"\nsource = \"test://smpte\"\nprocessors = [{ kind = \"python\", file = \"x.py\" }]\n".as_slice(), "python"),
+        ] {
+            let e = format!("{:#}", parse_camera(id, value).unwrap_err());
+            assert!(e.contains(want), "{e}");
+        }
+        assert!(parse_camera("a", &vec![b' '; MAX_CAMERA_BYTES + 1]).is_err());
+    }
+}
