@@ -1,6 +1,8 @@
 //! framegate nodes on a real etcd cluster (three members on loopback): cameras written to etcd
 //! all or none, nodes registered under leases that a killed node loses and a stopped etcd
-//! fences, an etcd member's death harming nothing.
+//! fences, an etcd member's death harming nothing; cameras spread over nodes, moved off a
+//! killed node and rebalanced onto a new one; a node stopped past its lease never publishing
+//! beside its camera's new owner (nginx-rtmp's `/stat` sampled).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -363,4 +365,136 @@ fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_jo
     });
     let moved = cams.iter().filter(|c| before[*c] != after[*c]).count();
     assert_eq!(moved, 2, "{before:?} -> {after:?}");
+}
+
+/// The publishing clients of each stream in nginx-rtmp's `/stat` (their client ids).
+fn publishers(stat_port: u16) -> BTreeMap<String, Vec<String>> {
+    let page = common::http::request(
+        &format!("127.0.0.1:{stat_port}"),
+        "GET",
+        "/stat",
+        None,
+        None,
+    )
+    .body;
+    let between = |s: &str, a: &str, b: &str| -> Option<String> {
+        let i = s.find(a)? + a.len();
+        Some(s[i..i + s[i..].find(b)?].to_string())
+    };
+    page.split("<stream>")
+        .skip(1)
+        .filter_map(|st| {
+            let name = between(st, "<name>", "</name>")?;
+            let ids = st
+                .split("<client>")
+                .skip(1)
+                .filter(|c| c.contains("<publishing/>"))
+                .filter_map(|c| between(c, "<id>", "</id>"))
+                .collect();
+            Some((name, ids))
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
+    let etcd = Etcd::start(3);
+    let nginx = common::Nginx::start_with_stat();
+    let stat = nginx.stat_port.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cameras.toml");
+    let tables: String = ["cam0", "cam1"]
+        .iter()
+        .map(|c| {
+            format!(
+                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width=320&height=180&fps=25\"\noutputs = [ {{ kind = \"rtmp\", url = \"{}\" }} ]\n\n",
+                nginx.url(c)
+            )
+        })
+        .collect();
+    std::fs::write(&file, tables).unwrap();
+    assert!(import(&etcd, &file).status.success());
+    let mut a = node(&etcd, "node-a");
+    let mut b = node(&etcd, "node-b");
+    let first = wait_for(
+        "one camera a node, both published",
+        Duration::from_secs(40),
+        || {
+            let o = owners(&etcd);
+            let p = publishers(stat);
+            let one_each = o["cam0"].is_some() && o["cam1"].is_some() && o["cam0"] != o["cam1"];
+            let published = ["cam0", "cam1"]
+                .iter()
+                .all(|c| p.get(*c).is_some_and(|v| v.len() == 1));
+            (one_each && published).then_some((o, p))
+        },
+    );
+    let (owners0, pubs0) = first;
+    let victim_name = owners0["cam0"].clone().unwrap();
+    let (victim, survivor) = if victim_name == "node-a" {
+        (&mut a, "node-b")
+    } else {
+        (&mut b, "node-a")
+    };
+    let old_publisher = pubs0["cam0"][0].clone();
+
+    // Sample nginx every 100 ms from here on: never two publishers of one stream.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut worst = 0;
+            let mut samples = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for ids in publishers(stat).values() {
+                    worst = worst.max(ids.len());
+                }
+                samples += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (worst, samples)
+        })
+    };
+    victim.signal("-STOP");
+    let stopped = Instant::now();
+    wait_for(
+        "cam0 published by its new owner",
+        Duration::from_secs(30),
+        || {
+            let p = publishers(stat);
+            let new = p
+                .get("cam0")
+                .is_some_and(|v| v.len() == 1 && v[0] != old_publisher);
+            (new && owners(&etcd)["cam0"].as_deref() == Some(survivor)).then_some(())
+        },
+    );
+    let took = stopped.elapsed();
+    eprintln!("cam0 published again by {survivor} {took:?} after SIGSTOP of {victim_name}");
+    assert!(took < Duration::from_secs(TTL_S + 8), "{took:?}");
+
+    // Resumed: the node finds its lease gone, is fenced, and publishes nothing it was not
+    // given again through etcd.
+    victim.signal("-CONT");
+    victim.wait_log("cluster: fenced", Duration::from_secs(10));
+    // It does not take its camera back: the assigner gives a node that came back cameras
+    // only once it has stayed for two TTLs (counted from its new registration).
+    let until = Instant::now() + Duration::from_secs(TTL_S);
+    while Instant::now() < until {
+        assert!(publishers(stat).get("cam0").is_none_or(|v| v.len() <= 1));
+        assert_eq!(owners(&etcd)["cam0"].as_deref(), Some(survivor));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, samples) = sampler.join().unwrap();
+    assert!(samples > 20, "{samples} samples");
+    assert_eq!(worst, 1, "two publishers of one stream at once");
+    let log = victim.log();
+    let after = &log[log.find("cluster: fenced").unwrap()..];
+    if let Some(p) = after.find("output publishing") {
+        let claimed = after.find("cluster: camera claimed");
+        assert!(
+            claimed.is_some_and(|c| c < p),
+            "published again without a claim: {after}"
+        );
+    }
 }

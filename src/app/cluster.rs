@@ -164,6 +164,7 @@ pub fn join(config: &Config, manager: Arc<Manager>) -> Result<Option<Membership>
     let host = Arc::new(ManagerHost {
         manager,
         node: c.node.clone(),
+        fence: membership.fence(),
     });
     tokio::spawn(crate::cluster::duty::run(
         membership.etcd(),
@@ -179,12 +180,13 @@ pub fn join(config: &Config, manager: Arc<Manager>) -> Result<Option<Membership>
 struct ManagerHost {
     manager: Arc<Manager>,
     node: String,
+    fence: crate::cluster::fence::Fence,
 }
 
 impl Host for ManagerHost {
     fn start(&self, config: StreamConfig, token: i64) -> Result<(), String> {
         self.manager
-            .adopt(config, &self.node, token)
+            .adopt(config, &self.node, token, self.fence.clone())
             .map(drop)
             .map_err(|e| e.to_string())
     }

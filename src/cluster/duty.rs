@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
@@ -47,33 +47,41 @@ pub async fn run(
     host: Arc<dyn Host>,
 ) {
     let mut owned: BTreeMap<String, i64> = BTreeMap::new();
+    let mut settling = Settling::new(every * 6);
+    // The lease the cameras in `owned` were claimed under.
+    let mut claimed_under = None;
     loop {
         let now = standing.borrow_and_update().clone();
-        match now {
-            Standing::Member { lease } => {
-                if let Err(e) = round(&etcd, &node, lease, &mut owned, &host).await {
-                    tracing::warn!("cluster: round failed (next in {every:?}): {e:#}");
-                }
-            }
-            _ => {
-                if !owned.is_empty() {
-                    tracing::warn!(
-                        cameras = owned.len(),
-                        "cluster: not a member: stopping every camera held"
-                    );
-                    for cam in std::mem::take(&mut owned).into_keys() {
-                        let h = host.clone();
-                        let _ = tokio::task::spawn_blocking(move || h.stop(&cam)).await;
-                    }
-                }
-            }
+        let lease = match now {
+            Standing::Member { lease } => Some(lease),
+            _ => None,
+        };
+        // Not a member, or a member under another lease (fenced and registered again before
+        // this loop looked): the cameras held are no longer the node's.
+        if claimed_under != lease && !owned.is_empty() {
+            tracing::warn!(
+                cameras = owned.len(),
+                "cluster: the lease they were claimed under is gone: stopping every camera held"
+            );
+            stop_all(&mut owned, &host).await;
+        }
+        claimed_under = lease;
+        if let Some(lease) = lease
+            && let Err(e) = round(&etcd, &node, lease, &mut owned, &host, &mut settling).await
+        {
+            tracing::warn!("cluster: round failed (next in {every:?}): {e:#}");
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             changed = standing.changed() => if changed.is_err() { break },
         }
     }
-    for cam in owned.into_keys() {
+    stop_all(&mut owned, &host).await;
+}
+
+/// Stops every camera in `owned`.
+async fn stop_all(owned: &mut BTreeMap<String, i64>, host: &Arc<dyn Host>) {
+    for cam in std::mem::take(owned).into_keys() {
         let h = host.clone();
         let _ = tokio::task::spawn_blocking(move || h.stop(&cam)).await;
     }
@@ -85,6 +93,7 @@ async fn round(
     lease: i64,
     owned: &mut BTreeMap<String, i64>,
     host: &Arc<dyn Host>,
+    settling: &mut Settling,
 ) -> Result<()> {
     let leader = match etcd.create(ASSIGNER, node.as_bytes(), lease).await? {
         Some(_) => {
@@ -97,9 +106,74 @@ async fn round(
             .is_some_and(|k| k.lease == lease && k.value == node.as_bytes()),
     };
     if leader {
-        assign_round(etcd).await?;
+        assign_round(etcd, settling).await?;
+    } else {
+        settling.term_over();
     }
     own_round(etcd, node, lease, owned, host).await
+}
+
+/// Which live nodes the assigner gives cameras to: those seen for a while. A node that just
+/// registered (started, or came back after its lease expired: a flapping node) gets cameras
+/// only after `settle`, so that a node that comes and goes does not pull cameras back and forth.
+/// An assigner knows nothing of the nodes' past when its term begins: the nodes live at its
+/// first round count as settled (an assigner taking over); when no node is settled, every live
+/// node is eligible (a cluster starting: the first node takes the cameras, the others their
+/// share once settled).
+#[derive(Debug)]
+pub struct Settling {
+    settle: Duration,
+    first_seen: BTreeMap<String, Instant>,
+    /// When this node's term as the assigner began.
+    term: Option<Instant>,
+}
+
+impl Settling {
+    /// Nodes settle after `settle`.
+    pub fn new(settle: Duration) -> Self {
+        Self {
+            settle,
+            first_seen: BTreeMap::new(),
+            term: None,
+        }
+    }
+
+    /// This node no longer assigns: the next term starts afresh.
+    pub fn term_over(&mut self) {
+        self.term = None;
+        self.first_seen.clear();
+    }
+
+    /// The eligible nodes of `live` (name → capacity) at `now`.
+    pub fn eligible(
+        &mut self,
+        live: &BTreeMap<String, u32>,
+        now: Instant,
+    ) -> BTreeMap<String, u32> {
+        let first_round = self.term.is_none();
+        self.term.get_or_insert(now);
+        self.first_seen.retain(|n, _| live.contains_key(n));
+        let seen = if first_round {
+            now.checked_sub(self.settle).unwrap_or(now)
+        } else {
+            now
+        };
+        for n in live.keys() {
+            self.first_seen.entry(n.clone()).or_insert(seen);
+        }
+        let settled: BTreeMap<String, u32> = live
+            .iter()
+            .filter(|(n, _)| {
+                first_round || now.saturating_duration_since(self.first_seen[*n]) >= self.settle
+            })
+            .map(|(n, c)| (n.clone(), *c))
+            .collect();
+        if settled.is_empty() {
+            live.clone()
+        } else {
+            settled
+        }
+    }
 }
 
 /// Key names under `prefix`, without it.
@@ -109,14 +183,15 @@ fn names(kvs: Vec<Kv>, prefix: &str) -> impl Iterator<Item = (String, Kv)> + '_ 
 }
 
 /// The assigner's work: the plan written where it changed.
-async fn assign_round(etcd: &Etcd) -> Result<()> {
-    let nodes: BTreeMap<String, u32> = names(etcd.prefix(NODES, MAX_KEYS).await?, NODES)
+async fn assign_round(etcd: &Etcd, settling: &mut Settling) -> Result<()> {
+    let live: BTreeMap<String, u32> = names(etcd.prefix(NODES, MAX_KEYS).await?, NODES)
         .filter_map(|(n, k)| {
             serde_json::from_slice::<NodeInfo>(&k.value)
                 .ok()
                 .map(|i| (n, i.capacity))
         })
         .collect();
+    let nodes = settling.eligible(&live, Instant::now());
     let cameras: BTreeSet<String> = names(etcd.prefix(CAMERAS, MAX_KEYS).await?, CAMERAS)
         .map(|(c, _)| c)
         .collect();
@@ -266,6 +341,40 @@ pub fn parse_camera(id: &str, value: &[u8]) -> Result<StreamConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_gets_cameras_once_it_has_stayed_a_while() {
+        let t0 = Instant::now();
+        let s10 = Duration::from_secs(10);
+        let mut s = Settling::new(s10);
+        let nodes = |names: &[&str]| -> BTreeMap<String, u32> {
+            names.iter().map(|n| (n.to_string(), 8)).collect()
+        };
+        // The nodes there when the term begins are settled at once.
+        assert_eq!(s.eligible(&nodes(&["a", "b"]), t0), nodes(&["a", "b"]));
+        // A node that joins (or comes back) waits.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(
+            s.eligible(&nodes(&["a", "b", "c"]), later),
+            nodes(&["a", "b"])
+        );
+        assert_eq!(
+            s.eligible(&nodes(&["a", "b", "c"]), later + s10),
+            nodes(&["a", "b", "c"])
+        );
+        // Gone and back: it waits again.
+        s.eligible(&nodes(&["a", "b"]), later + s10);
+        let back = later + s10 + Duration::from_secs(1);
+        assert_eq!(
+            s.eligible(&nodes(&["a", "b", "c"]), back),
+            nodes(&["a", "b"])
+        );
+        // Nobody settled (every settled node gone): every live node is eligible.
+        assert_eq!(s.eligible(&nodes(&["c"]), back), nodes(&["c"]));
+        // A new term: everyone live is settled.
+        s.term_over();
+        assert_eq!(s.eligible(&nodes(&["c", "d"]), back), nodes(&["c", "d"]));
+    }
 
     #[test]
     fn a_camera_from_etcd_is_checked_like_a_config_stream() {

@@ -9,6 +9,7 @@
 pub mod assign;
 pub mod duty;
 pub mod etcd;
+pub mod fence;
 pub mod node;
 
 /// Where framegate's keys live in etcd.

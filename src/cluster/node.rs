@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::etcd::Etcd;
+use super::fence::Fence;
 use crate::config::ClusterConfig;
 
 /// Where the node stands.
@@ -63,6 +64,7 @@ pub fn holds(renewed: Instant, now: Instant, ttl: Duration) -> bool {
 pub struct Membership {
     standing: watch::Receiver<Standing>,
     etcd: Arc<Etcd>,
+    fence: Fence,
 }
 
 impl Membership {
@@ -79,8 +81,13 @@ impl Membership {
         let (tx, rx) = watch::channel(Standing::Joining {
             why: "starting".into(),
         });
-        tokio::spawn(keep(etcd.clone(), key, info, ttl, tx));
-        Ok(Self { standing: rx, etcd })
+        let fence = Fence::closed();
+        tokio::spawn(keep(etcd.clone(), key, info, ttl, tx, fence.clone()));
+        Ok(Self {
+            standing: rx,
+            etcd,
+            fence,
+        })
     }
 
     /// Leaves the cluster at once (a clean shutdown): the lease is revoked, so the node's key
@@ -97,6 +104,11 @@ impl Membership {
     /// Where the node stands now.
     pub fn standing(&self) -> Standing {
         self.standing.borrow().clone()
+    }
+
+    /// The fence of the cameras the node holds: open while its lease surely holds.
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
     }
 
     /// The etcd client the node uses.
@@ -117,9 +129,13 @@ async fn keep(
     info: Vec<u8>,
     ttl: Duration,
     tx: watch::Sender<Standing>,
+    fence: Fence,
 ) {
     let every = ttl / 3;
     let set = |s: Standing| {
+        if !matches!(s, Standing::Member { .. }) {
+            fence.close();
+        }
         tx.send_if_modified(|cur| {
             if *cur == s {
                 return false;
@@ -137,6 +153,7 @@ async fn keep(
         if tx.is_closed() {
             return;
         }
+        let sent = Instant::now();
         let lease = match register(&etcd, &key, &info, ttl).await {
             Ok(lease) => lease,
             Err(why) => {
@@ -145,7 +162,8 @@ async fn keep(
                 continue;
             }
         };
-        let mut renewed = Instant::now();
+        let mut renewed = sent;
+        fence.until(sent + ttl - margin(ttl));
         set(Standing::Member { lease });
         loop {
             tokio::time::sleep(every).await;
@@ -155,7 +173,10 @@ async fn keep(
             }
             let sent = Instant::now();
             match etcd.keep_alive(lease).await {
-                Ok(Some(_)) => renewed = sent,
+                Ok(Some(_)) => {
+                    renewed = sent;
+                    fence.until(sent + ttl - margin(ttl));
+                }
                 Ok(None) => {
                     set(Standing::Fenced {
                         why: "the lease expired".into(),

@@ -19,6 +19,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::alert::AlertRules;
+use crate::cluster::fence::Fence;
 use crate::config::{self, ServerConfig, StreamConfig, StreamId};
 use crate::process::{Hooks, Models};
 use crate::publish::LazyRtspServer;
@@ -167,7 +168,7 @@ impl Manager {
                 anyhow::bail!("stream `{}`: {m}", effective[i].id());
             }
             for c in effective {
-                let entry = manager.launch(c);
+                let entry = manager.launch(c, Fence::open());
                 manager
                     .lock()
                     .entries
@@ -266,7 +267,7 @@ impl Manager {
         // Saved only once it has started (or failed to, which its status then says): a config
         // that cannot start is never left behind for the next start of framegate to trip on.
         overlay.upsert(config.clone());
-        let mut entry = self.launch(config.clone());
+        let mut entry = self.launch(config.clone(), Fence::open());
         if let Err(e) = self.persist(&overlay) {
             if let Some(s) = self.detach(&mut entry) {
                 s.stop();
@@ -287,12 +288,14 @@ impl Manager {
     }
 
     /// Starts a camera this node holds for the cluster (`node`'s, with fencing token `token`):
-    /// like [`Manager::add`], but not kept across restarts (etcd keeps it) and not an API change.
+    /// like [`Manager::add`], but not kept across restarts (etcd keeps it) and not an API change;
+    /// its pushes send only while `fence` allows.
     pub fn adopt(
         &self,
         config: StreamConfig,
         node: &str,
         token: i64,
+        fence: Fence,
     ) -> Result<StreamStatus, ManagerError> {
         let _change = self.change()?;
         let id = config.id().clone();
@@ -303,7 +306,7 @@ impl Manager {
             }
             self.validate(&inner, &config)?;
         }
-        let mut entry = self.launch(config);
+        let mut entry = self.launch(config, fence);
         entry.held = Some((node.to_string(), token));
         let st = entry.status();
         self.lock().entries.insert(id, entry);
@@ -560,7 +563,7 @@ impl Manager {
             s.stop();
         }
         for c in to_start {
-            let entry = self.launch(c);
+            let entry = self.launch(c, Fence::open());
             self.lock().entries.insert(entry.config.id().clone(), entry);
         }
         self.changed(
@@ -633,14 +636,14 @@ impl Manager {
         if let Some(s) = old {
             s.stop();
         }
-        let mut entry = self.launch(config);
+        let mut entry = self.launch(config, Fence::open());
         record(&mut overlay);
         if let Err(e) = self.persist(&overlay) {
             if let Some(s) = self.detach(&mut entry) {
                 s.stop();
             }
             if let Some(prev) = previous {
-                let back = self.launch(prev);
+                let back = self.launch(prev, Fence::open());
                 self.lock().entries.insert(id.clone(), back);
             }
             return Err(e);
@@ -653,7 +656,7 @@ impl Manager {
     }
 
     /// Starts a stream if it is enabled; a failure is kept in the entry, not returned.
-    fn launch(&self, config: StreamConfig) -> Entry {
+    fn launch(&self, config: StreamConfig, fence: Fence) -> Entry {
         config.register_secrets();
         if !config.enabled {
             return Entry {
@@ -668,6 +671,7 @@ impl Manager {
             events: self.store.sink(),
             alerts: Some(self.alerts.clone()),
             python: self.python.clone(),
+            fence,
         };
         // A panic while starting (a bug, or a value no check foresaw) fails this stream only.
         let started = crate::supervise::caught(|| {

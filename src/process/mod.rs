@@ -48,6 +48,9 @@ pub struct Hooks {
     pub alerts: Option<Arc<crate::alert::AlertRules>>,
     /// The embedded interpreter's settings (for `python` processors).
     pub python: crate::config::PythonSection,
+    /// Whether the stream's pushes may send (closed when the node may have lost a cluster
+    /// camera it held; always open for the node's own streams).
+    pub fence: crate::cluster::fence::Fence,
 }
 
 /// A stream's counting lines and zones (what its `track` processor counts).

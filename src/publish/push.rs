@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use gst::prelude::*;
 
+use crate::cluster::fence::Fence;
 use crate::config::masked_url as masked;
 use crate::config::{OutputConfig, PushOutput as PushConfig, RtspTransport, StreamId};
 use crate::elements::{error_text, make, stop};
@@ -28,6 +29,8 @@ use super::fanout::{EncodedSink, Fanout};
 use super::feed::{AppSrcFeed, Retimer};
 use crate::audio::{AudioCodec, AudioFormat, AudioTrack, OutputAudio};
 
+/// How often a fenced output looks whether the fence opened again.
+const FENCE_POLL: Duration = Duration::from_millis(100);
 /// Access units a push output may hold before it drops and waits for a key frame.
 const PUSH_QUEUE_FRAMES: u64 = 25;
 /// An output that stayed up this long starts its next retry from the first delay.
@@ -57,6 +60,9 @@ pub enum OutputState {
     Retrying,
     /// Served to clients that connect (framegate's own RTSP).
     Serving,
+    /// Not connected: the node may no longer hold this camera for the cluster (its lease
+    /// could not be renewed in time).
+    Fenced,
 }
 
 /// Where a push output is, for status and metrics.
@@ -89,6 +95,7 @@ impl PushOutput {
         config: &OutputConfig,
         fanout: Arc<Fanout>,
         audio: Arc<AudioTrack>,
+        fence: Fence,
     ) -> Option<Result<Self>> {
         let (kind, cfg) = match config {
             OutputConfig::Rtmp(c) => (Kind::Rtmp, c.clone()),
@@ -117,6 +124,7 @@ impl PushOutput {
                         audio: &audio,
                         stop: &stop,
                         status: &status,
+                        fence: &fence,
                     };
                     w.run();
                 })
@@ -177,6 +185,7 @@ struct Worker<'a> {
     audio: &'a AudioTrack,
     stop: &'a Shutdown,
     status: &'a Mutex<PushStatus>,
+    fence: &'a Fence,
 }
 
 impl Worker<'_> {
@@ -198,11 +207,23 @@ impl Worker<'_> {
             }
         }
         while !self.stop.is_set() {
+            // A camera the node may no longer hold for the cluster: no connection at all.
+            if !self.fence.allows() {
+                self.set(|s| s.state = OutputState::Fenced);
+                if self.stop.wait(FENCE_POLL) {
+                    return;
+                }
+                continue;
+            }
             let started = Instant::now();
             self.set(|s| s.state = OutputState::Connecting);
             let error = match self.run_once() {
                 Ok(Ended::Stopped) => return,
                 Ok(Ended::AudioChanged) => continue,
+                Ok(Ended::Fenced) => {
+                    tracing::warn!(stream = %self.stream, output = self.name, "fenced: the node may no longer hold this camera; output closed");
+                    continue;
+                }
                 Err(e) => format!("{e:#}"),
             };
             if started.elapsed() > STABLE_AFTER {
@@ -252,6 +273,10 @@ impl Worker<'_> {
             audio.as_ref(),
         )?;
         let _guard = PipelineGuard(pipeline.clone());
+        // The last check before data leaves the process: a buffer that reaches the network
+        // element after the fence closed (the process was stopped past its lease, and resumed)
+        // is dropped there.
+        fence_sink_pads(&pipeline, self.fence);
         let sink: Arc<dyn EncodedSink> = Arc::new(AppSrcFeed::sharing(
             self.name,
             &appsrc,
@@ -272,6 +297,10 @@ impl Worker<'_> {
         let bus = pipeline.bus().context("output pipeline has no bus")?;
         let mut live = false;
         loop {
+            if !self.fence.allows() {
+                // No end-of-stream: not one more byte goes out.
+                return Ok(Ended::Fenced);
+            }
             if self.stop.is_set() {
                 let _ = appsrc.end_of_stream();
                 if let Some(a) = &audio {
@@ -324,6 +353,28 @@ enum Ended {
     Stopped,
     /// The stream's audio changed: connect again at once, with it.
     AudioChanged,
+    /// The fence closed: the connection was dropped without a goodbye.
+    Fenced,
+}
+
+/// Drops every buffer at the network element's inputs while `fence` is closed.
+fn fence_sink_pads(pipeline: &gst::Pipeline, fence: &Fence) {
+    let sinks = pipeline.iterate_sinks().into_iter().flatten();
+    for sink in sinks {
+        for pad in sink.sink_pads() {
+            let fence = fence.clone();
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, _| {
+                    if fence.allows() {
+                        gst::PadProbeReturn::Ok
+                    } else {
+                        gst::PadProbeReturn::Drop
+                    }
+                },
+            );
+        }
+    }
 }
 
 /// What FLV carries as it is: AAC, and MP3 at FLV's rates. Anything else becomes AAC.

@@ -108,7 +108,7 @@ impl Stream {
         tracing::info!(stream = %id, encoder = %encoder_kind, "encoder ready");
         // From here, a stage that fails undoes the ones before it (guards).
         let mounts = start::Mounts::make(config, rtsp, &fanout, &audio)?;
-        let (outputs, redis) = start::outputs(&id, config, &fanout, &audio, &jpeg)?;
+        let (outputs, redis) = start::outputs(&id, config, &fanout, &audio, &jpeg, &hooks.fence)?;
         let hls = Arc::new(HlsHub::new(id.clone(), fanout.clone(), audio.clone()));
         let llhls = Arc::new(LlHlsHub::new(
             id.clone(),

@@ -118,10 +118,11 @@ pub(super) fn outputs(
     fanout: &Arc<Fanout>,
     audio: &Arc<AudioTrack>,
     jpeg: &Arc<JpegHub>,
+    fence: &crate::cluster::fence::Fence,
 ) -> Result<(Vec<PushOutput>, Vec<RedisPublisher>)> {
     let mut push = Vec::new();
     for o in &config.outputs {
-        if let Some(out) = PushOutput::start(id, o, fanout.clone(), audio.clone()) {
+        if let Some(out) = PushOutput::start(id, o, fanout.clone(), audio.clone(), fence.clone()) {
             push.push(out?);
         }
     }

@@ -128,6 +128,15 @@ impl Framegate {
         }
     }
 
+    /// Sends it a signal (`-STOP`, `-CONT`).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig} failed");
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
@@ -527,6 +536,8 @@ pub fn grab_frames(url: &str, count: usize, timeout: Duration) -> Vec<Gray> {
 pub struct Nginx {
     _proc: Proc,
     pub port: u16,
+    /// The HTTP port of its `/stat` page, when started with one.
+    pub stat_port: Option<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -536,6 +547,16 @@ impl Nginx {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, None)
+    }
+
+    /// With its RTMP statistics at `http://127.0.0.1:<stat_port>/stat`, and a publisher that
+    /// sent nothing for two seconds dropped (so that another may take its stream).
+    pub fn start_with_stat() -> Self {
+        Self::start_with(free_port(), Some(free_port()))
+    }
+
+    fn start_with(port: u16, stat_port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let module = ["/usr/lib/nginx/modules/ngx_rtmp_module.so"]
             .into_iter()
@@ -547,8 +568,12 @@ impl Nginx {
              error_log {d}/error.log info;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 256; }}\n\
              rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-               application live {{ live on; record off; }} }} }}\n",
-            d = dir.path().display()
+               application live {{ live on; record off;{idle} }} }} }}\n{http}",
+            d = dir.path().display(),
+            idle = if stat_port.is_some() { " drop_idle_publisher 2s;" } else { "" },
+            http = stat_port.map_or(String::new(), |s| format!(
+                "http {{ access_log off; server {{ listen 127.0.0.1:{s}; location /stat {{ rtmp_stat all; }} }} }}\n"
+            )),
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
@@ -575,6 +600,7 @@ impl Nginx {
         Self {
             _proc: proc,
             port,
+            stat_port,
             _dir: dir,
         }
     }
