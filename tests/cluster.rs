@@ -87,7 +87,7 @@ fn node_on(etcd: &Etcd, name: &str, http: u16) -> (Framegate, u16) {
         .map(|e| format!("\"{e}\""))
         .collect();
     let fg = Framegate::run(&format!(
-        "[server]\nhttp = \"127.0.0.1:{http}\"\n\n[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 8\nttl_s = {TTL_S}\n",
+        "[server]\nhttp = \"127.0.0.1:{http}\"\n\n[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 32\nttl_s = {TTL_S}\n",
         endpoints.join(", ")
     ));
     (fg, http)
@@ -496,5 +496,62 @@ fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
             claimed.is_some_and(|c| c < p),
             "published again without a claim: {after}"
         );
+    }
+}
+
+#[test]
+fn sixty_cameras_converge_to_one_owner_each_and_the_etcd_leader_s_death_moves_none() {
+    let mut etcd = Etcd::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cameras.toml");
+    // Small cameras: what is measured is who holds them.
+    let tables: String = (0..60)
+        .map(|i| {
+            format!(
+                "[[streams]]\nid = \"c{i:02}\"\nsource = \"test://smpte?width=64&height=36&fps=5\"\n\n"
+            )
+        })
+        .collect();
+    std::fs::write(&file, tables).unwrap();
+    assert!(import(&etcd, &file).status.success());
+    let names = ["node-a", "node-b", "node-c"];
+    let running: Vec<(Framegate, u16)> = names
+        .iter()
+        .map(|n| node_on(&etcd, n, free_port()))
+        .collect();
+    let converged = || {
+        let o = owners(&etcd);
+        let mut count: BTreeMap<String, usize> = BTreeMap::new();
+        for owner in o.values() {
+            *count.entry(owner.clone()?).or_default() += 1;
+        }
+        // Exactly one owner each (etcd's keys), 20 a node, and each node runs exactly its own.
+        let even = names.iter().all(|n| count.get(*n) == Some(&20));
+        let runs = running.iter().zip(names).all(|((_, http), n)| {
+            let held: BTreeSet<String> = o
+                .iter()
+                .filter(|(_, w)| w.as_deref() == Some(n))
+                .map(|(c, _)| c.clone())
+                .collect();
+            live_on(*http, n) == held
+        });
+        (even && runs).then_some(o)
+    };
+    let settled = wait_for("60 cameras, 20 a node", Duration::from_secs(90), converged);
+
+    // The etcd leader dies: a new one is elected, every lease holds, no camera moves.
+    let leader = etcd.leader().expect("no etcd leader");
+    etcd.kill(leader);
+    let until = Instant::now() + Duration::from_secs(2 * TTL_S);
+    while Instant::now() < until {
+        assert_eq!(
+            owners(&etcd),
+            settled,
+            "a camera moved when the etcd leader died"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (fg, _) in &running {
+        assert!(!fg.log().contains("cluster: fenced"), "{}", fg.log());
     }
 }

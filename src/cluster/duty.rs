@@ -115,7 +115,8 @@ async fn round(
 
 /// Which live nodes the assigner gives cameras to: those seen for a while. A node that just
 /// registered (started, or came back after its lease expired: a flapping node) gets cameras
-/// only after `settle`, so that a node that comes and goes does not pull cameras back and forth.
+/// only after `settle`, so that a node that comes and goes does not pull cameras back and forth
+/// (it gets at once only what the settled nodes have no room for).
 /// An assigner knows nothing of the nodes' past when its term begins: the nodes live at its
 /// first round count as settled (an assigner taking over); when no node is settled, every live
 /// node is eligible (a cluster starting: the first node takes the cameras, the others their
@@ -219,7 +220,22 @@ async fn assign_round(etcd: &Etcd, settling: &mut Settling) -> Result<()> {
             },
         );
     }
-    let plan = assign::plan(&cameras, &nodes, &held);
+    let mut plan = assign::plan(&cameras, &nodes, &held);
+    // What the settled nodes have no room for goes to the others at once: a camera running is
+    // worth more than a node that may not stay.
+    let unsettled: BTreeMap<String, u32> = live
+        .iter()
+        .filter(|(n, _)| !nodes.contains_key(*n))
+        .map(|(n, c)| (n.clone(), *c))
+        .collect();
+    if !plan.unplaced.is_empty() && !unsettled.is_empty() {
+        let homeless: BTreeSet<String> = plan.unplaced.drain(..).collect();
+        let rest = assign::plan(&homeless, &unsettled, &held);
+        plan.owner.extend(rest.owner);
+        plan.placed.extend(rest.placed);
+        plan.moved.extend(rest.moved);
+        plan.unplaced = rest.unplaced;
+    }
     let puts: Vec<(String, Vec<u8>)> = plan
         .owner
         .iter()

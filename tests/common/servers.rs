@@ -446,6 +446,23 @@ impl Etcd {
         });
     }
 
+    /// The index of the member that leads now (asked of every running member).
+    pub fn leader(&self) -> Option<usize> {
+        self.clients.iter().enumerate().find_map(|(i, port)| {
+            self.members[i].as_ref()?;
+            let r = super::http::request(
+                &format!("127.0.0.1:{port}"),
+                "POST",
+                "/v3/maintenance/status",
+                Some("{}"),
+                None,
+            );
+            let v = r.json();
+            let me = v["header"]["member_id"].as_str()?;
+            (v["leader"].as_str() == Some(me)).then_some(i)
+        })
+    }
+
     /// The client URLs, as `--etcd` arguments and `[cluster] etcd` take them.
     pub fn endpoints(&self) -> Vec<String> {
         self.clients
