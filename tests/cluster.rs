@@ -330,11 +330,50 @@ fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_jo
         });
         (even && agree).then_some(o)
     };
-    wait_for(
+    let placed = wait_for(
         "six cameras spread two by two",
         Duration::from_secs(40),
         || spread(&running, &names, 2),
     );
+
+    // Any node answers for every camera: its list holds all six with their owners, and a call
+    // about a camera another node runs is redirected there, path and query kept.
+    let a = format!("127.0.0.1:{}", running[0].1);
+    // (Each node reads the cluster once a round: its list catches up within one.)
+    let list = wait_for(
+        "node-a's list of the whole cluster",
+        Duration::from_secs(10),
+        || {
+            let l = common::http::get_json(&a, "/api/streams");
+            let all = l.as_array().unwrap();
+            let owned = all
+                .iter()
+                .all(|s| s["owner"].as_str() == placed[s["id"].as_str().unwrap()].as_deref());
+            (all.len() == 6 && owned).then_some(l)
+        },
+    );
+    for s in list.as_array().unwrap() {
+        let here = s["owner"] == "node-a";
+        assert_eq!(s["state"] == "elsewhere", !here, "{s}");
+    }
+    let cam = placed
+        .iter()
+        .find(|(_, o)| o.as_deref() == Some("node-b"))
+        .map(|(c, _)| c.clone())
+        .unwrap();
+    let b_http = running[1].1;
+    for path in [
+        format!("/api/streams/{cam}"),
+        format!("/streams/{cam}/hls/index.m3u8?vt=x"),
+    ] {
+        let r = common::http::request(&a, "GET", &path, None, None);
+        assert_eq!(r.status, 307, "{path}: {}", r.body);
+        assert_eq!(
+            r.header("location"),
+            Some(format!("http://127.0.0.1:{b_http}{path}").as_str()),
+            "{path}"
+        );
+    }
 
     // kill -9 of a node: its cameras are held and live on the others within TTL + start-up.
     let before = owners(&etcd);

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::cluster::duty::Host;
 use crate::cluster::etcd::{Etcd, MAX_TXN_OPS};
 use crate::cluster::node::{Membership, NodeInfo};
+use crate::cluster::view::ClusterView;
 use crate::cluster::{ASSIGN, CAMERAS, NODES, OWNER};
 use crate::config::{Config, ProcessorConfig, StreamConfig, StreamId};
 use crate::control::Manager;
@@ -151,7 +152,10 @@ fn cameras_placed(etcd: &[String]) -> Result<Vec<CameraPlace>> {
 
 /// Starts the node's membership and its rounds (assigning, running the cameras it holds)
 /// when the config has a `[cluster]`, on the current runtime.
-pub fn join(config: &Config, manager: Arc<Manager>) -> Result<Option<Membership>> {
+pub fn join(
+    config: &Config,
+    manager: Arc<Manager>,
+) -> Result<Option<(Membership, Arc<ClusterView>)>> {
     let Some(c) = &config.cluster else {
         return Ok(None);
     };
@@ -166,14 +170,16 @@ pub fn join(config: &Config, manager: Arc<Manager>) -> Result<Option<Membership>
         node: c.node.clone(),
         fence: membership.fence(),
     });
+    let view = Arc::new(ClusterView::new(&c.node));
     tokio::spawn(crate::cluster::duty::run(
         membership.etcd(),
         c.node.clone(),
         membership.watch(),
         Duration::from_secs(u64::from(c.ttl_s)) / 3,
         host,
+        view.clone(),
     ));
-    Ok(Some(membership))
+    Ok(Some((membership, view)))
 }
 
 /// The stream manager, running the cameras the node holds for the cluster.

@@ -74,7 +74,7 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     let alerts = AlertRules::new(config.alerts.clone());
     runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone()));
     let manager = Manager::start(config, config_path, rtsp, store.clone(), alerts)?;
-    let membership = super::cluster::join(config, manager.clone())?;
+    let (membership, cluster_view) = super::cluster::join(config, manager.clone())?.unzip();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.server.http))
         .with_context(|| {
@@ -107,7 +107,13 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
             "http"
         }
     );
-    let app = api::router(manager.clone(), &config.server, token, http_addr);
+    let app = api::router(
+        manager.clone(),
+        &config.server,
+        token,
+        http_addr,
+        cluster_view,
+    );
     let tls = match &config.server.tls {
         Some(t) => Some(api::tls_acceptor(t)?),
         None => None,

@@ -45,6 +45,7 @@ pub async fn run(
     mut standing: watch::Receiver<Standing>,
     every: Duration,
     host: Arc<dyn Host>,
+    view: Arc<super::view::ClusterView>,
 ) {
     let mut owned: BTreeMap<String, i64> = BTreeMap::new();
     let mut settling = Settling::new(every * 6);
@@ -70,6 +71,11 @@ pub async fn run(
             && let Err(e) = round(&etcd, &node, lease, &mut owned, &host, &mut settling).await
         {
             tracing::warn!("cluster: round failed (next in {every:?}): {e:#}");
+        }
+        if lease.is_some()
+            && let Err(e) = view.refresh(&etcd).await
+        {
+            tracing::warn!("cluster: reading the cluster failed: {e:#}");
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

@@ -225,6 +225,26 @@ impl Etcd {
             .map(drop)
     }
 
+    /// The keys under `prefix` with their revisions but no values, at most `limit`.
+    pub async fn prefix_keys(&self, prefix: &str, limit: usize) -> Result<Vec<Kv>> {
+        let v = self
+            .call(
+                "v3/kv/range",
+                &json!({
+                    "key": B64.encode(prefix),
+                    "range_end": B64.encode(prefix_end(prefix)),
+                    "limit": (limit + 1).to_string(),
+                    "keys_only": true,
+                }),
+            )
+            .await?;
+        let kvs = v["kvs"].as_array().cloned().unwrap_or_default();
+        if kvs.len() > limit {
+            bail!("more than {limit} keys under {prefix}");
+        }
+        kvs.iter().map(kv).collect()
+    }
+
     /// The keys under `prefix`, at most `limit` (an error when there are more).
     pub async fn prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Kv>> {
         let v = self

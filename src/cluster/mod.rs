@@ -11,6 +11,7 @@ pub mod duty;
 pub mod etcd;
 pub mod fence;
 pub mod node;
+pub mod view;
 
 /// Where framegate's keys live in etcd.
 pub const ROOT: &str = "/framegate/";

@@ -226,6 +226,9 @@ pub enum StreamPhase {
     Reconnecting,
     /// Stopped (on purpose, disabled, or it could not start).
     Stopped,
+    /// A camera of the cluster that another node runs (see `owner`; its status is that
+    /// node's), or that no node runs yet.
+    Elsewhere,
 }
 
 impl StreamPhase {

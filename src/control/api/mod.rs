@@ -28,6 +28,7 @@
 mod analytics;
 mod auth;
 mod boxes;
+mod cluster;
 pub mod counters;
 mod dashboard;
 mod error;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub limits: Arc<crate::config::LimitsConfig>,
     /// Places for LL-HLS requests that wait.
     pub held: Arc<tokio::sync::Semaphore>,
+    /// The cluster this node belongs to, as it last read it (`[cluster]`).
+    pub cluster: Option<Arc<crate::cluster::view::ClusterView>>,
     openapi: Arc<serde_json::Value>,
 }
 
@@ -156,6 +159,7 @@ pub fn router(
     server: &crate::config::ServerConfig,
     token: Option<String>,
     http: std::net::SocketAddr,
+    cluster: Option<Arc<crate::cluster::view::ClusterView>>,
 ) -> Router {
     let Api { router, doc } = api();
     let view_tokens = auth::ViewTokens::new(
@@ -177,6 +181,7 @@ pub fn router(
         held: Arc::new(tokio::sync::Semaphore::new(
             server.limits.held_requests as usize,
         )),
+        cluster,
         openapi: Arc::new(doc.finish()),
     };
     router
@@ -194,6 +199,10 @@ pub fn router(
                 "no such route; see /api/openapi.json",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cluster::redirect,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -36,7 +36,8 @@ fn parse_config(body: &[u8]) -> ApiResult<StreamConfig> {
 }
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<StreamStatus>>> {
-    Ok(Json(blocking(&state, |m| m.list()).await?))
+    let list = blocking(&state, |m| m.list()).await?;
+    Ok(Json(super::cluster::with_cluster(&state, list)))
 }
 
 pub async fn get(

@@ -1,0 +1,124 @@
+//! What every node knows of the whole cluster, for its API: each camera, its config and the
+//! node that runs it, with that node's address. Refreshed every round (a camera's table is read
+//! again only when its revision changed).
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use anyhow::Result;
+
+use super::etcd::Etcd;
+use super::node::NodeInfo;
+use super::{CAMERAS, NODES, OWNER};
+use crate::config::StreamConfig;
+
+/// The most cameras the view keeps.
+const MAX_CAMERAS: usize = 20_000;
+
+/// A camera as the cluster has it.
+#[derive(Debug, Clone)]
+pub struct Camera {
+    /// Its table's revision in etcd.
+    pub revision: i64,
+    /// Its config (none when the table in etcd is not valid).
+    pub config: Option<StreamConfig>,
+    /// The node that runs it, if any.
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    cameras: BTreeMap<String, Camera>,
+    /// Each live node's API address.
+    advertise: BTreeMap<String, String>,
+}
+
+/// The cluster as this node last read it.
+#[derive(Debug)]
+pub struct ClusterView {
+    /// This node's name.
+    pub node: String,
+    inner: RwLock<Inner>,
+}
+
+impl ClusterView {
+    /// An empty view for `node`.
+    pub fn new(node: &str) -> Self {
+        Self {
+            node: node.to_string(),
+            inner: RwLock::default(),
+        }
+    }
+
+    /// Reads the cluster again.
+    pub async fn refresh(&self, etcd: &Etcd) -> Result<()> {
+        let nodes = etcd.prefix(NODES, MAX_CAMERAS).await?;
+        let owners = etcd.prefix(OWNER, MAX_CAMERAS).await?;
+        let keys = etcd.prefix_keys(CAMERAS, MAX_CAMERAS).await?;
+        let advertise: BTreeMap<String, String> = nodes
+            .into_iter()
+            .filter_map(|k| {
+                let info: NodeInfo = serde_json::from_slice(&k.value).ok()?;
+                Some((k.key[NODES.len()..].to_string(), info.advertise))
+            })
+            .collect();
+        let owner: BTreeMap<String, String> = owners
+            .into_iter()
+            .map(|k| {
+                (
+                    k.key[OWNER.len()..].to_string(),
+                    String::from_utf8_lossy(&k.value).into_owned(),
+                )
+            })
+            .collect();
+        let known: BTreeMap<String, Camera> = self.read(|i| i.cameras.clone());
+        let mut cameras = BTreeMap::new();
+        for k in keys {
+            let id = k.key[CAMERAS.len()..].to_string();
+            let config = match known.get(&id) {
+                Some(c) if c.revision == k.mod_revision => c.config.clone(),
+                _ => match etcd.get(&k.key).await? {
+                    Some(v) => super::duty::parse_camera(&id, &v.value).ok(),
+                    None => continue,
+                },
+            };
+            cameras.insert(
+                id.clone(),
+                Camera {
+                    revision: k.mod_revision,
+                    config,
+                    owner: owner.get(&id).cloned(),
+                },
+            );
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        *inner = Inner { cameras, advertise };
+        Ok(())
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Inner) -> T) -> T {
+        f(&self.inner.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Where the camera `id` runs when another node runs it: that node's name and API address.
+    pub fn elsewhere(&self, id: &str) -> Option<(String, String)> {
+        self.read(|i| {
+            let owner = i.cameras.get(id)?.owner.clone()?;
+            if owner == self.node {
+                return None;
+            }
+            let at = i.advertise.get(&owner)?.clone();
+            Some((owner, at))
+        })
+    }
+
+    /// Every camera with its config and owner.
+    pub fn cameras(&self) -> Vec<(String, Camera)> {
+        self.read(|i| {
+            i.cameras
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+    }
+}
