@@ -5,28 +5,10 @@ mod common;
 
 use std::process::Command;
 
-use common::{count_frames, make_clip};
+use common::{check_config as check, count_frames, make_clip};
 
 fn framegate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_framegate"))
-}
-
-/// Runs `framegate check` on `text`; returns (success, stdout + stderr).
-fn check(text: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("streams.toml");
-    std::fs::write(&path, text).unwrap();
-    let out = framegate()
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 const GOOD: &str = r#"[server]

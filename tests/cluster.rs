@@ -246,7 +246,6 @@ fn nodes_register_under_leases_a_killed_node_loses_and_a_lost_etcd_fences() {
 
 #[test]
 fn a_wrong_cluster_table_is_a_config_error_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
     for (table, want) in [
         (
             "etcd = [\"http://root:hunter2@10.0.0.5:2379\"]\nnode = \"a\"",
@@ -261,26 +260,12 @@ fn a_wrong_cluster_table_is_a_config_error_with_its_line() {
             "cluster.ttl_s",
         ),
     ] {
-        let path = dir.path().join("node.toml");
-        std::fs::write(
-            &path,
-            format!("[server]\nsummary_interval_s = 1\n\n[cluster]\n{table}\n"),
-        )
-        .unwrap();
-        let out = framegate()
-            .arg("check")
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.status.success(), "{table}: accepted");
+        let (ok, text) = common::check_config(&format!(
+            "[server]\nsummary_interval_s = 1\n\n[cluster]\n{table}\n"
+        ));
+        assert!(!ok, "{table}: accepted");
         assert!(
-            text.contains(want) && text.contains("node.toml:"),
+            text.contains(want) && text.contains("streams.toml:"),
             "{table}: {text}"
         );
         assert!(

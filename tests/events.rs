@@ -298,17 +298,19 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3, clear_after 
     assert!(ended.len() + 1 >= sessions);
     // ... and every detection event the stream logged (its in-memory log) is stored.
     let log = get_json(&addr, "/api/streams/people/detections?limit=1000");
-    let stored: BTreeSet<(i64, String, String)> = all_events(&addr, "&stream=people")
-        .iter()
-        .filter(|e| e["kind"].as_str().unwrap().starts_with("detection."))
-        .map(|e| {
-            (
-                e["at_ms"].as_i64().unwrap(),
-                e["kind"].as_str().unwrap().to_string(),
-                e["class"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let stored = || -> BTreeSet<(i64, String, String)> {
+        all_events(&addr, "&stream=people")
+            .iter()
+            .filter(|e| e["kind"].as_str().unwrap().starts_with("detection."))
+            .map(|e| {
+                (
+                    e["at_ms"].as_i64().unwrap(),
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["class"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
     let logged: Vec<(i64, String, String)> = log["events"]
         .as_array()
         .unwrap()
@@ -325,7 +327,17 @@ processors = [ {{ kind = "detect", model = "coco", min_score = 0.3, clear_after 
         logged.len() >= 2,
         "too few detection events to judge: {logged:?}"
     );
-    let missing: Vec<_> = logged.iter().filter(|e| !stored.contains(e)).collect();
+    // The detector goes on meanwhile: the newest logged events may still be on their way to the
+    // database (written in batches, off the video path). Each must be there within a few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let missing = loop {
+        let now_stored = stored();
+        let missing: Vec<_> = logged.iter().filter(|e| !now_stored.contains(e)).collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(missing.is_empty(), "detection events lost: {missing:?}");
     eprintln!(
         "outage: {sessions} viewer sessions and {} detection events kept; {fps_up:.1} fps before, {fps_down:.1} fps during",

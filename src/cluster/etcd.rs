@@ -166,16 +166,21 @@ impl Etcd {
 
     /// Writes every pair in one transaction (at most [`MAX_TXN_OPS`]): all or none.
     pub async fn put_all(&self, pairs: &[(String, Vec<u8>)]) -> Result<i64> {
-        if pairs.len() > MAX_TXN_OPS {
-            bail!(
-                "{} keys in one transaction (at most {MAX_TXN_OPS})",
-                pairs.len()
-            );
-        }
-        let ops: Vec<Value> = pairs
+        let ops = pairs
             .iter()
             .map(|(k, v)| json!({ "request_put": put(k, v, 0) }))
             .collect();
+        self.all_of(ops).await
+    }
+
+    /// Runs every operation of `ops` in one transaction without conditions: the revision after.
+    async fn all_of(&self, ops: Vec<Value>) -> Result<i64> {
+        if ops.len() > MAX_TXN_OPS {
+            bail!(
+                "{} keys in one transaction (at most {MAX_TXN_OPS})",
+                ops.len()
+            );
+        }
         let v = self
             .call("v3/kv/txn", &json!({ "compare": [], "success": ops }))
             .await?;
@@ -210,19 +215,11 @@ impl Etcd {
 
     /// Deletes every key of `keys` in one transaction (at most [`MAX_TXN_OPS`]).
     pub async fn delete_all(&self, keys: &[String]) -> Result<()> {
-        if keys.len() > MAX_TXN_OPS {
-            bail!(
-                "{} keys in one transaction (at most {MAX_TXN_OPS})",
-                keys.len()
-            );
-        }
-        let ops: Vec<Value> = keys
+        let ops = keys
             .iter()
             .map(|k| json!({ "request_delete_range": { "key": B64.encode(k) } }))
             .collect();
-        self.call("v3/kv/txn", &json!({ "compare": [], "success": ops }))
-            .await
-            .map(drop)
+        self.all_of(ops).await.map(drop)
     }
 
     /// The keys under `prefix` with their revisions but no values, at most `limit`.

@@ -393,6 +393,24 @@ pub fn ffprobe(url: &str) -> Option<(String, u32, u32, String)> {
     ))
 }
 
+/// Runs `framegate check` on `text`; returns (success, stdout + stderr).
+pub fn check_config(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streams.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_framegate"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Runs `cmd` to its end and returns what it printed; fails the test with its stderr when it
 /// did not succeed.
 #[track_caller]
