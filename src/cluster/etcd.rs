@@ -224,26 +224,15 @@ impl Etcd {
 
     /// The keys under `prefix` with their revisions but no values, at most `limit`.
     pub async fn prefix_keys(&self, prefix: &str, limit: usize) -> Result<Vec<Kv>> {
-        let v = self
-            .call(
-                "v3/kv/range",
-                &json!({
-                    "key": B64.encode(prefix),
-                    "range_end": B64.encode(prefix_end(prefix)),
-                    "limit": (limit + 1).to_string(),
-                    "keys_only": true,
-                }),
-            )
-            .await?;
-        let kvs = v["kvs"].as_array().cloned().unwrap_or_default();
-        if kvs.len() > limit {
-            bail!("more than {limit} keys under {prefix}");
-        }
-        kvs.iter().map(kv).collect()
+        self.range(prefix, limit, true).await
     }
 
     /// The keys under `prefix`, at most `limit` (an error when there are more).
     pub async fn prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Kv>> {
+        self.range(prefix, limit, false).await
+    }
+
+    async fn range(&self, prefix: &str, limit: usize, keys_only: bool) -> Result<Vec<Kv>> {
         let v = self
             .call(
                 "v3/kv/range",
@@ -251,6 +240,7 @@ impl Etcd {
                     "key": B64.encode(prefix),
                     "range_end": B64.encode(prefix_end(prefix)),
                     "limit": (limit + 1).to_string(),
+                    "keys_only": keys_only,
                 }),
             )
             .await?;
