@@ -341,6 +341,15 @@ fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_jo
         let here = s["owner"] == "node-a";
         assert_eq!(s["state"] == "elsewhere", !here, "{s}");
     }
+    // Its metrics say who runs how many, and that it is a member.
+    wait_for("node-a's cluster metrics", Duration::from_secs(10), || {
+        let m = common::http::request(&a, "GET", "/metrics", None, None).body;
+        ["node-a", "node-b", "node-c"]
+            .iter()
+            .all(|n| m.contains(&format!("framegate_cluster_cameras{{node=\"{n}\"}} 2\n")))
+            .then_some(())
+            .filter(|()| m.contains("framegate_cluster_member{node=\"node-a\"} 1\n"))
+    });
     let cam = placed
         .iter()
         .find(|(_, o)| o.as_deref() == Some("node-b"))

@@ -67,6 +67,7 @@ pub async fn run(
             stop_all(&mut owned, &host).await;
         }
         claimed_under = lease;
+        view.set_member(lease.is_some());
         if let Some(lease) = lease
             && let Err(e) = round(&etcd, &node, lease, &mut owned, &host, &mut settling).await
         {

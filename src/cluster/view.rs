@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
@@ -39,6 +40,8 @@ pub struct ClusterView {
     /// This node's name.
     pub node: String,
     inner: RwLock<Inner>,
+    /// Whether this node is registered under a live lease now.
+    member: AtomicBool,
 }
 
 impl ClusterView {
@@ -47,7 +50,47 @@ impl ClusterView {
         Self {
             node: node.to_string(),
             inner: RwLock::default(),
+            member: AtomicBool::new(false),
         }
+    }
+
+    /// Whether this node is registered under a live lease now.
+    pub fn set_member(&self, member: bool) {
+        self.member.store(member, Ordering::Relaxed);
+    }
+
+    /// The cluster's metrics in Prometheus text: cameras per node, this node's membership.
+    pub fn prometheus(&self) -> String {
+        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+        self.read(|i| {
+            for n in i.advertise.keys() {
+                per_node.entry(n.clone()).or_default();
+            }
+            for c in i.cameras.values() {
+                // Names from etcd become label values only when they are node names.
+                let n = c.owner.as_deref().unwrap_or("");
+                let n = if n.is_empty() || crate::config::node_name(n).is_ok() {
+                    n
+                } else {
+                    "?"
+                };
+                *per_node.entry(n.to_string()).or_default() += 1;
+            }
+        });
+        let mut out = String::from(
+            "# HELP framegate_cluster_cameras Cameras of the cluster each node runs, as this node last read etcd (node=\"\": run by none yet).\n# TYPE framegate_cluster_cameras gauge\n",
+        );
+        for (n, count) in per_node {
+            out.push_str(&format!(
+                "framegate_cluster_cameras{{node=\"{n}\"}} {count}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP framegate_cluster_member Whether this node is registered under a live lease (0: joining or fenced).\n# TYPE framegate_cluster_member gauge\nframegate_cluster_member{{node=\"{}\"}} {}\n",
+            self.node,
+            u8::from(self.member.load(Ordering::Relaxed))
+        ));
+        out
     }
 
     /// Reads the cluster again.

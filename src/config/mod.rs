@@ -28,7 +28,7 @@ pub use analytics::{
     DetectConfig, ModelConfig, ModelFormat, ModelProvider, OnnxRuntimeConfig, SkipSimilarConfig,
     WatermarkConfig, WatermarkStrength, watermark_id_error,
 };
-pub use cluster::{ClusterConfig, endpoint as cluster_endpoint};
+pub use cluster::{ClusterConfig, endpoint as cluster_endpoint, node_name};
 pub use events::{
     AlertConfig, CrossingDirection, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget,
     masked_text_url,

@@ -119,6 +119,9 @@ pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
 pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
     let mut text = blocking(&state, metrics::render).await?;
     text.push_str(&super::counters::prometheus(&edge(&state)));
+    if let Some(view) = &state.cluster {
+        text.push_str(&view.prometheus());
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
