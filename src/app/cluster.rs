@@ -198,10 +198,13 @@ impl Host for ManagerHost {
     }
 
     fn stop(&self, id: &str) {
-        if let Ok(id) = StreamId::try_from(id.to_string())
-            && let Err(e) = self.manager.release(&id)
-        {
-            tracing::warn!(stream = %id, "cluster: stopping: {e}");
+        let Ok(id) = StreamId::try_from(id.to_string()) else {
+            return;
+        };
+        match self.manager.release(&id) {
+            // Stopped already (a release tried again).
+            Ok(()) | Err(crate::control::ManagerError::NotFound(_)) => {}
+            Err(e) => tracing::warn!(stream = %id, "cluster: stopping: {e}"),
         }
     }
 }

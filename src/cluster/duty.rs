@@ -291,18 +291,27 @@ async fn own_round(
         .cloned()
         .collect();
     for cam in gone {
-        let token = owned.remove(&cam).unwrap_or(0);
+        let token = owned.get(&cam).copied().unwrap_or(0);
         let h = host.clone();
         let id = cam.clone();
         tokio::task::spawn_blocking(move || h.stop(&id)).await?;
+        // Kept as held until its key is gone: a failed delete is tried again next round (the
+        // stop again is harmless), or the next owner could never claim it.
         etcd.delete_if(&format!("{OWNER}{cam}"), token).await?;
+        owned.remove(&cam);
         tracing::info!(camera = %cam, "cluster: camera let go (assigned elsewhere)");
     }
     let wanted: Vec<&String> = mine.iter().filter(|c| !owned.contains_key(*c)).collect();
     for cam in wanted {
         let key = format!("{OWNER}{cam}");
-        let Some(token) = etcd.create(&key, node.as_bytes(), lease).await? else {
-            continue; // its previous owner still holds it
+        let token = match etcd.create(&key, node.as_bytes(), lease).await? {
+            Some(token) => token,
+            // Already this node's, under this lease (a claim whose start or release failed
+            // half-way): taken up again rather than left stuck.
+            None => match etcd.get(&key).await? {
+                Some(k) if k.lease == lease && k.value == node.as_bytes() => k.mod_revision,
+                _ => continue, // its previous owner still holds it
+            },
         };
         let started = match camera(etcd, cam).await {
             Ok(config) => {
