@@ -132,8 +132,8 @@ async fn round(
 pub struct Settling {
     settle: Duration,
     first_seen: BTreeMap<String, Instant>,
-    /// When this node's term as the assigner began.
-    term: Option<Instant>,
+    /// Whether this node's term as the assigner has had its first round.
+    in_term: bool,
 }
 
 impl Settling {
@@ -142,13 +142,13 @@ impl Settling {
         Self {
             settle,
             first_seen: BTreeMap::new(),
-            term: None,
+            in_term: false,
         }
     }
 
     /// This node no longer assigns: the next term starts afresh.
     pub fn term_over(&mut self) {
-        self.term = None;
+        self.in_term = false;
         self.first_seen.clear();
     }
 
@@ -158,8 +158,7 @@ impl Settling {
         live: &BTreeMap<String, u32>,
         now: Instant,
     ) -> BTreeMap<String, u32> {
-        let first_round = self.term.is_none();
-        self.term.get_or_insert(now);
+        let first_round = !std::mem::replace(&mut self.in_term, true);
         self.first_seen.retain(|n, _| live.contains_key(n));
         let seen = if first_round {
             now.checked_sub(self.settle).unwrap_or(now)
@@ -200,7 +199,7 @@ async fn assign_round(etcd: &Etcd, settling: &mut Settling) -> Result<()> {
         })
         .collect();
     let nodes = settling.eligible(&live, Instant::now());
-    let cameras: BTreeSet<String> = names(etcd.prefix(CAMERAS, MAX_KEYS).await?, CAMERAS)
+    let cameras: BTreeSet<String> = names(etcd.prefix_keys(CAMERAS, MAX_KEYS).await?, CAMERAS)
         .map(|(c, _)| c)
         .collect();
     let assigned: BTreeMap<String, String> = names(etcd.prefix(ASSIGN, MAX_KEYS).await?, ASSIGN)

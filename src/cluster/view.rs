@@ -3,8 +3,8 @@
 //! again only when its revision changed).
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Result;
 
@@ -21,8 +21,9 @@ const MAX_CAMERAS: usize = 20_000;
 pub struct Camera {
     /// Its table's revision in etcd.
     pub revision: i64,
-    /// Its config (none when the table in etcd is not valid).
-    pub config: Option<StreamConfig>,
+    /// Its config (none when the table in etcd is not valid); shared, as each refresh carries
+    /// the unchanged ones over.
+    pub config: Option<Arc<StreamConfig>>,
     /// The node that runs it, if any.
     pub owner: Option<String>,
 }
@@ -121,7 +122,7 @@ impl ClusterView {
             let config = match known.get(&id) {
                 Some(c) if c.revision == k.mod_revision => c.config.clone(),
                 _ => match etcd.get(&k.key).await? {
-                    Some(v) => super::duty::parse_camera(&id, &v.value).ok(),
+                    Some(v) => super::duty::parse_camera(&id, &v.value).ok().map(Arc::new),
                     None => continue,
                 },
             };

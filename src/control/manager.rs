@@ -252,18 +252,22 @@ impl Manager {
         }
     }
 
+    /// Checks that a new stream may be added (its id unused, its config valid here); the API
+    /// changes as they stand, for the caller that saves it.
+    fn admit(&self, config: &StreamConfig) -> Result<Overlay, ManagerError> {
+        let inner = self.lock();
+        if inner.entries.contains_key(config.id()) {
+            return Err(ManagerError::Duplicate(config.id().clone()));
+        }
+        self.validate(&inner, config)?;
+        Ok(inner.overlay.clone())
+    }
+
     /// Adds a stream and starts it (if enabled).
     pub fn add(&self, config: StreamConfig) -> Result<StreamStatus, ManagerError> {
         let _change = self.change()?;
         let id = config.id().clone();
-        let mut overlay = {
-            let inner = self.lock();
-            if inner.entries.contains_key(&id) {
-                return Err(ManagerError::Duplicate(id));
-            }
-            self.validate(&inner, &config)?;
-            inner.overlay.clone()
-        };
+        let mut overlay = self.admit(&config)?;
         // Saved only once it has started (or failed to, which its status then says): a config
         // that cannot start is never left behind for the next start of framegate to trip on.
         overlay.upsert(config.clone());
@@ -299,13 +303,7 @@ impl Manager {
     ) -> Result<StreamStatus, ManagerError> {
         let _change = self.change()?;
         let id = config.id().clone();
-        {
-            let inner = self.lock();
-            if inner.entries.contains_key(&id) {
-                return Err(ManagerError::Duplicate(id));
-            }
-            self.validate(&inner, &config)?;
-        }
+        self.admit(&config)?;
         let mut entry = self.launch(config, fence);
         entry.held = Some((node.to_string(), token));
         let st = entry.status();

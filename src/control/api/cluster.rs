@@ -48,11 +48,13 @@ pub fn with_cluster(state: &AppState, mut list: Vec<StreamStatus>) -> Vec<Stream
     let Some(view) = &state.cluster else {
         return list;
     };
+    let mut here = std::collections::HashSet::new();
     for st in &mut list {
         st.owner.get_or_insert_with(|| view.node.clone());
+        here.insert(st.id.clone());
     }
     for (id, cam) in view.cameras() {
-        if list.iter().any(|s| s.id == id) {
+        if here.contains(&id) {
             continue;
         }
         let Some(config) = cam.config else { continue };
