@@ -111,7 +111,7 @@ fn nodes(etcd: &[String]) -> Result<Vec<(String, NodeInfo, i64)>> {
         .map(|kv| {
             let info: NodeInfo = serde_json::from_slice(&kv.value)
                 .with_context(|| format!("{}: not a node's record", kv.key))?;
-            Ok((kv.key[NODES.len()..].to_string(), info, kv.lease))
+            Ok((kv.name(NODES).to_string(), info, kv.lease))
         })
         .collect()
 }
@@ -131,10 +131,10 @@ fn cameras_placed(etcd: &[String]) -> Result<Vec<CameraPlace>> {
     block_on(async {
         let under = |kvs: Vec<crate::cluster::etcd::Kv>, prefix: &str| {
             kvs.into_iter()
-                .map(|kv| (kv.key[prefix.len()..].to_string(), kv))
+                .map(|kv| (kv.name(prefix).to_string(), kv))
                 .collect::<std::collections::BTreeMap<_, _>>()
         };
-        let cameras = under(etcd.prefix(CAMERAS, MAX_CAMERAS).await?, CAMERAS);
+        let cameras = under(etcd.prefix_keys(CAMERAS, MAX_CAMERAS).await?, CAMERAS);
         let assigned = under(etcd.prefix(ASSIGN, MAX_CAMERAS).await?, ASSIGN);
         let owners = under(etcd.prefix(OWNER, MAX_CAMERAS).await?, OWNER);
         let text = |kv: &crate::cluster::etcd::Kv| String::from_utf8_lossy(&kv.value).into_owned();

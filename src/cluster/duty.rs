@@ -186,7 +186,7 @@ impl Settling {
 /// Key names under `prefix`, without it.
 fn names(kvs: Vec<Kv>, prefix: &str) -> impl Iterator<Item = (String, Kv)> + '_ {
     kvs.into_iter()
-        .map(move |k| (k.key[prefix.len().min(k.key.len())..].to_string(), k))
+        .map(move |k| (k.name(prefix).to_string(), k))
 }
 
 /// The assigner's work: the plan written where it changed.

@@ -31,6 +31,13 @@ pub struct Kv {
     pub lease: i64,
 }
 
+impl Kv {
+    /// The key's part after `prefix` (a camera's or a node's name under its folder).
+    pub fn name(&self, prefix: &str) -> &str {
+        self.key.strip_prefix(prefix).unwrap_or(&self.key)
+    }
+}
+
 /// A connection to an etcd cluster.
 pub struct Etcd {
     endpoints: Vec<url::Url>,

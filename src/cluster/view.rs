@@ -103,14 +103,14 @@ impl ClusterView {
             .into_iter()
             .filter_map(|k| {
                 let info: NodeInfo = serde_json::from_slice(&k.value).ok()?;
-                Some((k.key[NODES.len()..].to_string(), info.advertise))
+                Some((k.name(NODES).to_string(), info.advertise))
             })
             .collect();
         let owner: BTreeMap<String, String> = owners
             .into_iter()
             .map(|k| {
                 (
-                    k.key[OWNER.len()..].to_string(),
+                    k.name(OWNER).to_string(),
                     String::from_utf8_lossy(&k.value).into_owned(),
                 )
             })
@@ -118,7 +118,7 @@ impl ClusterView {
         let known: BTreeMap<String, Camera> = self.read(|i| i.cameras.clone());
         let mut cameras = BTreeMap::new();
         for k in keys {
-            let id = k.key[CAMERAS.len()..].to_string();
+            let id = k.name(CAMERAS).to_string();
             let config = match known.get(&id) {
                 Some(c) if c.revision == k.mod_revision => c.config.clone(),
                 _ => match etcd.get(&k.key).await? {

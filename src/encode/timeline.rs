@@ -128,14 +128,14 @@ impl Timeline {
             }
         };
         let slot_of = |x: Ns| origin + (x - origin + step / 2) / step * step;
-        // The previous frame's slot, when it sat on this grid (not a filler that followed the
-        // clock, not a frame of an earlier grid).
-        let previous = self
+        // The slot after the previous frame's, when that frame sat on this grid (not a filler
+        // that followed the clock, not a frame of an earlier grid).
+        let after_previous = self
             .last
-            .filter(|&l| l + step / 4 >= origin && slot_of(l.max(origin)).abs_diff(l) <= step / 4);
-        let at = match previous {
-            Some(last) => {
-                let next = slot_of(last.max(origin)) + step;
+            .filter(|&l| l + step / 4 >= origin && slot_of(l.max(origin)).abs_diff(l) <= step / 4)
+            .map(|l| slot_of(l.max(origin)) + step);
+        let at = match after_previous {
+            Some(next) => {
                 let reach = i128::from(step / 2 + step / SLOT_HYSTERESIS);
                 let d = t as i128 - next as i128;
                 if d < -reach {
@@ -147,8 +147,7 @@ impl Timeline {
         };
         // Only whole slots before this frame are filled.
         let mut fill = Vec::new();
-        if let Some(last) = previous {
-            let mut next = slot_of(last.max(origin)) + step;
+        if let Some(mut next) = after_previous {
             while next + step / 2 <= at && fill.len() < max_fill as usize {
                 fill.push(self.emit(next, step));
                 next += step;
