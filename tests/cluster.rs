@@ -350,6 +350,21 @@ fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_jo
             .then_some(())
             .filter(|()| m.contains("framegate_cluster_member{node=\"node-a\"} 1\n"))
     });
+    // A camera this node holds for the cluster changes in etcd, not through its API.
+    let mine = placed
+        .iter()
+        .find(|(_, o)| o.as_deref() == Some("node-a"))
+        .map(|(c, _)| c.clone())
+        .unwrap();
+    for (method, path) in [
+        ("POST", format!("/api/streams/{mine}/stop")),
+        ("DELETE", format!("/api/streams/{mine}")),
+    ] {
+        let r = common::http::request(&a, method, &path, None, None);
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.body);
+        assert!(r.body.contains("cluster camera"), "{}", r.body);
+    }
+    assert!(live_on(running[0].1, "node-a").contains(&mine));
     let cam = placed
         .iter()
         .find(|(_, o)| o.as_deref() == Some("node-b"))
