@@ -43,9 +43,9 @@ fn store_contract(url: &str) {
     rt.block_on(async {
         // From an empty database: every migration applied, once.
         let db = Db::connect(url).await.unwrap();
-        assert_eq!(db.schema_version().await.unwrap(), 1);
+        assert_eq!(db.schema_version().await.unwrap(), 2);
         let db = Db::connect(url).await.unwrap();
-        assert_eq!(db.schema_version().await.unwrap(), 1);
+        assert_eq!(db.schema_version().await.unwrap(), 2);
         assert_eq!(db.count().await.unwrap(), 0);
 
         let t = now_ms();
@@ -138,11 +138,53 @@ fn store_contract(url: &str) {
         assert!(due.iter().all(|d| d.event_uid == alert.uid && d.rule == "door"));
         let payload: Value = serde_json::from_str(&due[0].payload).unwrap();
         assert_eq!(payload["id"], alert.uid.as_str());
+        // One process at a time holds a row: a second cannot claim it until the claim lapses.
+        let t = now_ms();
+        assert!(db.claim(due[0].id, "node-a", t, t + 30_000).await.unwrap());
+        assert!(!db.claim(due[0].id, "node-b", t, t + 30_000).await.unwrap());
+        assert_eq!(db.due(t, 10).await.unwrap().len(), 1, "a claimed row is not due");
+        assert!(db.claim(due[0].id, "node-b", t + 30_000, t + 60_000).await.unwrap());
         db.retry_at(due[0].id, now_ms() + 60_000, "down").await.unwrap();
+        assert!(db.claim(due[1].id, "node-b", t, t + 30_000).await.unwrap());
         db.delivered(due[1].id, now_ms()).await.unwrap();
         assert!(db.due(now_ms(), 10).await.unwrap().is_empty());
+        assert!(
+            !db.claim(due[1].id, "node-a", now_ms() + 90_000, now_ms() + 99_000)
+                .await
+                .unwrap(),
+            "a delivered row is never claimed again"
+        );
         let counts = db.outbox_counts().await.unwrap();
         assert_eq!((counts.pending, counts.delivered), (1, 1));
+
+        // Cluster cameras: events carry the owner's fencing token and sequence; once a newer
+        // owner has written, an older owner's alert is stored but never delivered.
+        let fenced = |token: i64, seq: i64, alert: bool| {
+            let mut e = event(if alert { kind::ALERT } else { kind::STREAM_STATE }, "held", now_ms());
+            e.fencing_token = Some(token);
+            e.seq = Some(seq);
+            if alert {
+                e.data = json!({ "rule": "door" });
+                e.deliver = vec!["webhook".into()];
+            }
+            e
+        };
+        let first = fenced(10, 1, true);
+        db.insert(std::slice::from_ref(&first)).await.unwrap();
+        let due = db.due(now_ms(), 10).await.unwrap();
+        let payload: Value = serde_json::from_str(&due[0].payload).unwrap();
+        assert_eq!((payload["fencing_token"].as_i64(), payload["seq"].as_i64()), (Some(10), Some(1)));
+        db.delivered(due[0].id, now_ms()).await.unwrap();
+        db.insert(&[fenced(12, 1, false)]).await.unwrap();
+        let late = fenced(10, 2, true);
+        let current = fenced(12, 2, true);
+        db.insert(&[late.clone(), current.clone()]).await.unwrap();
+        let due: Vec<String> = db.due(now_ms(), 10).await.unwrap().into_iter().map(|d| d.event_uid).collect();
+        assert_eq!(due, std::slice::from_ref(&current.uid));
+        let held = db.query(&q(|q| q.stream = Some("held".into()))).await.unwrap();
+        assert_eq!(held.len(), 4, "the late alert is kept as an event");
+        let stored = held.iter().find(|e| e.uid == late.uid).unwrap();
+        assert_eq!((stored.fencing_token, stored.seq), (Some(10), Some(2)));
 
         // Viewer minutes are kept apart from the events.
         let minutes = db.viewer_minutes("cam0", 0).await.unwrap();
@@ -152,7 +194,7 @@ fn store_contract(url: &str) {
         // Retention removes what is older than the limit.
         let (deleted, _) = db.delete_before(now_ms() - 30 * 86_400_000).await.unwrap();
         assert_eq!(deleted, 1);
-        assert_eq!(db.count().await.unwrap(), 6);
+        assert_eq!(db.count().await.unwrap(), 10);
         db.close().await;
     });
 }

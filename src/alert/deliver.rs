@@ -1,6 +1,12 @@
 //! The outbox worker: delivers alerts written to the `outbox` table, at least once. A failed
 //! attempt is retried with exponential backoff (1 s doubling to 60 s); the rows live in the
 //! database, so deliveries survive a restart of framegate and of the receiver.
+//!
+//! Nodes of a cluster share one database: each row is claimed by one node before its attempt
+//! (for the attempt's timeout and a margin), so that one node delivers it, and the claim of a
+//! node that died mid-attempt lapses for another to take up. A delivery is repeated only when
+//! a node died (or was stopped past its claim) between the receiver's answer and its record:
+//! receivers drop a repeat by the alert's `id`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,14 +21,16 @@ const PASS: i64 = 50;
 /// Longest wait between passes when nothing new was written.
 const IDLE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX_S: f64 = 60.0;
+/// How long a claim outlives the attempt's own timeout.
+const CLAIM_MARGIN: Duration = Duration::from_secs(30);
 
 /// The delay before attempt number `attempts + 1`.
 pub fn backoff(attempts: i64) -> Duration {
     Duration::from_secs_f64(2f64.powi(attempts.clamp(0, 10) as i32).min(BACKOFF_MAX_S))
 }
 
-/// Runs until the runtime stops.
-pub async fn run(store: Arc<Store>, rules: Arc<AlertRules>) {
+/// Runs until the runtime stops; `who` names this process in the rows it claims.
+pub async fn run(store: Arc<Store>, rules: Arc<AlertRules>, who: String) {
     let client = reqwest::Client::new();
     let mut changes = store.changes();
     loop {
@@ -36,7 +44,26 @@ pub async fn run(store: Arc<Store>, rules: Arc<AlertRules>) {
             }
         };
         for d in due {
-            let result = attempt(&client, &rules, &d).await;
+            let limit = rules.get(&d.rule).map_or(Duration::from_secs(5), |r| {
+                let t = match d.target.as_str() {
+                    "webhook" => r.webhook.as_ref().map(|w| w.timeout_s),
+                    _ => r.mqtt.as_ref().map(|m| m.timeout_s),
+                };
+                Duration::from_secs_f64(t.unwrap_or(5.0))
+            }) + Duration::from_secs(1);
+            let now = epoch_ms(SystemTime::now());
+            let until = now + (limit + CLAIM_MARGIN).as_millis() as i64;
+            match db.claim(d.id, &who, now, until).await {
+                Ok(true) => {}
+                Ok(false) => continue, // another node took it first
+                Err(e) => {
+                    tracing::debug!("outbox row not claimed: {e:#}");
+                    continue;
+                }
+            }
+            let result = tokio::time::timeout(limit, attempt(&client, &rules, &d))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {limit:?}")));
             settle(&db, &d, result).await;
         }
     }

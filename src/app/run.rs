@@ -72,7 +72,11 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     let _entered = runtime.enter();
     let store = start_store(config, config_path)?;
     let alerts = AlertRules::new(config.alerts.clone());
-    runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone()));
+    let who = config.cluster.as_ref().map_or_else(
+        || format!("framegate-{}", std::process::id()),
+        |c| c.node.clone(),
+    );
+    runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone(), who));
     let manager = Manager::start(config, config_path, rtsp, store.clone(), alerts)?;
     let (membership, cluster_view) = super::cluster::join(config, manager.clone())?.unzip();
     let listener = runtime

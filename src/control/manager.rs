@@ -168,7 +168,7 @@ impl Manager {
                 anyhow::bail!("stream `{}`: {m}", effective[i].id());
             }
             for c in effective {
-                let entry = manager.launch(c, Fence::open());
+                let entry = manager.launch(c, None);
                 manager
                     .lock()
                     .entries
@@ -271,7 +271,7 @@ impl Manager {
         // Saved only once it has started (or failed to, which its status then says): a config
         // that cannot start is never left behind for the next start of framegate to trip on.
         overlay.upsert(config.clone());
-        let mut entry = self.launch(config.clone(), Fence::open());
+        let mut entry = self.launch(config.clone(), None);
         if let Err(e) = self.persist(&overlay) {
             if let Some(s) = self.detach(&mut entry) {
                 s.stop();
@@ -304,7 +304,7 @@ impl Manager {
         let _change = self.change()?;
         let id = config.id().clone();
         self.admit(&config)?;
-        let mut entry = self.launch(config, fence);
+        let mut entry = self.launch(config, Some((token, fence)));
         entry.held = Some((node.to_string(), token));
         let st = entry.status();
         self.lock().entries.insert(id, entry);
@@ -561,7 +561,7 @@ impl Manager {
             s.stop();
         }
         for c in to_start {
-            let entry = self.launch(c, Fence::open());
+            let entry = self.launch(c, None);
             self.lock().entries.insert(entry.config.id().clone(), entry);
         }
         self.changed(
@@ -634,14 +634,14 @@ impl Manager {
         if let Some(s) = old {
             s.stop();
         }
-        let mut entry = self.launch(config, Fence::open());
+        let mut entry = self.launch(config, None);
         record(&mut overlay);
         if let Err(e) = self.persist(&overlay) {
             if let Some(s) = self.detach(&mut entry) {
                 s.stop();
             }
             if let Some(prev) = previous {
-                let back = self.launch(prev, Fence::open());
+                let back = self.launch(prev, None);
                 self.lock().entries.insert(id.clone(), back);
             }
             return Err(e);
@@ -653,8 +653,9 @@ impl Manager {
         Ok(st)
     }
 
-    /// Starts a stream if it is enabled; a failure is kept in the entry, not returned.
-    fn launch(&self, config: StreamConfig, fence: Fence) -> Entry {
+    /// Starts a stream if it is enabled; a failure is kept in the entry, not returned. A camera
+    /// run for the cluster comes with its owner key's fencing token and the node's fence.
+    fn launch(&self, config: StreamConfig, cluster: Option<(i64, Fence)>) -> Entry {
         config.register_secrets();
         if !config.enabled {
             return Entry {
@@ -664,9 +665,13 @@ impl Manager {
                 held: None,
             };
         }
+        let (events, fence) = match cluster {
+            Some((token, fence)) => (self.store.sink().for_camera(token, fence.clone()), fence),
+            None => (self.store.sink(), Fence::open()),
+        };
         let hooks = Hooks {
             stream: Some(config.id().clone()),
-            events: self.store.sink(),
+            events,
             alerts: Some(self.alerts.clone()),
             python: self.python.clone(),
             fence,

@@ -325,8 +325,8 @@ impl Metrics {
         );
         let _ = writeln!(
             self.events_dropped,
-            "framegate_events_dropped_total{{reason=\"channel_full\"}} {}\nframegate_events_dropped_total{{reason=\"queue_full\"}} {}",
-            st.dropped_channel_full, st.dropped_queue_full
+            "framegate_events_dropped_total{{reason=\"channel_full\"}} {}\nframegate_events_dropped_total{{reason=\"queue_full\"}} {}\nframegate_events_dropped_total{{reason=\"fenced\"}} {}",
+            st.dropped_channel_full, st.dropped_queue_full, st.dropped_fenced
         );
     }
 

@@ -1,6 +1,7 @@
 //! The database behind the event store, through sqlx's `Any` driver: SQLite or PostgreSQL with
 //! the same queries (`$1` placeholders work in both).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -168,6 +169,7 @@ impl Db {
     /// get their outbox rows in the same transaction.
     pub async fn insert(&self, events: &[Event]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let mut newest: HashMap<&str, i64> = HashMap::new();
         for e in events {
             if e.kind == kind::VIEWER_MINUTE {
                 let s = |k: &str| e.data.get(k).and_then(|v| v.as_str()).map(str::to_string);
@@ -188,9 +190,25 @@ impl Db {
             let rect = e
                 .rect
                 .map(|r| serde_json::to_string(&r).unwrap_or_default());
+            // A cluster camera's newest owner, as far as this database knows.
+            let stale = match (e.stream.as_deref(), e.fencing_token) {
+                (Some(stream), Some(token)) => {
+                    let known = match newest.get(stream) {
+                        Some(n) if *n >= token => *n,
+                        _ => {
+                            let n = newest_token(&mut tx, stream, token).await?;
+                            newest.insert(stream, n);
+                            n
+                        }
+                    };
+                    known > token
+                }
+                _ => false,
+            };
             sqlx::query(
-                "INSERT INTO events (uid, at_ms, stream, kind, class, score, box, data, snapshot)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (uid) DO NOTHING",
+                "INSERT INTO events (uid, at_ms, stream, kind, class, score, box, data, snapshot,
+                                     fencing_token, seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (uid) DO NOTHING",
             )
             .bind(&e.uid)
             .bind(e.at_ms)
@@ -201,12 +219,24 @@ impl Db {
             .bind(rect)
             .bind(e.data.to_string())
             .bind(e.snapshot.clone())
+            .bind(e.fencing_token)
+            .bind(e.seq)
             // Not a prepared statement kept for reuse: sqlx's Any driver declares a NULL score
             // as FLOAT4 and a present one as FLOAT8, and PostgreSQL rejects a kept statement
             // bound the other way.
             .persistent(false)
             .execute(&mut *tx)
             .await?;
+            if stale && !e.deliver.is_empty() {
+                tracing::warn!(
+                    alert = %e.uid,
+                    stream = e.stream.as_deref().unwrap_or(""),
+                    fencing_token = e.fencing_token,
+                    "alert of an earlier owner of the camera stored, not delivered: a newer \
+                     owner has written since"
+                );
+                continue;
+            }
             for target in &e.deliver {
                 let rule = e.data.get("rule").and_then(|r| r.as_str()).unwrap_or("");
                 sqlx::query(
@@ -229,7 +259,7 @@ impl Db {
     /// Events matching `q`, newest first.
     pub async fn query(&self, q: &EventQuery) -> Result<Vec<Event>> {
         let mut sql = String::from(
-            "SELECT id, uid, at_ms, stream, kind, class, score, box, data, snapshot FROM events WHERE 1 = 1",
+            "SELECT id, uid, at_ms, stream, kind, class, score, box, data, snapshot, fencing_token, seq FROM events WHERE 1 = 1",
         );
         let mut n = 0;
         let mut param = |sql: &mut String, clause: &str| {
@@ -270,7 +300,7 @@ impl Db {
     /// One event by id.
     pub async fn get(&self, id: i64) -> Result<Option<Event>> {
         let row = sqlx::query(
-            "SELECT id, uid, at_ms, stream, kind, class, score, box, data, snapshot FROM events WHERE id = $1",
+            "SELECT id, uid, at_ms, stream, kind, class, score, box, data, snapshot, fencing_token, seq FROM events WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -345,7 +375,9 @@ impl Db {
     pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<Delivery>> {
         let rows = sqlx::query(
             "SELECT id, event_uid, target, rule, payload, attempts FROM outbox
-             WHERE delivered_at_ms IS NULL AND next_at_ms <= $1 ORDER BY id LIMIT $2",
+             WHERE delivered_at_ms IS NULL AND next_at_ms <= $1
+               AND (claimed_until_ms IS NULL OR claimed_until_ms <= $1)
+             ORDER BY id LIMIT $2",
         )
         .bind(now_ms)
         .bind(limit)
@@ -365,10 +397,30 @@ impl Db {
             .collect()
     }
 
+    /// Claims a due delivery for `who` until `until_ms`, unless another process holds it (or
+    /// it was delivered meanwhile): of the nodes sharing a database, one attempts each delivery
+    /// at a time, and the claim of a node that died lapses. True when claimed.
+    pub async fn claim(&self, id: i64, who: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
+        let claimed = sqlx::query(
+            "UPDATE outbox SET claimed_by = $1, claimed_until_ms = $2
+             WHERE id = $3 AND delivered_at_ms IS NULL
+               AND (claimed_until_ms IS NULL OR claimed_until_ms <= $4)",
+        )
+        .bind(who)
+        .bind(until_ms)
+        .bind(id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
     /// Marks a delivery done.
     pub async fn delivered(&self, id: i64, now_ms: i64) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET delivered_at_ms = $1, attempts = attempts + 1 WHERE id = $2",
+            "UPDATE outbox SET delivered_at_ms = $1, attempts = attempts + 1,
+                               claimed_until_ms = NULL WHERE id = $2",
         )
         .bind(now_ms)
         .bind(id)
@@ -380,7 +432,8 @@ impl Db {
     /// Records a failed attempt and when to try again.
     pub async fn retry_at(&self, id: i64, next_at_ms: i64, error: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $1, last_error = $2 WHERE id = $3",
+            "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $1, last_error = $2,
+                               claimed_until_ms = NULL WHERE id = $3",
         )
         .bind(next_at_ms)
         .bind(error)
@@ -425,7 +478,33 @@ fn event_from_row(r: &AnyRow) -> Result<Event> {
         rect: rect.and_then(|s| serde_json::from_str(&s).ok()),
         data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
         snapshot: r.try_get("snapshot")?,
+        fencing_token: r.try_get("fencing_token")?,
+        seq: r.try_get("seq")?,
         deliver: Vec::new(),
         picture: None,
     })
+}
+
+/// Raises the camera's newest fencing token to `token` if it is older, and answers the newest.
+async fn newest_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    stream: &str,
+    token: i64,
+) -> Result<i64> {
+    sqlx::query(
+        "INSERT INTO stream_fences (stream, token) VALUES ($1, $2)
+         ON CONFLICT (stream) DO UPDATE SET token = excluded.token
+         WHERE stream_fences.token < excluded.token",
+    )
+    .bind(stream)
+    .bind(token)
+    .execute(&mut **tx)
+    .await?;
+    Ok(
+        sqlx::query("SELECT token FROM stream_fences WHERE stream = $1")
+            .bind(stream)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("token")?,
+    )
 }

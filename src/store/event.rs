@@ -2,12 +2,14 @@
 //! on the video path hands them to without waiting.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+use crate::cluster::fence::Fence;
 
 /// The kinds of event, as stored in the `kind` column.
 pub mod kind {
@@ -85,6 +87,15 @@ pub struct Event {
     pub data: serde_json::Value,
     /// Snapshot file, relative to the events folder, when one was saved.
     pub snapshot: Option<String>,
+    /// The camera owner's fencing token, for a camera run for a cluster (the revision of its
+    /// owner key in etcd): the database refuses to deliver alerts of an older owner once a newer
+    /// one has written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<i64>,
+    /// With the fencing token: the order of the event among those its process recorded for
+    /// cluster cameras (camera, fencing token and sequence name an event once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     /// Alert targets to deliver to through the outbox (`webhook`, `mqtt`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliver: Vec<String>,
@@ -150,6 +161,8 @@ impl Event {
             rect: None,
             data,
             snapshot: None,
+            fencing_token: None,
+            seq: None,
             deliver: Vec::new(),
             picture: None,
         }
@@ -171,7 +184,21 @@ pub struct Dropped {
     pub channel_full: AtomicU64,
     /// Dropped because the on-disk queue was full.
     pub queue_full: AtomicU64,
+    /// Dropped because they were recorded for a cluster camera past its node's fence (the
+    /// node could no longer be sure it still owned the camera).
+    pub fenced: AtomicU64,
 }
+
+/// What a cluster camera's events carry: its owner's fencing token and a sequence, and the
+/// node's fence that stops them being recorded once the node may have lost the camera.
+struct Stamp {
+    token: i64,
+    fence: Fence,
+}
+
+/// Sequence numbers of cluster cameras' events: one counter for the process, so that a camera
+/// let go and taken up again under the same owner key (same token) never repeats one.
+static SEQ: AtomicI64 = AtomicI64::new(0);
 
 /// Hands events to the store; never blocks. Cheap to clone; a disabled sink drops everything.
 #[derive(Clone, Default)]
@@ -179,6 +206,7 @@ pub struct EventSink {
     tx: Option<mpsc::Sender<Event>>,
     dropped: Arc<Dropped>,
     snapshots: bool,
+    camera: Option<Arc<Stamp>>,
 }
 
 impl EventSink {
@@ -192,6 +220,17 @@ impl EventSink {
             tx: Some(tx),
             dropped,
             snapshots,
+            camera: None,
+        }
+    }
+
+    /// The sink of a camera run for a cluster under the owner key whose revision is `token`:
+    /// its events carry the token and a sequence, and none is recorded while `fence` is
+    /// closed.
+    pub fn for_camera(&self, token: i64, fence: Fence) -> Self {
+        Self {
+            camera: Some(Arc::new(Stamp { token, fence })),
+            ..self.clone()
         }
     }
 
@@ -206,13 +245,94 @@ impl EventSink {
     }
 
     /// Records an event; if the writer is that far behind, the event is dropped and counted.
-    pub fn record(&self, event: Event) {
+    pub fn record(&self, mut event: Event) {
         let Some(tx) = &self.tx else { return };
+        if let Some(stamp) = &self.camera {
+            if !stamp.fence.allows() {
+                let n = self.dropped.fenced.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        stream = event.stream.as_deref().unwrap_or(""),
+                        "event not recorded past the node's fence ({} so far)",
+                        n + 1
+                    );
+                }
+                return;
+            }
+            event.fencing_token = Some(stamp.token);
+            event.seq = Some(SEQ.fetch_add(1, Ordering::Relaxed) + 1);
+        }
         if tx.try_send(event).is_err() {
             let n = self.dropped.channel_full.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 tracing::warn!("event writer behind: {} events dropped", n + 1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn sink() -> (EventSink, mpsc::Receiver<Event>, Arc<Dropped>) {
+        let (tx, rx) = mpsc::channel(16);
+        let dropped = Arc::new(Dropped::default());
+        (EventSink::new(tx, dropped.clone(), false), rx, dropped)
+    }
+
+    #[test]
+    fn a_cluster_camera_s_events_carry_its_token_and_a_rising_sequence() {
+        let (sink, mut rx, _) = sink();
+        let camera = sink.for_camera(42, Fence::open());
+        camera.record(Event::new(
+            kind::STREAM_STATE,
+            Some("cam"),
+            serde_json::json!({}),
+        ));
+        camera.record(Event::new(
+            kind::STREAM_STATE,
+            Some("cam"),
+            serde_json::json!({}),
+        ));
+        sink.record(Event::new(
+            kind::CONFIG_CHANGED,
+            None,
+            serde_json::json!({}),
+        ));
+        let (a, b, c) = (
+            rx.try_recv().unwrap(),
+            rx.try_recv().unwrap(),
+            rx.try_recv().unwrap(),
+        );
+        assert_eq!((a.fencing_token, b.fencing_token), (Some(42), Some(42)));
+        assert!(b.seq.unwrap() > a.seq.unwrap());
+        // The node's own events carry neither.
+        assert_eq!((c.fencing_token, c.seq), (None, None));
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json.get("fencing_token").is_none() && json.get("seq").is_none());
+    }
+
+    #[test]
+    fn nothing_is_recorded_for_a_cluster_camera_past_the_fence() {
+        let (sink, mut rx, dropped) = sink();
+        let fence = Fence::closed();
+        fence.until(Instant::now() + Duration::from_secs(60));
+        let camera = sink.for_camera(7, fence.clone());
+        camera.record(Event::new(
+            kind::STREAM_STATE,
+            Some("cam"),
+            serde_json::json!({}),
+        ));
+        fence.close();
+        camera.record(Event::new(
+            kind::STREAM_STATE,
+            Some("cam"),
+            serde_json::json!({}),
+        ));
+        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_err());
+        assert_eq!(dropped.fenced.load(Ordering::Relaxed), 1);
     }
 }

@@ -78,6 +78,8 @@ pub struct StoreStatus {
     pub dropped_channel_full: u64,
     /// Events dropped because the on-disk queue was full.
     pub dropped_queue_full: u64,
+    /// Events of cluster cameras not recorded because the node was past its fence.
+    pub dropped_fenced: u64,
     /// Events of the queue held in memory because the disk refuses them (full, read-only).
     pub held_in_memory: u64,
     /// Why the disk refuses the queue's writes, while it does.
@@ -207,6 +209,7 @@ impl Store {
             queued: s.queued.load(Ordering::Relaxed),
             dropped_channel_full: s.dropped.channel_full.load(Ordering::Relaxed),
             dropped_queue_full: s.dropped.queue_full.load(Ordering::Relaxed),
+            dropped_fenced: s.dropped.fenced.load(Ordering::Relaxed),
             held_in_memory: s.held.load(Ordering::Relaxed),
             queue_error: lock(&s.queue_error).clone(),
             error,
@@ -238,6 +241,10 @@ pub fn alert_payload(e: &Event) -> serde_json::Value {
         "frames": e.data.get("frames"),
         "snapshot": e.snapshot,
     });
+    if let (Some(token), Some(seq)) = (e.fencing_token, e.seq) {
+        payload["fencing_token"] = token.into();
+        payload["seq"] = seq.into();
+    }
     for key in ["track", "line", "direction", "zone", "dwell_s"] {
         if let Some(v) = e.data.get(key) {
             payload[key] = v.clone();
