@@ -65,6 +65,9 @@ pub struct OutboxCounts {
     pub delivered: i64,
 }
 
+/// The key of the PostgreSQL advisory lock held while migrating ("framegat" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6672_616d_6567_6174;
+
 /// The password of a database URL replaced by `***`, for messages.
 pub use crate::config::masked_text_url as masked;
 
@@ -119,21 +122,33 @@ impl Db {
         if self.postgres { "postgres" } else { "sqlite" }
     }
 
+    /// Applies the missing migrations in one transaction: all of them or none. On PostgreSQL
+    /// the transaction first takes an advisory lock, so that nodes of a cluster starting
+    /// together on a fresh database migrate it once, one after the other, instead of racing
+    /// on `CREATE TABLE`.
     async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            // The lock's value is void, which the Any driver cannot decode: count it instead.
+            sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await
+                .context("locking the schema for migrations")?;
+        }
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("creating schema_migrations")?;
         let current: i64 =
             sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?
                 .try_get("v")?;
         for (version, what, statements) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-            let mut tx = self.pool.begin().await?;
             for s in *statements {
                 // Fixed text from the migrations list, no input in it.
                 sqlx::query(sqlx::AssertSqlSafe(render(s, self.postgres)))
@@ -149,9 +164,9 @@ impl Db {
             .bind(super::event::epoch_ms(std::time::SystemTime::now()))
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            tracing::info!(version, "database migrated: {what}");
+            tracing::info!(version, "database migrating: {what}");
         }
+        tx.commit().await.context("committing the migrations")?;
         Ok(())
     }
 
