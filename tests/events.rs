@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::http::{get_json, request};
+use common::http::{all_events, get_json, request};
 use common::servers::{Mosquitto, Postgres, Redis, WebhookReceiver};
 use common::{Framegate, free_port, shared, wait_for, wait_for_port};
 use serde_json::{Value, json};
@@ -241,20 +241,6 @@ fn encoded(addr: &str, id: &str) -> u64 {
     get_json(addr, &format!("/api/streams/{id}"))["frames"]["encoded"]
         .as_u64()
         .unwrap()
-}
-
-/// Every event of a kind in the store (all pages).
-fn all_events(addr: &str, query: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = get_json(addr, &format!("/api/events?limit=200{query}{cursor}"));
-        out.extend(page["events"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => return out,
-        }
-    }
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub const MAX_CAMERAS: usize = 10_000;
 /// The whole file is checked first: nothing is written unless every stream is valid. Returns
 /// how many were written.
 pub fn import(etcd: &[String], file: &Path) -> Result<usize> {
-    let config = crate::config::load_file(file)?;
+    let config = crate::config::load_cameras_file(file)?;
     let pairs = cameras(&config)?;
     let etcd = Etcd::connect(etcd, CALL_TIMEOUT)?;
     block_on(async {

@@ -100,7 +100,9 @@ pub struct AlertConfig {
     pub id: String,
     /// The class that triggers it (as the model names it, e.g. `person`).
     pub class: String,
-    /// The streams it watches; empty: every stream with a `detect` processor.
+    /// The streams it watches; empty: every stream with a `detect` processor. Each must be a
+    /// stream of this file, except on a node of a cluster, which also runs the cluster's
+    /// cameras.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub streams: Vec<StreamId>,

@@ -36,16 +36,37 @@ impl std::error::Error for ConfigError {}
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    parse_with(&read(path)?, path, Models::Checked)
+}
+
+/// Reads and validates a file of cameras for `framegate cluster import`: as [`load_file`],
+/// but a `detect` processor's model is checked only when the file has `[[models]]` tables.
+/// Models are each node's own config: the node that takes a camera checks its model then.
+pub fn load_cameras_file(path: &Path) -> Result<Config, ConfigError> {
+    parse_with(&read(path)?, path, Models::CheckedIfAny)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         position: None,
         message: format!("cannot read the config file: {e}"),
-    })?;
-    parse_str(&text, path)
+    })
+}
+
+/// Whether streams' `detect` models must be among the config's `[[models]]`.
+#[derive(Clone, Copy, PartialEq)]
+enum Models {
+    Checked,
+    CheckedIfAny,
 }
 
 /// Parses and validates config text; `file` is only used in error messages.
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, file, Models::Checked)
+}
+
+fn parse_with(text: &str, file: &Path, models: Models) -> Result<Config, ConfigError> {
     let err = |span: Option<Range<usize>>, message: String| ConfigError {
         file: file.to_path_buf(),
         position: span.map(|s| line_col(text, s.start)),
@@ -57,7 +78,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     })?;
     let mut config = config;
     resolve_paths(&mut config, file.parent().unwrap_or(Path::new("")));
-    validate(&config, text).map_err(|(span, message)| err(span, message))?;
+    validate(&config, text, models).map_err(|(span, message)| err(span, message))?;
     Ok(config)
 }
 
@@ -106,7 +127,7 @@ fn resolve_paths(config: &mut Config, dir: &Path) {
 
 type Invalid = (Option<Range<usize>>, String);
 
-fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
+fn validate(config: &Config, text: &str, models: Models) -> Result<(), Invalid> {
     let server = &config.server;
     let at = |key: &str| key_span(text, "server", key);
     super::bounds::seconds("server.summary_interval_s", server.summary_interval_s, 0.0)
@@ -177,6 +198,7 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         m.validate()
             .map_err(|e| (at(), format!("model `{}`: {e}", m.id)))?;
     }
+    let check_models_of = models == Models::Checked || !config.models.is_empty();
     let at = |i: usize| stream_id_span(text, i);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, stream) in config.streams.iter().enumerate() {
@@ -191,7 +213,13 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
             ));
         }
         validate_stream(stream)
-            .and_then(|()| check_models(stream, &config.models))
+            .and_then(|()| {
+                if check_models_of {
+                    check_models(stream, &config.models)
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|m| (at(i), format!("stream `{id}`: {m}")))?;
     }
     check_mounts(&config.streams).map_err(|(i, m)| (at(i), m))?;
@@ -221,7 +249,10 @@ fn validate(config: &Config, text: &str) -> Result<(), Invalid> {
         }
         a.validate()
             .map_err(|e| (at(), format!("alert `{}`: {e}", a.id)))?;
-        if let Some(missing) = a.streams.iter().find(|s| !seen.contains_key(s.as_str())) {
+        // A node of a cluster also runs the cluster's cameras, which its file does not list.
+        if config.cluster.is_none()
+            && let Some(missing) = a.streams.iter().find(|s| !seen.contains_key(s.as_str()))
+        {
             return Err((
                 at(),
                 format!(
@@ -578,6 +609,44 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         parse_str(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn a_cluster_node_s_alerts_may_watch_cameras_its_file_does_not_list() {
+        let alert = "[[alerts]]\nid = \"seen\"\nclass = \"person\"\nstreams = [\"lobby\"]\nwebhook = { url = \"http://127.0.0.1:9/\" }\n";
+        let e = parse(alert).unwrap_err().to_string();
+        assert!(
+            e.contains("t.toml:2:6") && e.contains("no stream `lobby`"),
+            "{e}"
+        );
+        let node =
+            format!("[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"a\"\n\n{alert}");
+        assert_eq!(parse(&node).expect("a node's alerts").alerts.len(), 1);
+    }
+
+    #[test]
+    fn an_imported_camera_s_model_is_checked_only_against_models_the_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cameras.toml");
+        let cam = "[[streams]]\nid = \"lobby\"\nsource = \"test://smpte\"\nprocessors = [ { kind = \"detect\", model = \"coco\" } ]\n";
+        std::fs::write(&file, cam).unwrap();
+        // The nodes' models: checked by the node that takes the camera.
+        assert_eq!(load_cameras_file(&file).expect("cameras").streams.len(), 1);
+        let e = load_file(&file).unwrap_err().to_string();
+        assert!(e.contains("detect.model `coco`"), "{e}");
+        // Models named in the file: a camera's model must be one of them.
+        let model = dir.path().join("other.onnx");
+        std::fs::write(&model, b"onnx").unwrap();
+        let with = format!(
+            "[[models]]\nid = \"other\"\npath = \"{}\"\nformat = \"centernet\"\n\n{cam}",
+            model.display()
+        );
+        std::fs::write(&file, with).unwrap();
+        let e = load_cameras_file(&file).unwrap_err().to_string();
+        assert!(
+            e.contains("detect.model `coco` is not a [[models]] id (known: other)"),
+            "{e}"
+        );
     }
 
     #[test]

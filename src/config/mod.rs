@@ -33,7 +33,7 @@ pub use events::{
     AlertConfig, CrossingDirection, DatabaseConfig, MediaServerCheck, MqttTarget, WebhookTarget,
     masked_text_url,
 };
-pub use load::{ConfigError, load_file, parse_str};
+pub use load::{ConfigError, load_cameras_file, load_file, parse_str};
 pub use python::{MAX_ARGS_BYTES, PythonConfig, PythonSection};
 pub use security::{LimitsConfig, RtspAuthConfig, TlsConfig};
 pub use source_url::{SourceUrl, TestPattern, masked_url};

@@ -158,3 +158,17 @@ pub fn get_json(addr: &str, path: &str) -> serde_json::Value {
     assert_eq!(r.status, 200, "GET {path}: {}", r.body);
     r.json()
 }
+
+/// Every event of a kind in the store (all pages).
+pub fn all_events(addr: &str, query: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get_json(addr, &format!("/api/events?limit=200{query}{cursor}"));
+        out.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}

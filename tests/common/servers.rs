@@ -274,6 +274,8 @@ pub struct Hook {
 /// that it can be down first and come up later at the address framegate was given.
 pub struct WebhookReceiver {
     pub port: u16,
+    /// How long it takes to answer each request (a slow receiver), from the next `up`.
+    pub answer_after: Duration,
     pub received: Arc<Mutex<Vec<Hook>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -284,6 +286,7 @@ impl WebhookReceiver {
     pub fn down() -> Self {
         Self {
             port: free_port(),
+            answer_after: Duration::ZERO,
             received: Arc::default(),
             stop: None,
             thread: None,
@@ -299,6 +302,7 @@ impl WebhookReceiver {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let received = self.received.clone();
         let port = self.port;
+        let answer_after = self.answer_after;
         self.thread = Some(std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -321,6 +325,7 @@ impl WebhookReceiver {
                                 signature: h("x-framegate-signature"),
                                 body,
                             });
+                            tokio::time::sleep(answer_after).await;
                             "ok"
                         }
                     }),
