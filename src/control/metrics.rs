@@ -56,6 +56,7 @@ struct Metrics {
     events_written: String,
     events_queued: String,
     events_held: String,
+    events_write_failures: String,
     events_dropped: String,
     encoder_restarts: String,
     degraded: String,
@@ -324,6 +325,11 @@ impl Metrics {
             st.held_in_memory
         );
         let _ = writeln!(
+            self.events_write_failures,
+            "framegate_events_write_failures_total {}",
+            st.write_failures
+        );
+        let _ = writeln!(
             self.events_dropped,
             "framegate_events_dropped_total{{reason=\"channel_full\"}} {}\nframegate_events_dropped_total{{reason=\"queue_full\"}} {}\nframegate_events_dropped_total{{reason=\"fenced\"}} {}",
             st.dropped_channel_full, st.dropped_queue_full, st.dropped_fenced
@@ -430,6 +436,12 @@ impl Metrics {
                 "gauge",
                 "Events of the queue held in memory because the disk refuses them (full, read-only).",
                 self.events_held,
+            ),
+            family(
+                "framegate_events_write_failures_total",
+                "counter",
+                "Writes (and connections) the event store's database refused; the events wait in the queue.",
+                self.events_write_failures,
             ),
             family(
                 "framegate_events_dropped_total",

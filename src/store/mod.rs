@@ -42,6 +42,8 @@ struct Shared {
     queued: AtomicU64,
     dropped: Arc<Dropped>,
     last_error: Mutex<Option<String>>,
+    /// Writes (or connections) the database refused.
+    failures: AtomicU64,
     /// Events of the queue held in memory while the disk refuses them.
     held: AtomicU64,
     queue_error: Mutex<Option<String>>,
@@ -70,6 +72,10 @@ pub struct StoreStatus {
     pub backend: Option<String>,
     /// Whether the last write succeeded.
     pub writing: bool,
+    /// Writes (and connections) the database refused since start. A database that is full or
+    /// flaky may refuse one write and take the next, so `writing` can be back to `true` by the
+    /// time anyone looks: this counter keeps the evidence.
+    pub write_failures: u64,
     /// Events written since start.
     pub written: u64,
     /// Events waiting in the on-disk queue for the database.
@@ -107,6 +113,7 @@ impl Store {
             queued: AtomicU64::new(spool.len()),
             dropped: Arc::default(),
             last_error: Mutex::new(None),
+            failures: AtomicU64::new(0),
             held: AtomicU64::new(0),
             queue_error: Mutex::new(None),
             changed: watch::Sender::new(0),
@@ -147,6 +154,7 @@ impl Store {
                 queued: AtomicU64::new(0),
                 dropped: Arc::default(),
                 last_error: Mutex::new(None),
+                failures: AtomicU64::new(0),
                 held: AtomicU64::new(0),
                 queue_error: Mutex::new(None),
                 changed: watch::Sender::new(0),
@@ -206,6 +214,7 @@ impl Store {
             backend: self.db().map(|d| d.backend().to_string()),
             writing: self.sink.enabled() && error.is_none() && self.db().is_some(),
             written: s.written.load(Ordering::Relaxed),
+            write_failures: s.failures.load(Ordering::Relaxed),
             queued: s.queued.load(Ordering::Relaxed),
             dropped_channel_full: s.dropped.channel_full.load(Ordering::Relaxed),
             dropped_queue_full: s.dropped.queue_full.load(Ordering::Relaxed),

@@ -105,6 +105,7 @@ impl Writer {
 
     fn failed(&self, link: &mut Link, e: &anyhow::Error) {
         let message = format!("{e:#}");
+        self.shared.failures.fetch_add(1, Ordering::Relaxed);
         let mut last = super::lock(&self.shared.last_error);
         if last.as_deref() != Some(&message) {
             tracing::warn!(
