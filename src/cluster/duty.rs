@@ -48,6 +48,7 @@ pub async fn run(
     view: Arc<super::view::ClusterView>,
 ) {
     let mut owned: BTreeMap<String, i64> = BTreeMap::new();
+    let mut refusals = Refusals::default();
     let mut settling = Settling::new(every * 6);
     // The lease the cameras in `owned` were claimed under.
     let mut claimed_under = None;
@@ -69,7 +70,15 @@ pub async fn run(
         claimed_under = lease;
         view.set_member(lease.is_some());
         if let Some(lease) = lease
-            && let Err(e) = round(&etcd, &node, lease, &mut owned, &host, &mut settling).await
+            && let Err(e) = round(
+                &etcd,
+                &node,
+                lease,
+                (&mut owned, &mut refusals),
+                &host,
+                &mut settling,
+            )
+            .await
         {
             tracing::warn!("cluster: round failed (next in {every:?}): {e:#}");
         }
@@ -98,7 +107,7 @@ async fn round(
     etcd: &Etcd,
     node: &str,
     lease: i64,
-    owned: &mut BTreeMap<String, i64>,
+    held: (&mut BTreeMap<String, i64>, &mut Refusals),
     host: &Arc<dyn Host>,
     settling: &mut Settling,
 ) -> Result<()> {
@@ -117,7 +126,29 @@ async fn round(
     } else {
         settling.term_over();
     }
-    own_round(etcd, node, lease, owned, host).await
+    own_round(etcd, node, lease, held, host).await
+}
+
+/// Why this node could not run the cameras assigned to it: a refusal repeated every round is
+/// logged as a warning once, and again only when its reason changes.
+#[derive(Default)]
+struct Refusals(BTreeMap<String, String>);
+
+impl Refusals {
+    /// Records that `cam` could not run; true when this is news.
+    fn note(&mut self, cam: &str, why: &str) -> bool {
+        self.0.insert(cam.to_string(), why.to_string()).as_deref() != Some(why)
+    }
+
+    /// Records that `cam` runs; true when it had been refused.
+    fn clear(&mut self, cam: &str) -> bool {
+        self.0.remove(cam).is_some()
+    }
+
+    /// Forgets the cameras no longer assigned to this node.
+    fn keep(&mut self, mine: &BTreeSet<String>) {
+        self.0.retain(|c, _| mine.contains(c));
+    }
 }
 
 /// Which live nodes the assigner gives cameras to: those seen for a while. A node that just
@@ -277,13 +308,14 @@ async fn own_round(
     etcd: &Etcd,
     node: &str,
     lease: i64,
-    owned: &mut BTreeMap<String, i64>,
+    (owned, refusals): (&mut BTreeMap<String, i64>, &mut Refusals),
     host: &Arc<dyn Host>,
 ) -> Result<()> {
     let mine: BTreeSet<String> = names(etcd.prefix(ASSIGN, MAX_KEYS).await?, ASSIGN)
         .filter(|(_, k)| k.value == node.as_bytes())
         .map(|(c, _)| c)
         .collect();
+    refusals.keep(&mine);
     let gone: Vec<String> = owned
         .keys()
         .filter(|c| !mine.contains(*c))
@@ -323,11 +355,19 @@ async fn own_round(
         };
         match started {
             Ok(()) => {
+                if refusals.clear(cam) {
+                    tracing::info!(camera = %cam, "cluster: camera runs here now");
+                }
                 tracing::info!(camera = %cam, token, "cluster: camera claimed");
                 owned.insert(cam.clone(), token);
             }
             Err(e) => {
-                tracing::warn!(camera = %cam, "cluster: cannot run this camera: {e:#}");
+                let why = format!("{e:#}");
+                if refusals.note(cam, &why) {
+                    tracing::warn!(camera = %cam, "cluster: cannot run this camera (tried again each round, logged again when the reason changes): {why}");
+                } else {
+                    tracing::debug!(camera = %cam, "cluster: cannot run this camera: {why}");
+                }
                 etcd.delete_if(&key, token).await?;
             }
         }
@@ -372,6 +412,24 @@ pub fn parse_camera(id: &str, value: &[u8]) -> Result<StreamConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_news_once_per_reason() {
+        let mut r = Refusals::default();
+        assert!(r.note("cam0", "no model `coco`"));
+        assert!(!r.note("cam0", "no model `coco`"), "the same reason again");
+        assert!(r.note("cam0", "source: cannot be read"), "another reason");
+        assert!(r.note("cam1", "no model `coco`"), "another camera");
+        assert!(r.clear("cam0"));
+        assert!(!r.clear("cam0"), "it runs: nothing to clear");
+        assert!(
+            r.note("cam0", "no model `coco`"),
+            "refused again after running"
+        );
+        // A camera assigned elsewhere is forgotten: refused here again, it is news again.
+        r.keep(&BTreeSet::from(["cam0".to_string()]));
+        assert!(r.note("cam1", "no model `coco`"));
+    }
 
     #[test]
     fn a_node_gets_cameras_once_it_has_stayed_a_while() {

@@ -208,13 +208,26 @@ pub fn origin_error(origin: &str) -> Option<String> {
     })
 }
 
-/// The folders of `server.media_dirs`, made absolute against the config's folder.
+/// Checks the folders of `server.media_dirs`: absolute, and without `..` parts (a source path
+/// with `..` in it is refused, so such a folder would silently allow nothing).
 pub fn media_dirs_error(dirs: &[PathBuf]) -> Option<String> {
-    dirs.iter().find(|d| !d.is_absolute()).map(|d| {
-        format!(
-            "server.media_dirs: `{}` is not an absolute path",
-            d.display()
-        )
+    dirs.iter().find_map(|d| {
+        if !d.is_absolute() {
+            Some(format!(
+                "server.media_dirs: `{}` is not an absolute path",
+                d.display()
+            ))
+        } else if d
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            Some(format!(
+                "server.media_dirs: `{}` has a `..` part (write the folder it leads to)",
+                d.display()
+            ))
+        } else {
+            None
+        }
     })
 }
 
@@ -230,6 +243,19 @@ mod tests {
         assert!(origin_error("https://wall.example/x").is_some());
         assert!(origin_error("*").is_some());
         assert!(origin_error("file:///x").is_some());
+    }
+
+    #[test]
+    fn media_dirs_are_absolute_and_lead_nowhere_else() {
+        let dirs = |d: &str| vec![PathBuf::from(d)];
+        assert!(media_dirs_error(&dirs("/srv/media")).is_none());
+        let relative = media_dirs_error(&dirs("media")).unwrap();
+        assert!(
+            relative.contains("`media` is not an absolute path"),
+            "{relative}"
+        );
+        let up = media_dirs_error(&dirs("/srv/x/../media")).unwrap();
+        assert!(up.contains("`/srv/x/../media` has a `..` part"), "{up}");
     }
 
     #[test]
