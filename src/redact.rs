@@ -249,9 +249,29 @@ pub fn stderr() -> Scrubbed<std::io::Stderr> {
     Scrubbed(std::io::stderr())
 }
 
+/// Whether `given` is `secret`, compared in time that depends only on the secret's length, so
+/// that timing reveals neither where the first difference is nor the secret's length.
+pub fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != secret.len());
+    for (i, y) in secret.iter().enumerate() {
+        let x = given.get(i).copied().unwrap_or(0);
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_compared_whole() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"abcd", b"abc"));
+        assert!(!same_secret(b"", b"abc"));
+    }
 
     fn u(s: &str) -> Url {
         Url::parse(s).expect("test URL")

@@ -4,7 +4,8 @@
 //! killed node and rebalanced onto a new one; a node stopped past its lease never publishing
 //! beside its camera's new owner (nginx-rtmp's `/stat` sampled); alerts of a camera raised
 //! before and after its owner's kill -9 delivered once each from a shared PostgreSQL, with
-//! their owners' fencing tokens.
+//! their owners' fencing tokens; RTSP clients of either node sent to each camera's owner (302),
+//! and only once logged in where the node asks for it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use base64::Engine as _;
 
 use common::http::{all_events, get_json};
 use common::servers::{Etcd, Postgres, WebhookReceiver};
@@ -734,4 +737,158 @@ webhook = {{ url = "{hook}", timeout_s = 2 }}
         "{} alerts delivered once each across a kill -9 failover",
         stored.len()
     );
+}
+
+/// Sends one RTSP DESCRIBE of `url` to `addr` (with an `Authorization` header when given);
+/// returns the status code and the `Location` and `WWW-Authenticate` headers of the answer.
+fn describe(
+    addr: &str,
+    url: &str,
+    authorization: Option<&str>,
+) -> (u16, Option<String>, Option<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(
+        s,
+        "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (mut location, mut challenge) = (None, None);
+    for line in lines {
+        let line = line.unwrap();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "location" => location = Some(value.trim().to_string()),
+                "www-authenticate" => challenge = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    (status, location, challenge)
+}
+
+#[test]
+fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
+    let etcd = Etcd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cameras.toml");
+    let tables: String = (0..2)
+        .map(|i| {
+            format!(
+                "[[streams]]\nid = \"cam{i}\"\nsource = \"test://smpte?width=160&height=90&fps=10\"\noutputs = [ {{ kind = \"rtsp\" }} ]\n\n"
+            )
+        })
+        .collect();
+    std::fs::write(&file, tables).unwrap();
+    assert!(import(&etcd, &file).status.success());
+    // node-a asks RTSP clients to log in, node-b does not.
+    const USER: &str = "viewer:a-long-rtsp-password";
+    let (_a, a_http) = node_with(
+        &etcd,
+        "node-a",
+        free_port(),
+        &format!("rtsp_port = 0\n[server.rtsp_auth]\nusers = [\"{USER}\"]"),
+        "",
+    );
+    let (_b, b_http) = node_with(&etcd, "node-b", free_port(), "rtsp_port = 0", "");
+    let placed = wait_for(
+        "one camera live on each node",
+        Duration::from_secs(40),
+        || {
+            let o = owners(&etcd);
+            let on_a = live_on(a_http, "node-a");
+            let on_b = live_on(b_http, "node-b");
+            (on_a.len() == 1 && on_b.len() == 1 && o.values().all(Option::is_some)).then_some(o)
+        },
+    );
+    let cam_of = |node: &str| {
+        placed
+            .iter()
+            .find(|(_, o)| o.as_deref() == Some(node))
+            .map(|(c, _)| c.clone())
+            .unwrap()
+    };
+    let (cam_a, cam_b) = (cam_of("node-a"), cam_of("node-b"));
+    // Each node says where its RTSP server is.
+    let rtsp_of = |node: &str| {
+        status(&etcd)["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == node)
+            .and_then(|n| n["rtsp"].as_str().map(str::to_string))
+            .unwrap()
+    };
+    let (a_rtsp, b_rtsp) = (rtsp_of("node-a"), rtsp_of("node-b"));
+    let hostport = |u: &str| u.trim_start_matches("rtsp://").to_string();
+    // Each node's view of the other's cameras catches up within a round.
+    let asked_b = format!("{b_rtsp}/{cam_a}?latency=low");
+    let (code, location, _) = wait_for(
+        "node-b redirecting the camera node-a runs",
+        Duration::from_secs(10),
+        || Some(describe(&hostport(&b_rtsp), &asked_b, None)).filter(|r| r.0 == 302),
+    );
+    assert_eq!(code, 302);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("{a_rtsp}/{cam_a}?latency=low").as_str()),
+        "path and query kept"
+    );
+    // node-a tells nothing to a client that has not logged in: the challenge, no location.
+    let asked_a = format!("{a_rtsp}/{cam_b}");
+    let (code, location, challenge) = describe(&hostport(&a_rtsp), &asked_a, None);
+    assert_eq!((code, location), (401, None));
+    assert!(challenge.is_some_and(|c| c.starts_with("Basic")));
+    let wrong = describe(
+        &hostport(&a_rtsp),
+        &asked_a,
+        Some("Basic dmlld2VyOndyb25nLXBhc3N3b3Jk"), // viewer:wrong-password
+    );
+    assert_eq!((wrong.0, wrong.1), (401, None));
+    // With the right credentials it is redirected.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(USER)
+    );
+    let wanted = format!("{b_rtsp}/{cam_b}");
+    wait_for(
+        "node-a redirecting the camera node-b runs",
+        Duration::from_secs(10),
+        || {
+            let r = describe(&hostport(&a_rtsp), &asked_a, Some(&basic));
+            (r.0 == 302 && r.1.as_deref() == Some(wanted.as_str())).then_some(())
+        },
+    );
+    // A path nobody serves is not found, as before; a camera a node runs is served there.
+    assert_eq!(
+        describe(&hostport(&b_rtsp), &format!("{b_rtsp}/nobody"), None).0,
+        404
+    );
+    assert_eq!(describe(&hostport(&b_rtsp), &wanted, None).0, 200);
+    // A real client follows: ffprobe asking either node gets each camera's video, logging
+    // in where the owner asks for it.
+    let with_user = |u: &str| u.replacen("rtsp://", &format!("rtsp://{USER}@"), 1);
+    for url in [with_user(&asked_b), with_user(&asked_a)] {
+        let probe = common::ffprobe(&url);
+        assert_eq!(
+            probe.as_ref().map(|p| (p.0.as_str(), p.1, p.2)),
+            Some(("h264", 160, 90)),
+            "{url}"
+        );
+    }
 }

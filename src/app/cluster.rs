@@ -14,6 +14,7 @@ use crate::cluster::view::ClusterView;
 use crate::cluster::{ASSIGN, CAMERAS, NODES, OWNER};
 use crate::config::{Config, ProcessorConfig, StreamConfig, StreamId};
 use crate::control::Manager;
+use crate::publish::LazyRtspServer;
 
 /// How long one call to etcd may take from the command line.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,7 +79,7 @@ pub fn print_status(etcd: &[String], json: bool) -> Result<()> {
         let nodes: Vec<_> = nodes
             .iter()
             .map(|(n, i, lease)| {
-                serde_json::json!({"node": n, "advertise": i.advertise,
+                serde_json::json!({"node": n, "advertise": i.advertise, "rtsp": i.rtsp,
                                    "capacity": i.capacity, "lease": lease.to_string()})
             })
             .collect();
@@ -155,6 +156,7 @@ fn cameras_placed(etcd: &[String]) -> Result<Vec<CameraPlace>> {
 pub fn join(
     config: &Config,
     manager: Arc<Manager>,
+    rtsp: &LazyRtspServer,
 ) -> Result<Option<(Membership, Arc<ClusterView>)>> {
     let Some(c) = &config.cluster else {
         return Ok(None);
@@ -163,14 +165,26 @@ pub fn join(
         .advertise
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.server.http));
+    // The RTSP server runs from the start on a node: it redirects the clients of cameras that
+    // other nodes run, and the others redirect here.
+    let server = rtsp.get()?;
+    let info = NodeInfo {
+        rtsp: rtsp_base(&advertise, server.port()),
+        advertise,
+        capacity: c.capacity,
+    };
     tracing::info!(node = %c.node, capacity = c.capacity, ttl_s = c.ttl_s, "cluster: joining through etcd");
-    let membership = Membership::start(c, advertise)?;
+    let membership = Membership::start(c, &info)?;
     let host = Arc::new(ManagerHost {
         manager,
         node: c.node.clone(),
         fence: membership.fence(),
     });
     let view = Arc::new(ClusterView::new(&c.node));
+    {
+        let view = view.clone();
+        server.redirect(move |path| view.rtsp_elsewhere(path));
+    }
     tokio::spawn(crate::cluster::duty::run(
         membership.etcd(),
         c.node.clone(),
@@ -180,6 +194,13 @@ pub fn join(
         view.clone(),
     ));
     Ok(Some((membership, view)))
+}
+
+/// The RTSP server's address as other nodes' clients reach it: the advertised API's host, the
+/// server's port.
+fn rtsp_base(advertise: &str, port: u16) -> Option<String> {
+    let url = url::Url::parse(advertise).ok()?;
+    Some(format!("rtsp://{}:{port}", url.host_str()?))
 }
 
 /// The stream manager, running the cameras the node holds for the cluster.

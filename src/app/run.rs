@@ -56,7 +56,7 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
             config.server.bind
         );
     }
-    // Bound when the first stream with an `rtsp` output starts.
+    // Bound when the first stream with an `rtsp` output starts (at once on a cluster node).
     let rtsp = Arc::new(LazyRtspServer::new(
         config.server.bind,
         config.server.rtsp_port,
@@ -77,8 +77,8 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
         |c| c.node.clone(),
     );
     runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone(), who));
-    let manager = Manager::start(config, config_path, rtsp, store.clone(), alerts)?;
-    let (membership, cluster_view) = super::cluster::join(config, manager.clone())?.unzip();
+    let manager = Manager::start(config, config_path, rtsp.clone(), store.clone(), alerts)?;
+    let (membership, cluster_view) = super::cluster::join(config, manager.clone(), &rtsp)?.unzip();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.server.http))
         .with_context(|| {

@@ -46,6 +46,10 @@ pub struct NodeInfo {
     pub advertise: String,
     /// How many cameras it takes.
     pub capacity: u32,
+    /// Where its RTSP server is reached (`rtsp://host:port`): other nodes redirect RTSP clients
+    /// of its cameras there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp: Option<String>,
 }
 
 /// How long before the TTL is over a node takes itself out: a fifth of the TTL, at least a
@@ -69,15 +73,12 @@ pub struct Membership {
 
 impl Membership {
     /// Starts keeping the node registered (on the current tokio runtime).
-    pub fn start(config: &ClusterConfig, advertise: String) -> anyhow::Result<Self> {
+    pub fn start(config: &ClusterConfig, info: &NodeInfo) -> anyhow::Result<Self> {
         let ttl = Duration::from_secs(u64::from(config.ttl_s));
         // A call may not take longer than a renewal interval.
         let etcd = Arc::new(Etcd::connect(&config.etcd, ttl / 3)?);
         let key = format!("{}{}", super::NODES, config.node);
-        let info = serde_json::to_vec(&NodeInfo {
-            advertise,
-            capacity: config.capacity,
-        })?;
+        let info = serde_json::to_vec(info)?;
         let (tx, rx) = watch::channel(Standing::Joining {
             why: "starting".into(),
         });

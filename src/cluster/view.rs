@@ -31,8 +31,8 @@ pub struct Camera {
 #[derive(Debug, Default)]
 struct Inner {
     cameras: BTreeMap<String, Camera>,
-    /// Each live node's API address.
-    advertise: BTreeMap<String, String>,
+    /// What each live node says of itself.
+    nodes: BTreeMap<String, NodeInfo>,
 }
 
 /// The cluster as this node last read it.
@@ -64,7 +64,7 @@ impl ClusterView {
     pub fn prometheus(&self) -> String {
         let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
         self.read(|i| {
-            for n in i.advertise.keys() {
+            for n in i.nodes.keys() {
                 per_node.entry(n.clone()).or_default();
             }
             for c in i.cameras.values() {
@@ -99,11 +99,11 @@ impl ClusterView {
         let nodes = etcd.prefix(NODES, MAX_CAMERAS).await?;
         let owners = etcd.prefix(OWNER, MAX_CAMERAS).await?;
         let keys = etcd.prefix_keys(CAMERAS, MAX_CAMERAS).await?;
-        let advertise: BTreeMap<String, String> = nodes
+        let nodes: BTreeMap<String, NodeInfo> = nodes
             .into_iter()
             .filter_map(|k| {
                 let info: NodeInfo = serde_json::from_slice(&k.value).ok()?;
-                Some((k.name(NODES).to_string(), info.advertise))
+                Some((k.name(NODES).to_string(), info))
             })
             .collect();
         let owner: BTreeMap<String, String> = owners
@@ -136,7 +136,7 @@ impl ClusterView {
             );
         }
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        *inner = Inner { cameras, advertise };
+        *inner = Inner { cameras, nodes };
         Ok(())
     }
 
@@ -151,8 +151,26 @@ impl ClusterView {
             if owner == self.node {
                 return None;
             }
-            let at = i.advertise.get(&owner)?.clone();
+            let at = i.nodes.get(&owner)?.advertise.clone();
             Some((owner, at))
+        })
+    }
+
+    /// The RTSP server (`rtsp://host:port`) of the node that runs the camera served at `path`
+    /// (a stream's `rtsp` output), when another node runs it.
+    pub fn rtsp_elsewhere(&self, path: &str) -> Option<String> {
+        self.read(|i| {
+            let owner = i.cameras.values().find_map(|c| {
+                let serves = c
+                    .config
+                    .as_ref()
+                    .is_some_and(|s| crate::config::rtsp_mounts(s).iter().any(|m| m == path));
+                serves.then_some(c.owner.as_deref()).flatten()
+            })?;
+            if owner == self.node {
+                return None;
+            }
+            i.nodes.get(owner)?.rtsp.clone()
         })
     }
 

@@ -81,7 +81,8 @@ pub struct ServerConfig {
     pub bind: IpAddr,
     /// Port of framegate's own RTSP server; streams with an `rtsp` output are served at
     /// `rtsp://<bind>:<rtsp_port>/<stream id>`. `0` picks a free port (printed at start). The
-    /// port is bound when the first stream with an `rtsp` output starts.
+    /// port is bound when the first stream with an `rtsp` output starts; on a cluster node, at
+    /// start (it redirects the RTSP clients of cameras that other nodes run).
     #[serde(default = "default_rtsp_port")]
     pub rtsp_port: u16,
     /// Seconds between the one-line summaries that each stream logs (fps in and out, drops,
@@ -114,8 +115,9 @@ pub struct ServerConfig {
     /// nothing. When set, they are checked on any binding.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
-    /// Folders (absolute paths) whose files API callers may use as `file://` sources. Empty:
-    /// the API accepts no `file://` source (the config file still may).
+    /// Folders (absolute paths, no `..` parts) whose files API callers, and the cameras a
+    /// cluster gives this node, may use as `file://` sources. Empty: the API accepts no
+    /// `file://` source (the config file still may).
     #[serde(default)]
     pub media_dirs: Vec<PathBuf>,
     /// Answer Chromium's Private Network Access preflights (`Access-Control-Allow-Private-Network`)

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 use gst::glib;
 use gst::prelude::*;
+use gst_rtsp::{RTSPHeaderField, RTSPStatusCode};
 use gst_rtsp_server::prelude::*;
 
 use super::audio::AudioInput;
@@ -28,8 +29,10 @@ pub struct RtspServer {
     server: gst_rtsp_server::RTSPServer,
     /// Set when clients must authenticate (HTTP Basic).
     auth: std::sync::Mutex<bool>,
+    /// The credentials clients may give (`user:password` in base64, as in the header).
+    basic: Arc<std::sync::Mutex<Vec<String>>>,
     /// The paths served now.
-    mounted: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    mounted: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
     host: String,
@@ -69,7 +72,8 @@ impl RtspServer {
         Ok(Self {
             server,
             auth: std::sync::Mutex::new(false),
-            mounted: std::sync::Mutex::default(),
+            basic: Arc::default(),
+            mounted: Arc::default(),
             main_loop,
             thread: Some(thread),
             host,
@@ -126,11 +130,11 @@ impl RtspServer {
         let token = gst_rtsp_server::RTSPToken::builder()
             .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE)
             .build();
+        let mut basic = crate::supervise::lock(&self.basic);
         for (user, password) in users {
-            auth.add_basic(
-                gst_rtsp_server::RTSPAuth::make_basic(user, password).as_str(),
-                &token,
-            );
+            let b = gst_rtsp_server::RTSPAuth::make_basic(user, password).to_string();
+            auth.add_basic(&b, &token);
+            basic.push(b);
         }
         self.server.set_auth(Some(&auth));
         *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -141,6 +145,67 @@ impl RtspServer {
     pub fn disconnect_all(&self) {
         self.server
             .client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
+    }
+
+    /// Answers a DESCRIBE of a path served elsewhere with `302 Moved Temporarily` and a
+    /// `Location`: `elsewhere` maps a path this server does not serve to the base URL
+    /// (`rtsp://host:port`) of the server that does, if any; the path and query are kept. When
+    /// clients must log in, only a request with valid credentials is redirected (others get the
+    /// 401 challenge), so the redirect tells nothing to those who may not watch.
+    pub fn redirect(&self, elsewhere: impl Fn(&str) -> Option<String> + Send + Sync + 'static) {
+        let elsewhere = Arc::new(elsewhere);
+        let (basic, mounted) = (self.basic.clone(), self.mounted.clone());
+        self.server.connect_client_connected(move |_, client| {
+            // Headers for the answer about to be sent: the server builds that answer itself
+            // from the status a `pre-*` handler returns.
+            let headers: Arc<std::sync::Mutex<Vec<(RTSPHeaderField, String)>>> = Arc::default();
+            let (elsewhere, basic, mounted) = (elsewhere.clone(), basic.clone(), mounted.clone());
+            let to_add = headers.clone();
+            client.connect_pre_describe_request(move |_, ctx| {
+                let Some(url) = ctx
+                    .uri()
+                    .and_then(|u| url::Url::parse(u.request_uri().as_str()).ok())
+                else {
+                    return RTSPStatusCode::Ok;
+                };
+                let path = url.path();
+                if crate::supervise::lock(&mounted).contains(path) {
+                    return RTSPStatusCode::Ok;
+                }
+                let Some(base) = elsewhere(path) else {
+                    return RTSPStatusCode::Ok;
+                };
+                let allowed = crate::supervise::lock(&basic);
+                let mut add = crate::supervise::lock(&to_add);
+                if !allowed.is_empty() && !logged_in(ctx.request(), &allowed) {
+                    add.push((
+                        RTSPHeaderField::WwwAuthenticate,
+                        "Basic realm=\"framegate\"".into(),
+                    ));
+                    return RTSPStatusCode::Unauthorized;
+                }
+                let location = match url.query() {
+                    Some(q) => format!("{base}{path}?{q}"),
+                    None => format!("{base}{path}"),
+                };
+                add.push((RTSPHeaderField::Location, location));
+                RTSPStatusCode::MoveTemporarily
+            });
+            client.connect("send-message", false, move |_| {
+                let add = std::mem::take(&mut *crate::supervise::lock(&headers));
+                if !add.is_empty() {
+                    // The answer to a refused request is the context's response.
+                    gst_rtsp_server::RTSPContext::with_current_context(|ctx| {
+                        if let Some(response) = ctx.response() {
+                            for (field, value) in &add {
+                                response.add_header(*field, value);
+                            }
+                        }
+                    });
+                }
+                None
+            });
+        });
     }
 
     /// Whether something is served at exactly `path`.
@@ -155,6 +220,20 @@ impl RtspServer {
         }
         crate::supervise::lock(&self.mounted).remove(path);
     }
+}
+
+/// Whether `request` carries one of the `allowed` HTTP Basic credentials.
+fn logged_in(request: Option<&gst_rtsp::rtsp_message::RTSPMessage>, allowed: &[String]) -> bool {
+    request.is_some_and(|r| {
+        r.parse_auth_credentials().iter().any(|c| {
+            c.scheme() == gst_rtsp::RTSPAuthMethod::Basic
+                && c.authorization().is_some_and(|given| {
+                    allowed
+                        .iter()
+                        .any(|a| crate::redact::same_secret(given.as_bytes(), a.as_bytes()))
+                })
+        })
+    })
 }
 
 /// framegate's RTSP server, started when the first stream with an `rtsp` output needs it: a
