@@ -93,13 +93,20 @@ fn node_on(etcd: &Etcd, name: &str, http: u16) -> (Framegate, u16) {
 /// A node whose API listens on `http`, with more of its own config: `server`, keys of its
 /// `[server]` table, and `extra`, TOML tables.
 fn node_with(etcd: &Etcd, name: &str, http: u16, server: &str, extra: &str) -> (Framegate, u16) {
-    let endpoints: Vec<String> = etcd
-        .endpoints()
-        .iter()
-        .map(|e| format!("\"{e}\""))
-        .collect();
+    node_of(&etcd.endpoints(), name, http, server, extra)
+}
+
+/// A node that knows only these etcd `endpoints`.
+fn node_of(
+    endpoints: &[String],
+    name: &str,
+    http: u16,
+    server: &str,
+    extra: &str,
+) -> (Framegate, u16) {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     let fg = Framegate::run(&format!(
-        "[server]\nhttp = \"127.0.0.1:{http}\"\n{server}\n[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 32\nttl_s = {TTL_S}\n\n{extra}",
+        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n{server}\n[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 32\nttl_s = {TTL_S}\n\n{extra}",
         endpoints.join(", ")
     ));
     (fg, http)
@@ -802,10 +809,10 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
         &etcd,
         "node-a",
         free_port(),
-        &format!("rtsp_port = 0\n[server.rtsp_auth]\nusers = [\"{USER}\"]"),
+        &format!("[server.rtsp_auth]\nusers = [\"{USER}\"]"),
         "",
     );
-    let (_b, b_http) = node_with(&etcd, "node-b", free_port(), "rtsp_port = 0", "");
+    let (_b, b_http) = node_with(&etcd, "node-b", free_port(), "", "");
     let placed = wait_for(
         "one camera live on each node",
         Duration::from_secs(40),
@@ -891,4 +898,174 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
             "{url}"
         );
     }
+}
+
+/// Whether a node's metrics say it keeps its cameras through a failsafe.
+fn in_failsafe(http: u16, name: &str) -> bool {
+    let m = common::http::request(&format!("127.0.0.1:{http}"), "GET", "/metrics", None, None).body;
+    m.contains(&format!(
+        "framegate_cluster_failsafe{{node=\"{name}\"}} 1\n"
+    ))
+}
+
+/// Each camera's owner and fencing token.
+fn tokens(etcd: &Etcd) -> BTreeMap<String, (Option<String>, Option<i64>)> {
+    status(etcd)["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                (c["owner"].as_str().map(str::to_string), c["token"].as_i64()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn quorum_lost_nodes_keep_cameras_and_pushes_but_a_node_cut_off_alone_fences_itself() {
+    let mut etcd = Etcd::start(3);
+    let nginx = common::Nginx::start_with_stat();
+    let stat = nginx.stat_port.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cameras.toml");
+    let tables: String = ["cam0", "cam1"]
+        .iter()
+        .map(|c| {
+            format!(
+                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width=160&height=90&fps=10\"\noutputs = [ {{ kind = \"rtmp\", url = \"{}\" }} ]\n\n",
+                nginx.url(c)
+            )
+        })
+        .collect();
+    std::fs::write(&file, tables).unwrap();
+    assert!(import(&etcd, &file).status.success());
+    // node-a knows only the first etcd member; node-b knows all three.
+    let all = etcd.endpoints();
+    let (a, a_http) = node_of(&all[..1], "node-a", free_port(), "", "");
+    let (b, b_http) = node_of(&all, "node-b", free_port(), "", "");
+    let (placed, pubs) = wait_for(
+        "one camera a node, both published",
+        Duration::from_secs(40),
+        || {
+            let t = tokens(&etcd);
+            let p = publishers(stat);
+            let one_each =
+                t["cam0"].0.is_some() && t["cam1"].0.is_some() && t["cam0"].0 != t["cam1"].0;
+            let published = ["cam0", "cam1"]
+                .iter()
+                .all(|c| p.get(*c).is_some_and(|v| v.len() == 1));
+            (one_each && published).then_some((t, p))
+        },
+    );
+
+    // Quorum lost: two of the three members die. Nobody can renew, claim or assign; each node
+    // asks the other, both vouch, both keep their cameras and their pushes.
+    etcd.kill(1);
+    etcd.kill(2);
+    let lost = Instant::now();
+    wait_for(
+        "both nodes in failsafe",
+        Duration::from_secs(3 * TTL_S),
+        || (in_failsafe(a_http, "node-a") && in_failsafe(b_http, "node-b")).then_some(()),
+    );
+    eprintln!(
+        "failsafe on both nodes {:?} after the quorum was lost",
+        lost.elapsed()
+    );
+    let until = Instant::now() + Duration::from_secs(3 * TTL_S);
+    let mut samples = 0;
+    while Instant::now() < until {
+        // The same publishing connections: no push was cut, not even for a moment.
+        assert_eq!(
+            publishers(stat),
+            pubs,
+            "a push changed while etcd had no quorum"
+        );
+        for (http, name) in [(a_http, "node-a"), (b_http, "node-b")] {
+            let mine: BTreeSet<String> = placed
+                .iter()
+                .filter(|(_, (o, _))| o.as_deref() == Some(name))
+                .map(|(c, _)| c.clone())
+                .collect();
+            assert_eq!(live_on(http, name), mine, "{name} lost a camera");
+        }
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(samples > 10, "{samples} samples");
+    for n in [&a, &b] {
+        assert!(!n.log().contains("cluster: fenced"), "{}", n.log());
+    }
+
+    // The quorum is back: the leases had not expired (no leader expires them), the nodes renew
+    // them, and no camera moved: same owners, same fencing tokens, same pushes.
+    etcd.up(1);
+    etcd.up(2);
+    etcd.wait_healthy();
+    wait_for("both nodes renewing again", Duration::from_secs(20), || {
+        (!in_failsafe(a_http, "node-a") && !in_failsafe(b_http, "node-b")).then_some(())
+    });
+    assert_eq!(tokens(&etcd), placed, "a camera moved");
+    assert_eq!(publishers(stat), pubs);
+    for n in [&a, &b] {
+        assert!(!n.log().contains("cluster: fenced"), "{}", n.log());
+        n.wait_log("etcd answers again", Duration::from_secs(5));
+    }
+
+    // node-a alone is cut off (its only etcd member dies) while node-b renews through the
+    // others: node-b's answer shows etcd works, so node-a fences itself at once, and its
+    // camera moves to node-b. Never two publishers of one stream.
+    let a_cam = placed
+        .iter()
+        .find(|(_, (o, _))| o.as_deref() == Some("node-a"))
+        .map(|(c, _)| c.clone())
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut worst = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for ids in publishers(stat).values() {
+                    worst = worst.max(ids.len());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            worst
+        })
+    };
+    etcd.kill(0);
+    let cut = Instant::now();
+    a.wait_log("cluster: fenced", Duration::from_secs(TTL_S + 2));
+    let fenced = cut.elapsed();
+    assert!(
+        a.log().contains("etcd works for it"),
+        "fenced for another reason: {}",
+        a.log()
+    );
+    assert!(fenced < Duration::from_secs(TTL_S), "{fenced:?}");
+    wait_for(
+        "node-a's camera published by node-b",
+        Duration::from_secs(30),
+        || {
+            let moved = tokens(&etcd)[&a_cam].0.as_deref() == Some("node-b");
+            let p = publishers(stat);
+            let new = p
+                .get(&a_cam)
+                .is_some_and(|v| v.len() == 1 && v != &pubs[&a_cam]);
+            (moved && new).then_some(())
+        },
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        sampler.join().unwrap(),
+        1,
+        "two publishers of one stream at once"
+    );
+    eprintln!(
+        "node-a cut off alone: fenced after {fenced:?}, its camera pushed by node-b {:?} after the cut",
+        cut.elapsed()
+    );
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cluster::duty::Host;
 use crate::cluster::etcd::{Etcd, MAX_TXN_OPS};
+use crate::cluster::failsafe::Failsafe;
 use crate::cluster::node::{Membership, NodeInfo};
 use crate::cluster::view::ClusterView;
 use crate::cluster::{ASSIGN, CAMERAS, NODES, OWNER};
@@ -157,6 +158,7 @@ pub fn join(
     config: &Config,
     manager: Arc<Manager>,
     rtsp: &LazyRtspServer,
+    token: Option<&str>,
 ) -> Result<Option<(Membership, Arc<ClusterView>)>> {
     let Some(c) = &config.cluster else {
         return Ok(None);
@@ -174,13 +176,16 @@ pub fn join(
         capacity: c.capacity,
     };
     tracing::info!(node = %c.node, capacity = c.capacity, ttl_s = c.ttl_s, "cluster: joining through etcd");
-    let membership = Membership::start(c, &info)?;
+    let ttl = Duration::from_secs(u64::from(c.ttl_s));
+    let view = Arc::new(ClusterView::new(&c.node));
+    // Another node's answer must come within half a round (see `node::Keeper::hold`).
+    let failsafe = Failsafe::new(token.map(str::to_string), ttl / 6)?;
+    let membership = Membership::start(c, &info, view.clone(), failsafe)?;
     let host = Arc::new(ManagerHost {
         manager,
         node: c.node.clone(),
         fence: membership.fence(),
     });
-    let view = Arc::new(ClusterView::new(&c.node));
     {
         let view = view.clone();
         server.redirect(move |path| view.rtsp_elsewhere(path));
@@ -189,7 +194,7 @@ pub fn join(
         membership.etcd(),
         c.node.clone(),
         membership.watch(),
-        Duration::from_secs(u64::from(c.ttl_s)) / 3,
+        ttl / 3,
         host,
         view.clone(),
     ));

@@ -77,17 +77,6 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
         |c| c.node.clone(),
     );
     runtime.spawn(crate::alert::run_outbox(store.clone(), alerts.clone(), who));
-    let manager = Manager::start(config, config_path, rtsp.clone(), store.clone(), alerts)?;
-    let (membership, cluster_view) = super::cluster::join(config, manager.clone(), &rtsp)?.unzip();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(config.server.http))
-        .with_context(|| {
-            format!(
-                "HTTP API: cannot listen on {} (port in use?)",
-                config.server.http
-            )
-        })?;
-    let http_addr = listener.local_addr()?;
     let token = match std::env::var("FRAMEGATE_API_TOKEN") {
         Ok(t) if t.len() < 16 || t.trim() != t => anyhow::bail!(
             "FRAMEGATE_API_TOKEN must be at least 16 characters without spaces around it"
@@ -98,6 +87,18 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
     if let Some(t) = &token {
         crate::redact::register(t);
     }
+    let manager = Manager::start(config, config_path, rtsp.clone(), store.clone(), alerts)?;
+    let (membership, cluster_view) =
+        super::cluster::join(config, manager.clone(), &rtsp, token.as_deref())?.unzip();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(config.server.http))
+        .with_context(|| {
+            format!(
+                "HTTP API: cannot listen on {} (port in use?)",
+                config.server.http
+            )
+        })?;
+    let http_addr = listener.local_addr()?;
     tracing::info!(
         auth = if token.is_some() {
             "bearer token"

@@ -50,6 +50,16 @@ impl Fence {
         );
     }
 
+    /// Allows until `deadline` unless it already allows longer (a renewal that answers late
+    /// must not pull back a deadline that a later confirmation moved on).
+    pub fn extend(&self, deadline: Instant) {
+        let ns = deadline.saturating_duration_since(epoch()).as_nanos();
+        self.0.fetch_max(
+            u64::try_from(ns).unwrap_or(u64::MAX).max(1),
+            Ordering::AcqRel,
+        );
+    }
+
     /// Allows nothing from now on (until moved again).
     pub fn close(&self) {
         self.0.store(0, Ordering::Release);
@@ -83,5 +93,10 @@ mod tests {
         let shared = f.clone();
         f.close();
         assert!(!shared.allows());
+        // Extending moves a deadline on, never back; a closed fence opens.
+        f.extend(Instant::now() + Duration::from_secs(60));
+        assert!(f.allows());
+        f.extend(Instant::now() - Duration::from_millis(1));
+        assert!(f.allows(), "an earlier deadline does not pull it back");
     }
 }

@@ -1,14 +1,16 @@
 //! Several framegate nodes as one cluster (issue 23): which node runs which camera.
 //!
-//! So far: the assigner's plan ([`assign`]), a pure function simulated for 10,000 cameras on 100
-//! nodes by `examples/assigner_sim.rs`; a client of etcd ([`etcd`]); a node's membership
-//! under a lease with self-fencing ([`node`]); the cameras written to etcd by `framegate cluster
-//! import`. Still to come (docs/cluster.md): the assigner's election, the owner keys and their
-//! fencing tokens, running the cameras a node owns, forwarding between nodes.
+//! A client of etcd ([`etcd`]); a node's membership under a lease with self-fencing ([`node`],
+//! [`fence`]) and its failsafe through a loss of etcd's quorum ([`failsafe`]); the assigner's
+//! election, its plan ([`assign`], a pure function simulated for 10,000 cameras on 100 nodes by
+//! `examples/assigner_sim.rs`), the owner keys and their fencing tokens, and running the
+//! cameras a node owns ([`duty`]); what a node knows of the whole cluster for its API
+//! ([`view`]). The design: docs/cluster.md.
 
 pub mod assign;
 pub mod duty;
 pub mod etcd;
+pub mod failsafe;
 pub mod fence;
 pub mod node;
 pub mod view;

@@ -6,7 +6,9 @@
 //! happens on etcd's clock, so it counts from the moment it *sent* its last successful renewal
 //! and takes itself out [`margin`] before the TTL is over: from then on it is
 //! [`Standing::Fenced`] (what it owns must stop: pushes, event writes) until it has registered
-//! again under a new lease.
+//! again under a new lease. Unless every other node vouches that etcd answers none of them
+//! either (etcd has lost its quorum: nothing can move): then it keeps its cameras
+//! ([`super::failsafe`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +17,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::etcd::Etcd;
+use super::failsafe::{Failsafe, Vouch};
 use super::fence::Fence;
+use super::view::ClusterView;
 use crate::config::ClusterConfig;
 
 /// Where the node stands.
@@ -73,7 +77,14 @@ pub struct Membership {
 
 impl Membership {
     /// Starts keeping the node registered (on the current tokio runtime).
-    pub fn start(config: &ClusterConfig, info: &NodeInfo) -> anyhow::Result<Self> {
+    /// `view` is where it records its renewals and finds the other nodes; `failsafe` asks them
+    /// when etcd does not answer.
+    pub fn start(
+        config: &ClusterConfig,
+        info: &NodeInfo,
+        view: Arc<ClusterView>,
+        failsafe: Failsafe,
+    ) -> anyhow::Result<Self> {
         let ttl = Duration::from_secs(u64::from(config.ttl_s));
         // A call may not take longer than a renewal interval.
         let etcd = Arc::new(Etcd::connect(&config.etcd, ttl / 3)?);
@@ -83,7 +94,19 @@ impl Membership {
             why: "starting".into(),
         });
         let fence = Fence::closed();
-        tokio::spawn(keep(etcd.clone(), key, info, ttl, tx, fence.clone()));
+        tokio::spawn(
+            Keeper {
+                etcd: etcd.clone(),
+                key,
+                info,
+                ttl,
+                tx,
+                fence: fence.clone(),
+                view,
+                failsafe,
+            }
+            .run(),
+        );
         Ok(Self {
             standing: rx,
             etcd,
@@ -123,21 +146,27 @@ impl Membership {
     }
 }
 
-/// Registers the node and keeps it registered, for as long as the receivers live.
-async fn keep(
+/// What keeps the node registered.
+struct Keeper {
     etcd: Arc<Etcd>,
     key: String,
     info: Vec<u8>,
     ttl: Duration,
     tx: watch::Sender<Standing>,
     fence: Fence,
-) {
-    let every = ttl / 3;
-    let set = |s: Standing| {
+    view: Arc<ClusterView>,
+    failsafe: Failsafe,
+}
+
+impl Keeper {
+    /// Moves the standing on (the fence closes unless the node is a member).
+    fn set(&self, s: Standing) {
         if !matches!(s, Standing::Member { .. }) {
-            fence.close();
+            self.fence.close();
+            self.view.set_failsafe(false);
         }
-        tx.send_if_modified(|cur| {
+        let key = &self.key;
+        self.tx.send_if_modified(|cur| {
             if *cur == s {
                 return false;
             }
@@ -148,57 +177,139 @@ async fn keep(
             }
             *cur = s;
             true
-        })
-    };
-    loop {
-        if tx.is_closed() {
-            return;
-        }
-        let sent = Instant::now();
-        let lease = match register(&etcd, &key, &info, ttl).await {
-            Ok(lease) => lease,
-            Err(why) => {
-                set(Standing::Joining { why });
-                tokio::time::sleep(every).await;
-                continue;
-            }
-        };
-        let mut renewed = sent;
-        fence.until(sent + ttl - margin(ttl));
-        set(Standing::Member { lease });
+        });
+    }
+
+    /// Registers the node and keeps it registered, for as long as the receivers live.
+    async fn run(self) {
+        let every = self.ttl / 3;
         loop {
-            tokio::time::sleep(every).await;
-            if tx.is_closed() {
-                let _ = etcd.revoke(lease).await;
+            if self.tx.is_closed() {
                 return;
             }
             let sent = Instant::now();
-            match etcd.keep_alive(lease).await {
-                Ok(Some(_)) => {
-                    renewed = sent;
-                    fence.until(sent + ttl - margin(ttl));
+            match register(&self.etcd, &self.key, &self.info, self.ttl).await {
+                Ok(lease) => {
+                    self.renewed(sent);
+                    self.set(Standing::Member { lease });
+                    if self.hold(lease, sent).await {
+                        return;
+                    }
                 }
-                Ok(None) => {
-                    set(Standing::Fenced {
-                        why: "the lease expired".into(),
-                    });
-                    break;
-                }
-                Err(e) if holds(renewed, Instant::now(), ttl) => {
-                    tracing::warn!("cluster: renewing the lease failed (retrying): {e:#}");
-                }
-                Err(e) => {
-                    set(Standing::Fenced {
-                        why: format!("the lease could not be renewed in time: {e:#}"),
-                    });
-                    break;
+                Err(why) => {
+                    self.set(Standing::Joining { why });
+                    tokio::time::sleep(every).await;
                 }
             }
-            if !holds(renewed, Instant::now(), ttl) {
-                set(Standing::Fenced {
+        }
+    }
+
+    fn renewed(&self, sent: Instant) {
+        self.fence.extend(sent + self.ttl - margin(self.ttl));
+        self.view.renewed(sent);
+    }
+
+    /// Renews `lease` (registered by a request sent at `sent`) until it is lost; true when
+    /// the node is leaving.
+    async fn hold(&self, lease: i64, sent: Instant) -> bool {
+        let (ttl, every) = (self.ttl, self.ttl / 3);
+        // The fence is open until this plus the TTL minus the margin: the last renewal sent
+        // that succeeded, or the last time every other node vouched (see `failsafe`).
+        let mut confirmed = sent;
+        // When the first renewal that failed (or was late) since the last success was sent.
+        let mut failing: Option<Instant> = None;
+        let mut last = sent;
+        loop {
+            // A renewal goes a round after the last was sent (at once if that one took longer),
+            // so that one that answers late does not push the next past the deadline; while
+            // they fail, half a round after (the other nodes are asked with each, and the fence
+            // moves on from each answer).
+            let next = if failing.is_none() { every } else { every / 2 };
+            tokio::time::sleep_until((last + next).into()).await;
+            if self.tx.is_closed() {
+                let _ = self.etcd.revoke(lease).await;
+                return true;
+            }
+            let sent = Instant::now();
+            last = sent;
+            let renewal = self.etcd.keep_alive(lease);
+            tokio::pin!(renewal);
+            // A renewal that takes more than half a round is late: the other nodes are asked
+            // meanwhile, and the fence moves on as soon as they all vouch, before its deadline.
+            let (result, vouch) = match tokio::time::timeout(every / 2, &mut renewal).await {
+                Ok(r) => (r, None),
+                Err(_) => {
+                    let since = *failing.get_or_insert(sent);
+                    let (asked, peers) = (Instant::now(), self.view.peers());
+                    let v = self.failsafe.ask(&peers, since).await;
+                    if v == Vouch::All {
+                        confirmed = confirmed.max(asked);
+                        self.fence.extend(asked + ttl - margin(ttl));
+                    }
+                    (renewal.await, Some((asked, v)))
+                }
+            };
+            match result {
+                Ok(Some(_)) => {
+                    confirmed = confirmed.max(sent);
+                    self.renewed(sent);
+                    if failing.take().is_some() && self.view.swap_failsafe(false) {
+                        tracing::info!("cluster: etcd answers again: the lease is renewed");
+                    }
+                    continue;
+                }
+                Ok(None) => {
+                    self.set(Standing::Fenced {
+                        why: "the lease expired".into(),
+                    });
+                    return false;
+                }
+                Err(e) => {
+                    let since = *failing.get_or_insert(sent);
+                    let (asked, vouch) = match vouch {
+                        Some(v) => v,
+                        None => {
+                            let (asked, peers) = (Instant::now(), self.view.peers());
+                            (asked, self.failsafe.ask(&peers, since).await)
+                        }
+                    };
+                    match vouch {
+                        Vouch::All => {
+                            confirmed = confirmed.max(asked);
+                            self.fence.extend(asked + ttl - margin(ttl));
+                            if !self.view.swap_failsafe(true) {
+                                tracing::warn!(
+                                    "cluster: etcd answers no node (every other node vouched): keeping the cameras, nothing can move meanwhile: {e:#}"
+                                );
+                            }
+                        }
+                        Vouch::Denied(why) => {
+                            self.set(Standing::Fenced {
+                                why: format!("the lease could not be renewed, and {why}: {e:#}"),
+                            });
+                            return false;
+                        }
+                        Vouch::Unsure(why) if holds(confirmed, Instant::now(), ttl) => {
+                            tracing::warn!(
+                                "cluster: renewing the lease failed (retrying; no failsafe: {why}): {e:#}"
+                            );
+                        }
+                        Vouch::Unsure(why) => {
+                            self.set(Standing::Fenced {
+                                why: format!(
+                                    "the lease could not be renewed in time (no failsafe: {why}): {e:#}"
+                                ),
+                            });
+                            return false;
+                        }
+                    }
+                }
+            }
+            if !holds(confirmed, Instant::now(), ttl) {
+                self.set(Standing::Fenced {
                     why: "the lease could not be renewed in time".into(),
                 });
-                break;
+                return false;
             }
         }
     }

@@ -43,6 +43,11 @@ pub struct ClusterView {
     inner: RwLock<Inner>,
     /// Whether this node is registered under a live lease now.
     member: AtomicBool,
+    /// When the last renewal of this node's lease that succeeded was sent.
+    renewed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Whether the node keeps its cameras because every other node vouched that etcd has
+    /// lost its quorum (see [`super::failsafe`]).
+    failsafe: AtomicBool,
 }
 
 impl ClusterView {
@@ -52,7 +57,44 @@ impl ClusterView {
             node: node.to_string(),
             inner: RwLock::default(),
             member: AtomicBool::new(false),
+            renewed: std::sync::Mutex::new(None),
+            failsafe: AtomicBool::new(false),
         }
+    }
+
+    /// Records that a renewal sent at `sent` succeeded.
+    pub fn renewed(&self, sent: std::time::Instant) {
+        *crate::supervise::lock(&self.renewed) = Some(sent);
+    }
+
+    /// Records whether the node keeps its cameras through a failsafe.
+    pub fn set_failsafe(&self, on: bool) {
+        self.failsafe.store(on, Ordering::Relaxed);
+    }
+
+    /// Records whether the node keeps its cameras through a failsafe; returns what it was.
+    pub fn swap_failsafe(&self, on: bool) -> bool {
+        self.failsafe.swap(on, Ordering::Relaxed)
+    }
+
+    /// What this node answers to another that asks whether etcd works for it.
+    pub fn failsafe_answer(&self) -> super::failsafe::PeerAnswer {
+        let renewed = *crate::supervise::lock(&self.renewed);
+        super::failsafe::PeerAnswer {
+            node: self.node.clone(),
+            renewed_ago_ms: renewed.map(|t| t.elapsed().as_millis() as u64),
+        }
+    }
+
+    /// The other nodes registered when the cluster was last read: name and API address.
+    pub fn peers(&self) -> Vec<(String, String)> {
+        self.read(|i| {
+            i.nodes
+                .iter()
+                .filter(|(n, _)| **n != self.node)
+                .map(|(n, info)| (n.clone(), info.advertise.clone()))
+                .collect()
+        })
     }
 
     /// Whether this node is registered under a live lease now.
@@ -90,6 +132,11 @@ impl ClusterView {
             "# HELP framegate_cluster_member Whether this node is registered under a live lease (0: joining or fenced).\n# TYPE framegate_cluster_member gauge\nframegate_cluster_member{{node=\"{}\"}} {}\n",
             self.node,
             u8::from(self.member.load(Ordering::Relaxed))
+        ));
+        out.push_str(&format!(
+            "# HELP framegate_cluster_failsafe Whether this node keeps its cameras while etcd answers nobody, every other node vouching for it (docs/cluster.md).\n# TYPE framegate_cluster_failsafe gauge\nframegate_cluster_failsafe{{node=\"{}\"}} {}\n",
+            self.node,
+            u8::from(self.failsafe.load(Ordering::Relaxed))
         ));
         out
     }

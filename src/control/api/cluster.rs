@@ -42,6 +42,19 @@ pub async fn redirect(State(state): State<AppState>, req: Request, next: Next) -
     }
 }
 
+/// `GET /api/cluster/failsafe`: when this node last renewed its lease.
+pub async fn failsafe(State(state): State<AppState>) -> Response {
+    match &state.cluster {
+        Some(view) => axum::Json(view.failsafe_answer()).into_response(),
+        None => super::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not in a cluster",
+            "this node has no [cluster] table",
+        )
+        .into_response(),
+    }
+}
+
 /// The node's own streams, with it as their owner, then the cluster's cameras other nodes run
 /// (or nobody yet), in state `elsewhere`.
 pub fn with_cluster(state: &AppState, mut list: Vec<StreamStatus>) -> Vec<StreamStatus> {

@@ -194,6 +194,20 @@ pub(super) fn service(api: Api) -> Api {
             secured: false,
             query: &[],
         },
+    )    .route(
+        "get",
+        "/api/cluster/failsafe",
+        cluster::failsafe,
+        Op {
+            summary: "When this node last renewed its lease",
+            description: "Asked by another node of the cluster whose renewal failed: if no node has renewed since, etcd answers none of them (it lost its quorum) and they keep their cameras (docs/cluster.md). 404 outside a cluster.",
+            request: None,
+            response: (200, "This node's name and how long ago its last renewal that succeeded was sent.", Some(schema::<crate::cluster::failsafe::PeerAnswer>)),
+            text: None,
+            errors: &[404],
+            secured: true,
+            query: &[],
+        },
     )
 }
 

@@ -1,0 +1,193 @@
+//! Keeping cameras through a loss of etcd's quorum, when every other node vouches for it.
+//!
+//! A node that cannot renew its lease fences itself before the lease may expire: another node
+//! may be about to take its cameras. But when etcd has lost its quorum, nobody can renew,
+//! claim or reassign anything, and leases do not expire either (a new etcd leader extends them
+//! all when it takes over), so stopping every camera of the cluster would only turn an etcd
+//! outage into a video outage. From inside one node the two cases look alike: a member that
+//! answers "no leader" does not prove that no majority works elsewhere.
+//!
+//! So a node whose renewal is late asks every other node it last saw registered (their API,
+//! `GET /api/cluster/failsafe`) when they last renewed theirs. If all of them answer, and none
+//! has renewed since this node's first failed (or late) renewal was sent, no node that this one
+//! knows of reaches a working etcd: the node keeps its fence open a while longer, as from the
+//! moment it asked, and asks again at the next renewal. One answer showing a renewal after
+//! that moment proves that etcd works for others: the node fences itself at once. A node that
+//! does not answer, or no other node at all, proves nothing: the fence's deadline runs out as
+//! before (the idea is Patroni's failsafe mode; docs/cluster.md).
+
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The largest answer read from another node.
+const MAX_ANSWER: usize = 4096;
+
+/// What a node answers to `GET /api/cluster/failsafe`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct PeerAnswer {
+    /// The node that answers.
+    pub node: String,
+    /// How long ago it sent the last renewal of its lease that succeeded (none: not since it
+    /// started).
+    pub renewed_ago_ms: Option<u64>,
+}
+
+/// A node's answer and when it arrived, or why there is none.
+pub type Answered = Result<(Instant, PeerAnswer), String>;
+
+/// What the other nodes say, together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vouch {
+    /// Every other node answered, and none has renewed since the asking node's first failure.
+    All,
+    /// A node renewed since: etcd works for others.
+    Denied(String),
+    /// A node did not answer, or there is none: nothing is proven either way.
+    Unsure(String),
+}
+
+/// Whether `answer`, received by `answered`, shows that its node has not renewed since `since`.
+/// Its renewal happened at the latest at `answered - renewed_ago` (the answer may have been
+/// made any time before it arrived), so that is what is compared.
+pub fn vouches(since: Instant, answered: Instant, answer: &PeerAnswer) -> bool {
+    match answer.renewed_ago_ms {
+        None => true,
+        Some(ms) => answered
+            .checked_sub(Duration::from_millis(ms))
+            .is_some_and(|renewed| renewed < since),
+    }
+}
+
+/// The other nodes' answers together: all must vouch.
+pub fn together(answers: Vec<(String, Answered)>, since: Instant) -> Vouch {
+    if answers.is_empty() {
+        return Vouch::Unsure("no other node to vouch for it".into());
+    }
+    let mut unsure = None;
+    for (node, answer) in answers {
+        match answer {
+            Ok((_, a)) if a.node != node => {
+                unsure.get_or_insert(format!("`{node}` answered as `{}`", a.node));
+            }
+            Ok((at, a)) if !vouches(since, at, &a) => {
+                return Vouch::Denied(format!(
+                    "`{node}` renewed its lease {} ms ago: etcd works for it",
+                    a.renewed_ago_ms.unwrap_or(0)
+                ));
+            }
+            Ok(_) => {}
+            Err(why) => {
+                unsure.get_or_insert(format!("`{node}` did not answer: {why}"));
+            }
+        }
+    }
+    unsure.map_or(Vouch::All, Vouch::Unsure)
+}
+
+/// Asks the other nodes.
+pub struct Failsafe {
+    http: reqwest::Client,
+    /// The API token, sent to the other nodes (the nodes of a cluster share it).
+    token: Option<String>,
+}
+
+impl Failsafe {
+    /// A client whose calls take at most `timeout`.
+    pub fn new(token: Option<String>, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { http, token })
+    }
+
+    /// Asks `peers` (name, API address) at once; `since` is this node's first failed renewal.
+    pub async fn ask(&self, peers: &[(String, String)], since: Instant) -> Vouch {
+        let calls = peers.iter().map(|(node, at)| async move {
+            (
+                node.clone(),
+                self.ask_one(at).await.map(|a| (Instant::now(), a)),
+            )
+        });
+        together(futures_util::future::join_all(calls).await, since)
+    }
+
+    async fn ask_one(&self, at: &str) -> Result<PeerAnswer, String> {
+        let url = format!("{}/api/cluster/failsafe", at.trim_end_matches('/'));
+        let mut req = self.http.get(&url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status().as_u16()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| e.without_url().to_string())?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err("answer too long".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("not an answer: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(node: &str, ago: Option<u64>) -> PeerAnswer {
+        PeerAnswer {
+            node: node.into(),
+            renewed_ago_ms: ago,
+        }
+    }
+
+    #[test]
+    fn a_node_vouches_when_it_has_not_renewed_since() {
+        let t0 = Instant::now();
+        let since = t0 + Duration::from_secs(10);
+        let at = since + Duration::from_millis(1500);
+        // Renewed 2 s before the answer came: before `since`.
+        assert!(vouches(since, at, &answer("b", Some(2000))));
+        // Renewed 1 s before: after `since`.
+        assert!(!vouches(since, at, &answer("b", Some(1000))));
+        // Exactly at `since`: not before it, so no.
+        assert!(!vouches(since, at, &answer("b", Some(1500))));
+        assert!(vouches(since, at, &answer("b", None)), "never renewed");
+    }
+
+    #[test]
+    fn all_must_vouch_one_renewal_denies_silence_proves_nothing() {
+        let since = Instant::now();
+        let at = since + Duration::from_secs(2);
+        let ok = |n: &str| (n.to_string(), Ok((at, answer(n, Some(3000)))));
+        assert_eq!(together(vec![ok("b"), ok("c")], since), Vouch::All);
+        let fresh = ("c".to_string(), Ok((at, answer("c", Some(100)))));
+        assert!(matches!(
+            together(vec![ok("b"), fresh.clone()], since),
+            Vouch::Denied(w) if w.contains("`c`")
+        ));
+        let silent = ("c".to_string(), Err("connection refused".to_string()));
+        assert!(matches!(
+            together(vec![ok("b"), silent.clone()], since),
+            Vouch::Unsure(w) if w.contains("connection refused")
+        ));
+        // A denial outweighs a silence, whatever the order.
+        assert!(matches!(
+            together(vec![silent, fresh], since),
+            Vouch::Denied(_)
+        ));
+        assert!(matches!(together(vec![], since), Vouch::Unsure(_)));
+        let other = ("b".to_string(), Ok((at, answer("x", Some(3000)))));
+        assert!(matches!(together(vec![other], since), Vouch::Unsure(w) if w.contains("as `x`")));
+    }
+}
