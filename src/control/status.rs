@@ -22,6 +22,11 @@ pub struct StreamStatus {
     /// stream of the node's own config.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Where the node that runs it serves its API and media (`http://host:port`), when another
+    /// node of the cluster runs it: clients that cannot follow redirects (WebSockets) connect
+    /// there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_url: Option<String>,
     /// The revision of the camera's owner key in etcd while this node holds it: it grows with
     /// every change of owner.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -326,6 +331,7 @@ pub fn status(
     let mut st = StreamStatus {
         id: config.id().to_string(),
         owner: None,
+        owner_url: None,
         fencing_token: None,
         state: StreamPhase::Stopped,
         degraded: None,

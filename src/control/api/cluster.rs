@@ -73,6 +73,7 @@ pub fn with_cluster(state: &AppState, mut list: Vec<StreamStatus>) -> Vec<Stream
         let Some(config) = cam.config else { continue };
         let mut st = status(&config, None, None);
         st.state = StreamPhase::Elsewhere;
+        st.owner_url = view.elsewhere(&id).map(|(_, at)| at);
         st.owner = cam.owner;
         list.push(st);
     }

@@ -17,6 +17,7 @@
 //!   403 for any other.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -37,6 +38,9 @@ pub struct Policy {
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     private_network: bool,
+    /// The cluster this node belongs to: the pages of the other nodes (their dashboards) are
+    /// allowed origins, so that a wall served by one node plays the cameras of all.
+    cluster: Option<Arc<crate::cluster::view::ClusterView>>,
 }
 
 impl Policy {
@@ -56,7 +60,23 @@ impl Policy {
                 .map(|o| o.to_ascii_lowercase())
                 .collect(),
             private_network: server.private_network_access,
+            cluster: None,
         }
+    }
+
+    /// The same policy, allowing the origins of `cluster`'s other nodes.
+    pub fn with_cluster(mut self, cluster: Option<Arc<crate::cluster::view::ClusterView>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Whether `origin` (lowercase) is the advertised address of another node of the cluster.
+    fn a_peer(&self, origin: &str) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            c.peers()
+                .iter()
+                .any(|(_, at)| at.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        })
     }
 
     /// Whether a `Host` header value (`name[:port]`) names this server.
@@ -78,7 +98,7 @@ impl Policy {
     /// the request was sent to) or an allowed one.
     pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.to_ascii_lowercase();
-        if self.allowed_origins.contains(&origin) {
+        if self.allowed_origins.contains(&origin) || self.a_peer(&origin) {
             return true;
         }
         let authority = origin
@@ -92,7 +112,8 @@ impl Policy {
 
     /// Whether a cross-origin page may read answers (CORS) from `origin`.
     fn cors_allowed(&self, origin: &str) -> bool {
-        self.allowed_origins.contains(&origin.to_ascii_lowercase())
+        let origin = origin.to_ascii_lowercase();
+        self.allowed_origins.contains(&origin) || self.a_peer(&origin)
     }
 }
 

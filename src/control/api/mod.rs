@@ -174,7 +174,7 @@ pub fn router(
             server.limits.viewers_per_stream,
             server.limits.viewers_total,
         )),
-        policy: Arc::new(guard::Policy::new(server, http)),
+        policy: Arc::new(guard::Policy::new(server, http).with_cluster(cluster.clone())),
         view_tokens: Arc::new(view_tokens),
         failures: Arc::new(auth::Failures::new(server.limits.auth_failures_per_minute)),
         limits: Arc::new(server.limits.clone()),

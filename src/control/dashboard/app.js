@@ -53,11 +53,20 @@ async function api(method, path, body) {
   return data;
 }
 
+// Where a stream is served: "" for this node, the owner's address (`owner_url`) for a camera
+// another node of the cluster runs (WebSockets do not follow redirects; that node allows this
+// page's origin).
+function ownerBase(id) {
+  const s = streams.find((x) => x.id === id);
+  return s && s.owner_url ? s.owner_url.replace(/\/+$/, "") : "";
+}
+
 function viewUrl(id, params) {
   const q = new URLSearchParams(params);
   if (view.token) q.set("vt", view.token);
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  return `${proto}://${location.host}/streams/${encodeURIComponent(id)}/ws?${q}`;
+  const at = new URL(ownerBase(id) || location.href);
+  const proto = at.protocol === "https:" ? "wss" : "ws";
+  return `${proto}://${at.host}/streams/${encodeURIComponent(id)}/ws?${q}`;
 }
 
 // Opens a picture socket; calls onPicture(bitmap, header) for each picture.
@@ -168,7 +177,7 @@ async function startLive(sel) {
   const s = streams.find((x) => x.id === sel.id);
   const live = new LiveVideo(sel.id, $("#big-video"), token, view.token, () => {
     if (selected === sel) select(sel.id, { video: false }); // back to JPEG pictures
-  }, !!(s && s.audio && s.audio.source));
+  }, !!(s && s.audio && s.audio.source), ownerBase(sel.id));
   sel.live = live;
   const transport = await live.start();
   if (selected !== sel || !transport) return;

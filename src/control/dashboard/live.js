@@ -49,8 +49,9 @@ function receiving(pc) {
 }
 
 class LiveVideo {
-  constructor(id, video, token, viewToken, onFail, audio) {
+  constructor(id, video, token, viewToken, onFail, audio, base) {
     this.id = id;
+    this.base = base || ""; // the owner's address when another node of the cluster runs it
     this.audio = audio;    // the stream has sound: offer to receive it
     this.video = video;
     this.token = token;
@@ -99,18 +100,18 @@ class LiveVideo {
       pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
       setTimeout(done, 1000); // host candidates come at once; do not wait for slow ones
     });
-    const res = await fetch(`/streams/${encodeURIComponent(this.id)}/whep`, {
+    const res = await fetch(`${this.base}/streams/${encodeURIComponent(this.id)}/whep`, {
       method: "POST", headers: this.headers({ "Content-Type": "application/sdp" }), body: pc.localDescription.sdp,
     });
     const answer = await res.text();
     if (res.status !== 201) throw new Error(`WHEP answered ${res.status}: ${answer}`);
-    this.session = res.headers.get("Location");
+    this.session = new URL(res.headers.get("Location"), this.base || location.href).href;
     await pc.setRemoteDescription({ type: "answer", sdp: answer });
     this.video.srcObject = receiving(pc);
   }
 
   async llhls() {
-    const url = `/streams/${encodeURIComponent(this.id)}/llhls/index.m3u8`;
+    const url = `${this.base}/streams/${encodeURIComponent(this.id)}/llhls/index.m3u8`;
     // hls.js where Media Source Extensions are (its low-latency mode is dependable; Chromium's
     // own HLS did not play these playlists), the browser's own HLS elsewhere (older iPhones).
     const mse = "MediaSource" in window || "ManagedMediaSource" in window;
