@@ -12,7 +12,7 @@ use crate::cluster::etcd::{Etcd, MAX_TXN_OPS};
 use crate::cluster::failsafe::Failsafe;
 use crate::cluster::node::{Membership, NodeInfo};
 use crate::cluster::view::ClusterView;
-use crate::cluster::{ASSIGN, CAMERAS, NODES, OWNER};
+use crate::cluster::{ASSIGN, CAMERAS, NODES, OWNER, REFUSED};
 use crate::config::{Config, ProcessorConfig, StreamConfig, StreamId};
 use crate::control::Manager;
 use crate::publish::LazyRtspServer;
@@ -99,6 +99,9 @@ pub fn print_status(etcd: &[String], json: bool) -> Result<()> {
                 c.assigned.as_deref().unwrap_or("-"),
                 c.owner.as_deref().unwrap_or("-")
             );
+            for (node, why) in &c.refused_by {
+                println!("  refused by {node}: {why}");
+            }
         }
         println!("{} nodes, {} cameras", nodes.len(), cameras.len());
     }
@@ -125,6 +128,9 @@ struct CameraPlace {
     assigned: Option<String>,
     owner: Option<String>,
     token: Option<i64>,
+    /// The nodes that could not run its current table, and why.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    refused_by: std::collections::BTreeMap<String, String>,
 }
 
 /// The cameras in etcd, where they are assigned and who holds them.
@@ -139,6 +145,12 @@ fn cameras_placed(etcd: &[String]) -> Result<Vec<CameraPlace>> {
         let cameras = under(etcd.prefix_keys(CAMERAS, MAX_CAMERAS).await?, CAMERAS);
         let assigned = under(etcd.prefix(ASSIGN, MAX_CAMERAS).await?, ASSIGN);
         let owners = under(etcd.prefix(OWNER, MAX_CAMERAS).await?, OWNER);
+        let revisions = cameras
+            .iter()
+            .map(|(id, kv)| (id.clone(), kv.mod_revision))
+            .collect();
+        let mut refused =
+            crate::cluster::refusal::standing(etcd.prefix(REFUSED, MAX_CAMERAS).await?, &revisions);
         let text = |kv: &crate::cluster::etcd::Kv| String::from_utf8_lossy(&kv.value).into_owned();
         Ok(cameras
             .into_keys()
@@ -146,6 +158,7 @@ fn cameras_placed(etcd: &[String]) -> Result<Vec<CameraPlace>> {
                 assigned: assigned.get(&id).map(text),
                 owner: owners.get(&id).map(text),
                 token: owners.get(&id).map(|k| k.mod_revision),
+                refused_by: refused.remove(&id).unwrap_or_default(),
                 id,
             })
             .collect())
@@ -179,7 +192,7 @@ pub fn join(
     let ttl = Duration::from_secs(u64::from(c.ttl_s));
     let view = Arc::new(ClusterView::new(&c.node));
     // Another node's answer must come within half a round (see `node::Keeper::hold`).
-    let failsafe = Failsafe::new(token.map(str::to_string), ttl / 6)?;
+    let failsafe = Failsafe::new(token.map(str::to_string), ttl / 6, ttl / 3)?;
     let membership = Membership::start(c, &info, view.clone(), failsafe)?;
     let host = Arc::new(ManagerHost {
         manager,

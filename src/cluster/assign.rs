@@ -105,6 +105,19 @@ pub fn plan(
     nodes: &BTreeMap<String, u32>,
     held: &BTreeMap<String, Held>,
 ) -> Plan {
+    plan_excluding(cameras, nodes, held, &BTreeMap::new())
+}
+
+/// [`plan`], where no camera goes to a node that `refused` it (camera → nodes). A camera kept
+/// from the node its quota would give it goes to another node with room under its capacity,
+/// even above its quota.
+pub fn plan_excluding(
+    cameras: &BTreeSet<String>,
+    nodes: &BTreeMap<String, u32>,
+    held: &BTreeMap<String, Held>,
+    refused: &BTreeMap<String, BTreeSet<String>>,
+) -> Plan {
+    let refuses = |cam: &str, node: &str| refused.get(cam).is_some_and(|n| n.contains(node));
     let quota = quotas(nodes, cameras.len());
     let mut load: BTreeMap<&str, usize> = nodes.keys().map(|n| (n.as_str(), 0)).collect();
     let mut out = Plan::default();
@@ -113,6 +126,7 @@ pub fn plan(
     for cam in cameras {
         if let Some(h) = held.get(cam)
             && nodes.contains_key(&h.node)
+            && !refuses(cam, &h.node)
         {
             by_node.entry(h.node.as_str()).or_default().push((h, cam));
         }
@@ -131,7 +145,9 @@ pub fn plan(
         }
     }
     for cam in cameras {
-        let alive = held.get(cam).is_some_and(|h| nodes.contains_key(&h.node));
+        let alive = held
+            .get(cam)
+            .is_some_and(|h| nodes.contains_key(&h.node) && !refuses(cam, &h.node));
         if !alive {
             homeless.push((cam, false));
         }
@@ -139,13 +155,23 @@ pub fn plan(
     // Cameras that were running first (when room is short they keep running), then by name.
     homeless.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     // 2. The rest, each to the node furthest below its quota (then the one named first).
+    // 3. Where refusals leave a camera without a node under its quota: the node with the most
+    //    room under its capacity.
     for (cam, had_owner) in homeless {
-        let target = load
-            .iter()
-            .map(|(n, &l)| (quota.get(*n).copied().unwrap_or(0).saturating_sub(l), *n))
-            .filter(|(room, _)| *room > 0)
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(a.1)))
-            .map(|(_, n)| n);
+        let room = |under: &dyn Fn(&str) -> usize| {
+            load.iter()
+                .filter(|(n, _)| !refuses(cam, n))
+                .map(|(n, &l)| (under(n).saturating_sub(l), *n))
+                .filter(|(room, _)| *room > 0)
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(a.1)))
+                .map(|(_, n)| n)
+        };
+        let target = room(&|n| quota.get(n).copied().unwrap_or(0)).or_else(|| {
+            refused
+                .contains_key(cam.as_str())
+                .then(|| room(&|n| nodes.get(n).map_or(0, |&c| c as usize)))
+                .flatten()
+        });
         match target {
             Some(n) => {
                 out.owner.insert(cam.clone(), n.to_string());
@@ -180,6 +206,38 @@ mod tests {
             *out.entry(n.clone()).or_default() += 1;
         }
         out
+    }
+
+    #[test]
+    fn a_camera_goes_to_a_node_that_did_not_refuse_it() {
+        let ns = nodes(&[("a", 4), ("b", 4)]);
+        let one: BTreeSet<String> = cams(1);
+        let cam = one.first().unwrap().clone();
+        // Its quota would give it to `a`; `a` refused it: `b` takes it, above its quota.
+        assert_eq!(plan(&one, &ns, &BTreeMap::new()).owner[&cam], "a");
+        let refused = BTreeMap::from([(cam.clone(), BTreeSet::from(["a".to_string()]))]);
+        let p = plan_excluding(&one, &ns, &BTreeMap::new(), &refused);
+        assert_eq!(p.owner[&cam], "b");
+        // Assigned to `a` (not claimed: it refused), it moves.
+        let held = BTreeMap::from([(
+            cam.clone(),
+            Held {
+                node: "a".into(),
+                token: i64::MAX,
+            },
+        )]);
+        let p = plan_excluding(&one, &ns, &held, &refused);
+        assert_eq!((p.owner[&cam].as_str(), p.placed.len()), ("b", 1));
+        // Refused by every node: listed, not forced.
+        let all = BTreeMap::from([(cam.clone(), BTreeSet::from(["a".into(), "b".into()]))]);
+        let p = plan_excluding(&one, &ns, &held, &all);
+        assert_eq!(p.unplaced, std::slice::from_ref(&cam));
+        // Other cameras are not disturbed: eight on two nodes, one refused by `a`.
+        let eight = cams(8);
+        let p = plan_excluding(&eight, &ns, &BTreeMap::new(), &refused);
+        assert_eq!(p.owner[&cam], "b");
+        assert_eq!(counts(&p).values().sum::<usize>(), 8);
+        assert!(p.unplaced.is_empty());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   first, or its lease expires), and its revision is the fencing token; then the stream is
 //!   started from `cameras/<camera>`. A camera no longer assigned to it is stopped, then its
 //!   owner key deleted (only if it is still the one this node wrote).
+//! - **Refusing**: a camera the node cannot run is said so in `refused/<camera>/<node>`
+//!   ([`super::refusal`]); the assigner gives it to a node that did not refuse it.
 //! - **Fenced** (or not registered): every camera the node holds is stopped at once.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +26,8 @@ use tokio::sync::watch;
 use super::assign::{self, Held};
 use super::etcd::{Etcd, Kv, MAX_TXN_OPS};
 use super::node::{NodeInfo, Standing};
-use super::{ASSIGN, ASSIGNER, CAMERAS, MAX_CAMERA_BYTES, NODES, OWNER};
+use super::refusal::{self, Refusal, Refusals};
+use super::{ASSIGN, ASSIGNER, CAMERAS, MAX_CAMERA_BYTES, NODES, OWNER, REFUSED};
 use crate::config::{ProcessorConfig, StreamConfig};
 
 /// The most cameras and nodes read in one round.
@@ -129,28 +132,6 @@ async fn round(
     own_round(etcd, node, lease, held, host).await
 }
 
-/// Why this node could not run the cameras assigned to it: a refusal repeated every round is
-/// logged as a warning once, and again only when its reason changes.
-#[derive(Default)]
-struct Refusals(BTreeMap<String, String>);
-
-impl Refusals {
-    /// Records that `cam` could not run; true when this is news.
-    fn note(&mut self, cam: &str, why: &str) -> bool {
-        self.0.insert(cam.to_string(), why.to_string()).as_deref() != Some(why)
-    }
-
-    /// Records that `cam` runs; true when it had been refused.
-    fn clear(&mut self, cam: &str) -> bool {
-        self.0.remove(cam).is_some()
-    }
-
-    /// Forgets the cameras no longer assigned to this node.
-    fn keep(&mut self, mine: &BTreeSet<String>) {
-        self.0.retain(|c, _| mine.contains(c));
-    }
-}
-
 /// Which live nodes the assigner gives cameras to: those seen for a while. A node that just
 /// registered (started, or came back after its lease expired: a flapping node) gets cameras
 /// only after `settle`, so that a node that comes and goes does not pull cameras back and forth
@@ -230,9 +211,17 @@ async fn assign_round(etcd: &Etcd, settling: &mut Settling) -> Result<()> {
         })
         .collect();
     let nodes = settling.eligible(&live, Instant::now());
-    let cameras: BTreeSet<String> = names(etcd.prefix_keys(CAMERAS, MAX_KEYS).await?, CAMERAS)
-        .map(|(c, _)| c)
-        .collect();
+    let revisions: BTreeMap<String, i64> =
+        names(etcd.prefix_keys(CAMERAS, MAX_KEYS).await?, CAMERAS)
+            .map(|(c, k)| (c, k.mod_revision))
+            .collect();
+    let cameras: BTreeSet<String> = revisions.keys().cloned().collect();
+    // The nodes that could not run a camera's current table are left out for it.
+    let refused: BTreeMap<String, BTreeSet<String>> =
+        refusal::standing(etcd.prefix(REFUSED, MAX_KEYS).await?, &revisions)
+            .into_iter()
+            .map(|(c, by)| (c, by.into_keys().collect()))
+            .collect();
     let assigned: BTreeMap<String, String> = names(etcd.prefix(ASSIGN, MAX_KEYS).await?, ASSIGN)
         .map(|(c, k)| (c, String::from_utf8_lossy(&k.value).into_owned()))
         .collect();
@@ -257,7 +246,7 @@ async fn assign_round(etcd: &Etcd, settling: &mut Settling) -> Result<()> {
             },
         );
     }
-    let mut plan = assign::plan(&cameras, &nodes, &held);
+    let mut plan = assign::plan_excluding(&cameras, &nodes, &held, &refused);
     // What the settled nodes have no room for goes to the others at once: a camera running is
     // worth more than a node that may not stay.
     let unsettled: BTreeMap<String, u32> = live
@@ -267,7 +256,7 @@ async fn assign_round(etcd: &Etcd, settling: &mut Settling) -> Result<()> {
         .collect();
     if !plan.unplaced.is_empty() && !unsettled.is_empty() {
         let homeless: BTreeSet<String> = plan.unplaced.drain(..).collect();
-        let rest = assign::plan(&homeless, &unsettled, &held);
+        let rest = assign::plan_excluding(&homeless, &unsettled, &held, &refused);
         plan.owner.extend(rest.owner);
         plan.placed.extend(rest.placed);
         plan.moved.extend(rest.moved);
@@ -316,6 +305,11 @@ async fn own_round(
         .map(|(c, _)| c)
         .collect();
     refusals.keep(&mine);
+    // A refusal that has stood a while goes: the node may be given the camera again (a model
+    // installed, a folder mounted meanwhile).
+    for cam in refusals.due(Instant::now()) {
+        etcd.delete_all(&[refusal::key(&cam, node)]).await?;
+    }
     let gone: Vec<String> = owned
         .keys()
         .filter(|c| !mine.contains(*c))
@@ -344,30 +338,35 @@ async fn own_round(
                 _ => continue, // its previous owner still holds it
             },
         };
-        let started = match camera(etcd, cam).await {
-            Ok(config) => {
+        let (started, revision) = match camera(etcd, cam).await {
+            Ok((config, revision)) => {
                 let h = host.clone();
-                tokio::task::spawn_blocking(move || h.start(config, token))
+                let started = tokio::task::spawn_blocking(move || h.start(config, token))
                     .await?
-                    .map_err(anyhow::Error::msg)
+                    .map_err(anyhow::Error::msg);
+                (started, revision)
             }
-            Err(e) => Err(e),
+            Err(e) => (Err(e), 0),
         };
         match started {
             Ok(()) => {
                 if refusals.clear(cam) {
                     tracing::info!(camera = %cam, "cluster: camera runs here now");
+                    etcd.delete_all(&[refusal::key(cam, node)]).await?;
                 }
                 tracing::info!(camera = %cam, token, "cluster: camera claimed");
                 owned.insert(cam.clone(), token);
             }
             Err(e) => {
                 let why = format!("{e:#}");
-                if refusals.note(cam, &why) {
-                    tracing::warn!(camera = %cam, "cluster: cannot run this camera (tried again each round, logged again when the reason changes): {why}");
+                if refusals.note(cam, &why, Instant::now()) {
+                    tracing::warn!(camera = %cam, "cluster: cannot run this camera (the assigner gives it to another node; logged again when the reason changes): {why}");
                 } else {
                     tracing::debug!(camera = %cam, "cluster: cannot run this camera: {why}");
                 }
+                // Said in etcd first, so that the assigner does not give it back at once.
+                let said = serde_json::to_vec(&Refusal::new(revision, &why))?;
+                etcd.put(&refusal::key(cam, node), &said, lease).await?;
                 etcd.delete_if(&key, token).await?;
             }
         }
@@ -375,14 +374,14 @@ async fn own_round(
     Ok(())
 }
 
-/// A camera's config from etcd, checked as the API checks a stream: bounded, valid, and not
-/// naming code to run.
-async fn camera(etcd: &Etcd, id: &str) -> Result<StreamConfig> {
+/// A camera's config from etcd and its table's revision, checked as the API checks a stream:
+/// bounded, valid, and not naming code to run.
+async fn camera(etcd: &Etcd, id: &str) -> Result<(StreamConfig, i64)> {
     let kv = etcd
         .get(&format!("{CAMERAS}{id}"))
         .await?
         .context("the camera is no longer in etcd")?;
-    parse_camera(id, &kv.value)
+    Ok((parse_camera(id, &kv.value)?, kv.mod_revision))
 }
 
 /// Parses and checks a camera's table.
@@ -412,24 +411,6 @@ pub fn parse_camera(id: &str, value: &[u8]) -> Result<StreamConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_refusal_is_news_once_per_reason() {
-        let mut r = Refusals::default();
-        assert!(r.note("cam0", "no model `coco`"));
-        assert!(!r.note("cam0", "no model `coco`"), "the same reason again");
-        assert!(r.note("cam0", "source: cannot be read"), "another reason");
-        assert!(r.note("cam1", "no model `coco`"), "another camera");
-        assert!(r.clear("cam0"));
-        assert!(!r.clear("cam0"), "it runs: nothing to clear");
-        assert!(
-            r.note("cam0", "no model `coco`"),
-            "refused again after running"
-        );
-        // A camera assigned elsewhere is forgotten: refused here again, it is news again.
-        r.keep(&BTreeSet::from(["cam0".to_string()]));
-        assert!(r.note("cam1", "no model `coco`"));
-    }
 
     #[test]
     fn a_node_gets_cameras_once_it_has_stayed_a_while() {

@@ -171,6 +171,12 @@ impl Etcd {
         Ok((v["succeeded"] == true).then(|| int(&v["header"]["revision"])))
     }
 
+    /// Writes `key` under `lease` (0: none), whether or not it exists: the revision after.
+    pub async fn put(&self, key: &str, value: &[u8], lease: i64) -> Result<i64> {
+        self.all_of(vec![json!({ "request_put": put(key, value, lease) })])
+            .await
+    }
+
     /// Writes every pair in one transaction (at most [`MAX_TXN_OPS`]): all or none.
     pub async fn put_all(&self, pairs: &[(String, Vec<u8>)]) -> Result<i64> {
         let ops = pairs

@@ -13,6 +13,7 @@ pub mod etcd;
 pub mod failsafe;
 pub mod fence;
 pub mod node;
+pub mod refusal;
 pub mod view;
 
 /// Where framegate's keys live in etcd.
@@ -26,6 +27,8 @@ pub const ASSIGN: &str = "/framegate/assign/";
 /// Who runs a camera: `owner/<stream id>` = the node, under its lease; the key's revision is
 /// the fencing token.
 pub const OWNER: &str = "/framegate/owner/";
+/// A node that cannot run a camera: `refused/<stream id>/<node>`, under the node's lease.
+pub const REFUSED: &str = "/framegate/refused/";
 /// The node that assigns: created under its lease by the first node to try.
 pub const ASSIGNER: &str = "/framegate/assigner";
 /// The largest camera table read from etcd.
