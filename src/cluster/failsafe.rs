@@ -12,9 +12,11 @@
 //! has renewed since this node's first failed (or late) renewal was sent, no node that this one
 //! knows of reaches a working etcd: the node keeps its fence open a while longer, as from the
 //! moment it asked, and asks again at the next renewal. One answer showing a renewal after
-//! that moment proves that etcd works for others: the node fences itself at once. A node that
-//! does not answer, or no other node at all, proves nothing: the fence's deadline runs out as
-//! before (the idea is Patroni's failsafe mode; docs/cluster.md).
+//! that moment proves that etcd works for others: no more vouching, the node keeps trying to
+//! renew and fences itself when the deadline passes (it may be cut off, or only unlucky while
+//! etcd recovers; either way the deadline comes before its lease can expire). A node that does
+//! not answer, or no other node at all, proves nothing: the same (the idea is Patroni's
+//! failsafe mode; docs/cluster.md).
 
 use std::time::{Duration, Instant};
 
@@ -40,8 +42,12 @@ pub type Answered = Result<(Instant, PeerAnswer), String>;
 /// What the other nodes say, together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vouch {
-    /// Every other node answered, and none has renewed since the asking node's first failure.
+    /// Every other node answered, and none has renewed since the asking node's first failure,
+    /// for long enough that a node for which etcd works would have (see [`together`]).
     All,
+    /// Every other node answered and none has renewed since, but too soon after the first
+    /// failure to tell: the node neither keeps nor lets go yet.
+    Pending,
     /// A node renewed since: etcd works for others.
     Denied(String),
     /// A node did not answer, or there is none: nothing is proven either way.
@@ -60,12 +66,15 @@ pub fn vouches(since: Instant, answered: Instant, answer: &PeerAnswer) -> bool {
     }
 }
 
-/// The other nodes' answers together: all must vouch.
-pub fn together(answers: Vec<(String, Answered)>, since: Instant) -> Vouch {
+/// The other nodes' answers together: all must vouch, and only once `wait` has passed since
+/// `since` (a node for which etcd works sends a renewal every round, and each takes up to a
+/// round: two rounds without one from any node is what shows that etcd answers none).
+pub fn together(answers: Vec<(String, Answered)>, since: Instant, wait: Duration) -> Vouch {
     if answers.is_empty() {
         return Vouch::Unsure("no other node to vouch for it".into());
     }
     let mut unsure = None;
+    let mut early = false;
     for (node, answer) in answers {
         match answer {
             Ok((_, a)) if a.node != node => {
@@ -77,13 +86,17 @@ pub fn together(answers: Vec<(String, Answered)>, since: Instant) -> Vouch {
                     a.renewed_ago_ms.unwrap_or(0)
                 ));
             }
-            Ok(_) => {}
+            Ok((at, _)) => early |= at.saturating_duration_since(since) < wait,
             Err(why) => {
                 unsure.get_or_insert(format!("`{node}` did not answer: {why}"));
             }
         }
     }
-    unsure.map_or(Vouch::All, Vouch::Unsure)
+    match unsure {
+        Some(why) => Vouch::Unsure(why),
+        None if early => Vouch::Pending,
+        None => Vouch::All,
+    }
 }
 
 /// Asks the other nodes.
@@ -91,17 +104,23 @@ pub struct Failsafe {
     http: reqwest::Client,
     /// The API token, sent to the other nodes (the nodes of a cluster share it).
     token: Option<String>,
+    /// How long after the first failure the other nodes' silence counts.
+    wait: Duration,
 }
 
 impl Failsafe {
-    /// A client whose calls take at most `timeout`.
-    pub fn new(token: Option<String>, timeout: Duration) -> anyhow::Result<Self> {
+    /// A client whose calls take at most `timeout`, for nodes that renew every `round`.
+    pub fn new(token: Option<String>, timeout: Duration, round: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { http, token })
+        Ok(Self {
+            http,
+            token,
+            wait: round * 2,
+        })
     }
 
     /// Asks `peers` (name, API address) at once; `since` is this node's first failed renewal.
@@ -112,7 +131,11 @@ impl Failsafe {
                 self.ask_one(at).await.map(|a| (Instant::now(), a)),
             )
         });
-        together(futures_util::future::join_all(calls).await, since)
+        together(
+            futures_util::future::join_all(calls).await,
+            since,
+            self.wait,
+        )
     }
 
     async fn ask_one(&self, at: &str) -> Result<PeerAnswer, String> {
@@ -168,9 +191,17 @@ mod tests {
     #[test]
     fn all_must_vouch_one_renewal_denies_silence_proves_nothing() {
         let since = Instant::now();
+        let wait = Duration::from_secs(2);
+        let together = |a, s| together(a, s, wait);
         let at = since + Duration::from_secs(2);
         let ok = |n: &str| (n.to_string(), Ok((at, answer(n, Some(3000)))));
         assert_eq!(together(vec![ok("b"), ok("c")], since), Vouch::All);
+        // Too soon after the first failure to tell.
+        let soon = |n: &str| {
+            let at = since + Duration::from_millis(1500);
+            (n.to_string(), Ok((at, answer(n, Some(3000)))))
+        };
+        assert_eq!(together(vec![ok("b"), soon("c")], since), Vouch::Pending);
         let fresh = ("c".to_string(), Ok((at, answer("c", Some(100)))));
         assert!(matches!(
             together(vec![ok("b"), fresh.clone()], since),

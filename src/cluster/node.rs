@@ -213,18 +213,22 @@ impl Keeper {
     /// the node is leaving.
     async fn hold(&self, lease: i64, sent: Instant) -> bool {
         let (ttl, every) = (self.ttl, self.ttl / 3);
-        // The fence is open until this plus the TTL minus the margin: the last renewal sent
-        // that succeeded, or the last time every other node vouched (see `failsafe`).
-        let mut confirmed = sent;
-        // When the first renewal that failed (or was late) since the last success was sent.
-        let mut failing: Option<Instant> = None;
+        let mut v = Vouching {
+            confirmed: sent,
+            failing: None,
+            doubt: None,
+            pending: false,
+        };
         let mut last = sent;
         loop {
             // A renewal goes a round after the last was sent (at once if that one took longer),
             // so that one that answers late does not push the next past the deadline; while
-            // they fail, half a round after (the other nodes are asked with each, and the fence
-            // moves on from each answer).
-            let next = if failing.is_none() { every } else { every / 2 };
+            // they fail, half a round after.
+            let next = if v.failing.is_none() {
+                every
+            } else {
+                every / 2
+            };
             tokio::time::sleep_until((last + next).into()).await;
             if self.tx.is_closed() {
                 let _ = self.etcd.revoke(lease).await;
@@ -234,27 +238,34 @@ impl Keeper {
             last = sent;
             let renewal = self.etcd.keep_alive(lease);
             tokio::pin!(renewal);
-            // A renewal that takes more than half a round is late: the other nodes are asked
-            // meanwhile, and the fence moves on as soon as they all vouch, before its deadline.
-            let (result, vouch) = match tokio::time::timeout(every / 2, &mut renewal).await {
-                Ok(r) => (r, None),
-                Err(_) => {
-                    let since = *failing.get_or_insert(sent);
-                    let (asked, peers) = (Instant::now(), self.view.peers());
-                    let v = self.failsafe.ask(&peers, since).await;
-                    if v == Vouch::All {
-                        confirmed = confirmed.max(asked);
-                        self.fence.extend(asked + ttl - margin(ttl));
+            // While the renewal is out (it may hang: every member without a leader), the other
+            // nodes are asked every half round once it is late, so that the fence moves on
+            // before its deadline if they all vouch.
+            let mut asked = false;
+            let result = loop {
+                let ask_at = tokio::time::Instant::from(sent + every / 2);
+                tokio::select! {
+                    r = &mut renewal => break r,
+                    _ = tokio::time::sleep_until(ask_at), if !asked => {
+                        self.ask(&mut v, sent).await;
+                        asked = true;
                     }
-                    (renewal.await, Some((asked, v)))
+                    _ = tokio::time::sleep(every / 2), if asked => self.ask(&mut v, sent).await,
                 }
             };
             match result {
                 Ok(Some(_)) => {
-                    confirmed = confirmed.max(sent);
+                    v.confirmed = v.confirmed.max(sent);
+                    v.doubt = None;
+                    v.pending = false;
                     self.renewed(sent);
-                    if failing.take().is_some() && self.view.swap_failsafe(false) {
-                        tracing::info!("cluster: etcd answers again: the lease is renewed");
+                    if v.failing.take().is_some() {
+                        let ends = if self.view.swap_failsafe(false) {
+                            " (the failsafe ends)"
+                        } else {
+                            ""
+                        };
+                        tracing::info!("cluster: etcd answers again: the lease is renewed{ends}");
                     }
                     continue;
                 }
@@ -265,54 +276,75 @@ impl Keeper {
                     return false;
                 }
                 Err(e) => {
-                    let since = *failing.get_or_insert(sent);
-                    let (asked, vouch) = match vouch {
-                        Some(v) => v,
-                        None => {
-                            let (asked, peers) = (Instant::now(), self.view.peers());
-                            (asked, self.failsafe.ask(&peers, since).await)
-                        }
-                    };
-                    match vouch {
-                        Vouch::All => {
-                            confirmed = confirmed.max(asked);
-                            self.fence.extend(asked + ttl - margin(ttl));
-                            if !self.view.swap_failsafe(true) {
-                                tracing::warn!(
-                                    "cluster: etcd answers no node (every other node vouched): keeping the cameras, nothing can move meanwhile: {e:#}"
-                                );
-                            }
-                        }
-                        Vouch::Denied(why) => {
-                            self.set(Standing::Fenced {
-                                why: format!("the lease could not be renewed, and {why}: {e:#}"),
-                            });
-                            return false;
-                        }
-                        Vouch::Unsure(why) if holds(confirmed, Instant::now(), ttl) => {
-                            tracing::warn!(
-                                "cluster: renewing the lease failed (retrying; no failsafe: {why}): {e:#}"
-                            );
-                        }
-                        Vouch::Unsure(why) => {
-                            self.set(Standing::Fenced {
-                                why: format!(
-                                    "the lease could not be renewed in time (no failsafe: {why}): {e:#}"
-                                ),
-                            });
-                            return false;
-                        }
+                    if !asked {
+                        // It failed at once (every member refused): ask now.
+                        self.ask(&mut v, sent).await;
+                    }
+                    if !self.view.failsafe_on() {
+                        let why = match &v.doubt {
+                            Some(d) => format!("{d}; {e:#}"),
+                            None => format!("{e:#}"),
+                        };
+                        tracing::warn!("cluster: renewing the lease failed (retrying): {why}");
                     }
                 }
             }
-            if !holds(confirmed, Instant::now(), ttl) {
+            if !holds(v.confirmed, Instant::now(), ttl) && !v.pending {
+                let why = v
+                    .doubt
+                    .take()
+                    .map_or(String::new(), |w| format!(" (no failsafe: {w})"));
                 self.set(Standing::Fenced {
-                    why: "the lease could not be renewed in time".into(),
+                    why: format!("the lease could not be renewed in time{why}"),
                 });
                 return false;
             }
         }
     }
+
+    /// Asks the other nodes whether etcd answers them, the renewal sent at `sent` being late
+    /// or failed, and moves the fence on when they all vouch.
+    async fn ask(&self, v: &mut Vouching, sent: Instant) {
+        let since = *v.failing.get_or_insert(sent);
+        let asked = Instant::now();
+        let peers = self.view.peers();
+        v.pending = false;
+        match self.failsafe.ask(&peers, since).await {
+            Vouch::All => {
+                v.doubt = None;
+                v.confirmed = v.confirmed.max(asked);
+                self.fence.extend(asked + self.ttl - margin(self.ttl));
+                if !self.view.swap_failsafe(true) {
+                    tracing::warn!(
+                        "cluster: etcd answers no node (every other node vouched): keeping the cameras, nothing can move meanwhile"
+                    );
+                }
+            }
+            // Nobody renewed, but too soon to tell: the fence closes at its deadline (nothing
+            // leaves the node meanwhile), the cameras stay.
+            Vouch::Pending => v.pending = true,
+            // etcd works for another node (this one may be cut off, or only unlucky while etcd
+            // recovers), or nothing is known: no failsafe; the renewals go on until the
+            // deadline decides.
+            Vouch::Denied(why) | Vouch::Unsure(why) => {
+                self.view.set_failsafe(false);
+                v.doubt = Some(why);
+            }
+        }
+    }
+}
+
+/// Where the renewals stand while they fail.
+struct Vouching {
+    /// The fence is open until this plus the TTL minus the margin: the last renewal sent that
+    /// succeeded, or the last time every other node vouched.
+    confirmed: Instant,
+    /// When the first renewal that failed (or was late) since the last success was sent.
+    failing: Option<Instant>,
+    /// Why the other nodes did not vouch, last time they were asked.
+    doubt: Option<String>,
+    /// Whether they last answered that it is too soon to tell.
+    pending: bool,
 }
 
 /// Creates the node's key under a new lease; an error says why not (etcd unreachable, the name

@@ -72,6 +72,11 @@ impl ClusterView {
         self.failsafe.store(on, Ordering::Relaxed);
     }
 
+    /// Whether the node keeps its cameras through a failsafe now.
+    pub fn failsafe_on(&self) -> bool {
+        self.failsafe.load(Ordering::Relaxed)
+    }
+
     /// Records whether the node keeps its cameras through a failsafe; returns what it was.
     pub fn swap_failsafe(&self, on: bool) -> bool {
         self.failsafe.swap(on, Ordering::Relaxed)
