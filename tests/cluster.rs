@@ -463,41 +463,91 @@ fn publishers(stat_port: u16) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-#[test]
-fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
-    let etcd = Etcd::start(3);
-    let nginx = common::Nginx::start_with_stat();
-    let stat = nginx.stat_port.unwrap();
+/// Imports two cameras, `cam0` and `cam1`, test patterns of `size` (`WxH@fps`) pushing to
+/// `nginx`; the folder of the imported file.
+fn import_pushed(etcd: &Etcd, nginx: &common::Nginx, size: &str) -> tempfile::TempDir {
+    let (wh, fps) = size.split_once('@').unwrap();
+    let (w, h) = wh.split_once('x').unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cameras.toml");
     let tables: String = ["cam0", "cam1"]
         .iter()
         .map(|c| {
             format!(
-                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width=320&height=180&fps=25\"\noutputs = [ {{ kind = \"rtmp\", url = \"{}\" }} ]\n\n",
+                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width={w}&height={h}&fps={fps}\"\noutputs = [ {{ kind = \"rtmp\", url = \"{}\" }} ]\n\n",
                 nginx.url(c)
             )
         })
         .collect();
     std::fs::write(&file, tables).unwrap();
-    assert!(import(&etcd, &file).status.success());
-    let mut a = node(&etcd, "node-a");
-    let mut b = node(&etcd, "node-b");
-    let first = wait_for(
+    assert!(import(etcd, &file).status.success());
+    dir
+}
+
+/// Each camera's owner and fencing token.
+type Placed = BTreeMap<String, (Option<String>, Option<i64>)>;
+
+/// Waits until `cam0` and `cam1` are held by two different nodes and each published once:
+/// their owners and tokens, and the publishers.
+fn one_each_published(etcd: &Etcd, stat: u16) -> (Placed, BTreeMap<String, Vec<String>>) {
+    wait_for(
         "one camera a node, both published",
         Duration::from_secs(40),
         || {
-            let o = owners(&etcd);
+            let t = tokens(etcd);
             let p = publishers(stat);
-            let one_each = o["cam0"].is_some() && o["cam1"].is_some() && o["cam0"] != o["cam1"];
+            let one_each =
+                t["cam0"].0.is_some() && t["cam1"].0.is_some() && t["cam0"].0 != t["cam1"].0;
             let published = ["cam0", "cam1"]
                 .iter()
                 .all(|c| p.get(*c).is_some_and(|v| v.len() == 1));
-            (one_each && published).then_some((o, p))
+            (one_each && published).then_some((t, p))
         },
-    );
+    )
+}
+
+/// Samples nginx-rtmp's `/stat` every 100 ms until finished: the most publishers of one
+/// stream seen at once, and how many samples.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl Sampler {
+    fn start(stat: u16) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut worst, mut samples) = (0, 0);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for ids in publishers(stat).values() {
+                    worst = worst.max(ids.len());
+                }
+                samples += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (worst, samples)
+        });
+        Self { stop, thread }
+    }
+
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+#[test]
+fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
+    let etcd = Etcd::start(3);
+    let nginx = common::Nginx::start_with_stat();
+    let stat = nginx.stat_port.unwrap();
+    let _dir = import_pushed(&etcd, &nginx, "320x180@25");
+    let mut a = node(&etcd, "node-a");
+    let mut b = node(&etcd, "node-b");
+    let first = one_each_published(&etcd, stat);
     let (owners0, pubs0) = first;
-    let victim_name = owners0["cam0"].clone().unwrap();
+    let victim_name = owners0["cam0"].0.clone().unwrap();
     let (victim, survivor) = if victim_name == "node-a" {
         (&mut a, "node-b")
     } else {
@@ -506,22 +556,7 @@ fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
     let old_publisher = pubs0["cam0"][0].clone();
 
     // Sample nginx every 100 ms from here on: never two publishers of one stream.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut worst = 0;
-            let mut samples = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for ids in publishers(stat).values() {
-                    worst = worst.max(ids.len());
-                }
-                samples += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (worst, samples)
-        })
-    };
+    let sampler = Sampler::start(stat);
     victim.signal("-STOP");
     let stopped = Instant::now();
     wait_for(
@@ -551,8 +586,7 @@ fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
         assert_eq!(owners(&etcd)["cam0"].as_deref(), Some(survivor));
         std::thread::sleep(Duration::from_millis(200));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (worst, samples) = sampler.join().unwrap();
+    let (worst, samples) = sampler.finish();
     assert!(samples > 20, "{samples} samples");
     assert_eq!(worst, 1, "two publishers of one stream at once");
     let log = victim.log();
@@ -909,7 +943,7 @@ fn in_failsafe(http: u16, name: &str) -> bool {
 }
 
 /// Each camera's owner and fencing token.
-fn tokens(etcd: &Etcd) -> BTreeMap<String, (Option<String>, Option<i64>)> {
+fn tokens(etcd: &Etcd) -> Placed {
     status(etcd)["cameras"]
         .as_array()
         .unwrap()
@@ -928,37 +962,12 @@ fn quorum_lost_nodes_keep_cameras_and_pushes_but_a_node_cut_off_alone_fences_its
     let mut etcd = Etcd::start(3);
     let nginx = common::Nginx::start_with_stat();
     let stat = nginx.stat_port.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cameras.toml");
-    let tables: String = ["cam0", "cam1"]
-        .iter()
-        .map(|c| {
-            format!(
-                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width=160&height=90&fps=10\"\noutputs = [ {{ kind = \"rtmp\", url = \"{}\" }} ]\n\n",
-                nginx.url(c)
-            )
-        })
-        .collect();
-    std::fs::write(&file, tables).unwrap();
-    assert!(import(&etcd, &file).status.success());
+    let _dir = import_pushed(&etcd, &nginx, "160x90@10");
     // node-a knows only the first etcd member; node-b knows all three.
     let all = etcd.endpoints();
     let (a, a_http) = node_of(&all[..1], "node-a", free_port(), "", "");
     let (b, b_http) = node_of(&all, "node-b", free_port(), "", "");
-    let (placed, _) = wait_for(
-        "one camera a node, both published",
-        Duration::from_secs(40),
-        || {
-            let t = tokens(&etcd);
-            let p = publishers(stat);
-            let one_each =
-                t["cam0"].0.is_some() && t["cam1"].0.is_some() && t["cam0"].0 != t["cam1"].0;
-            let published = ["cam0", "cam1"]
-                .iter()
-                .all(|c| p.get(*c).is_some_and(|v| v.len() == 1));
-            (one_each && published).then_some((t, p))
-        },
-    );
+    let (placed, _) = one_each_published(&etcd, stat);
 
     // Quorum lost: two of the three members die. Nobody can renew, claim or assign; each node
     // asks the other and, once two rounds have passed without a renewal anywhere, both vouch:
@@ -1037,20 +1046,7 @@ fn quorum_lost_nodes_keep_cameras_and_pushes_but_a_node_cut_off_alone_fences_its
         .find(|(_, (o, _))| o.as_deref() == Some("node-a"))
         .map(|(c, _)| c.clone())
         .unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut worst = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for ids in publishers(stat).values() {
-                    worst = worst.max(ids.len());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            worst
-        })
-    };
+    let sampler = Sampler::start(stat);
     etcd.kill(0);
     let cut = Instant::now();
     a.wait_log("cluster: fenced", Duration::from_secs(TTL_S + 2));
@@ -1076,12 +1072,8 @@ fn quorum_lost_nodes_keep_cameras_and_pushes_but_a_node_cut_off_alone_fences_its
             (moved && new).then_some(())
         },
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(
-        sampler.join().unwrap(),
-        1,
-        "two publishers of one stream at once"
-    );
+    let (worst, _) = sampler.finish();
+    assert_eq!(worst, 1, "two publishers of one stream at once");
     eprintln!(
         "node-a cut off alone: fenced after {fenced:?}, its camera pushed by node-b {:?} after the cut",
         cut.elapsed()
@@ -1203,4 +1195,80 @@ fn the_wall_of_any_node_plays_every_camera_of_the_cluster() {
     assert_eq!(r["tiles"], serde_json::json!(["cam0", "cam1"]), "{r}");
     assert_eq!(r["transport"], "webrtc", "{r}");
     assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+}
+
+/// Kill -9 of a camera's owner, `FRAMEGATE_FAILOVER_CYCLES` times (1 by default; the figures of
+/// docs/cluster.md come from 30): the time from the kill to the camera pushed to nginx-rtmp
+/// again by another node, a new publisher, one at a time.
+#[test]
+fn a_killed_owner_s_pushes_resume_on_another_node_within_the_goal() {
+    let cycles: usize = std::env::var("FRAMEGATE_FAILOVER_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let etcd = Etcd::start(3);
+    let nginx = common::Nginx::start_with_stat();
+    let stat = nginx.stat_port.unwrap();
+    let _dir = import_pushed(&etcd, &nginx, "160x90@10");
+    let names = ["node-a", "node-b", "node-c"];
+    let mut running: Vec<Framegate> = names.iter().map(|n| node(&etcd, n)).collect();
+    // With equal capacities the plan puts the two cameras on node-a and node-b (quotas go to
+    // the nodes named first): each cycle starts from there, after the killed node came back
+    // and its camera moved back to it.
+    let settled = || {
+        wait_for(
+            "the cameras on node-a and node-b, published",
+            Duration::from_secs(40),
+            || {
+                let t = tokens(&etcd);
+                let p = publishers(stat);
+                let mut on: Vec<String> = t.values().filter_map(|(o, _)| o.clone()).collect();
+                on.sort();
+                let published = ["cam0", "cam1"]
+                    .iter()
+                    .all(|c| p.get(*c).is_some_and(|v| v.len() == 1));
+                (on == ["node-a", "node-b"] && published).then_some((t, p))
+            },
+        )
+    };
+    let (mut placed, mut pubs) = settled();
+    let sampler = Sampler::start(stat);
+    let mut took = Vec::new();
+    for _ in 0..cycles {
+        let owner = placed["cam0"].0.clone().unwrap();
+        let before = pubs["cam0"].clone();
+        let victim = names.iter().position(|n| *n == owner).unwrap();
+        running[victim].kill();
+        let killed = Instant::now();
+        wait_for(
+            "cam0 pushed again by another node",
+            Duration::from_secs(30),
+            || {
+                let t = tokens(&etcd);
+                let p = publishers(stat);
+                let moved = t["cam0"].0.as_deref().is_some_and(|o| o != owner);
+                let new = p.get("cam0").is_some_and(|v| v.len() == 1 && *v != before);
+                (moved && new).then_some(())
+            },
+        );
+        took.push(killed.elapsed());
+        running[victim].kill_and_restart(); // started again
+        // The killed node is back (registered again once its old lease expired, given its
+        // camera back once settled) before the next cycle.
+        (placed, pubs) = settled();
+    }
+    let (worst, samples) = sampler.finish();
+    assert_eq!(worst, 1, "two publishers of one stream at once");
+    assert!(samples > 10, "{samples} samples");
+    took.sort();
+    let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+    eprintln!(
+        "kill -9 to pushed again by another node, {} cycles, TTL {TTL_S} s: p50 {:?}, p99 {:?}, max {:?}",
+        took.len(),
+        at(0.5),
+        at(0.99),
+        took[took.len() - 1]
+    );
+    // The goal is 8 s at p99; a slow CI machine gets some room, the docs the figures.
+    assert!(at(0.99) < Duration::from_secs(12), "{took:?}");
 }
