@@ -468,8 +468,6 @@ fn publishers(stat_port: u16) -> BTreeMap<String, Vec<String>> {
 fn import_pushed(etcd: &Etcd, nginx: &common::Nginx, size: &str) -> tempfile::TempDir {
     let (wh, fps) = size.split_once('@').unwrap();
     let (w, h) = wh.split_once('x').unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cameras.toml");
     let tables: String = ["cam0", "cam1"]
         .iter()
         .map(|c| {
@@ -479,6 +477,13 @@ fn import_pushed(etcd: &Etcd, nginx: &common::Nginx, size: &str) -> tempfile::Te
             )
         })
         .collect();
+    import_tables(etcd, &tables)
+}
+
+/// Writes `tables` (`[[streams]]` tables) to a file and imports it; the file's folder.
+fn import_tables(etcd: &Etcd, tables: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cameras.toml");
     std::fs::write(&file, tables).unwrap();
     assert!(import(etcd, &file).status.success());
     dir
@@ -603,8 +608,6 @@ fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
 #[test]
 fn sixty_cameras_converge_to_one_owner_each_and_the_etcd_leader_s_death_moves_none() {
     let mut etcd = Etcd::start(3);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cameras.toml");
     // Small cameras: what is measured is who holds them.
     let tables: String = (0..60)
         .map(|i| {
@@ -613,8 +616,7 @@ fn sixty_cameras_converge_to_one_owner_each_and_the_etcd_leader_s_death_moves_no
             )
         })
         .collect();
-    std::fs::write(&file, tables).unwrap();
-    assert!(import(&etcd, &file).status.success());
+    let _dir = import_tables(&etcd, &tables);
     let names = ["node-a", "node-b", "node-c"];
     let running: Vec<(Framegate, u16)> = names
         .iter()
@@ -826,8 +828,6 @@ fn describe(
 #[test]
 fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
     let etcd = Etcd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cameras.toml");
     let tables: String = (0..2)
         .map(|i| {
             format!(
@@ -835,8 +835,7 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
             )
         })
         .collect();
-    std::fs::write(&file, tables).unwrap();
-    assert!(import(&etcd, &file).status.success());
+    let _dir = import_tables(&etcd, &tables);
     // node-a asks RTSP clients to log in, node-b does not.
     const USER: &str = "viewer:a-long-rtsp-password";
     let (_a, a_http) = node_with(
@@ -1143,8 +1142,6 @@ fn a_camera_a_node_cannot_run_goes_to_a_node_that_can() {
 fn the_wall_of_any_node_plays_every_camera_of_the_cluster() {
     common::require_chromium();
     let etcd = Etcd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cameras.toml");
     let tables: String = ["cam0", "cam1"]
         .iter()
         .map(|c| {
@@ -1153,8 +1150,7 @@ fn the_wall_of_any_node_plays_every_camera_of_the_cluster() {
             )
         })
         .collect();
-    std::fs::write(&file, tables).unwrap();
-    assert!(import(&etcd, &file).status.success());
+    let _dir = import_tables(&etcd, &tables);
     let (_a, a_http) = node_on(&etcd, "node-a", free_port());
     let (_b, b_http) = node_on(&etcd, "node-b", free_port());
     let placed = wait_for(
