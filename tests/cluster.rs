@@ -782,49 +782,6 @@ webhook = {{ url = "{hook}", timeout_s = 2 }}
     );
 }
 
-/// Sends one RTSP DESCRIBE of `url` to `addr` (with an `Authorization` header when given);
-/// returns the status code and the `Location` and `WWW-Authenticate` headers of the answer.
-fn describe(
-    addr: &str,
-    url: &str,
-    authorization: Option<&str>,
-) -> (u16, Option<String>, Option<String>) {
-    use std::io::{BufRead, BufReader, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    write!(
-        s,
-        "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n{auth}\r\n"
-    )
-    .unwrap();
-    let mut lines = BufReader::new(s).lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (mut location, mut challenge) = (None, None);
-    for line in lines {
-        let line = line.unwrap();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.to_ascii_lowercase().as_str() {
-                "location" => location = Some(value.trim().to_string()),
-                "www-authenticate" => challenge = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-    }
-    (status, location, challenge)
-}
-
 #[test]
 fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
     let etcd = Etcd::start(1);
@@ -881,7 +838,7 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
     let (code, location, _) = wait_for(
         "node-b redirecting the camera node-a runs",
         Duration::from_secs(10),
-        || Some(describe(&hostport(&b_rtsp), &asked_b, None)).filter(|r| r.0 == 302),
+        || Some(common::rtsp::describe(&hostport(&b_rtsp), &asked_b, None)).filter(|r| r.0 == 302),
     );
     assert_eq!(code, 302);
     assert_eq!(
@@ -891,10 +848,10 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
     );
     // node-a tells nothing to a client that has not logged in: the challenge, no location.
     let asked_a = format!("{a_rtsp}/{cam_b}");
-    let (code, location, challenge) = describe(&hostport(&a_rtsp), &asked_a, None);
+    let (code, location, challenge) = common::rtsp::describe(&hostport(&a_rtsp), &asked_a, None);
     assert_eq!((code, location), (401, None));
     assert!(challenge.is_some_and(|c| c.starts_with("Basic")));
-    let wrong = describe(
+    let wrong = common::rtsp::describe(
         &hostport(&a_rtsp),
         &asked_a,
         Some("Basic dmlld2VyOndyb25nLXBhc3N3b3Jk"), // viewer:wrong-password
@@ -910,16 +867,19 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
         "node-a redirecting the camera node-b runs",
         Duration::from_secs(10),
         || {
-            let r = describe(&hostport(&a_rtsp), &asked_a, Some(&basic));
+            let r = common::rtsp::describe(&hostport(&a_rtsp), &asked_a, Some(&basic));
             (r.0 == 302 && r.1.as_deref() == Some(wanted.as_str())).then_some(())
         },
     );
     // A path nobody serves is not found, as before; a camera a node runs is served there.
     assert_eq!(
-        describe(&hostport(&b_rtsp), &format!("{b_rtsp}/nobody"), None).0,
+        common::rtsp::describe(&hostport(&b_rtsp), &format!("{b_rtsp}/nobody"), None).0,
         404
     );
-    assert_eq!(describe(&hostport(&b_rtsp), &wanted, None).0, 200);
+    assert_eq!(
+        common::rtsp::describe(&hostport(&b_rtsp), &wanted, None).0,
+        200
+    );
     // A real client follows: ffprobe asking either node gets each camera's video, logging
     // in where the owner asks for it.
     let with_user = |u: &str| u.replacen("rtsp://", &format!("rtsp://{USER}@"), 1);

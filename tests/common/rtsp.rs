@@ -256,3 +256,47 @@ impl Drop for TestRtspServer {
         }
     }
 }
+
+/// Sends one RTSP DESCRIBE of `url` to `addr` (with an `Authorization` header when given);
+/// returns the status code and the `Location` and `WWW-Authenticate` headers of the answer.
+pub fn describe(
+    addr: &str,
+    url: &str,
+    authorization: Option<&str>,
+) -> (u16, Option<String>, Option<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(
+        s,
+        "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (mut location, mut challenge) = (None, None);
+    for line in lines {
+        let line = line.unwrap();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "location" => location = Some(value.trim().to_string()),
+                "www-authenticate" => challenge = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    (status, location, challenge)
+}
