@@ -19,6 +19,7 @@ pub mod encode;
 pub mod frame;
 mod fuzz;
 pub mod hardware;
+pub mod http_client;
 pub mod ingest;
 pub mod measure;
 pub mod process;

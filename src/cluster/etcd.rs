@@ -11,6 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
+use crate::http_client::{Unread, read_capped};
+
 /// The largest answer read from etcd.
 pub const MAX_ANSWER: usize = 8 * 1024 * 1024;
 /// The most operations in one transaction (etcd's default `--max-txn-ops`).
@@ -94,7 +96,7 @@ impl Etcd {
 
     async fn call_one(&self, ep: &url::Url, path: &str, body: &Value) -> Result<Value, Failure> {
         let url = ep.join(path).map_err(|e| Failure::Refused(e.into()))?;
-        let mut res = self
+        let res = self
             .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -103,19 +105,12 @@ impl Etcd {
             .await
             .map_err(|e| Failure::Unreachable(e.into()))?;
         let status = res.status();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| Failure::Unreachable(e.into()))?
-        {
-            if bytes.len() + chunk.len() > MAX_ANSWER {
-                return Err(Failure::Refused(anyhow!(
-                    "etcd answered more than {MAX_ANSWER} bytes"
-                )));
+        let bytes = read_capped(res, MAX_ANSWER).await.map_err(|e| match e {
+            Unread::TooLong => {
+                Failure::Refused(anyhow!("etcd answered more than {MAX_ANSWER} bytes"))
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            Unread::Failed(e) => Failure::Unreachable(e.into()),
+        })?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Failure::Unreachable(anyhow!("{status}: not JSON ({e})")))?;
         if !status.is_success() {

@@ -21,6 +21,8 @@
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
+
+use crate::http_client::{Unread, read_capped};
 use serde::{Deserialize, Serialize};
 
 /// The largest answer read from another node.
@@ -144,21 +146,15 @@ impl Failsafe {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let mut resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+        let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
-            if body.len() + chunk.len() > MAX_ANSWER {
-                return Err("answer too long".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = match read_capped(resp, MAX_ANSWER).await {
+            Ok(body) => body,
+            Err(Unread::TooLong) => return Err("answer too long".into()),
+            Err(Unread::Failed(e)) => return Err(e.without_url().to_string()),
+        };
         serde_json::from_slice(&body).map_err(|e| format!("not an answer: {e}"))
     }
 }

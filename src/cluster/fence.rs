@@ -36,18 +36,9 @@ impl Fence {
         Self(Arc::new(AtomicU64::new(u64::MAX)))
     }
 
-    /// A fence that allows nothing until [`Fence::until`] moves it.
+    /// A fence that allows nothing until [`Fence::extend`] moves it.
     pub fn closed() -> Self {
         Self(Arc::new(AtomicU64::new(0)))
-    }
-
-    /// Allows until `deadline`.
-    pub fn until(&self, deadline: Instant) {
-        let ns = deadline.saturating_duration_since(epoch()).as_nanos();
-        self.0.store(
-            u64::try_from(ns).unwrap_or(u64::MAX).max(1),
-            Ordering::Release,
-        );
     }
 
     /// Allows until `deadline` unless it already allows longer (a renewal that answers late
@@ -84,12 +75,13 @@ mod tests {
         assert!(Fence::open().allows());
         let f = Fence::closed();
         assert!(!f.allows());
-        f.until(Instant::now() + Duration::from_secs(60));
+        f.extend(Instant::now() + Duration::from_secs(60));
         assert!(f.allows());
         // A deadline passed while nobody looked (the process was stopped): closed at once.
-        f.until(Instant::now() - Duration::from_millis(1));
+        f.close();
+        f.extend(Instant::now() - Duration::from_millis(1));
         assert!(!f.allows());
-        f.until(Instant::now() + Duration::from_secs(60));
+        f.extend(Instant::now() + Duration::from_secs(60));
         let shared = f.clone();
         f.close();
         assert!(!shared.allows());

@@ -102,6 +102,18 @@ impl ClusterView {
         })
     }
 
+    /// The origins (`scheme://host[:port]`) of the other nodes' advertised addresses, as
+    /// browsers write them in `Origin` (rebuilt from the parsed URLs: etcd's text never
+    /// reaches a header as it is).
+    pub fn peer_origins(&self) -> Vec<String> {
+        self.peers()
+            .iter()
+            .filter_map(|(_, at)| url::Url::parse(at).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(|u| u.origin().ascii_serialization())
+            .collect()
+    }
+
     /// Whether this node is registered under a live lease now.
     pub fn set_member(&self, member: bool) {
         self.member.store(member, Ordering::Relaxed);

@@ -84,20 +84,17 @@ pub async fn ask(client: &reqwest::Client, check: &MediaServerCheck, url: &str) 
     if check.json_path.is_empty() {
         return Presence::Present;
     }
-    let mut answer = answer;
-    let mut raw = Vec::new();
-    loop {
-        match answer.chunk().await {
-            Ok(Some(c)) if raw.len() + c.len() <= MAX_ANSWER => raw.extend_from_slice(&c),
-            Ok(Some(_)) => {
-                return Presence::Unknown(format!(
-                    "media server API {url}: the answer is larger than {MAX_ANSWER} bytes"
-                ));
-            }
-            Ok(None) => break,
-            Err(e) => return Presence::Unknown(format!("media server API {url}: {e}")),
+    let raw = match crate::http_client::read_capped(answer, MAX_ANSWER).await {
+        Ok(raw) => raw,
+        Err(crate::http_client::Unread::TooLong) => {
+            return Presence::Unknown(format!(
+                "media server API {url}: the answer is larger than {MAX_ANSWER} bytes"
+            ));
         }
-    }
+        Err(crate::http_client::Unread::Failed(e)) => {
+            return Presence::Unknown(format!("media server API {url}: {e}"));
+        }
+    };
     let body: Value = match serde_json::from_slice(&raw) {
         Ok(v) => v,
         Err(e) => return Presence::Unknown(format!("media server API {url}: not JSON: {e}")),

@@ -27,9 +27,8 @@ const MOUNT_QUEUE_FRAMES: u64 = 25;
 /// A running RTSP server with its own GLib main loop thread.
 pub struct RtspServer {
     server: gst_rtsp_server::RTSPServer,
-    /// Set when clients must authenticate (HTTP Basic).
-    auth: std::sync::Mutex<bool>,
-    /// The credentials clients may give (`user:password` in base64, as in the header).
+    /// The credentials clients may give (`user:password` in base64, as in the header); when
+    /// there are any, clients must authenticate (HTTP Basic).
     basic: Arc<std::sync::Mutex<Vec<String>>>,
     /// The paths served now.
     mounted: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
@@ -71,7 +70,6 @@ impl RtspServer {
         tracing::info!("RTSP server listening on {bind}:{port}");
         Ok(Self {
             server,
-            auth: std::sync::Mutex::new(false),
             basic: Arc::default(),
             mounted: Arc::default(),
             main_loop,
@@ -105,7 +103,7 @@ impl RtspServer {
             .server
             .mount_points()
             .context("RTSP server has no mount points")?;
-        if *self.auth.lock().unwrap_or_else(|e| e.into_inner()) {
+        if !crate::supervise::lock(&self.basic).is_empty() {
             factory.add_role_from_structure(
                 &gst::Structure::builder(VIEWER_ROLE)
                     .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
@@ -137,7 +135,6 @@ impl RtspServer {
             basic.push(b);
         }
         self.server.set_auth(Some(&auth));
-        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }
 
     /// Closes every client connection (clients see the server go away, as when a camera

@@ -318,7 +318,7 @@ mod tests {
     fn nothing_is_recorded_for_a_cluster_camera_past_the_fence() {
         let (sink, mut rx, dropped) = sink();
         let fence = Fence::closed();
-        fence.until(Instant::now() + Duration::from_secs(60));
+        fence.extend(Instant::now() + Duration::from_secs(60));
         let camera = sink.for_camera(7, fence.clone());
         camera.record(Event::new(
             kind::STREAM_STATE,

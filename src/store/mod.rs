@@ -51,6 +51,23 @@ struct Shared {
     changed: watch::Sender<u64>,
 }
 
+impl Shared {
+    /// Nothing written yet, `queued` events waiting in the on-disk queue.
+    fn new(queued: u64) -> Self {
+        Self {
+            db: Mutex::new(None),
+            written: AtomicU64::new(0),
+            queued: AtomicU64::new(queued),
+            dropped: Arc::default(),
+            last_error: Mutex::new(None),
+            failures: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            queue_error: Mutex::new(None),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
 /// The event store of the process.
 pub struct Store {
     sink: EventSink,
@@ -107,17 +124,7 @@ impl Store {
             .or_else(|| default_dir.map(Path::to_path_buf));
         let spool = spool::Spool::open(dir.as_deref(), config.queue_max_events)?;
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let shared = Arc::new(Shared {
-            db: Mutex::new(None),
-            written: AtomicU64::new(0),
-            queued: AtomicU64::new(spool.len()),
-            dropped: Arc::default(),
-            last_error: Mutex::new(None),
-            failures: AtomicU64::new(0),
-            held: AtomicU64::new(0),
-            queue_error: Mutex::new(None),
-            changed: watch::Sender::new(0),
-        });
+        let shared = Arc::new(Shared::new(spool.len()));
         let (stop, stop_rx) = watch::channel(false);
         let writer = writer::Writer {
             url: config.url.clone(),
@@ -148,17 +155,7 @@ impl Store {
     pub fn disabled() -> Arc<Self> {
         Arc::new(Self {
             sink: EventSink::disabled(),
-            shared: Arc::new(Shared {
-                db: Mutex::new(None),
-                written: AtomicU64::new(0),
-                queued: AtomicU64::new(0),
-                dropped: Arc::default(),
-                last_error: Mutex::new(None),
-                failures: AtomicU64::new(0),
-                held: AtomicU64::new(0),
-                queue_error: Mutex::new(None),
-                changed: watch::Sender::new(0),
-            }),
+            shared: Arc::new(Shared::new(0)),
             url: "none".into(),
             dir: None,
             stop: watch::Sender::new(false),

@@ -53,20 +53,6 @@ const INLINE_WAIT: Duration = Duration::from_millis(150);
 /// once instead of after a first API round trip, and with each tile's newest picture inlined
 /// (base64 JPEG), so that the wall shows pictures as soon as the page runs. The tile encoders
 /// started for it stay up briefly for the tiles' WebSockets.
-/// The origins of the cluster's other nodes, each after a space, for the page's policy: rebuilt
-/// from their parsed addresses (etcd's text never reaches the header as it is).
-fn peer_origins(state: &AppState) -> String {
-    let Some(view) = &state.cluster else {
-        return String::new();
-    };
-    view.peers()
-        .iter()
-        .filter_map(|(_, at)| url::Url::parse(at).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .map(|u| format!(" {}", u.origin().ascii_serialization()))
-        .collect()
-}
-
 pub async fn index(State(state): State<AppState>) -> impl IntoResponse {
     let open = state.token.is_none() || state.read_open;
     let hubs = if open {
@@ -98,7 +84,12 @@ pub async fn index(State(state): State<AppState>) -> impl IntoResponse {
         ),
     );
     // The other nodes of a cluster serve the video of the cameras they run (see `owner_url`).
-    let peers = peer_origins(&state);
+    let peers: String = state
+        .cluster
+        .iter()
+        .flat_map(|c| c.peer_origins())
+        .map(|o| format!(" {o}"))
+        .collect();
     let csp = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; \
          img-src 'self' data: blob:; media-src 'self' blob:{peers}; worker-src 'self' blob:; \

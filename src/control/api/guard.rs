@@ -70,13 +70,11 @@ impl Policy {
         self
     }
 
-    /// Whether `origin` (lowercase) is the advertised address of another node of the cluster.
+    /// Whether `origin` (lowercase) is the origin of another node of the cluster.
     fn a_peer(&self, origin: &str) -> bool {
-        self.cluster.as_ref().is_some_and(|c| {
-            c.peers()
-                .iter()
-                .any(|(_, at)| at.trim_end_matches('/').eq_ignore_ascii_case(origin))
-        })
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.peer_origins().iter().any(|o| o == origin))
     }
 
     /// Whether a `Host` header value (`name[:port]`) names this server.
