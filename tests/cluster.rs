@@ -46,8 +46,11 @@ fn camera_ids(etcd: &Etcd) -> Vec<String> {
         .collect()
 }
 
-/// Each camera's owner (none while nobody holds it).
-fn owners(etcd: &Etcd) -> BTreeMap<String, Option<String>> {
+/// Each camera's owner (none while nobody holds it) and fencing token.
+type Placed = BTreeMap<String, (Option<String>, Option<i64>)>;
+
+/// The cameras as `cluster status` shows them now.
+fn tokens(etcd: &Etcd) -> Placed {
     status(etcd)["cameras"]
         .as_array()
         .unwrap()
@@ -55,10 +58,15 @@ fn owners(etcd: &Etcd) -> BTreeMap<String, Option<String>> {
         .map(|c| {
             (
                 c["id"].as_str().unwrap().to_string(),
-                c["owner"].as_str().map(str::to_string),
+                (c["owner"].as_str().map(str::to_string), c["token"].as_i64()),
             )
         })
         .collect()
+}
+
+/// Each camera's owner (none while nobody holds it).
+fn owners(etcd: &Etcd) -> BTreeMap<String, Option<String>> {
+    tokens(etcd).into_iter().map(|(c, (o, _))| (c, o)).collect()
 }
 
 fn nodes(etcd: &Etcd) -> Vec<String> {
@@ -297,19 +305,8 @@ fn a_wrong_cluster_table_is_a_config_error_with_its_line() {
 #[test]
 fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_joins() {
     let etcd = Etcd::start(3);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cameras.toml");
     let cams: Vec<String> = (0..6).map(|i| format!("cam{i}")).collect();
-    let tables: String = cams
-        .iter()
-        .map(|c| {
-            format!(
-                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width=160&height=90&fps=10\"\n\n"
-            )
-        })
-        .collect();
-    std::fs::write(&file, tables).unwrap();
-    assert!(import(&etcd, &file).status.success());
+    let _dir = import_patterns(&etcd, &cams, "160x90@10", |_| String::new());
     let names = ["node-a", "node-b", "node-c"];
     let mut running: Vec<(Framegate, u16)> = names
         .iter()
@@ -466,31 +463,40 @@ fn publishers(stat_port: u16) -> BTreeMap<String, Vec<String>> {
 /// Imports two cameras, `cam0` and `cam1`, test patterns of `size` (`WxH@fps`) pushing to
 /// `nginx`; the folder of the imported file.
 fn import_pushed(etcd: &Etcd, nginx: &common::Nginx, size: &str) -> tempfile::TempDir {
+    let ids = ["cam0".to_string(), "cam1".to_string()];
+    import_patterns(etcd, &ids, size, |c| {
+        format!(
+            "outputs = [ {{ kind = \"rtmp\", url = \"{}\" }} ]",
+            nginx.url(c)
+        )
+    })
+}
+
+/// Imports test-pattern cameras `ids` of `size` (`WxH@fps`), each table ending with the lines
+/// `extra` gives for its id; the folder of the imported file.
+fn import_patterns(
+    etcd: &Etcd,
+    ids: &[String],
+    size: &str,
+    extra: impl Fn(&str) -> String,
+) -> tempfile::TempDir {
     let (wh, fps) = size.split_once('@').unwrap();
     let (w, h) = wh.split_once('x').unwrap();
-    let tables: String = ["cam0", "cam1"]
+    let tables: String = ids
         .iter()
         .map(|c| {
             format!(
-                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width={w}&height={h}&fps={fps}\"\noutputs = [ {{ kind = \"rtmp\", url = \"{}\" }} ]\n\n",
-                nginx.url(c)
+                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width={w}&height={h}&fps={fps}\"\n{}\n\n",
+                extra(c)
             )
         })
         .collect();
-    import_tables(etcd, &tables)
-}
-
-/// Writes `tables` (`[[streams]]` tables) to a file and imports it; the file's folder.
-fn import_tables(etcd: &Etcd, tables: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cameras.toml");
     std::fs::write(&file, tables).unwrap();
     assert!(import(etcd, &file).status.success());
     dir
 }
-
-/// Each camera's owner and fencing token.
-type Placed = BTreeMap<String, (Option<String>, Option<i64>)>;
 
 /// Waits until `cam0` and `cam1` are held by two different nodes and each published once:
 /// their owners and tokens, and the publishers.
@@ -609,14 +615,8 @@ fn a_node_stopped_past_its_lease_never_publishes_beside_the_new_owner() {
 fn sixty_cameras_converge_to_one_owner_each_and_the_etcd_leader_s_death_moves_none() {
     let mut etcd = Etcd::start(3);
     // Small cameras: what is measured is who holds them.
-    let tables: String = (0..60)
-        .map(|i| {
-            format!(
-                "[[streams]]\nid = \"c{i:02}\"\nsource = \"test://smpte?width=64&height=36&fps=5\"\n\n"
-            )
-        })
-        .collect();
-    let _dir = import_tables(&etcd, &tables);
+    let ids: Vec<String> = (0..60).map(|i| format!("c{i:02}")).collect();
+    let _dir = import_patterns(&etcd, &ids, "64x36@5", |_| String::new());
     let names = ["node-a", "node-b", "node-c"];
     let running: Vec<(Framegate, u16)> = names
         .iter()
@@ -785,14 +785,10 @@ webhook = {{ url = "{hook}", timeout_s = 2 }}
 #[test]
 fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
     let etcd = Etcd::start(1);
-    let tables: String = (0..2)
-        .map(|i| {
-            format!(
-                "[[streams]]\nid = \"cam{i}\"\nsource = \"test://smpte?width=160&height=90&fps=10\"\noutputs = [ {{ kind = \"rtsp\" }} ]\n\n"
-            )
-        })
-        .collect();
-    let _dir = import_tables(&etcd, &tables);
+    let ids = ["cam0".to_string(), "cam1".to_string()];
+    let _dir = import_patterns(&etcd, &ids, "160x90@10", |_| {
+        "outputs = [ { kind = \"rtsp\" } ]".into()
+    });
     // node-a asks RTSP clients to log in, node-b does not.
     const USER: &str = "viewer:a-long-rtsp-password";
     let (_a, a_http) = node_with(
@@ -899,21 +895,6 @@ fn in_failsafe(http: u16, name: &str) -> bool {
     m.contains(&format!(
         "framegate_cluster_failsafe{{node=\"{name}\"}} 1\n"
     ))
-}
-
-/// Each camera's owner and fencing token.
-fn tokens(etcd: &Etcd) -> Placed {
-    status(etcd)["cameras"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                (c["owner"].as_str().map(str::to_string), c["token"].as_i64()),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -1102,15 +1083,8 @@ fn a_camera_a_node_cannot_run_goes_to_a_node_that_can() {
 fn the_wall_of_any_node_plays_every_camera_of_the_cluster() {
     common::require_chromium();
     let etcd = Etcd::start(1);
-    let tables: String = ["cam0", "cam1"]
-        .iter()
-        .map(|c| {
-            format!(
-                "[[streams]]\nid = \"{c}\"\nsource = \"test://smpte?width=320&height=180&fps=10\"\n\n"
-            )
-        })
-        .collect();
-    let _dir = import_tables(&etcd, &tables);
+    let ids = ["cam0".to_string(), "cam1".to_string()];
+    let _dir = import_patterns(&etcd, &ids, "320x180@10", |_| String::new());
     let (_a, a_http) = node_on(&etcd, "node-a", free_port());
     let (_b, b_http) = node_on(&etcd, "node-b", free_port());
     let placed = wait_for(
