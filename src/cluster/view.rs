@@ -234,7 +234,7 @@ impl ClusterView {
             if owner == self.node {
                 return None;
             }
-            i.nodes.get(owner)?.rtsp.clone()
+            rtsp_base(i.nodes.get(owner)?.rtsp.as_deref()?)
         })
     }
 
@@ -246,5 +246,51 @@ impl ClusterView {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
+    }
+}
+
+/// A node's RTSP address as it goes into a `Location` header: `rtsp://host:port` rebuilt from
+/// the parsed URL (etcd's text never reaches a header as it is), none when it is not one.
+fn rtsp_base(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    if url.scheme() != "rtsp" {
+        return None;
+    }
+    Some(format!(
+        "rtsp://{}:{}",
+        url.host_str()?,
+        url.port().unwrap_or(554)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rtsp_address_from_etcd_is_rebuilt_or_refused() {
+        assert_eq!(
+            rtsp_base("rtsp://10.0.1.11:8554").as_deref(),
+            Some("rtsp://10.0.1.11:8554")
+        );
+        assert_eq!(
+            rtsp_base("rtsp://[::1]:8554/").as_deref(),
+            Some("rtsp://[::1]:8554")
+        );
+        assert_eq!(rtsp_base("rtsp://cams").as_deref(), Some("rtsp://cams:554"));
+        for hostile in [
+            "rtsp://h:1\r\nX-Injected: 1",
+            "http://h:8554",
+            "not a url",
+            "rtsp://u:pw@h:1/../x",
+        ] {
+            let got = rtsp_base(hostile);
+            assert!(
+                got.as_deref()
+                    .is_none_or(|g| !g.contains(['\r', '\n', '@'])),
+                "{hostile}: {got:?}"
+            );
+        }
+        assert!(rtsp_base("http://h:8554").is_none());
     }
 }
