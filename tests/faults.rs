@@ -735,14 +735,7 @@ fn sigkill_loses_at_most_the_events_in_memory_and_the_output_comes_back() {
         gw.fg.kill_and_restart();
         let restarted = Instant::now();
         wait_for_port(gw.rtsp, LONG);
-        // Right after a restart the server listens a moment before the stream's mount is
-        // added; the watcher opens once and never retries, so it waits for the mount.
-        let url = format!("rtsp://127.0.0.1:{}/cam", gw.rtsp);
-        wait_for("the RTSP mount", LONG, || {
-            let addr = format!("127.0.0.1:{}", gw.rtsp);
-            (common::rtsp::describe(&addr, &url, None).0 == 200).then_some(())
-        });
-        let w = Watcher::open(&url);
+        let w = Watcher::open(&format!("rtsp://127.0.0.1:{}/cam", gw.rtsp));
         recoveries.push(live_after(&w, restarted, LONG) - restarted);
         let now = wait_for("the events readable", LONG, || stored_changes(&gw.api));
         assert!(
