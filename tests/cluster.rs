@@ -19,7 +19,7 @@ use base64::Engine as _;
 
 use common::http::{all_events, get_json};
 use common::servers::{Etcd, Postgres, WebhookReceiver};
-use common::{Framegate, free_port, shared, succeeded, wait_for, wait_for_port};
+use common::{Framegate, shared, succeeded, wait_for, wait_for_port};
 
 const TTL_S: u64 = 3;
 
@@ -90,33 +90,30 @@ fn import(etcd: &Etcd, file: &Path) -> std::process::Output {
 }
 
 fn node(etcd: &Etcd, name: &str) -> Framegate {
-    node_on(etcd, name, free_port()).0
+    node_on(etcd, name).0
 }
 
-/// A node whose API listens on `http`.
-fn node_on(etcd: &Etcd, name: &str, http: u16) -> (Framegate, u16) {
-    node_with(etcd, name, http, "", "")
+/// A node and the port its API listens on.
+fn node_on(etcd: &Etcd, name: &str) -> (Framegate, u16) {
+    node_with(etcd, name, "", "")
 }
 
-/// A node whose API listens on `http`, with more of its own config: `server`, keys of its
-/// `[server]` table, and `extra`, TOML tables.
-fn node_with(etcd: &Etcd, name: &str, http: u16, server: &str, extra: &str) -> (Framegate, u16) {
-    node_of(&etcd.endpoints(), name, http, server, extra)
+/// A node with more of its own config: `server`, keys of its `[server]` table, and `extra`,
+/// TOML tables; and the port its API listens on.
+fn node_with(etcd: &Etcd, name: &str, server: &str, extra: &str) -> (Framegate, u16) {
+    node_of(&etcd.endpoints(), name, server, extra)
 }
 
-/// A node that knows only these etcd `endpoints`.
-fn node_of(
-    endpoints: &[String],
-    name: &str,
-    http: u16,
-    server: &str,
-    extra: &str,
-) -> (Framegate, u16) {
+/// A node that knows only these etcd `endpoints`. Its API listens on a port the system gives
+/// it (advertised as such): a port picked by the test could be taken, before the node binds
+/// it, by one of the many servers the tests beside it start on port 0.
+fn node_of(endpoints: &[String], name: &str, server: &str, extra: &str) -> (Framegate, u16) {
     let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     let fg = Framegate::run(&format!(
-        "[server]\nhttp = \"127.0.0.1:{http}\"\nrtsp_port = 0\n{server}\n[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 32\nttl_s = {TTL_S}\n\n{extra}",
+        "[server]\nhttp = \"127.0.0.1:0\"\nrtsp_port = 0\n{server}\n[cluster]\netcd = [{}]\nnode = \"{name}\"\ncapacity = 32\nttl_s = {TTL_S}\n\n{extra}",
         endpoints.join(", ")
     ));
+    let http = fg.http_port(Duration::from_secs(30));
     (fg, http)
 }
 
@@ -308,10 +305,7 @@ fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_jo
     let cams: Vec<String> = (0..6).map(|i| format!("cam{i}")).collect();
     let _dir = import_patterns(&etcd, &cams, "160x90@10", |_| String::new());
     let names = ["node-a", "node-b", "node-c"];
-    let mut running: Vec<(Framegate, u16)> = names
-        .iter()
-        .map(|n| node_on(&etcd, n, free_port()))
-        .collect();
+    let mut running: Vec<(Framegate, u16)> = names.iter().map(|n| node_on(&etcd, n)).collect();
 
     // Cameras spread `per` to a node, each live on its owner and on no other node.
     let spread = |running: &[(Framegate, u16)], names: &[&str], per: usize| {
@@ -422,7 +416,7 @@ fn cameras_spread_over_the_nodes_move_off_a_killed_one_and_rebalance_when_one_jo
 
     // A node joins: it takes its share (two), and only those two move.
     let before = after;
-    running.insert(1, node_on(&etcd, "node-d", free_port()));
+    running.insert(1, node_on(&etcd, "node-d"));
     let now = ["node-a", "node-d", "node-c"];
     let after = wait_for("the new node's share", Duration::from_secs(40), || {
         spread(&running, &now, 2)
@@ -618,10 +612,7 @@ fn sixty_cameras_converge_to_one_owner_each_and_the_etcd_leader_s_death_moves_no
     let ids: Vec<String> = (0..60).map(|i| format!("c{i:02}")).collect();
     let _dir = import_patterns(&etcd, &ids, "64x36@5", |_| String::new());
     let names = ["node-a", "node-b", "node-c"];
-    let running: Vec<(Framegate, u16)> = names
-        .iter()
-        .map(|n| node_on(&etcd, n, free_port()))
-        .collect();
+    let running: Vec<(Framegate, u16)> = names.iter().map(|n| node_on(&etcd, n)).collect();
     let converged = || {
         let o = owners(&etcd);
         let mut count: BTreeMap<String, usize> = BTreeMap::new();
@@ -707,7 +698,7 @@ webhook = {{ url = "{hook}", timeout_s = 2 }}
     let names = ["node-a", "node-b", "node-c"];
     let mut running: BTreeMap<&str, (Framegate, u16)> = names
         .iter()
-        .map(|n| (*n, node_with(&etcd, n, free_port(), &server, &extra)))
+        .map(|n| (*n, node_with(&etcd, n, &server, &extra)))
         .collect();
     for (_, http) in running.values() {
         wait_for_port(*http, long);
@@ -794,11 +785,10 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
     let (_a, a_http) = node_with(
         &etcd,
         "node-a",
-        free_port(),
         &format!("[server.rtsp_auth]\nusers = [\"{USER}\"]"),
         "",
     );
-    let (_b, b_http) = node_with(&etcd, "node-b", free_port(), "", "");
+    let (_b, b_http) = node_with(&etcd, "node-b", "", "");
     let placed = wait_for(
         "one camera live on each node",
         Duration::from_secs(40),
@@ -842,9 +832,14 @@ fn an_rtsp_client_of_any_node_is_redirected_to_the_camera_s_owner() {
         Some(format!("{a_rtsp}/{cam_a}?latency=low").as_str()),
         "path and query kept"
     );
-    // node-a tells nothing to a client that has not logged in: the challenge, no location.
+    // node-a tells nothing to a client that has not logged in: the challenge, no location
+    // (once its view has node-b's camera: 404 before).
     let asked_a = format!("{a_rtsp}/{cam_b}");
-    let (code, location, challenge) = common::rtsp::describe(&hostport(&a_rtsp), &asked_a, None);
+    let (code, location, challenge) = wait_for(
+        "node-a knowing the camera node-b runs",
+        Duration::from_secs(10),
+        || Some(common::rtsp::describe(&hostport(&a_rtsp), &asked_a, None)).filter(|r| r.0 != 404),
+    );
     assert_eq!((code, location), (401, None));
     assert!(challenge.is_some_and(|c| c.starts_with("Basic")));
     let wrong = common::rtsp::describe(
@@ -905,8 +900,8 @@ fn quorum_lost_nodes_keep_cameras_and_pushes_but_a_node_cut_off_alone_fences_its
     let _dir = import_pushed(&etcd, &nginx, "160x90@10");
     // node-a knows only the first etcd member; node-b knows all three.
     let all = etcd.endpoints();
-    let (a, a_http) = node_of(&all[..1], "node-a", free_port(), "", "");
-    let (b, b_http) = node_of(&all, "node-b", free_port(), "", "");
+    let (a, a_http) = node_of(&all[..1], "node-a", "", "");
+    let (b, b_http) = node_of(&all, "node-b", "", "");
     let (placed, _) = one_each_published(&etcd, stat);
 
     // Quorum lost: two of the three members die. Nobody can renew, claim or assign; each node
@@ -1048,7 +1043,7 @@ fn a_camera_a_node_cannot_run_goes_to_a_node_that_can() {
     };
     // node-a plays no files (no media folder): given the camera, it says so in etcd, and the
     // assigner, with no other node, leaves the camera unassigned rather than giving it back.
-    let (a, a_http) = node_with(&etcd, "node-a", free_port(), "", "");
+    let (a, a_http) = node_with(&etcd, "node-a", "", "");
     let refused = wait_for("node-a's refusal in etcd", Duration::from_secs(20), || {
         let c = clip_status();
         (c["refused_by"]["node-a"].is_string() && c["assigned"].is_null()).then_some(c)
@@ -1060,7 +1055,6 @@ fn a_camera_a_node_cannot_run_goes_to_a_node_that_can() {
     let (_b, b_http) = node_with(
         &etcd,
         "node-b",
-        free_port(),
         &format!("media_dirs = [\"{}\"]", media.display()),
         "",
     );
@@ -1085,8 +1079,8 @@ fn the_wall_of_any_node_plays_every_camera_of_the_cluster() {
     let etcd = Etcd::start(1);
     let ids = ["cam0".to_string(), "cam1".to_string()];
     let _dir = import_patterns(&etcd, &ids, "320x180@10", |_| String::new());
-    let (_a, a_http) = node_on(&etcd, "node-a", free_port());
-    let (_b, b_http) = node_on(&etcd, "node-b", free_port());
+    let (_a, a_http) = node_on(&etcd, "node-a");
+    let (_b, b_http) = node_on(&etcd, "node-b");
     let placed = wait_for(
         "one camera live on each node",
         Duration::from_secs(40),

@@ -166,12 +166,14 @@ fn cameras_placed(etcd: &[String]) -> Result<Vec<CameraPlace>> {
 }
 
 /// Starts the node's membership and its rounds (assigning, running the cameras it holds)
-/// when the config has a `[cluster]`, on the current runtime.
+/// when the config has a `[cluster]`, on the current runtime. `http` is where the node's API
+/// listens: what it advertises unless `advertise` says otherwise.
 pub fn join(
     config: &Config,
     manager: Arc<Manager>,
     rtsp: &LazyRtspServer,
     token: Option<&str>,
+    http: std::net::SocketAddr,
 ) -> Result<Option<(Membership, Arc<ClusterView>)>> {
     let Some(c) = &config.cluster else {
         return Ok(None);
@@ -179,7 +181,7 @@ pub fn join(
     let advertise = c
         .advertise
         .clone()
-        .unwrap_or_else(|| format!("http://{}", config.server.http));
+        .unwrap_or_else(|| format!("http://{http}"));
     // The RTSP server runs from the start on a node: it redirects the clients of cameras that
     // other nodes run, and the others redirect here.
     let server = rtsp.get()?;

@@ -88,8 +88,8 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
         crate::redact::register(t);
     }
     let manager = Manager::start(config, config_path, rtsp.clone(), store.clone(), alerts)?;
-    let (membership, cluster_view) =
-        super::cluster::join(config, manager.clone(), &rtsp, token.as_deref())?.unzip();
+    // Bound before the node joins a cluster: a node that cannot listen never registers, and
+    // the address it advertises by default is the one it got (`http` may ask for port 0).
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.server.http))
         .with_context(|| {
@@ -99,6 +99,8 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
             )
         })?;
     let http_addr = listener.local_addr()?;
+    let (membership, cluster_view) =
+        super::cluster::join(config, manager.clone(), &rtsp, token.as_deref(), http_addr)?.unzip();
     tracing::info!(
         auth = if token.is_some() {
             "bearer token"

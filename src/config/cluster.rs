@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 /// Most etcd endpoints.
 pub const MAX_ENDPOINTS: usize = 7;
 
-/// Several framegate nodes as one cluster, coordinated through etcd. So far a node registers
-/// itself under a lease and keeps it alive, and `framegate cluster import` writes the cameras
-/// to etcd; the assignment of cameras to nodes is still to come (docs/cluster.md).
+/// Several framegate nodes as one cluster, coordinated through etcd: each node registers under
+/// a lease it keeps alive, an elected node assigns the cameras (written to etcd by
+/// `framegate cluster import`) to the live nodes, and a node runs a camera only while it holds
+/// its owner key (docs/cluster.md).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -18,7 +19,8 @@ pub struct ClusterConfig {
     /// This node's name, unique in the cluster: 1 to 64 of `a-z`, `A-Z`, `0-9`, `-`, `_`, `.`.
     pub node: String,
     /// Where other nodes and clients reach this node's API (`http://host:port`); by default
-    /// `http://` and `[server] http`.
+    /// `http://` and the address the API listens on (`[server] http`, with the port it got
+    /// when that asks for port 0).
     #[serde(default)]
     pub advertise: Option<String>,
     /// How many cameras this node takes (1 to 10000): the assigner spreads cameras over the live

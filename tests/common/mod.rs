@@ -168,6 +168,17 @@ impl Framegate {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The port its API listens on (from its log, once it listens): for an API on port 0.
+    pub fn http_port(&self, timeout: Duration) -> u16 {
+        const SAID: &str = "HTTP API listening on http://";
+        wait_for("the API listening", timeout, || {
+            let log = self.log();
+            let at = log.find(SAID)? + SAID.len();
+            let addr = log[at..].split_whitespace().next()?;
+            addr.rsplit_once(':')?.1.parse().ok()
+        })
+    }
+
     /// Waits until its log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
         wait_for(&format!("`{needle}` in the log"), timeout, || {
