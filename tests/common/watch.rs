@@ -111,6 +111,16 @@ impl Watcher {
             .map(|(t, _)| *t)
     }
 
+    /// Whether the session failed (an error or the end of the stream): it gets no more frames.
+    pub fn failed(&self) -> bool {
+        self.errors.load(Ordering::Relaxed) > 0 || self.eos.load(Ordering::Relaxed)
+    }
+
+    /// How many frames it has received.
+    pub fn frame_count(&self) -> usize {
+        self.frames.lock().unwrap().len()
+    }
+
     /// Asserts that the client saw no error and no end of stream (`what` names the run).
     pub fn assert_clean(&self, what: &str) {
         assert_eq!(
