@@ -615,6 +615,81 @@ fn file_sources_through_the_api_stay_inside_media_dirs() {
     live(&addr, "f", None);
 }
 
+/// Whether the server closes `s` within `within` (reads to the end; what came is dropped).
+fn closed_by_the_server(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut sink = Vec::new();
+    s.read_to_end(&mut sink).is_ok()
+}
+
+#[test]
+fn rtsp_connections_are_capped_and_those_that_never_play_are_closed() {
+    let (fg, addr) = start(
+        "[server.limits]\nrtsp_clients = 4\nrtsp_setup_timeout_s = 1.5",
+        &format!("{PATTERN}outputs = [ {{ kind = \"rtsp\" }} ]\n"),
+    );
+    live(&addr, "cam", None);
+    let rtsp = format!("127.0.0.1:{}", fg.rtsp_port(LONG));
+    let now = |key: &str| {
+        request(&addr, "GET", "/api/limits", None, None).json()["now"][key]
+            .as_u64()
+            .unwrap()
+    };
+    // A player: it sets up a session at once and plays on past the set-up time.
+    let player = common::watch::Watcher::open(&format!("rtsp://{rtsp}/cam"));
+    wait_for("frames at the player", LONG, || {
+        (player.frame_count() > 0).then_some(())
+    });
+    // Three connections that never play: one silent, one asking only for OPTIONS, one that
+    // speaks HTTP to the RTSP port (gst-rtsp-server answers 503 and would keep it open).
+    let mut silent = TcpStream::connect(&rtsp).unwrap();
+    let mut asking = TcpStream::connect(&rtsp).unwrap();
+    asking
+        .write_all(format!("OPTIONS rtsp://{rtsp}/cam RTSP/1.0\r\nCSeq: 1\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut http = TcpStream::connect(&rtsp).unwrap();
+    http.write_all(b"GET /api/streams HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    wait_for("four RTSP connections open", LONG, || {
+        (now("rtsp_clients") == 4).then_some(())
+    });
+    // The cap is reached: one more is closed at once.
+    let mut fifth = TcpStream::connect(&rtsp).unwrap();
+    assert!(
+        closed_by_the_server(&mut fifth, Duration::from_secs(5)),
+        "a connection over the cap stayed open"
+    );
+    assert!(now("rtsp_refused") >= 1);
+    // Those that set up no session are closed after the set-up time (not gst's minute).
+    let t = Instant::now();
+    for (what, s) in [
+        ("silent", &mut silent),
+        ("asking", &mut asking),
+        ("http", &mut http),
+    ] {
+        assert!(
+            closed_by_the_server(s, Duration::from_secs(10)),
+            "the {what} connection stayed open"
+        );
+    }
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(now("rtsp_idle_closed") >= 3);
+    wait_for("only the player's connection open", LONG, || {
+        (now("rtsp_clients") == 1).then_some(())
+    });
+    // The player plays on.
+    let seen = player.frame_count();
+    wait_for("the player still getting frames", LONG, || {
+        (player.frame_count() > seen + 10).then_some(())
+    });
+    player.assert_clean("the player");
+    let metrics = request(&addr, "GET", "/metrics", None, None).body;
+    assert!(
+        metrics.contains("framegate_edge_rtsp_clients 1"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn the_rtsp_output_needs_its_users_credentials() {
     let rtsp = free_port();

@@ -57,10 +57,15 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> Result<()> {
         );
     }
     // Bound when the first stream with an `rtsp` output starts (at once on a cluster node).
+    let limits = &config.server.limits;
     let rtsp = Arc::new(LazyRtspServer::new(
         config.server.bind,
         config.server.rtsp_port,
         rtsp_users,
+        crate::publish::RtspClientLimits {
+            connections: limits.rtsp_clients as usize,
+            setup_timeout: Duration::from_secs_f64(limits.rtsp_setup_timeout_s),
+        },
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

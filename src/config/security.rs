@@ -48,6 +48,15 @@ pub struct LimitsConfig {
     /// refused (429) for the rest of the minute.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Most connections to framegate's RTSP server at once (each RTSP viewer holds one); one
+    /// more is closed as soon as it connects.
+    #[serde(default = "default_rtsp_clients")]
+    pub rtsp_clients: u32,
+    /// Seconds an RTSP connection may stay open without setting up a session: players do it
+    /// within a second; a connection that sends nothing, or only asks and never plays, is
+    /// closed after this (a 302 or 401 answer counts as asking).
+    #[serde(default = "default_rtsp_setup_timeout")]
+    pub rtsp_setup_timeout_s: f64,
 }
 
 impl Default for LimitsConfig {
@@ -63,6 +72,8 @@ impl Default for LimitsConfig {
             whep_sessions_total: default_whep_total(),
             held_requests: default_held(),
             auth_failures_per_minute: default_auth_failures(),
+            rtsp_clients: default_rtsp_clients(),
+            rtsp_setup_timeout_s: default_rtsp_setup_timeout(),
         }
     }
 }
@@ -97,6 +108,12 @@ fn default_held() -> u32 {
 fn default_auth_failures() -> u32 {
     20
 }
+fn default_rtsp_clients() -> u32 {
+    512
+}
+fn default_rtsp_setup_timeout() -> f64 {
+    10.0
+}
 
 impl LimitsConfig {
     /// Checks every cap and timeout against its range.
@@ -130,10 +147,17 @@ impl LimitsConfig {
             self.auth_failures_per_minute,
             100_000,
         )?;
+        count("rtsp_clients", self.rtsp_clients, 100_000)?;
         within(
             "server.limits.header_read_timeout_s",
             self.header_read_timeout_s,
             0.1,
+            600.0,
+        )?;
+        within(
+            "server.limits.rtsp_setup_timeout_s",
+            self.rtsp_setup_timeout_s,
+            0.5,
             600.0,
         )?;
         Ok(())
@@ -286,5 +310,31 @@ mod tests {
             ..LimitsConfig::default()
         };
         assert!(c.validate().is_err());
+        for (c, field) in [
+            (
+                LimitsConfig {
+                    rtsp_clients: 0,
+                    ..LimitsConfig::default()
+                },
+                "server.limits.rtsp_clients",
+            ),
+            (
+                LimitsConfig {
+                    rtsp_setup_timeout_s: f64::NAN,
+                    ..LimitsConfig::default()
+                },
+                "server.limits.rtsp_setup_timeout_s",
+            ),
+            (
+                LimitsConfig {
+                    rtsp_setup_timeout_s: 0.0,
+                    ..LimitsConfig::default()
+                },
+                "server.limits.rtsp_setup_timeout_s",
+            ),
+        ] {
+            let e = c.validate().expect_err(field);
+            assert!(e.contains(field), "{e}");
+        }
     }
 }

@@ -41,7 +41,9 @@ pub use media_factory::{MediaBuilder, MediaFactory};
 pub use push::{OutputState, PushOutput, PushStatus};
 pub use redis::{RedisCounters, RedisPublisher};
 pub use rtp_clock::{BoxReader, MAX_BOX_READERS, RtpClock};
-pub use rtsp_server::{LazyRtspServer, RtspServer};
+pub use rtsp_server::{
+    ClientLimits as RtspClientLimits, LazyRtspServer, RtspServer, rtsp_client_counts,
+};
 pub use switch::{On as VideoOn, Switch, SwitchStats, Verdict, VideoSwitch};
 pub use whep::{
     IceSettings, WhepFull, WhepHub, WhepStatus, h264_payload_type, parse_offer, whep_sessions_total,

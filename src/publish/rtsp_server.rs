@@ -4,7 +4,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use gst::glib;
@@ -23,6 +25,31 @@ const VIEWER_ROLE: &str = "viewer";
 
 /// Access units an RTSP mount may hold before it drops and waits for a key frame (1 s at 25 fps).
 const MOUNT_QUEUE_FRAMES: u64 = 25;
+
+/// RTSP client connections open now (every server of the process).
+static CLIENTS_OPEN: AtomicUsize = AtomicUsize::new(0);
+/// Connections closed at once because as many were open as may be.
+static CLIENTS_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Connections closed because they set up no session in time.
+static CLIENTS_IDLE_CLOSED: AtomicU64 = AtomicU64::new(0);
+
+/// (RTSP connections open now, closed for the cap, closed for setting up no session in time).
+pub fn rtsp_client_counts() -> (usize, u64, u64) {
+    (
+        CLIENTS_OPEN.load(Ordering::Relaxed),
+        CLIENTS_REFUSED.load(Ordering::Relaxed),
+        CLIENTS_IDLE_CLOSED.load(Ordering::Relaxed),
+    )
+}
+
+/// What one client may hold of an RTSP server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    /// Most connections open at once.
+    pub connections: usize,
+    /// Time a connection has to set up a session.
+    pub setup_timeout: Duration,
+}
 
 /// A running RTSP server with its own GLib main loop thread.
 pub struct RtspServer {
@@ -205,6 +232,47 @@ impl RtspServer {
         });
     }
 
+    /// Bounds the connections: one more than `limits.connections` is closed as soon as it is
+    /// open, and one that has set up no session within `limits.setup_timeout` is closed then
+    /// (gst-rtsp-server alone keeps any number of them, each for a minute, and one that asked
+    /// in HTTP for ever). Call once, before clients come.
+    pub fn limit_clients(&self, limits: ClientLimits) {
+        let context = self.main_loop.context();
+        self.server.connect_client_connected(move |_, client| {
+            let open = CLIENTS_OPEN.fetch_add(1, Ordering::SeqCst) + 1;
+            // Counted until the server lets go of the client, whoever closed it.
+            let _ = client.add_weak_ref_notify(|| {
+                CLIENTS_OPEN.fetch_sub(1, Ordering::SeqCst);
+            });
+            let over = open > limits.connections;
+            let session = Arc::new(AtomicBool::new(false));
+            if !over {
+                let s = session.clone();
+                client.connect_new_session(move |_, _| s.store(true, Ordering::SeqCst));
+            }
+            // Closed from the server's own loop, once the client is attached to it.
+            let weak = client.downgrade();
+            let delay = if over {
+                Duration::ZERO
+            } else {
+                limits.setup_timeout
+            };
+            let close = glib::timeout_source_new(delay, None, glib::Priority::DEFAULT, move || {
+                if let Some(c) = weak.upgrade() {
+                    if over {
+                        CLIENTS_REFUSED.fetch_add(1, Ordering::Relaxed);
+                        c.close();
+                    } else if !session.load(Ordering::SeqCst) {
+                        CLIENTS_IDLE_CLOSED.fetch_add(1, Ordering::Relaxed);
+                        c.close();
+                    }
+                }
+                glib::ControlFlow::Break
+            });
+            close.attach(Some(&context));
+        });
+    }
+
     /// Whether something is served at exactly `path`.
     pub fn is_mounted(&self, path: &str) -> bool {
         crate::supervise::lock(&self.mounted).contains(path)
@@ -240,17 +308,25 @@ pub struct LazyRtspServer {
     bind: IpAddr,
     port: u16,
     users: Vec<(String, String)>,
+    limits: ClientLimits,
     started: std::sync::Mutex<Option<Arc<RtspServer>>>,
 }
 
 impl LazyRtspServer {
     /// A server for `bind:port` (`port` 0 picks a free one when it starts), asking these
-    /// `(user, password)` pairs to log in when there are any.
-    pub fn new(bind: IpAddr, port: u16, users: Vec<(String, String)>) -> Self {
+    /// `(user, password)` pairs to log in when there are any, its connections bounded by
+    /// `limits`.
+    pub fn new(
+        bind: IpAddr,
+        port: u16,
+        users: Vec<(String, String)>,
+        limits: ClientLimits,
+    ) -> Self {
         Self {
             bind,
             port,
             users,
+            limits,
             started: std::sync::Mutex::new(None),
         }
     }
@@ -262,6 +338,7 @@ impl LazyRtspServer {
             return Ok(s.clone());
         }
         let server = RtspServer::start(self.bind, self.port)?;
+        server.limit_clients(self.limits);
         if !self.users.is_empty() {
             let pairs: Vec<(&str, &str)> = self
                 .users

@@ -170,10 +170,19 @@ impl Framegate {
 
     /// The port its API listens on (from its log, once it listens): for an API on port 0.
     pub fn http_port(&self, timeout: Duration) -> u16 {
-        const SAID: &str = "HTTP API listening on http://";
-        wait_for("the API listening", timeout, || {
+        self.port_after("HTTP API listening on http://", timeout)
+    }
+
+    /// The port its RTSP server listens on (from its log, once it listens): for `rtsp_port = 0`.
+    pub fn rtsp_port(&self, timeout: Duration) -> u16 {
+        self.port_after("RTSP server listening on ", timeout)
+    }
+
+    /// The port of the `host:port` its log writes after `said`, once it does.
+    fn port_after(&self, said: &str, timeout: Duration) -> u16 {
+        wait_for(&format!("`{said}` in the log"), timeout, || {
             let log = self.log();
-            let at = log.find(SAID)? + SAID.len();
+            let at = log.find(said)? + said.len();
             let addr = log[at..].split_whitespace().next()?;
             addr.rsplit_once(':')?.1.parse().ok()
         })

@@ -97,6 +97,12 @@ pub struct EdgeReport {
     pub held: usize,
     /// LL-HLS requests refused because as many waited as may.
     pub held_refused: u64,
+    /// Connections to the RTSP server open now.
+    pub rtsp_clients: usize,
+    /// RTSP connections closed at once because as many were open as may be.
+    pub rtsp_refused: u64,
+    /// RTSP connections closed because they set up no session in time.
+    pub rtsp_idle_closed: u64,
 }
 
 /// The counters now; `viewers` is the number of MJPEG and WebSocket viewers, `held` the number
@@ -104,6 +110,7 @@ pub struct EdgeReport {
 pub fn report(viewers: usize, held: usize) -> EdgeReport {
     let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (jpeg_encoders, jpeg_refused) = crate::publish::jpeg_encoder_counts();
+    let (rtsp_clients, rtsp_refused, rtsp_idle_closed) = crate::publish::rtsp_client_counts();
     EdgeReport {
         connections_open: EDGE.connections_open.load(Ordering::Relaxed),
         connections_accepted: l(&EDGE.connections_accepted),
@@ -123,6 +130,9 @@ pub fn report(viewers: usize, held: usize) -> EdgeReport {
         jpeg_refused,
         held,
         held_refused: l(&EDGE.held_refused),
+        rtsp_clients,
+        rtsp_refused,
+        rtsp_idle_closed,
     }
 }
 
@@ -134,7 +144,12 @@ pub fn prometheus(r: &EdgeReport) -> String {
         for (k, val) in map {
             let gauge = matches!(
                 k.as_str(),
-                "connections_open" | "viewers" | "whep_sessions" | "jpeg_encoders" | "held"
+                "connections_open"
+                    | "viewers"
+                    | "whep_sessions"
+                    | "jpeg_encoders"
+                    | "held"
+                    | "rtsp_clients"
             );
             let name = if gauge {
                 format!("framegate_edge_{k}")
