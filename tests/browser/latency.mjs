@@ -93,7 +93,14 @@ async function measure({ base, stream, transport, viewers, seconds }) {
     v.t0 = performance.now();
     hls.loadSource(`${base}/streams/${stream}/llhls/index.m3u8`);
     hls.attachMedia(video);
-    hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) v.error = `${d.type}: ${d.details}`; });
+    // Errors hls.js recovers from are kept too (a stall shows up as one): they say what it
+    // waited for when a run sees few frames.
+    v.recovered = [];
+    hls.on(Hls.Events.ERROR, (_, d) => {
+      const what = `${d.type}: ${d.details}${d.frag ? ` (sn ${d.frag.sn}, part ${d.part ? d.part.index : "-"})` : ""}`;
+      if (d.fatal) v.error = what;
+      else if (v.recovered.length < 20) v.recovered.push(`${Math.round(performance.now() - v.t0)} ms ${what}`);
+    });
     video.play().catch(() => {});
     onVideoFrames(v, video);
     const timer = setInterval(() => { if (measuring && hls.latency) v.hlsLatency.push(hls.latency); }, 250);
@@ -155,6 +162,7 @@ async function measure({ base, stream, transport, viewers, seconds }) {
     frames: vs.map((v) => v.frames),
     unstamped: vs.map((v) => v.unstamped),
     errors: vs.map((v) => v.error || null).filter(Boolean),
+    recovered: vs.flatMap((v) => v.recovered || []),
     latencyMs: { n: samples.length, p50: pct(0.5), p95: pct(0.95), min: pct(0), max: samples.length ? Math.round(samples[samples.length - 1]) : null },
     hlsLatencyS: hlsLatency.length ? hlsLatency.reduce((a, b) => a + b, 0) / hlsLatency.length : null,
     cpuPercent: m0.cpu !== null && m1.cpu !== null ? Math.round(((m1.cpu - m0.cpu) / ((m1.at - m0.at) / 1000)) * 1000) / 10 : null,
