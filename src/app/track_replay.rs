@@ -7,6 +7,8 @@
 //! detector result found in the frame of time `t` (seconds); `"boxes": null` (or no `boxes`)
 //! is a frame without a result (the tracks are predicted to it). Output, one line per input
 //! line: `{"t": ..., "tracks": [{"id": 1, "box": [x, y, w, h], "label": ..., "score": ...}]}`,
+//! with `"events": [{"kind": "line.crossed", "class": ..., "data": {...}}]` when the tracker
+//! made some at that frame (objects started and ended, lines crossed, zones entered and left),
 //! then a last line `{"counts": {...}, "updates": N, "mean_update_ms": ...}`.
 
 use std::io::{BufRead, Write};
@@ -22,6 +24,8 @@ use crate::process::{Hooks, Processor, Track};
 const MAX_LINE: usize = 1 << 20;
 /// Most boxes in one result.
 const MAX_BOXES: usize = 10_000;
+/// Most events kept between two frames (more are dropped).
+const MAX_EVENTS: usize = 65_536;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +84,12 @@ pub fn replay(
         })
         .unwrap_or_default();
     let (lines, zones) = stream.map_or((&[][..], &[][..]), |s| (&s.lines[..], &s.zones[..]));
-    let mut track = Track::new(&settings, lines, zones, &Hooks::default());
+    let (events, mut happened) = crate::store::EventSink::channel(MAX_EVENTS);
+    let hooks = Hooks {
+        events,
+        ..Hooks::default()
+    };
+    let mut track = Track::new(&settings, lines, zones, &hooks);
     let handle = track.handle();
     let id = StreamId::try_from("replay".to_string()).map_err(anyhow::Error::msg)?;
     let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, size[0], size[1])
@@ -151,7 +160,15 @@ pub fn replay(
                 })
             })
             .collect();
-        serde_json::to_writer(&mut out, &serde_json::json!({ "t": r.t, "tracks": tracks }))?;
+        let mut line = serde_json::json!({ "t": r.t, "tracks": tracks });
+        let mut made = Vec::new();
+        while let Ok(e) = happened.try_recv() {
+            made.push(serde_json::json!({ "kind": e.kind, "class": e.class, "data": e.data }));
+        }
+        if !made.is_empty() {
+            line["events"] = made.into();
+        }
+        serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
         frames += 1;
     }
@@ -235,6 +252,20 @@ lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
             .map(|t| t["id"].as_u64().unwrap())
             .collect();
         assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![1]);
+        // The crossing is an event of the frame it happened in.
+        let crossed: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["events"].as_array().cloned())
+            .flatten()
+            .filter(|e| e["kind"] == "line.crossed")
+            .collect();
+        assert_eq!(crossed.len(), 1, "{crossed:?}");
+        assert_eq!(crossed[0]["class"], "person", "{crossed:?}");
+        assert!(
+            crossed[0]["data"].to_string().contains("forward"),
+            "{crossed:?}"
+        );
     }
 
     #[test]

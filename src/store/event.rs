@@ -215,6 +215,13 @@ impl EventSink {
         Self::default()
     }
 
+    /// A sink whose events the caller takes from the receiver (a tool that runs processors
+    /// without a store); past `capacity` waiting, events are dropped.
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Self::new(tx, Arc::default(), false), rx)
+    }
+
     pub(super) fn new(tx: mpsc::Sender<Event>, dropped: Arc<Dropped>, snapshots: bool) -> Self {
         Self {
             tx: Some(tx),
