@@ -5,14 +5,10 @@
 // the boxes' green was on the canvas.
 //
 // usage: node boxes.mjs URL SECONDS STREAM...
-import { chromium } from "playwright-core";
+import { launchChromium, QUIET } from "./chromium.mjs";
 
 const [url, seconds, ...ids] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium([...QUIET]);
 const out = {};
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

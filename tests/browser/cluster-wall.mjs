@@ -4,14 +4,10 @@
 // those over WebRTC. Prints one JSON line.
 //
 // usage: node cluster-wall.mjs URL EXPECTED_TILES REMOTE_ID
-import { chromium } from "playwright-core";
+import { launchChromium, QUIET } from "./chromium.mjs";
 
 const [url, expected, remote] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium([...QUIET]);
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = [];

@@ -4,13 +4,10 @@
 // happened to each (framegate must refuse them; the test checks its side too).
 //
 // usage: node cross-origin.mjs PAGE_URL FRAMEGATE_URL
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [pageUrl, target] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(pageUrl);

@@ -5,14 +5,13 @@
 // Prints one JSON line.
 //
 // usage: node dashboard-sound.mjs URL STREAM_ID [TRANSPORT]
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, id, transport = "webrtc"] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=user-gesture-required",
-         "--disable-features=WebRtcHideLocalIpsWithMdns"],
-});
+const browser = await launchChromium([
+  "--autoplay-policy=user-gesture-required",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+]);
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = [];

@@ -6,16 +6,12 @@
 //   FRAMEGATE_TOKEN (environment): the API token the page is to use.
 // With MEASURE_SECONDS, it then watches the last camera that long and reports bandwidth per
 // viewer (a tile, the large view) and the large view's picture latency.
-import { chromium } from "playwright-core";
+import { launchChromium, QUIET } from "./chromium.mjs";
 import { bigLit, countVideoFrames, tileSums } from "./page-checks.mjs";
 
 const [url, expected, switchCount, screenshot, measure] = process.argv.slice(2);
 const tiles = Number(expected);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium([...QUIET]);
 try {
   // With FRAMEGATE_TOKEN, pages start with the API token in their storage (as after the
   // "API token" prompt), so that they work against a framegate whose reads are closed.

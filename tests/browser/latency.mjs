@@ -6,17 +6,16 @@
 //
 // usage: node latency.mjs BASE_URL STREAM_ID PHASES
 //   PHASES: JSON list of {"transport": "webrtc"|"llhls"|"mjpeg"|"ws", "viewers": N, "seconds": S}
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { fileURLToPath } from "node:url";
 
 const [base, stream, phasesJson] = process.argv.slice(2);
 const phases = JSON.parse(phasesJson);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-         "--disable-features=WebRtcHideLocalIpsWithMdns"],
-});
+const browser = await launchChromium([
+  "--autoplay-policy=no-user-gesture-required",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+]);
 const results = [];
 try {
   for (const phase of phases) {

@@ -3,13 +3,10 @@
 //
 // usage: node screenshot.mjs URL STREAM_ID OUT.png   (e.g. against `framegate run`, the demo:
 //        node tests/browser/screenshot.mjs http://127.0.0.1:8080/ demo-people docs/img/dashboard.png)
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, stream, out] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(url);

@@ -4,13 +4,10 @@
 // JSON line: the page's protocol, the tiles with a picture, and any certificate error.
 //
 // usage: node tls.mjs HTTPS_URL SPKI_SHA256_BASE64
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, spki] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", `--ignore-certificate-errors-spki-list=${spki}`],
-});
+const browser = await launchChromium([`--ignore-certificate-errors-spki-list=${spki}`]);
 try {
   const page = await browser.newPage();
   const errors = [];
