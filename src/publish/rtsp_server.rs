@@ -42,10 +42,10 @@ pub fn rtsp_client_counts() -> (usize, u64, u64) {
     )
 }
 
-/// What one client may hold of an RTSP server.
+/// How many connections an RTSP server keeps, and how long one may stay without a session.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientLimits {
-    /// Most connections open at once.
+    /// Most connections open at once, all clients together.
     pub connections: usize,
     /// Time a connection has to set up a session.
     pub setup_timeout: Duration,
