@@ -59,7 +59,16 @@ pub struct TrackConfig {
     /// most 16 groups of 2 to 16 classes, a class in one group only.
     #[serde(default = "default_class_groups")]
     pub class_groups: Vec<Vec<String>>,
+    /// Per class, the score at which an unmatched box of that class starts a track, instead of
+    /// `new_track_score` (0 to 1): for a detector that scores one class lower than another
+    /// (`{ car = 0.3, truck = 0.3 }` with `new_track_score = 0.5`). Tracks start from boxes
+    /// at or above `high_score`, so a value under it acts as `high_score`. At most 64 classes.
+    #[serde(default)]
+    pub new_track_scores: std::collections::BTreeMap<String, f32>,
 }
+
+/// Most classes in `new_track_scores`.
+pub const MAX_CLASS_SCORES: usize = 64;
 
 /// Most class groups, and most classes in one.
 pub const MAX_CLASS_GROUPS: usize = 16;
@@ -88,8 +97,14 @@ impl Default for TrackConfig {
             trail: default_trail(),
             anchor: Anchor::default(),
             class_groups: default_class_groups(),
+            new_track_scores: Default::default(),
         }
     }
+}
+
+/// A class name: 1 to 64 printable characters.
+fn is_class_name(c: &str) -> bool {
+    !c.is_empty() && c.chars().count() <= 64 && !c.chars().any(char::is_control)
 }
 
 fn default_class_groups() -> Vec<Vec<String>> {
@@ -152,7 +167,31 @@ impl TrackConfig {
                 self.trail
             ));
         }
-        self.validate_class_groups()
+        self.validate_class_groups()?;
+        self.validate_new_track_scores()
+    }
+
+    fn validate_new_track_scores(&self) -> Result<(), String> {
+        if self.new_track_scores.len() > MAX_CLASS_SCORES {
+            return Err(format!(
+                "track.new_track_scores has {} classes (at most {MAX_CLASS_SCORES})",
+                self.new_track_scores.len()
+            ));
+        }
+        for (c, v) in &self.new_track_scores {
+            if !is_class_name(c) {
+                return Err(format!(
+                    "track.new_track_scores: {c:?} is not a class name (1 to 64 printable characters)"
+                ));
+            }
+            within(
+                &format!("track.new_track_scores.{c}"),
+                f64::from(*v),
+                0.0,
+                1.0,
+            )?;
+        }
+        Ok(())
     }
 
     fn validate_class_groups(&self) -> Result<(), String> {
@@ -171,7 +210,7 @@ impl TrackConfig {
                 ));
             }
             for c in g {
-                if c.is_empty() || c.chars().count() > 64 || c.chars().any(char::is_control) {
+                if !is_class_name(c) {
                     return Err(format!(
                         "track.class_groups[{i}]: {c:?} is not a class name (1 to 64 printable characters)"
                     ));
@@ -392,6 +431,22 @@ mod tests {
             },
             TrackConfig {
                 match_iou: 0.0,
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                new_track_scores: [("car".to_string(), f32::NAN)].into(),
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                new_track_scores: [("car".to_string(), 1.5)].into(),
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                new_track_scores: [(String::new(), 0.3)].into(),
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                new_track_scores: (0..65).map(|i| (format!("c{i}"), 0.3)).collect(),
                 ..TrackConfig::default()
             },
         ];

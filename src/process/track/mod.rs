@@ -168,7 +168,8 @@ impl Track {
         Self {
             anchor: config.anchor,
             tracker: Tracker::new(params)
-                .with_class_groups(tracker::ClassGroups::new(&config.class_groups)),
+                .with_class_groups(tracker::ClassGroups::new(&config.class_groups))
+                .with_new_track_scores(&config.new_track_scores),
             counter,
             handle: std::sync::Arc::new(handle),
             last_pts: None,

@@ -119,6 +119,10 @@ pub struct Track {
     filter: BoxFilter,
     /// Stream time the filter is at.
     t: f64,
+    /// Its usual size `[w, h]`, learnt from the boxes that showed all of it.
+    usual: [f64; 2],
+    /// Since when its boxes have shown only part of it (see [`partial_view`]), if they do.
+    partial_since: Option<f64>,
 }
 
 impl Track {
@@ -210,11 +214,64 @@ pub struct Changes {
 pub struct Tracker {
     params: Params,
     groups: ClassGroups,
+    /// Per class, the score that starts a track instead of `params.new_track_score`.
+    new_track_scores: Vec<(String, f32)>,
     tracks: Vec<Track>,
     next_id: u64,
     last_t: Option<f64>,
     /// The frame's width and height, once known: shown boxes are clipped to it.
     frame: Option<[f64; 2]>,
+}
+
+/// Along an axis, a box whose extent shrank to under this fraction of what it did along the
+/// other axis (against the track's usual size) shows part of the object on that axis.
+const PARTIAL_RATIO: f64 = 0.85;
+/// The least share of such a box within the track's box (of its usual size).
+const PARTIAL_INSIDE: f64 = 0.8;
+/// How far each whole view moves a track's usual size towards the size seen.
+const SIZE_LEARNING: f64 = 0.25;
+
+/// The whole object's box when a matched box `seen` shows only part of it, or `None` when it
+/// shows the whole. An object passing behind another (or leaving the picture) is boxed by what
+/// is left of it: taken as it is, the filter would shrink the track towards a sliver and learn a
+/// shrinking speed, and the object, whole again, would no longer overlap its own track. A part
+/// is told from a change of size by its shape: an object moving away shrinks along both axes,
+/// one hidden in part along one. So a box within the track's predicted box (of the track's
+/// usual size `usual`, `[w, h]`) that shrank along one axis much more than along the other keeps
+/// the usual extent on that axis and is placed by its edge that agrees with the prediction (the
+/// hidden side is the other one).
+fn partial_view(predicted: Cxcywh, usual: [f64; 2], seen: Cxcywh) -> Option<Cxcywh> {
+    let track = [predicted[0], predicted[1], usual[0], usual[1]];
+    let (t, s) = (xywh(track), xywh(seen));
+    if intersection(t, s) < PARTIAL_INSIDE * s[2] * s[3] {
+        return None;
+    }
+    let ratio = [seen[2] / usual[0], seen[3] / usual[1]];
+    // Shrunk along an axis, and much more than along the other.
+    let shrunk = |a: usize| ratio[a] < PARTIAL_RATIO * ratio[1 - a].min(1.0);
+    let axis = match (shrunk(0), shrunk(1)) {
+        (true, false) => 0,
+        (false, true) => 1,
+        _ => return None,
+    };
+    let extent = usual[axis];
+    let (t0, t1) = (t[axis], t[axis] + t[2 + axis]);
+    let (s0, s1) = (s[axis], s[axis] + s[2 + axis]);
+    let mut whole = seen;
+    whole[axis] = if (s0 - t0).abs() <= (s1 - t1).abs() {
+        s0 + extent / 2.0
+    } else {
+        s1 - extent / 2.0
+    };
+    whole[2 + axis] = extent;
+    Some(whole)
+}
+
+/// The area two `[x, y, w, h]` boxes share.
+fn intersection(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let h = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    w.max(0.0) * h.max(0.0)
 }
 
 fn xywh(b: Cxcywh) -> [f64; 4] {
@@ -294,6 +351,7 @@ impl Tracker {
         Self {
             params,
             groups: ClassGroups::default(),
+            new_track_scores: Vec::new(),
             tracks: Vec::new(),
             next_id: 1,
             last_t: None,
@@ -305,6 +363,24 @@ impl Tracker {
     pub fn with_class_groups(mut self, groups: ClassGroups) -> Self {
         self.groups = groups;
         self
+    }
+
+    /// Gives classes their own score for starting a track (the others keep
+    /// `new_track_score`): a detector can score one class lower than another.
+    pub fn with_new_track_scores<'a>(
+        mut self,
+        scores: impl IntoIterator<Item = (&'a String, &'a f32)>,
+    ) -> Self {
+        self.new_track_scores = scores.into_iter().map(|(c, s)| (c.clone(), *s)).collect();
+        self
+    }
+
+    /// The score at which an unmatched box of `class` starts a track.
+    fn new_track_score(&self, class: &str) -> f32 {
+        self.new_track_scores
+            .iter()
+            .find(|(c, _)| c == class)
+            .map_or(self.params.new_track_score, |(_, s)| *s)
     }
 
     /// Tells the frame's size: shown boxes are clipped to the frame, and a lost track last seen
@@ -426,11 +502,35 @@ impl Tracker {
 
         let mut changes = Changes::default();
         let mut hit = vec![false; self.tracks.len()];
+        let frame = self.frame;
         for &(ti, di) in &matched {
             hit[ti] = true;
             let d = &inputs[di];
             let track = &mut self.tracks[ti];
-            track.filter.update(cxcywh(d.rect));
+            let seen = cxcywh(d.rect);
+            // A box cut by the picture's edge is the object leaving or entering: its track is
+            // let go at the edge (see `at`), not kept whole.
+            let at_edge = frame.is_some_and(|[w, h]| {
+                let r = d.rect;
+                r[0] <= 1.0 || r[1] <= 1.0 || r[0] + r[2] >= w - 1.0 || r[1] + r[3] >= h - 1.0
+            });
+            let whole = (!at_edge)
+                .then(|| partial_view(track.filter.state(), track.usual, seen))
+                .flatten();
+            match whole {
+                // Hidden in part for longer than a lost track is kept: what the detector sees
+                // is the object's size now.
+                Some(whole) if t - *track.partial_since.get_or_insert(t) <= p.max_lost_s => {
+                    track.filter.update(whole);
+                }
+                _ => {
+                    track.partial_since = None;
+                    for (u, s) in track.usual.iter_mut().zip([seen[2], seen[3]]) {
+                        *u += SIZE_LEARNING * (s.max(1.0) - *u);
+                    }
+                    track.filter.update(seen);
+                }
+            }
             track.hits = track.hits.saturating_add(1);
             track.score = d.score;
             track.best_score = track.best_score.max(d.score);
@@ -475,7 +575,7 @@ impl Tracker {
         let used: Vec<usize> = third.iter().map(|p| p.1).collect();
         for &di in high_left.iter().filter(|d| !used.contains(d)) {
             let d = &inputs[di];
-            if d.score < p.new_track_score {
+            if d.score < self.new_track_score(d.class) {
                 continue;
             }
             let filter = BoxFilter::new(cxcywh(d.rect));
@@ -493,6 +593,8 @@ impl Tracker {
                 votes: Vec::new(),
                 filter,
                 t,
+                usual: [d.rect[2], d.rect[3]],
+                partial_since: None,
             };
             track.vote(d.class, d.score);
             self.next_id += 1;
@@ -634,6 +736,104 @@ mod tests {
         }
         assert_eq!(ended.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1]);
         assert!(tr.tracks().is_empty());
+    }
+
+    #[test]
+    fn a_box_showing_part_of_the_object_keeps_the_track_s_size_on_its_seen_side() {
+        let track = [200.0, 100.0, 180.0, 90.0]; // cx, cy, w, h: x from 110 to 290
+        let usual = [180.0, 90.0];
+        // Its front hidden: the box of its rear, from 110 to 200.
+        let rear = [155.0, 100.0, 90.0, 90.0];
+        let whole = partial_view(track, usual, rear).expect("a part");
+        assert_eq!(whole, [200.0, 100.0, 180.0, 90.0]);
+        // Its rear hidden: placed by the front edge.
+        let front = [260.0, 100.0, 60.0, 90.0];
+        assert_eq!(partial_view(track, usual, front), Some(track));
+        // Its lower half hidden (behind a nearer object): placed by its top.
+        let top = [200.0, 77.5, 180.0, 45.0];
+        assert_eq!(partial_view(track, usual, top), Some(track));
+        // Smaller along both axes (moving away), or a little moved: taken as it is.
+        assert_eq!(
+            partial_view(track, usual, [200.0, 100.0, 270.0, 90.0]),
+            None,
+            "grown"
+        );
+        assert_eq!(
+            partial_view(track, usual, [200.0, 100.0, 120.0, 60.0]),
+            None
+        );
+        assert_eq!(
+            partial_view(track, usual, [204.0, 101.0, 170.0, 86.0]),
+            None
+        );
+        // A small box mostly outside the track's: not a part of it.
+        assert_eq!(partial_view(track, usual, [330.0, 100.0, 60.0, 90.0]), None);
+    }
+
+    #[test]
+    fn a_car_passing_behind_a_person_keeps_its_track() {
+        // A car 180 px long drives right at 200 px/s behind a person standing over x 300..360:
+        // the detector boxes what it sees of the car (its rear while the front is hidden),
+        // misses it while it is mostly hidden, and boxes it whole once past.
+        let mut tr = Tracker::new(Params::default());
+        let mut ids = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let t = 0.08 * f64::from(i);
+            let x = 20.0 + 200.0 * t;
+            let (x0, x1) = (x, x + 180.0);
+            let seen = if x1 <= 300.0 || x0 >= 360.0 {
+                Some([x0, 300.0, 180.0, 90.0])
+            } else if 300.0 - x0 >= 60.0 {
+                Some([x0, 300.0, 300.0 - x0, 90.0])
+            } else if x1 - 360.0 >= 120.0 {
+                Some([360.0, 300.0, x1 - 360.0, 90.0])
+            } else {
+                None
+            };
+            let inputs: Vec<Input<'_>> = seen
+                .map(|rect| Input {
+                    rect,
+                    class: "car",
+                    score: 0.8,
+                })
+                .into_iter()
+                .collect();
+            tr.update(&inputs, t);
+            ids.extend(tr.at(t).map(|(t, _)| t.id));
+        }
+        assert_eq!(ids.len(), 1, "one car, one track: {ids:?}");
+        let car = &tr.tracks()[0];
+        assert!(
+            (car.rect()[2] - 180.0).abs() < 10.0,
+            "its size kept: {:?}",
+            car.rect()
+        );
+    }
+
+    #[test]
+    fn a_class_with_its_own_new_track_score_starts_tracks_where_the_others_do_not() {
+        let scores: std::collections::BTreeMap<String, f32> = [("car".to_string(), 0.3)].into();
+        let params = Params {
+            high_score: 0.3,
+            ..Params::default()
+        };
+        let mut tr = Tracker::new(params).with_new_track_scores(&scores);
+        let mut shown = std::collections::BTreeSet::new();
+        for i in 0..6 {
+            let t = 0.08 * i as f64;
+            let x = 100.0 + 50.0 * t;
+            // Both are high-score boxes, both under new_track_score (0.6); the car's own is 0.3.
+            let boxes = [
+                input(x, 100.0, "person", 0.55),
+                input(x, 400.0, "car", 0.35),
+            ];
+            tr.update(&boxes, t);
+            shown.extend(tr.at(t).map(|(t, _)| t.class.clone()));
+        }
+        assert_eq!(
+            shown.into_iter().collect::<Vec<_>>(),
+            vec!["car".to_string()]
+        );
     }
 
     #[test]
