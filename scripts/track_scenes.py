@@ -12,7 +12,7 @@ same on every machine.
     crossings(objs, line)    -> the true line counts per class and direction
 
 The rendering of these objects as pictures (for the end-to-end run with the real detector) is
-in `render()`: sprites cut from real photos pasted over a real background.
+in `render()`: sprites from real photos over a real street with its people taken away.
 """
 
 import math
@@ -171,10 +171,65 @@ def crossings(objs, line, seconds, classes=(PERSON, CAR)):
     return counts
 
 
-# Sprites cut from the repository's test photos (../shared/testdata, Debian's darknet data):
-# the person of person.jpg and the pickup truck of dog.jpg, over horses.jpg's field.
+# Sprites from the repository's test data (../shared/testdata, Debian's darknet data): the
+# person of person.jpg, cut out along his outline (OpenCV's GrabCut, seeded with strokes known
+# to lie on him and a region known to lie off him), and the pickup truck of dog.jpg with the
+# street around it, over the street of vtest.avi with its people taken away (`street_plate`).
+# The pickup keeps its photo's rectangle: cut out and set on the grass, the shared detector
+# found it far less often (recall at score 0.3: 0.56 against 0.87), a model's taste for context
+# that says nothing about the tracker.
 PERSON_CROP = (190, 98, 271, 380)  # x0, y0, x1, y1
 CAR_CROP = (467, 74, 692, 170)
+# Strokes on him ((points, thickness) in photo pixels) and a polygon off him.
+PERSON_ON = [
+    ([(235, 112), (232, 180), (232, 300), (230, 360)], 6),
+    ([(222, 330), (222, 368)], 5),
+    ([(238, 330), (240, 368)], 5),
+    ([(262, 240), (266, 265)], 3),
+]
+PERSON_OFF = [[(150, 250), (205, 250), (205, 345), (150, 345)]]  # the dog beside him
+
+
+def street_plate(video, every=8, top=110):
+    """The street of `video` with nobody on it: the median of every `every`th frame (people
+    walk on, the street stays), rows above `top` (parked vans) left out, scaled to the scene."""
+    import cv2
+    import numpy as np
+
+    cap, frames, i = cv2.VideoCapture(video), [], 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % every == 0:
+            frames.append(frame[top:])
+        i += 1
+    if not frames:
+        raise RuntimeError(f"{video}: no frames")
+    plate = np.median(np.stack(frames), axis=0).astype(np.uint8)
+    return cv2.resize(plate, (W, H), interpolation=cv2.INTER_CUBIC)
+
+
+def cut_out(photo, crop, on, off, margin=10):
+    """The sprite of `crop` in `photo` as (BGR, alpha in 0..1): GrabCut seeded with the
+    strokes `on` the object and the polygons `off` it, its edge softened by a pixel."""
+    import cv2
+    import numpy as np
+
+    cv2.setRNGSeed(0)
+    x0, y0, x1, y1 = crop
+    mask = np.full(photo.shape[:2], cv2.GC_BGD, np.uint8)
+    mask[y0 - margin : y1 + margin, x0 - margin : x1 + margin] = cv2.GC_PR_BGD
+    mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
+    for poly in off:
+        cv2.fillPoly(mask, [np.array(poly, np.int32)], int(cv2.GC_BGD))
+    for points, thickness in on:
+        cv2.polylines(mask, [np.array(points, np.int32)], False, int(cv2.GC_FGD), thickness)
+    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.grabCut(photo, mask, None, bgd, fgd, 8, cv2.GC_INIT_WITH_MASK)
+    alpha = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)
+    alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
+    return photo[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
 
 
 def render(objs, seconds, out_path, testdata):
@@ -183,14 +238,14 @@ def render(objs, seconds, out_path, testdata):
     import subprocess
 
     import cv2
+    import numpy as np
 
-    bg = cv2.resize(cv2.imread(f"{testdata}/horses.jpg"), (W, H))
-    person = cv2.imread(f"{testdata}/person.jpg")
-    car = cv2.imread(f"{testdata}/dog.jpg")
+    bg = street_plate(f"{testdata}/vtest.avi")
     sprites = {
-        PERSON: person[PERSON_CROP[1] : PERSON_CROP[3], PERSON_CROP[0] : PERSON_CROP[2]],
-        CAR: car[CAR_CROP[1] : CAR_CROP[3], CAR_CROP[0] : CAR_CROP[2]],
+        PERSON: cut_out(cv2.imread(f"{testdata}/person.jpg"), PERSON_CROP, PERSON_ON, PERSON_OFF),
     }
+    car = cv2.imread(f"{testdata}/dog.jpg")[CAR_CROP[1] : CAR_CROP[3], CAR_CROP[0] : CAR_CROP[2]]
+    sprites[CAR] = (car, np.ones(car.shape[:2], np.float32))
     enc = subprocess.Popen(
         ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
          "-s", f"{W}x{H}", "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset",
@@ -206,11 +261,16 @@ def render(objs, seconds, out_path, testdata):
             x, y, w, h = (int(round(v)) for v in b)
             if w < 2 or h < 2:
                 continue
-            sprite = cv2.resize(sprites[o.cls], (w, h), interpolation=cv2.INTER_AREA)
+            pixels, alpha = sprites[o.cls]
+            sprite = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+            a = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)[..., None]
             x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
             if x1 <= x0 or y1 <= y0:
                 continue
-            frame[y0:y1, x0:x1] = sprite[y0 - y : y1 - y, x0 - x : x1 - x]
+            a = a[y0 - y : y1 - y, x0 - x : x1 - x]
+            under = frame[y0:y1, x0:x1].astype(np.float32)
+            over = sprite[y0 - y : y1 - y, x0 - x : x1 - x].astype(np.float32)
+            frame[y0:y1, x0:x1] = (over * a + under * (1.0 - a) + 0.5).astype(np.uint8)
         enc.stdin.write(frame.tobytes())
     enc.stdin.close()
     if enc.wait() != 0:
