@@ -460,7 +460,20 @@ impl Tracker {
         };
         let mut matched: Vec<(usize, usize)> = Vec::new();
         // 1. High-score boxes against tracked and lost tracks.
-        let pool = of_state(&self.tracks, &[State::Tracked, State::Lost]);
+        // A lost track predicted half out of the picture has left it: a box at the edge is
+        // someone coming in.
+        let frame = self.frame;
+        let gone = |tr: &Track| {
+            let Some([w, h]) = frame else { return false };
+            let r = tr.rect();
+            let inside = ((r[0] + r[2]).min(w) - r[0].max(0.0)).max(0.0)
+                * ((r[1] + r[3]).min(h) - r[1].max(0.0)).max(0.0);
+            tr.state == State::Lost && inside < 0.5 * r[2] * r[3]
+        };
+        let pool: Vec<usize> = of_state(&self.tracks, &[State::Tracked, State::Lost])
+            .into_iter()
+            .filter(|&i| !gone(&self.tracks[i]))
+            .collect();
         let g = &self.groups;
         let first = associate(g, &self.tracks, &pool, inputs, &high, p.match_iou, p.buffer);
         matched.extend(&first);
@@ -502,7 +515,6 @@ impl Tracker {
 
         let mut changes = Changes::default();
         let mut hit = vec![false; self.tracks.len()];
-        let frame = self.frame;
         for &(ti, di) in &matched {
             hit[ti] = true;
             let d = &inputs[di];
@@ -768,6 +780,50 @@ mod tests {
         );
         // A small box mostly outside the track's: not a part of it.
         assert_eq!(partial_view(track, usual, [330.0, 100.0, 60.0, 90.0]), None);
+    }
+
+    #[test]
+    fn someone_coming_in_where_someone_went_out_gets_a_track_of_their_own() {
+        // 640 px wide; one walks out at the right edge at 100 px/s, missed by the detector from
+        // the moment they touch it; a quarter of a second later another walks in there.
+        let mut tr = Tracker::new(Params::default());
+        tr.set_frame(640, 480);
+        let clip = |x: f64| {
+            let (x0, x1) = (x.max(0.0), (x + 40.0).min(640.0));
+            (x1 - x0 >= 4.0).then_some([x0, 200.0, x1 - x0, 80.0])
+        };
+        let mut first_id = None;
+        let mut ids_in = std::collections::BTreeSet::new();
+        for i in 0..30 {
+            let t = 0.08 * f64::from(i);
+            let out = (t <= 0.8).then(|| clip(520.0 + 100.0 * t)).flatten();
+            let comes_in = (t >= 1.04)
+                .then(|| clip(628.0 - 100.0 * (t - 1.04)))
+                .flatten();
+            let inputs: Vec<Input<'_>> = [out, comes_in]
+                .into_iter()
+                .flatten()
+                .map(|rect| Input {
+                    rect,
+                    class: "person",
+                    score: 0.9,
+                })
+                .collect();
+            let c = tr.update(&inputs, t);
+            for (id, di) in c.matched {
+                if t < 1.0 {
+                    first_id = Some(id);
+                } else if inputs[di].rect[0] + inputs[di].rect[2] / 2.0 > 600.0 && out.is_none() {
+                    ids_in.insert(id);
+                }
+            }
+        }
+        let first_id = first_id.expect("the first was tracked");
+        assert!(!ids_in.is_empty(), "the second was tracked");
+        assert!(
+            !ids_in.contains(&first_id),
+            "the first's track took the second: {ids_in:?}"
+        );
     }
 
     #[test]
