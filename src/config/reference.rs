@@ -196,6 +196,7 @@ fn toml_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("\"{s}\""),
         Value::Array(a) if a.is_empty() => "[]".into(),
+        Value::Object(o) if o.is_empty() => "{}".into(),
         Value::Object(_) => "{ … }".into(),
         Value::Null => "none".into(),
         // A 32-bit setting (a score) widened to 64 bits prints as 0.3499999940395355: shown

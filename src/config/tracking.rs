@@ -16,8 +16,9 @@ pub const MAX_COORD: f64 = 16384.0;
 /// the `detect` processor before it. Give `detect` a `min_score` at or below `low_score` so that
 /// the low-score boxes that keep tracks through occlusion reach the tracker. The score
 /// thresholds are ByteTrack's, for a detector whose true boxes score high; a model whose
-/// scores run lower needs lower ones (the shared CenterNet: `high_score = 0.3`,
-/// `new_track_score = 0.3`; docs/benchmarks.md says how to pick them).
+/// scores run lower needs lower ones, per class where it scores classes differently (the
+/// shared CenterNet: `high_score = 0.3`, `new_track_score = 0.5`,
+/// `new_track_scores = { car = 0.3, truck = 0.3 }`; docs/benchmarks.md says how to pick them).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackConfig {
