@@ -350,8 +350,9 @@ fn process_writes_each_frames_tracks_and_each_detector_result() {
 }
 
 /// The evaluation against ground truth (`scripts/eval-track.py`, motmetrics as the judge) in
-/// its short form: two synthetic scenes of a minute. The floors here are what the tracker holds
-/// today (docs/benchmarks.md has the full run); the goal (IDF1 0.95) is above them.
+/// its short form: two synthetic scenes of a minute. With ground truth plus noise, the issue's
+/// goal (IDF1 0.95, exact counts; 0.964 and 0.989 today); with the occlusion model, what the
+/// tracker holds today less a margin (0.963 and 0.966). docs/benchmarks.md has the full run.
 #[test]
 fn the_tracker_holds_its_measured_accuracy_against_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
@@ -368,17 +369,14 @@ fn the_tracker_holds_its_measured_accuracy_against_ground_truth() {
     let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(rows.len(), 4);
     for r in &rows {
-        let floor = if r["detector"] == "noise+dropouts" {
-            0.92
+        let crossings = r["crossings"].as_u64().unwrap();
+        let (floor, count_errors) = if r["detector"] == "noise+dropouts" {
+            (0.95, 0)
         } else {
-            0.87
+            // Within one per 50 crossings.
+            (0.93, crossings.div_ceil(50))
         };
         assert!(r["idf1"].as_f64().unwrap() >= floor, "{r}");
-        // Within one per 50 crossings.
-        let crossings = r["crossings"].as_u64().unwrap();
-        assert!(
-            r["count_error"].as_u64().unwrap() <= crossings.div_ceil(50),
-            "{r}"
-        );
+        assert!(r["count_error"].as_u64().unwrap() <= count_errors, "{r}");
     }
 }

@@ -150,6 +150,21 @@ impl BoxFilter {
         f.state()
     }
 
+    /// How far a measured centre `[cx, cy]` lies from the predicted one, in standard
+    /// deviations of the prediction and of a measurement, squared and summed over both axes
+    /// (the squared Mahalanobis distance: chi-squared with two degrees of freedom).
+    pub fn centre_distance2(&self, c: [f64; 2]) -> f64 {
+        let (w, h) = self.extents();
+        [(0, w), (1, h)]
+            .into_iter()
+            .map(|(i, extent)| {
+                let a = &self.axes[i];
+                let s = a.p00 + (W_POS * extent).powi(2);
+                (c[i] - a.pos).powi(2) / s.max(1e-9)
+            })
+            .sum()
+    }
+
     /// The centre's velocity, pixels per second.
     pub fn velocity(&self) -> [f64; 2] {
         [self.axes[0].vel, self.axes[1].vel]
@@ -158,6 +173,33 @@ impl BoxFilter {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_centre_s_distance_is_in_standard_deviations_and_widens_with_time_unseen() {
+        let mut f = BoxFilter::new([100.0, 100.0, 40.0, 100.0]);
+        for i in 1..10 {
+            f.predict(0.04);
+            f.update([100.0 + 4.0 * f64::from(i), 100.0, 40.0, 100.0]);
+        }
+        // Where it is going: near; half a body below: beyond the gate.
+        let next = [140.0, 100.0];
+        f.predict(0.04);
+        assert!(
+            f.centre_distance2(next) < 2.0,
+            "{}",
+            f.centre_distance2(next)
+        );
+        let below = [140.0, 150.0];
+        assert!(
+            f.centre_distance2(below) > 20.0,
+            "{}",
+            f.centre_distance2(below)
+        );
+        // Unseen for a second, the same jump is less unlikely.
+        let near = f.centre_distance2(below);
+        f.predict(1.0);
+        assert!(f.centre_distance2([f.state()[0], 150.0]) < near);
+    }
+
     use super::*;
 
     #[test]

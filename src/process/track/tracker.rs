@@ -126,6 +126,17 @@ pub struct Track {
 }
 
 impl Track {
+    /// Whether a box `[x, y, w, h]` found now can be this object by where its motion put it:
+    /// its centre (the whole object's, for a box showing part of it) within
+    /// [`GATE_DISTANCE2`] of the prediction. Overlap alone lets a track leave its object for
+    /// another one that overlaps the prediction from a side it could not have moved to (one
+    /// walking in where it walked out, half a body lower).
+    fn could_be(&self, rect: [f64; 4]) -> bool {
+        let seen = cxcywh(rect);
+        let c = partial_view(self.filter.state(), self.usual, seen).unwrap_or(seen);
+        self.filter.centre_distance2([c[0], c[1]]) <= GATE_DISTANCE2
+    }
+
     /// Its filtered box `[x, y, w, h]` at its last result.
     pub fn rect(&self) -> [f64; 4] {
         xywh(self.filter.state())
@@ -223,6 +234,10 @@ pub struct Tracker {
     frame: Option<[f64; 2]>,
 }
 
+/// The farthest a matched box's centre may lie from its track's prediction: the squared
+/// Mahalanobis distance, chi-squared with two degrees of freedom: its 99.9% quantile.
+const GATE_DISTANCE2: f64 = 13.8;
+
 /// Along an axis, a box whose extent shrank to under this fraction of what it did along the
 /// other axis (against the track's usual size) shows part of the object on that axis.
 const PARTIAL_RATIO: f64 = 0.85;
@@ -304,7 +319,7 @@ fn associate(
             return 0;
         }
         let o = buffered_iou(track.rect(), input.rect, buffer);
-        if o >= min_iou && o > 0.0 {
+        if o >= min_iou && o > 0.0 && track.could_be(input.rect) {
             (o * 1e6).round() as i64
         } else {
             0
@@ -814,6 +829,46 @@ mod tests {
                 if t < 1.0 {
                     first_id = Some(id);
                 } else if inputs[di].rect[0] + inputs[di].rect[2] / 2.0 > 600.0 && out.is_none() {
+                    ids_in.insert(id);
+                }
+            }
+        }
+        let first_id = first_id.expect("the first was tracked");
+        assert!(!ids_in.is_empty(), "the second was tracked");
+        assert!(
+            !ids_in.contains(&first_id),
+            "the first's track took the second: {ids_in:?}"
+        );
+    }
+
+    #[test]
+    fn a_track_does_not_jump_to_someone_overlapping_it_from_where_it_could_not_have_gone() {
+        // One walks right at 100 px/s and is missed from t = 0.88 on, a few pixels from the
+        // right edge; another walks in there, 60 px lower, overlapping the first's prediction.
+        let mut tr = Tracker::new(Params::default());
+        tr.set_frame(640, 480);
+        let mut first_id = None;
+        let mut ids_in = std::collections::BTreeSet::new();
+        for i in 0..25 {
+            let t = 0.08 * f64::from(i);
+            let out = (t <= 0.8).then_some([510.0 + 100.0 * t, 200.0, 40.0, 100.0]);
+            let comes_in = (t >= 0.88).then(|| {
+                let x = 610.0 - 100.0 * (t - 0.88);
+                [x, 260.0, (640.0 - x).min(40.0), 100.0]
+            });
+            let inputs: Vec<Input<'_>> = [out, comes_in]
+                .into_iter()
+                .flatten()
+                .map(|rect| Input {
+                    rect,
+                    class: "person",
+                    score: 0.9,
+                })
+                .collect();
+            for (id, di) in tr.update(&inputs, t).matched {
+                if inputs[di].rect[1] < 230.0 {
+                    first_id = Some(id);
+                } else {
                     ids_in.insert(id);
                 }
             }
