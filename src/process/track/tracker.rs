@@ -679,6 +679,8 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn input(x: f64, y: f64, class: &str, score: f32) -> Input<'_> {
@@ -797,47 +799,66 @@ mod tests {
         assert_eq!(partial_view(track, usual, [330.0, 100.0, 60.0, 90.0]), None);
     }
 
-    #[test]
-    fn someone_coming_in_where_someone_went_out_gets_a_track_of_their_own() {
-        // 640 px wide; one walks out at the right edge at 100 px/s, missed by the detector from
-        // the moment they touch it; a quarter of a second later another walks in there.
+    /// One person walking out of a 640x480 picture and another walking in, a result every
+    /// 0.08 s: `out(t)` and `comes_in(t)` are their boxes where the detector sees them. Asserts
+    /// that both were tracked and that no track of the first matched the second.
+    fn out_and_in(
+        steps: u32,
+        out: impl Fn(f64) -> Option<[f64; 4]>,
+        comes_in: impl Fn(f64) -> Option<[f64; 4]>,
+    ) {
         let mut tr = Tracker::new(Params::default());
         tr.set_frame(640, 480);
-        let clip = |x: f64| {
-            let (x0, x1) = (x.max(0.0), (x + 40.0).min(640.0));
-            (x1 - x0 >= 4.0).then_some([x0, 200.0, x1 - x0, 80.0])
-        };
-        let mut first_id = None;
-        let mut ids_in = std::collections::BTreeSet::new();
-        for i in 0..30 {
+        let (mut firsts, mut seconds) = (BTreeSet::new(), BTreeSet::new());
+        for i in 0..steps {
             let t = 0.08 * f64::from(i);
-            let out = (t <= 0.8).then(|| clip(520.0 + 100.0 * t)).flatten();
-            let comes_in = (t >= 1.04)
-                .then(|| clip(628.0 - 100.0 * (t - 1.04)))
-                .flatten();
-            let inputs: Vec<Input<'_>> = [out, comes_in]
+            let seen: Vec<(bool, [f64; 4])> = [(true, out(t)), (false, comes_in(t))]
                 .into_iter()
-                .flatten()
-                .map(|rect| Input {
+                .filter_map(|(first, rect)| rect.map(|r| (first, r)))
+                .collect();
+            let inputs: Vec<Input<'_>> = seen
+                .iter()
+                .map(|&(_, rect)| Input {
                     rect,
                     class: "person",
                     score: 0.9,
                 })
                 .collect();
-            let c = tr.update(&inputs, t);
-            for (id, di) in c.matched {
-                if t < 1.0 {
-                    first_id = Some(id);
-                } else if inputs[di].rect[0] + inputs[di].rect[2] / 2.0 > 600.0 && out.is_none() {
-                    ids_in.insert(id);
+            for (id, di) in tr.update(&inputs, t).matched {
+                if seen[di].0 {
+                    &mut firsts
+                } else {
+                    &mut seconds
                 }
+                .insert(id);
             }
         }
-        let first_id = first_id.expect("the first was tracked");
-        assert!(!ids_in.is_empty(), "the second was tracked");
         assert!(
-            !ids_in.contains(&first_id),
-            "the first's track took the second: {ids_in:?}"
+            !firsts.is_empty() && !seconds.is_empty(),
+            "both were tracked"
+        );
+        assert!(
+            firsts.is_disjoint(&seconds),
+            "the first's track took the second: {firsts:?} {seconds:?}"
+        );
+    }
+
+    #[test]
+    fn someone_coming_in_where_someone_went_out_gets_a_track_of_their_own() {
+        // One walks out at the right edge at 100 px/s, missed by the detector from the moment
+        // they touch it; a quarter of a second later another walks in there.
+        let clip = |x: f64| {
+            let (x0, x1) = (x.max(0.0), (x + 40.0).min(640.0));
+            (x1 - x0 >= 4.0).then_some([x0, 200.0, x1 - x0, 80.0])
+        };
+        out_and_in(
+            30,
+            |t| (t <= 0.8).then(|| clip(520.0 + 100.0 * t)).flatten(),
+            |t| {
+                (t >= 1.04)
+                    .then(|| clip(628.0 - 100.0 * (t - 1.04)))
+                    .flatten()
+            },
         );
     }
 
@@ -845,39 +866,15 @@ mod tests {
     fn a_track_does_not_jump_to_someone_overlapping_it_from_where_it_could_not_have_gone() {
         // One walks right at 100 px/s and is missed from t = 0.88 on, a few pixels from the
         // right edge; another walks in there, 60 px lower, overlapping the first's prediction.
-        let mut tr = Tracker::new(Params::default());
-        tr.set_frame(640, 480);
-        let mut first_id = None;
-        let mut ids_in = std::collections::BTreeSet::new();
-        for i in 0..25 {
-            let t = 0.08 * f64::from(i);
-            let out = (t <= 0.8).then_some([510.0 + 100.0 * t, 200.0, 40.0, 100.0]);
-            let comes_in = (t >= 0.88).then(|| {
-                let x = 610.0 - 100.0 * (t - 0.88);
-                [x, 260.0, (640.0 - x).min(40.0), 100.0]
-            });
-            let inputs: Vec<Input<'_>> = [out, comes_in]
-                .into_iter()
-                .flatten()
-                .map(|rect| Input {
-                    rect,
-                    class: "person",
-                    score: 0.9,
+        out_and_in(
+            25,
+            |t| (t <= 0.8).then_some([510.0 + 100.0 * t, 200.0, 40.0, 100.0]),
+            |t| {
+                (t >= 0.88).then(|| {
+                    let x = 610.0 - 100.0 * (t - 0.88);
+                    [x, 260.0, (640.0 - x).min(40.0), 100.0]
                 })
-                .collect();
-            for (id, di) in tr.update(&inputs, t).matched {
-                if inputs[di].rect[1] < 230.0 {
-                    first_id = Some(id);
-                } else {
-                    ids_in.insert(id);
-                }
-            }
-        }
-        let first_id = first_id.expect("the first was tracked");
-        assert!(!ids_in.is_empty(), "the second was tracked");
-        assert!(
-            !ids_in.contains(&first_id),
-            "the first's track took the second: {ids_in:?}"
+            },
         );
     }
 
