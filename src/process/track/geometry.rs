@@ -4,16 +4,35 @@
 /// A point `[x, y]`.
 pub type Point = [f64; 2];
 
-/// Intersection over union of two boxes `[x, y, w, h]` (0 when either is empty).
-pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+/// The area two boxes `[x, y, w, h]` share.
+pub fn intersection(a: [f64; 4], b: [f64; 4]) -> f64 {
     let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
     let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
-    if ix <= 0.0 || iy <= 0.0 {
+    ix.max(0.0) * iy.max(0.0)
+}
+
+/// Intersection over union of two boxes `[x, y, w, h]` (0 when either is empty).
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let inter = intersection(a, b);
+    if inter <= 0.0 {
         return 0.0;
     }
-    let inter = ix * iy;
     let union = a[2] * a[3] + b[2] * b[3] - inter;
     if union > 0.0 { inter / union } else { 0.0 }
+}
+
+/// The share of a box `[x, y, w, h]` inside a frame of `[width, height]`.
+pub fn share_in_frame(r: [f64; 4], frame: [f64; 2]) -> f64 {
+    intersection(r, [0.0, 0.0, frame[0], frame[1]]) / (r[2] * r[3]).max(1e-9)
+}
+
+/// Whether a box `[x, y, w, h]` reaches within `margin` of an edge of a frame of
+/// `[width, height]` (or past it).
+pub fn touches_frame_edge(r: [f64; 4], frame: [f64; 2], margin: f64) -> bool {
+    r[0] <= margin
+        || r[1] <= margin
+        || r[0] + r[2] >= frame[0] - margin
+        || r[1] + r[3] >= frame[1] - margin
 }
 
 /// Overlap of two boxes each grown by `buffer` times its width and height on every side (the

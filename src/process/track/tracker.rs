@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
-use super::geometry::{Point, buffered_iou, iou};
+use super::geometry::{Point, buffered_iou, intersection, iou, share_in_frame, touches_frame_edge};
 use super::kalman::{BoxFilter, Cxcywh};
 
 /// The thresholds of the tracker.
@@ -282,13 +282,6 @@ fn partial_view(predicted: Cxcywh, usual: [f64; 2], seen: Cxcywh) -> Option<Cxcy
     Some(whole)
 }
 
-/// The area two `[x, y, w, h]` boxes share.
-fn intersection(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let w = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
-    let h = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
-    w.max(0.0) * h.max(0.0)
-}
-
 fn xywh(b: Cxcywh) -> [f64; 4] {
     [b[0] - b[2] / 2.0, b[1] - b[3] / 2.0, b[2], b[3]]
 }
@@ -479,11 +472,7 @@ impl Tracker {
         // someone coming in.
         let frame = self.frame;
         let gone = |tr: &Track| {
-            let Some([w, h]) = frame else { return false };
-            let r = tr.rect();
-            let inside = ((r[0] + r[2]).min(w) - r[0].max(0.0)).max(0.0)
-                * ((r[1] + r[3]).min(h) - r[1].max(0.0)).max(0.0);
-            tr.state == State::Lost && inside < 0.5 * r[2] * r[3]
+            tr.state == State::Lost && frame.is_some_and(|f| share_in_frame(tr.rect(), f) < 0.5)
         };
         let pool: Vec<usize> = of_state(&self.tracks, &[State::Tracked, State::Lost])
             .into_iter()
@@ -537,10 +526,7 @@ impl Tracker {
             let seen = cxcywh(d.rect);
             // A box cut by the picture's edge is the object leaving or entering: its track is
             // let go at the edge (see `at`), not kept whole.
-            let at_edge = frame.is_some_and(|[w, h]| {
-                let r = d.rect;
-                r[0] <= 1.0 || r[1] <= 1.0 || r[0] + r[2] >= w - 1.0 || r[1] + r[3] >= h - 1.0
-            });
+            let at_edge = frame.is_some_and(|f| touches_frame_edge(d.rect, f, 1.0));
             let whole = (!at_edge)
                 .then(|| partial_view(track.filter.state(), track.usual, seen))
                 .flatten();
@@ -661,13 +647,8 @@ impl Tracker {
                     return Some((tr, clipped));
                 }
                 // A lost track last seen at the frame's edge has most likely left the picture.
-                let last = tr.rect();
-                let at_edge = last[0] <= 2.0
-                    || last[1] <= 2.0
-                    || last[0] + last[2] >= w - 2.0
-                    || last[1] + last[3] >= h - 2.0;
-                let inside = clipped[2] * clipped[3] / (r[2] * r[3]).max(1e-9);
-                (!at_edge && inside >= 0.5).then_some((tr, clipped))
+                let at_edge = touches_frame_edge(tr.rect(), [w, h], 2.0);
+                (!at_edge && share_in_frame(r, [w, h]) >= 0.5).then_some((tr, clipped))
             })
     }
 
