@@ -169,7 +169,7 @@ impl Track {
             anchor: config.anchor,
             tracker: Tracker::new(params)
                 .with_class_groups(tracker::ClassGroups::new(&config.class_groups))
-                .with_new_track_scores(&config.new_track_scores),
+                .with_new_track_scores(config.new_track_scores.clone()),
             counter,
             handle: std::sync::Arc::new(handle),
             last_pts: None,

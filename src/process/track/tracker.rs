@@ -226,7 +226,7 @@ pub struct Tracker {
     params: Params,
     groups: ClassGroups,
     /// Per class, the score that starts a track instead of `params.new_track_score`.
-    new_track_scores: Vec<(String, f32)>,
+    new_track_scores: std::collections::BTreeMap<String, f32>,
     tracks: Vec<Track>,
     next_id: u64,
     last_t: Option<f64>,
@@ -359,7 +359,7 @@ impl Tracker {
         Self {
             params,
             groups: ClassGroups::default(),
-            new_track_scores: Vec::new(),
+            new_track_scores: Default::default(),
             tracks: Vec::new(),
             next_id: 1,
             last_t: None,
@@ -375,20 +375,20 @@ impl Tracker {
 
     /// Gives classes their own score for starting a track (the others keep
     /// `new_track_score`): a detector can score one class lower than another.
-    pub fn with_new_track_scores<'a>(
+    pub fn with_new_track_scores(
         mut self,
-        scores: impl IntoIterator<Item = (&'a String, &'a f32)>,
+        scores: std::collections::BTreeMap<String, f32>,
     ) -> Self {
-        self.new_track_scores = scores.into_iter().map(|(c, s)| (c.clone(), *s)).collect();
+        self.new_track_scores = scores;
         self
     }
 
     /// The score at which an unmatched box of `class` starts a track.
     fn new_track_score(&self, class: &str) -> f32 {
         self.new_track_scores
-            .iter()
-            .find(|(c, _)| c == class)
-            .map_or(self.params.new_track_score, |(_, s)| *s)
+            .get(class)
+            .copied()
+            .unwrap_or(self.params.new_track_score)
     }
 
     /// Tells the frame's size: shown boxes are clipped to the frame, and a lost track last seen
@@ -865,7 +865,7 @@ mod tests {
         // the detector boxes what it sees of the car (its rear while the front is hidden),
         // misses it while it is mostly hidden, and boxes it whole once past.
         let mut tr = Tracker::new(Params::default());
-        let mut ids = std::collections::BTreeSet::new();
+        let mut ids = BTreeSet::new();
         for i in 0..40 {
             let t = 0.08 * f64::from(i);
             let x = 20.0 + 200.0 * t;
@@ -906,7 +906,7 @@ mod tests {
             high_score: 0.3,
             ..Params::default()
         };
-        let mut tr = Tracker::new(params).with_new_track_scores(&scores);
+        let mut tr = Tracker::new(params).with_new_track_scores(scores);
         let mut shown = std::collections::BTreeSet::new();
         for i in 0..6 {
             let t = 0.08 * i as f64;
