@@ -25,7 +25,7 @@ const MAX_LINE: usize = 1 << 20;
 /// Most boxes in one result.
 const MAX_BOXES: usize = 10_000;
 /// Most events kept between two frames (more are dropped).
-const MAX_EVENTS: usize = 65_536;
+pub(crate) const MAX_EVENTS: usize = 65_536;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,6 +266,102 @@ lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
             crossed[0]["data"].to_string().contains("forward"),
             "{crossed:?}"
         );
+    }
+
+    /// Replays a person walking right at 200 px/s from x = 500 (a detector's result every
+    /// third frame at 25 fps: the box `rect(x)`, or none where it gives `None`) for `frames` frames through a
+    /// stream with `shapes` (TOML lines/zones); returns the events, in order, with their time.
+    fn walk(
+        shapes: &str,
+        frames: usize,
+        rect: impl Fn(f64) -> Option<[f64; 4]>,
+    ) -> Vec<(f64, serde_json::Value)> {
+        let config = crate::config::parse_str(
+            &format!(
+                r#"
+[[models]]
+id = "m"
+path = "Cargo.toml"
+format = "centernet"
+[[streams]]
+id = "door"
+source = "test://ball"
+processors = [ {{ kind = "detect", model = "m" }}, {{ kind = "track" }} ]
+{shapes}
+"#
+            ),
+            std::path::Path::new("walk.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut input = String::new();
+        for i in 0..frames {
+            let t = i as f64 * 0.04;
+            if i % 3 != 0 {
+                input.push_str(&format!("{{\"t\": {t}}}\n"));
+                continue;
+            }
+            let boxes = rect(500.0 + 200.0 * t).map_or(String::new(), |r| {
+                format!("{{\"box\": {r:?}, \"label\": \"person\", \"score\": 0.9}}")
+            });
+            input.push_str(&format!("{{\"t\": {t}, \"boxes\": [{boxes}]}}\n"));
+        }
+        let mut out = Vec::new();
+        replay(
+            input.as_bytes(),
+            &mut out,
+            Some(&config.streams[0]),
+            [1280, 720],
+        )
+        .unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| Some((v["t"].as_f64()?, v["events"].as_array()?.clone())))
+            .flat_map(|(t, events)| events.into_iter().map(move |e| (t, e)))
+            .collect()
+    }
+
+    fn crossings(events: &[(f64, serde_json::Value)]) -> Vec<String> {
+        events
+            .iter()
+            .filter(|(_, e)| e["kind"] == "line.crossed")
+            .map(|(_, e)| format!("{} {}", e["class"], e["data"]["direction"]))
+            .collect()
+    }
+
+    const DOOR: &str = r#"lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]"#;
+
+    #[test]
+    fn someone_hidden_as_they_cross_is_counted_where_their_track_is_shown_crossing() {
+        // Seen up to x = 610, then hidden for good: the track, lost, is still shown (for
+        // `show_lost_s`) on its predicted path, which crosses the line.
+        let events = walk(DOOR, 40, |x| (x < 610.0).then_some([x, 300.0, 40.0, 80.0]));
+        assert_eq!(crossings(&events), ["\"person\" \"forward\""], "{events:?}");
+    }
+
+    #[test]
+    fn a_guessed_position_never_ends_a_zone_visit() {
+        // In the zone until x = 600 (seen), then hidden: the prediction leaves the zone at
+        // x = 640, but only the track's end (after `max_lost_s`) ends the visit.
+        let zone = r#"zones = [ { id = "lobby", points = [[400, 200], [640, 200], [640, 500], [400, 500]] } ]"#;
+        let events = walk(zone, 100, |x| (x < 600.0).then_some([x, 300.0, 40.0, 80.0]));
+        let left: Vec<f64> = events
+            .iter()
+            .filter(|(_, e)| e["kind"] == "zone.left")
+            .map(|(t, _)| *t)
+            .collect();
+        let last_seen = 0.48; // x = 596 at frame 12
+        assert_eq!(left.len(), 1, "{events:?}");
+        assert!(left[0] >= last_seen + 2.0, "left at {} {events:?}", left[0]);
+    }
+
+    #[test]
+    fn a_line_drawn_to_the_pictures_edge_counts_someone_whose_feet_are_below_it() {
+        // Boxes reaching 40 px below the 720-px picture: what is tested is the box's part in
+        // the picture, whose bottom lies on the line's end.
+        let events = walk(DOOR, 50, |x| Some([x, 640.0, 40.0, 120.0]));
+        assert_eq!(crossings(&events), ["\"person\" \"forward\""], "{events:?}");
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub struct TrackConfig {
     #[serde(default = "default_max_lost")]
     pub max_lost_s: f64,
     /// Seconds a track the detector missed is still shown where its motion puts it (0 to
-    /// `max_lost_s`), so that short misses do not make boxes blink.
+    /// `max_lost_s`), so that short misses do not make boxes blink. Lines count a crossing
+    /// shown in that time (an object hidden as it crosses); zones take only where a track was
+    /// seen.
     #[serde(default = "default_show_lost")]
     pub show_lost_s: f64,
     /// Matches that confirm a new track (1 to 10): until then it is not shown and makes no
@@ -51,7 +53,8 @@ pub struct TrackConfig {
     #[serde(default = "default_trail")]
     pub trail: u32,
     /// The point of a box that lines and zones test: `bottom` (the middle of its lower edge,
-    /// where people and cars touch the ground) or `center`.
+    /// where people and cars touch the ground) or `center`, of the box's part inside the
+    /// picture (a line drawn to the picture's edge counts someone whose feet are out of view).
     #[serde(default)]
     pub anchor: Anchor,
     /// Groups of classes a detector confuses for one object (a pickup is a `car` in one frame,

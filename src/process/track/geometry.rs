@@ -26,6 +26,16 @@ pub fn share_in_frame(r: [f64; 4], frame: [f64; 2]) -> f64 {
     intersection(r, [0.0, 0.0, frame[0], frame[1]]) / (r[2] * r[3]).max(1e-9)
 }
 
+/// The part of a box `[x, y, w, h]` inside a frame of `[width, height]`: its edges moved into
+/// the frame (a box wholly outside becomes a line or a point on the frame's edge).
+pub fn clip_to_frame(r: [f64; 4], frame: [f64; 2]) -> [f64; 4] {
+    let x0 = r[0].clamp(0.0, frame[0]);
+    let y0 = r[1].clamp(0.0, frame[1]);
+    let x1 = (r[0] + r[2]).clamp(x0, frame[0].max(x0));
+    let y1 = (r[1] + r[3]).clamp(y0, frame[1].max(y0));
+    [x0, y0, x1 - x0, y1 - y0]
+}
+
 /// Whether a box `[x, y, w, h]` reaches within `margin` of an edge of a frame of
 /// `[width, height]` (or past it).
 pub fn touches_frame_edge(r: [f64; 4], frame: [f64; 2], margin: f64) -> bool {
@@ -136,6 +146,32 @@ mod tests {
         let (a, b) = ([0.0, 300.0], [800.0, 300.0]);
         assert!(signed_distance(a, b, [400.0, 500.0]) > 0.0);
         assert!(signed_distance(a, b, [400.0, 100.0]) < 0.0);
+    }
+
+    #[test]
+    fn a_box_is_clipped_to_the_frame_and_one_outside_lies_on_its_edge() {
+        let frame = [1280.0, 720.0];
+        assert_eq!(
+            clip_to_frame([10.0, 20.0, 30.0, 40.0], frame),
+            [10.0, 20.0, 30.0, 40.0]
+        );
+        assert_eq!(
+            clip_to_frame([600.0, 640.0, 40.0, 120.0], frame),
+            [600.0, 640.0, 40.0, 80.0]
+        );
+        assert_eq!(
+            clip_to_frame([-20.0, -10.0, 40.0, 30.0], frame),
+            [0.0, 0.0, 20.0, 20.0]
+        );
+        // Wholly below: a line on the bottom edge, under the box.
+        assert_eq!(
+            clip_to_frame([100.0, 800.0, 40.0, 80.0], frame),
+            [100.0, 720.0, 40.0, 0.0]
+        );
+        assert_eq!(
+            clip_to_frame([-100.0, 10.0, 40.0, 80.0], frame),
+            [0.0, 10.0, 0.0, 80.0]
+        );
     }
 
     #[test]

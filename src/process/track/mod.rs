@@ -192,7 +192,12 @@ impl Track {
         self.handle.clone()
     }
 
-    fn anchor(&self, r: [f64; 4]) -> [f64; 2] {
+    /// The point of box `r` that lines and zones test, taken from the part of the box in the
+    /// picture (`frame`: width and height): an object partly out of view is seen only up to the
+    /// picture's edge, and a line drawn to that edge counts it whether its feet are just in
+    /// view or just below it.
+    fn anchor(&self, r: [f64; 4], frame: [f64; 2]) -> [f64; 2] {
+        let r = geometry::clip_to_frame(r, frame);
         match self.anchor {
             Anchor::Bottom => [r[0] + r[2] / 2.0, r[1] + r[3]],
             Anchor::Center => [r[0] + r[2] / 2.0, r[1] + r[3] / 2.0],
@@ -330,14 +335,19 @@ impl Track {
                 self.handle.started.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let picture = [frame.width(), frame.height()].map(f64::from);
         for (id, _) in &changes.matched {
             let Some(track) = self.tracker.get(*id).cloned() else {
                 continue;
             };
             let r = track.rect();
-            let found =
-                self.counter
-                    .observe(track.id, &track.class, self.anchor(r), [r[2], r[3]], t);
+            let found = self.counter.observe(
+                track.id,
+                &track.class,
+                self.anchor(r, picture),
+                [r[2], r[3]],
+                t,
+            );
             self.happenings(frame, &track, found);
             let better = self
                 .best
@@ -349,6 +359,23 @@ impl Track {
             {
                 self.best.insert(*id, (track.score, p));
             }
+        }
+        // Lost tracks still shown: their predicted boxes cross lines (an object hidden by
+        // another, or missed by the detector, while it crosses).
+        let guessed: Vec<(u64, [f64; 4])> = self
+            .tracker
+            .at(t)
+            .filter(|(track, _)| !changes.matched.iter().any(|(id, _)| *id == track.id))
+            .map(|(track, r)| (track.id, r))
+            .collect();
+        for (id, r) in guessed {
+            let Some(track) = self.tracker.get(id).cloned() else {
+                continue;
+            };
+            let found =
+                self.counter
+                    .cross_lines(id, &track.class, self.anchor(r, picture), [r[2], r[3]]);
+            self.happenings(frame, &track, found);
         }
         for gone in changes.ended {
             self.end(frame, &gone, t);

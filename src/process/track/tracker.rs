@@ -20,7 +20,9 @@ use std::collections::{HashMap, VecDeque};
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
-use super::geometry::{Point, buffered_iou, intersection, iou, share_in_frame, touches_frame_edge};
+use super::geometry::{
+    Point, buffered_iou, clip_to_frame, intersection, iou, share_in_frame, touches_frame_edge,
+};
 use super::kalman::{BoxFilter, Cxcywh};
 
 /// The thresholds of the tracker.
@@ -637,12 +639,10 @@ impl Tracker {
                 let Some([w, h]) = frame else {
                     return Some((tr, r));
                 };
-                let (x0, y0) = (r[0].max(0.0), r[1].max(0.0));
-                let (x1, y1) = ((r[0] + r[2]).min(w), (r[1] + r[3]).min(h));
-                if x1 <= x0 || y1 <= y0 {
+                let clipped = clip_to_frame(r, [w, h]);
+                if clipped[2] <= 0.0 || clipped[3] <= 0.0 {
                     return None;
                 }
-                let clipped = [x0, y0, x1 - x0, y1 - y0];
                 if tr.state == State::Tracked {
                     return Some((tr, clipped));
                 }

@@ -62,6 +62,26 @@ pub struct ZoneCount {
     pub inside: u64,
 }
 
+/// A box's width and height for the margins: finite, not negative.
+fn margins_size(size: [f64; 2]) -> [f64; 2] {
+    size.map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 })
+}
+
+/// What is remembered of track `id`, new if it was not yet.
+fn remembered<'a>(
+    tracks: &'a mut HashMap<u64, Memory>,
+    id: u64,
+    class: &str,
+    lines: usize,
+    zones: usize,
+) -> &'a mut Memory {
+    tracks.entry(id).or_insert_with(|| Memory {
+        class: class.to_string(),
+        sides: vec![None; lines],
+        inside: vec![None; zones],
+    })
+}
+
 /// Counts per line and zone, per class: what `GET /api/streams/{id}/counts` answers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Counts {
@@ -151,8 +171,8 @@ impl Counter {
         self.lines.is_empty() && self.zones.is_empty()
     }
 
-    /// Track `id` of `class` has its anchor at `p` at stream time `t`; `size` is its box's
-    /// width and height (for the margins).
+    /// Track `id` of `class` was seen with its anchor at `p` at stream time `t`; `size` is its
+    /// box's width and height (for the margins).
     pub fn observe(
         &mut self,
         id: u64,
@@ -161,13 +181,71 @@ impl Counter {
         size: [f64; 2],
         t: f64,
     ) -> Vec<Happening> {
-        let [w, h] = size.map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 });
-        let (nl, nz) = (self.lines.len(), self.zones.len());
-        let memory = self.tracks.entry(id).or_insert_with(|| Memory {
-            class: class.to_string(),
-            sides: vec![None; nl],
-            inside: vec![None; nz],
-        });
+        let mut out = self.cross_lines(id, class, p, size);
+        let [w, h] = margins_size(size);
+        let memory = remembered(
+            &mut self.tracks,
+            id,
+            class,
+            self.lines.len(),
+            self.zones.len(),
+        );
+        for (i, zone) in self.zones.iter().enumerate() {
+            if !counts_class(&zone.classes, class) {
+                continue;
+            }
+            if edge_distance(&zone.points, p) < (0.05 * (w + h)).max(2.0_f64) {
+                continue;
+            }
+            let now_inside = inside(&zone.points, p);
+            let count = self
+                .counts
+                .zones
+                .entry(zone.id.clone())
+                .or_default()
+                .entry(class.to_string())
+                .or_default();
+            match (memory.inside[i], now_inside) {
+                (None, true) => {
+                    memory.inside[i] = Some(t);
+                    count.entered += 1;
+                    count.inside += 1;
+                    out.push(Happening::Entered { zone: i });
+                }
+                (Some(since), false) => {
+                    memory.inside[i] = None;
+                    count.inside = count.inside.saturating_sub(1);
+                    out.push(Happening::Left {
+                        zone: i,
+                        dwell_s: (t - since).max(0.0),
+                    });
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Track `id` of `class` is thought to have its anchor at `p` (its box's size `size`),
+    /// seen there or not: the lines count it. For a track not seen (lost, its box predicted and
+    /// still shown), a crossing shown on the screen counts though the object was hidden while
+    /// it crossed; zones only take what was seen ([`Counter::observe`]): a guess that left a
+    /// zone would end a visit and start another.
+    pub fn cross_lines(
+        &mut self,
+        id: u64,
+        class: &str,
+        p: Point,
+        size: [f64; 2],
+    ) -> Vec<Happening> {
+        let [w, h] = margins_size(size);
+        let memory = remembered(
+            &mut self.tracks,
+            id,
+            class,
+            self.lines.len(),
+            self.zones.len(),
+        );
         let mut out = Vec::new();
         for (i, line) in self.lines.iter().enumerate() {
             if !counts_class(&line.classes, class) {
@@ -203,39 +281,6 @@ impl Counter {
                 out.push(Happening::Crossed { line: i, forward });
             }
             memory.sides[i] = Some((side, p));
-        }
-        for (i, zone) in self.zones.iter().enumerate() {
-            if !counts_class(&zone.classes, class) {
-                continue;
-            }
-            if edge_distance(&zone.points, p) < (0.05 * (w + h)).max(2.0_f64) {
-                continue;
-            }
-            let now_inside = inside(&zone.points, p);
-            let count = self
-                .counts
-                .zones
-                .entry(zone.id.clone())
-                .or_default()
-                .entry(class.to_string())
-                .or_default();
-            match (memory.inside[i], now_inside) {
-                (None, true) => {
-                    memory.inside[i] = Some(t);
-                    count.entered += 1;
-                    count.inside += 1;
-                    out.push(Happening::Entered { zone: i });
-                }
-                (Some(since), false) => {
-                    memory.inside[i] = None;
-                    count.inside = count.inside.saturating_sub(1);
-                    out.push(Happening::Left {
-                        zone: i,
-                        dwell_s: (t - since).max(0.0),
-                    });
-                }
-                _ => {}
-            }
         }
         out
     }
