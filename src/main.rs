@@ -110,7 +110,9 @@ enum Command {
         realtime: bool,
         /// Write each frame's tracks (a `track` processor's) here, as JSON lines
         /// `{"pts": seconds, "tracks": [...]}`; a frame that brings a detector's new result
-        /// also has `"detections": {"pts": seconds of the frame it was found in, "boxes": [...]}`.
+        /// also has `"detections": {"pts": seconds of the frame it was found in, "boxes": [...]}`,
+        /// and one where the tracker reported something `"events": [{"kind": "line.crossed",
+        /// "class": ..., "data": {...}}]`.
         #[arg(long)]
         tracks_out: Option<PathBuf>,
         /// Take the processors and encoder settings of a stream of this config file (with

@@ -84,8 +84,16 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
             lines: &args.lines,
             zones: &args.zones,
         };
+        // The tracker's events go with each frame's tracks when those are written.
+        let (events, mut happened) =
+            crate::store::EventSink::channel(super::track_replay::MAX_EVENTS);
         let hooks = crate::process::Hooks {
             python: args.python.clone(),
+            events: if args.tracks_out.is_some() {
+                events
+            } else {
+                crate::store::EventSink::disabled()
+            },
             ..Default::default()
         };
         let mut chain = Chain::from_config(&args.processors, shapes, &args.models, &hooks);
@@ -127,6 +135,14 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
                         "pts": frame.meta.detections_pts.map(|p| p as f64 / 1e9),
                         "boxes": frame.meta.detections,
                     });
+                }
+                let made: Vec<_> = std::iter::from_fn(|| happened.try_recv().ok())
+                    .map(
+                        |e| serde_json::json!({ "kind": e.kind, "class": e.class, "data": e.data }),
+                    )
+                    .collect();
+                if !made.is_empty() {
+                    line["events"] = made.into();
                 }
                 if let Err(e) = writeln!(out, "{line}")
                     && let Ok(mut f) = failure.lock()
