@@ -9,7 +9,8 @@ same on every machine.
     ground_truth(objs, t)    -> the boxes visible at time t, with their visible fraction
     detections(gt, rng)      -> what a detector would report: jittered boxes, scores that fall
                                 with occlusion (low-score boxes), misses, false positives
-    crossings(objs, line)    -> the true line counts per class and direction
+    crossings(objs, line)    -> the true line counts per class and direction (sure, don't care)
+    count_error(...)         -> how far counts are from them
 
 The rendering of these objects as pictures (for the end-to-end run with the real detector) is
 in `render()`: sprites from real photos over a real street with its people taken away.
@@ -148,27 +149,56 @@ def _side(a, b, p):
     return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
 
 
+# An object less than this share in the picture is truncated by its edge: how it crosses a line
+# there is "don't care" (a detector may see a head or not), as benchmarks leave out heavily
+# truncated objects (KITTI's DontCare, MOT17's ignored boxes).
+TRUNCATED = 0.5
+
+
 def crossings(objs, line, seconds, classes=(PERSON, CAR)):
-    """True counts {class: {"forward": n, "backward": n}} of the line ((x, y), (x, y)) by the
-    bottom-centre of each object's full box, sampled every frame over `seconds`."""
+    """True crossings of the line ((x, y), (x, y)): ({class: {"forward": n, "backward": n}}
+    sure, the same of "don't care" ones). Taken by the bottom-centre of each object's box in
+    the picture (its full box clipped to the frame, as framegate's rule takes it: an object
+    seen only down to the picture's edge crosses a line drawn to that edge), sampled every
+    frame over `seconds`, hidden behind others or not. A crossing made while the object was
+    less than `TRUNCATED` in the picture is "don't care": counting it or not is no error."""
     a, b = line
-    counts = {c: {"forward": 0, "backward": 0} for c in classes}
+    sure = {c: {"forward": 0, "backward": 0} for c in classes}
+    maybe = {c: {"forward": 0, "backward": 0} for c in classes}
     for o in objs:
         prev = None
         for f in range(int(seconds * FPS) + 1):
             box = o.box(f / FPS)
             if box is None:
                 continue
-            p = (box[0] + box[2] / 2, box[1] + box[3])
+            x0, y0 = min(max(box[0], 0), W), min(max(box[1], 0), H)
+            x1, y1 = min(max(box[0] + box[2], x0), W), min(max(box[1] + box[3], y0), H)
+            if x1 <= x0 or y1 <= y0:
+                prev = None  # out of the picture
+                continue
+            p = ((x0 + x1) / 2, y1)
             if prev is not None:
                 s0, s1 = _side(a, b, prev), _side(a, b, p)
                 if s0 > 0 >= s1 or s0 < 0 <= s1:
                     # Within the segment's extent (the line's y range for these scenes' lines).
                     lo, hi = sorted((a[1], b[1]))
                     if lo <= p[1] <= hi and s0 != 0:
-                        counts[o.cls]["forward" if s0 > 0 else "backward"] += 1
+                        truncated = (x1 - x0) * (y1 - y0) < TRUNCATED * box[2] * box[3]
+                        tally = maybe if truncated else sure
+                        tally[o.cls]["forward" if s0 > 0 else "backward"] += 1
             prev = p
-    return counts
+    return sure, maybe
+
+
+def count_error(sure, maybe, counted):
+    """How far `counted` ({class: {direction: n}}) is from the truth: per class and direction,
+    what it counted below the sure crossings or above the sure and "don't care" ones."""
+    err = 0
+    for c in sure:
+        for d in ("forward", "backward"):
+            n = counted.get(c, {}).get(d, 0)
+            err += max(0, sure[c][d] - n) + max(0, n - sure[c][d] - maybe[c][d])
+    return err
 
 
 # Sprites from the repository's test data (../shared/testdata, Debian's darknet data): the
