@@ -289,9 +289,9 @@ fn points(what: &str, id: &str, points: &[[f64; 2]]) -> Result<(), String> {
 }
 
 fn classes(what: &str, id: &str, classes: &[String]) -> Result<(), String> {
-    if classes.len() > 100 || classes.iter().any(|c| c.is_empty() || c.len() > 64) {
+    if classes.len() > 100 || !classes.iter().all(|c| is_class_name(c)) {
         return Err(format!(
-            "{what} `{id}` classes: at most 100 names of 1 to 64 characters"
+            "{what} `{id}` classes: at most 100 names of 1 to 64 printable characters"
         ));
     }
     Ok(())
@@ -402,6 +402,22 @@ mod tests {
             .contains("no area")
         );
         assert!(err(vec![], vec![zone("z", vec![[0.0, 0.0]; 65])]).contains("3 to 64"));
+        let with_classes = |classes: Vec<String>| LineConfig {
+            classes,
+            ..ok_line.clone()
+        };
+        for bad in [
+            vec![String::new()],
+            vec!["x".repeat(65)],
+            vec!["a\u{1b}[2J".into()],
+        ] {
+            assert!(
+                err(vec![with_classes(bad)], vec![]).contains("lines `door` classes"),
+                "a bad class name is refused"
+            );
+        }
+        assert!(err(vec![with_classes(vec!["person".into(); 101])], vec![]).contains("classes"));
+        assert!(validate_shapes(&[with_classes(vec!["é".repeat(64)])], &[]).is_ok());
         assert!(err(vec![ok_line; 33], vec![]).contains("at most 32"));
     }
 
