@@ -333,10 +333,15 @@ processors = [ {{ kind = "detect", model = "m" }}, {{ kind = "track" }} ]
     const DOOR: &str = r#"lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]"#;
 
     #[test]
-    fn someone_hidden_as_they_cross_is_counted_where_their_track_is_shown_crossing() {
-        // Seen up to x = 610, then hidden for good: the track, lost, is still shown (for
-        // `show_lost_s`) on its predicted path, which crosses the line.
+    fn someone_hidden_as_they_cross_is_counted_on_their_tracks_predicted_path() {
+        // Seen up to x = 610, then hidden for good: the track, lost, goes on along its
+        // predicted path, which crosses the line.
         let events = walk(DOOR, 40, |x| (x < 610.0).then_some([x, 300.0, 40.0, 80.0]));
+        assert_eq!(crossings(&events), ["\"person\" \"forward\""], "{events:?}");
+        // Hidden for longer than a lost track is shown (0.5 s), not than it is kept (2 s):
+        // last seen about 0.5 s in, at x = 604; the line at x = 800 is reached 0.9 s later.
+        let far = r#"lines = [ { id = "far", points = [[800, 0], [800, 720]] } ]"#;
+        let events = walk(far, 60, |x| (x < 610.0).then_some([x, 300.0, 40.0, 80.0]));
         assert_eq!(crossings(&events), ["\"person\" \"forward\""], "{events:?}");
     }
 

@@ -37,12 +37,12 @@ pub struct TrackConfig {
     pub match_iou: f64,
     /// Seconds a track missed by the detector is kept (predicted; shown for `show_lost_s`)
     /// before it ends (0.1 to 60). Two seconds outlast an object passing in front of another.
+    /// While kept, its predicted path crosses lines (an object hidden as it crosses is
+    /// counted); zones take only where a track was seen.
     #[serde(default = "default_max_lost")]
     pub max_lost_s: f64,
     /// Seconds a track the detector missed is still shown where its motion puts it (0 to
-    /// `max_lost_s`), so that short misses do not make boxes blink. Lines count a crossing
-    /// shown in that time (an object hidden as it crosses); zones take only where a track was
-    /// seen.
+    /// `max_lost_s`), so that short misses do not make boxes blink.
     #[serde(default = "default_show_lost")]
     pub show_lost_s: f64,
     /// Matches that confirm a new track (1 to 10): until then it is not shown and makes no

@@ -360,12 +360,11 @@ impl Track {
                 self.best.insert(*id, (track.score, p));
             }
         }
-        // Lost tracks still shown: their predicted boxes cross lines (an object hidden by
+        // Lost tracks, while kept: their predicted boxes cross lines (an object hidden by
         // another, or missed by the detector, while it crosses).
         let guessed: Vec<(u64, [f64; 4])> = self
             .tracker
-            .at(t)
-            .filter(|(track, _)| !changes.matched.iter().any(|(id, _)| *id == track.id))
+            .lost_at(t)
             .map(|(track, r)| (track.id, r))
             .collect();
         for (id, r) in guessed {

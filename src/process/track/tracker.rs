@@ -626,7 +626,21 @@ impl Tracker {
     /// The confirmed tracks to show at stream time `t`, with their boxes predicted to it: those
     /// matched by the last result, and lost ones for `show_lost_s` after their last match.
     pub fn at(&self, t: f64) -> impl Iterator<Item = (&Track, [f64; 4])> {
-        let (horizon, show, frame) = (self.params.max_lost_s, self.params.show_lost_s, self.frame);
+        self.placed(t, self.params.show_lost_s)
+    }
+
+    /// The tracks missed by the last result and still kept (`max_lost_s`), with their boxes
+    /// predicted to stream time `t`, shown or not; as [`Tracker::at`] places them, so not
+    /// those that left the picture. Where lines take them to be.
+    pub fn lost_at(&self, t: f64) -> impl Iterator<Item = (&Track, [f64; 4])> {
+        self.placed(t, self.params.max_lost_s)
+            .filter(|(track, _)| track.state == State::Lost)
+    }
+
+    /// The confirmed tracks at stream time `t`: those matched by the last result, and lost ones
+    /// for `show` seconds after their last match, clipped to the frame.
+    fn placed(&self, t: f64, show: f64) -> impl Iterator<Item = (&Track, [f64; 4])> {
+        let (horizon, frame) = (self.params.max_lost_s, self.frame);
         self.tracks
             .iter()
             .filter(move |tr| match tr.state {
