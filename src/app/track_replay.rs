@@ -195,10 +195,11 @@ pub fn replay(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_walk_across_a_line_is_one_track_and_one_count() {
-        let config = crate::config::parse_str(
-            r#"
+    /// A config whose one stream, `door`, detects and tracks, with `shapes` (TOML lines/zones).
+    fn tracking(shapes: &str) -> crate::config::Config {
+        crate::config::parse_str(
+            &format!(
+                r#"
 [[models]]
 id = "m"
 path = "Cargo.toml"
@@ -206,15 +207,18 @@ format = "centernet"
 [[streams]]
 id = "door"
 source = "test://ball"
-processors = [ { kind = "detect", model = "m" }, { kind = "track" } ]
-lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
-"#,
+processors = [ {{ kind = "detect", model = "m" }}, {{ kind = "track" }} ]
+{shapes}
+"#
+            ),
             std::path::Path::new("door.toml"),
-        );
-        let config = match config {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        };
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_walk_across_a_line_is_one_track_and_one_count() {
+        let config = tracking(DOOR);
         let mut input = String::new();
         for i in 0..50 {
             let t = i as f64 * 0.04;
@@ -276,23 +280,7 @@ lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
         frames: usize,
         rect: impl Fn(f64) -> Option<[f64; 4]>,
     ) -> Vec<(f64, serde_json::Value)> {
-        let config = crate::config::parse_str(
-            &format!(
-                r#"
-[[models]]
-id = "m"
-path = "Cargo.toml"
-format = "centernet"
-[[streams]]
-id = "door"
-source = "test://ball"
-processors = [ {{ kind = "detect", model = "m" }}, {{ kind = "track" }} ]
-{shapes}
-"#
-            ),
-            std::path::Path::new("walk.toml"),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let config = tracking(shapes);
         let mut input = String::new();
         for i in 0..frames {
             let t = i as f64 * 0.04;

@@ -72,8 +72,7 @@ fn remembered<'a>(
     tracks: &'a mut HashMap<u64, Memory>,
     id: u64,
     class: &str,
-    lines: usize,
-    zones: usize,
+    (lines, zones): (usize, usize),
 ) -> &'a mut Memory {
     tracks.entry(id).or_insert_with(|| Memory {
         class: class.to_string(),
@@ -183,13 +182,8 @@ impl Counter {
     ) -> Vec<Happening> {
         let mut out = self.cross_lines(id, class, p, size);
         let [w, h] = margins_size(size);
-        let memory = remembered(
-            &mut self.tracks,
-            id,
-            class,
-            self.lines.len(),
-            self.zones.len(),
-        );
+        let shapes = (self.lines.len(), self.zones.len());
+        let memory = remembered(&mut self.tracks, id, class, shapes);
         for (i, zone) in self.zones.iter().enumerate() {
             if !counts_class(&zone.classes, class) {
                 continue;
@@ -239,13 +233,8 @@ impl Counter {
         size: [f64; 2],
     ) -> Vec<Happening> {
         let [w, h] = margins_size(size);
-        let memory = remembered(
-            &mut self.tracks,
-            id,
-            class,
-            self.lines.len(),
-            self.zones.len(),
-        );
+        let shapes = (self.lines.len(), self.zones.len());
+        let memory = remembered(&mut self.tracks, id, class, shapes);
         let mut out = Vec::new();
         for (i, line) in self.lines.iter().enumerate() {
             if !counts_class(&line.classes, class) {
