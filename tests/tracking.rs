@@ -260,8 +260,8 @@ fn configs_that_cannot_track_are_refused_with_the_field() {
     );
 }
 
-/// `framegate process --tracks-out` writes every frame's tracks, and each result of the detector
-/// once, with the time of the frame it was found in (what `scripts/eval-track.py` scores the
+/// `framegate process --tracks-out` writes every frame's tracks and the tracker's events, and
+/// each result of the detector once, with the time of the frame it was found in (what `scripts/eval-track.py` scores the
 /// detector by). At the video's pace: a result comes a model run after its frame.
 #[test]
 fn process_writes_each_frames_tracks_and_each_detector_result() {
@@ -346,6 +346,15 @@ fn process_writes_each_frames_tracks_and_each_detector_result() {
             .iter()
             .any(|t| t["label"] == "person")),
         "the person still is never tracked"
+    );
+    // The tracker's events go with the frame they happened in.
+    assert!(
+        frames
+            .iter()
+            .filter_map(|l| l.get("events").and_then(Value::as_array))
+            .flatten()
+            .any(|e| e["kind"] == "object.started" && e["class"] == "person"),
+        "the person's track never started in the written events"
     );
 }
 
