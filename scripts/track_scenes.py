@@ -85,6 +85,15 @@ def _overlap(a, b):
     return max(ix, 0) * max(iy, 0)
 
 
+def _in_picture(b):
+    """The part [x, y, w, h] of box `b` inside the frame, or None where none of it is."""
+    x0, y0 = max(b[0], 0), max(b[1], 0)
+    x1, y1 = min(b[0] + b[2], W), min(b[1] + b[3], H)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
 def ground_truth(objs, t):
     """[(id, class, box clipped to the frame, visible fraction)] of the objects in view at t.
     Nearer objects (lower bottom edge) hide farther ones; a box less than 30% visible (off the
@@ -94,11 +103,9 @@ def ground_truth(objs, t):
         b = o.box(t)
         if b is None:
             continue
-        x0, y0 = max(b[0], 0), max(b[1], 0)
-        x1, y1 = min(b[0] + b[2], W), min(b[1] + b[3], H)
-        if x1 <= x0 or y1 <= y0:
+        clipped = _in_picture(b)
+        if clipped is None:
             continue
-        clipped = [x0, y0, x1 - x0, y1 - y0]
         in_frame = clipped[2] * clipped[3] / (b[2] * b[3])
         live.append((o, clipped, in_frame, b[1] + b[3]))
     out = []
@@ -171,19 +178,18 @@ def crossings(objs, line, seconds, classes=(PERSON, CAR)):
             box = o.box(f / FPS)
             if box is None:
                 continue
-            x0, y0 = min(max(box[0], 0), W), min(max(box[1], 0), H)
-            x1, y1 = min(max(box[0] + box[2], x0), W), min(max(box[1] + box[3], y0), H)
-            if x1 <= x0 or y1 <= y0:
+            seen = _in_picture(box)
+            if seen is None:
                 prev = None  # out of the picture
                 continue
-            p = ((x0 + x1) / 2, y1)
+            p = (seen[0] + seen[2] / 2, seen[1] + seen[3])
             if prev is not None:
                 s0, s1 = _side(a, b, prev), _side(a, b, p)
                 if s0 > 0 >= s1 or s0 < 0 <= s1:
                     # Within the segment's extent (the line's y range for these scenes' lines).
                     lo, hi = sorted((a[1], b[1]))
                     if lo <= p[1] <= hi and s0 != 0:
-                        truncated = (x1 - x0) * (y1 - y0) < TRUNCATED * box[2] * box[3]
+                        truncated = seen[2] * seen[3] < TRUNCATED * box[2] * box[3]
                         tally = maybe if truncated else sure
                         tally[o.cls]["forward" if s0 > 0 else "backward"] += 1
             prev = p
