@@ -136,14 +136,7 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
                         "boxes": frame.meta.detections,
                     });
                 }
-                let made: Vec<_> = std::iter::from_fn(|| happened.try_recv().ok())
-                    .map(
-                        |e| serde_json::json!({ "kind": e.kind, "class": e.class, "data": e.data }),
-                    )
-                    .collect();
-                if !made.is_empty() {
-                    line["events"] = made.into();
-                }
+                super::track_replay::attach_events(&mut line, &mut happened);
                 if let Err(e) = writeln!(out, "{line}")
                     && let Ok(mut f) = failure.lock()
                 {

@@ -161,13 +161,7 @@ pub fn replay(
             })
             .collect();
         let mut line = serde_json::json!({ "t": r.t, "tracks": tracks });
-        let mut made = Vec::new();
-        while let Ok(e) = happened.try_recv() {
-            made.push(serde_json::json!({ "kind": e.kind, "class": e.class, "data": e.data }));
-        }
-        if !made.is_empty() {
-            line["events"] = made.into();
-        }
+        attach_events(&mut line, &mut happened);
         serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
         frames += 1;
@@ -189,6 +183,20 @@ pub fn replay(
         frames,
         mean_update_ms: status.mean_update_ms,
     })
+}
+
+/// Puts the events waiting in `happened` on `line` as `"events": [{"kind", "class", "data"}]`
+/// (nothing when none are waiting): how `track` and `process --tracks-out` write them.
+pub(crate) fn attach_events(
+    line: &mut serde_json::Value,
+    happened: &mut tokio::sync::mpsc::Receiver<crate::store::Event>,
+) {
+    let made: Vec<_> = std::iter::from_fn(|| happened.try_recv().ok())
+        .map(|e| serde_json::json!({ "kind": e.kind, "class": e.class, "data": e.data }))
+        .collect();
+    if !made.is_empty() {
+        line["events"] = made.into();
+    }
 }
 
 #[cfg(test)]

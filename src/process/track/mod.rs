@@ -361,20 +361,26 @@ impl Track {
             }
         }
         // Lost tracks, while kept: their predicted boxes cross lines (an object hidden by
-        // another, or missed by the detector, while it crosses).
-        let guessed: Vec<(u64, [f64; 4])> = self
-            .tracker
-            .lost_at(t)
-            .map(|(track, r)| (track.id, r))
-            .collect();
+        // another, or missed by the detector, while it crosses). A track is copied only for
+        // the events of a crossing.
+        let guessed: Vec<(u64, [f64; 4])> = if self.counter.lines().is_empty() {
+            Vec::new()
+        } else {
+            self.tracker
+                .lost_at(t)
+                .map(|(track, r)| (track.id, r))
+                .collect()
+        };
         for (id, r) in guessed {
-            let Some(track) = self.tracker.get(id).cloned() else {
+            let p = self.anchor(r, picture);
+            let Some(track) = self.tracker.get(id) else {
                 continue;
             };
-            let found =
-                self.counter
-                    .cross_lines(id, &track.class, self.anchor(r, picture), [r[2], r[3]]);
-            self.happenings(frame, &track, found);
+            let found = self.counter.cross_lines(id, &track.class, p, [r[2], r[3]]);
+            if !found.is_empty() {
+                let track = track.clone();
+                self.happenings(frame, &track, found);
+            }
         }
         for gone in changes.ended {
             self.end(frame, &gone, t);

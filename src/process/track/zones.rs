@@ -221,9 +221,9 @@ impl Counter {
     }
 
     /// Track `id` of `class` is thought to have its anchor at `p` (its box's size `size`),
-    /// seen there or not: the lines count it. For a track not seen (lost, its box predicted and
-    /// still shown), a crossing shown on the screen counts though the object was hidden while
-    /// it crossed; zones only take what was seen ([`Counter::observe`]): a guess that left a
+    /// seen there or not: the lines count it. For a track not seen (lost, its box predicted
+    /// while it is kept), a crossing on its predicted path counts though the object was hidden
+    /// while it crossed; zones only take what was seen ([`Counter::observe`]): a guess that left a
     /// zone would end a visit and start another.
     pub fn cross_lines(
         &mut self,
