@@ -129,7 +129,7 @@ proptest! {
             let luma: Vec<u8> = (0..stride * h)
                 .map(|i| (seed.wrapping_mul((i + f * 7919) as u64 + 1) >> 11) as u8)
                 .collect();
-            reader.add(&luma, stride, w, h, f as f64 / 25.0);
+            reader.add(&luma, stride, w, h, f as f64 / 25.0, seed % 3 == f as u64 % 3);
         }
         let (found, confidence) = reader.finish();
         prop_assert!(confidence.is_finite() || found.is_none());

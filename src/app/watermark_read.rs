@@ -2,7 +2,9 @@
 //! `--window` seconds of the video's own time, whether a watermark is there, its ID and the
 //! confidence.
 
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -12,6 +14,7 @@ use serde::Serialize;
 
 use crate::elements::{PadFilter, error_text, link_new_pads};
 use crate::process::watermark::Reader;
+use crate::supervise::lock;
 
 /// One window's result.
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +72,44 @@ pub fn read_and_print(
     Ok(())
 }
 
+/// Presentation times of the last intra-coded pictures (key frames) given to the video decoder.
+type IntraTimes = Arc<Mutex<VecDeque<gst::ClockTime>>>;
+
+/// How many intra pictures' times are kept: far more than a decoder holds back.
+const INTRA_TIMES: usize = 64;
+
+/// Watches the coded pictures going into `decodebin`'s video decoder and keeps the times of
+/// the intra-coded ones, so that the reader knows which decoded frames they became (it weighs
+/// them more: they carry the mark as it was embedded).
+fn watch_intra_pictures(decodebin: &gst::Element) -> IntraTimes {
+    let times = IntraTimes::default();
+    let kept = times.clone();
+    decodebin.connect("deep-element-added", false, move |args| {
+        let element = args.get(2)?.get::<gst::Element>().ok()?;
+        let factory = element.factory()?;
+        if factory.has_type(gst::ElementFactoryType::DECODER | gst::ElementFactoryType::MEDIA_VIDEO)
+            && let Some(pad) = element.static_pad("sink")
+        {
+            let kept = kept.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(buffer) = info.buffer()
+                    && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)
+                    && let Some(pts) = buffer.pts()
+                {
+                    let mut times = lock(&kept);
+                    if times.len() >= INTRA_TIMES {
+                        times.pop_front();
+                    }
+                    times.push_back(pts);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        None
+    });
+    times
+}
+
 /// Reads `source` (a file path or a URL) for at most `limit` of wall time; calls `report` after
 /// each window.
 pub fn read_watermark(
@@ -89,6 +130,7 @@ pub fn read_watermark(
     };
     let pipeline = gst::Pipeline::new();
     let src = crate::elements::uri_decoder(&uri, None)?;
+    let intra = watch_intra_pictures(&src);
     let convert = crate::elements::make("videoconvert")?;
     let sink = crate::elements::gray8_sink();
     pipeline.add_many([&src, &convert, sink.upcast_ref()])?;
@@ -150,12 +192,18 @@ pub fn read_watermark(
         current = Some((idx, origin));
         let stride = frame.plane_stride()[0] as usize;
         let luma = frame.plane_data(0).unwrap_or(&[]);
+        let is_intra = buffer.pts().is_some_and(|pts| {
+            let mut times = lock(&intra);
+            let at = times.iter().position(|p| *p == pts);
+            at.and_then(|i| times.remove(i)).is_some()
+        });
         reader.add(
             luma,
             stride,
             info.width() as usize,
             info.height() as usize,
             t,
+            is_intra,
         );
     };
     let _ = pipeline.set_state(gst::State::Null);
