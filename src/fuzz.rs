@@ -118,8 +118,8 @@ proptest! {
 
     #[test]
     fn the_watermark_reader_takes_any_frames(
-        w in 1usize..200,
-        h in 1usize..120,
+        w in 1usize..300,
+        h in 1usize..240,
         frames in 1usize..6,
         seed in any::<u64>(),
     ) {

@@ -5,6 +5,7 @@
 
 mod embed;
 mod layout;
+mod motion;
 mod payload;
 mod read;
 
@@ -237,6 +238,42 @@ mod tests {
             found, None,
             "read without knowing the key frames: {confidence}"
         );
+    }
+
+    /// A key frame and the one before it, a pan of fine texture apart (5 pixels, about a cell
+    /// at this size): the difference reads only with the picture before moved as the camera
+    /// moved; unmoved, the texture's own change drowns the mark.
+    #[test]
+    fn a_key_frame_is_read_against_the_frame_before_moved_with_the_camera() {
+        let (w, h) = (640, 360);
+        let key = "a secret phrase";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let cw = w + 20;
+        let canvas: Vec<u8> = (0..cw * h).map(|_| rng.random_range(40..200)).collect();
+        let view = |ox: usize| -> Vec<u8> {
+            (0..h)
+                .flat_map(|y| canvas[y * cw + ox..y * cw + ox + w].iter().copied())
+                .collect()
+        };
+        let before = view(0);
+        let mut key_frame = view(5);
+        mark(&mut key_frame, w, h, key, "CAM0042", 0.4);
+        let mut r = Reader::new(key);
+        r.add(&before, w, w, h, 0.36, false);
+        r.add(&key_frame, w, w, h, 0.4, true);
+        let (found, confidence) = r.finish();
+        assert_eq!(
+            found.map(|f| f.id).as_deref(),
+            Some("CAM0042"),
+            "confidence {confidence}"
+        );
+        // A picture before that no translation aligns (the texture turned upside down): the
+        // difference is mostly picture, and two frames give no ID.
+        let mut r = Reader::new(key);
+        let flipped: Vec<u8> = before.iter().rev().copied().collect();
+        r.add(&flipped, w, w, h, 0.36, false);
+        r.add(&key_frame, w, w, h, 0.4, true);
+        assert_eq!(r.finish().0, None);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! above what the best codeword reaches on noise and the CRC checks out.
 
 use super::layout::Layout;
+use super::motion::{self, Plane};
 use super::payload::{BITS, decode};
 
 /// Agreement (mean z x sign of the decoded codeword) below which nothing is reported. On
@@ -49,8 +50,9 @@ pub struct Reader {
     /// Per phase bucket, per cell: the sum of intra pictures' differences from the picture
     /// before them.
     fresh: Vec<Vec<f32>>,
-    /// The previous picture's high-passed cell means (kept across windows).
-    prev: Option<Vec<f32>>,
+    /// The previous picture (kept across windows): its high-passed cell means and its luma
+    /// (rows packed).
+    prev: Option<(Vec<f32>, Vec<u8>)>,
 }
 
 /// How much more an intra-coded picture counts in the sum than a predicted one.
@@ -97,17 +99,47 @@ impl Reader {
             self.reset();
         }
         let Some(layout) = &self.layout else { return };
-        let hp = high_passed(&cell_means(luma, stride, layout), layout.cols, layout.rows);
+        let (cols, rows) = (layout.cols, layout.rows);
+        let hp = high_passed(&cell_means(luma, stride, layout), cols, rows);
         let bucket = bucket_of(time);
         let weight = if intra { INTRA_WEIGHT } else { 1.0 };
         self.counts[bucket] += weight;
         add_scaled(&mut self.acc[bucket], &hp, weight);
-        if intra && let Some(prev) = &self.prev {
+        let cur = Plane {
+            data: luma,
+            stride,
+            width,
+            height,
+        };
+        if intra && let Some((prev_hp, prev_luma)) = &self.prev {
+            // The picture before, moved as the camera moved (a pan), so that the difference
+            // keeps the mark and loses the content.
+            let before = Plane {
+                data: prev_luma,
+                stride: width,
+                width,
+                height,
+            };
+            let (dx, dy) = motion::translation(cur, before);
+            let moved_hp;
+            let prev_hp = if (dx, dy) == (0, 0) {
+                prev_hp
+            } else {
+                let moved = motion::moved(before, dx, dy);
+                moved_hp = high_passed(&cell_means(&moved, width, layout), cols, rows);
+                &moved_hp
+            };
             let fresh = &mut self.fresh[bucket];
             add_scaled(fresh, &hp, 1.0);
-            add_scaled(fresh, prev, -1.0);
+            add_scaled(fresh, prev_hp, -1.0);
         }
-        self.prev = Some(hp);
+        self.prev = cur.complete().then(|| {
+            let packed = (0..height)
+                .flat_map(|y| &luma[y * stride..y * stride + width])
+                .copied()
+                .collect();
+            (hp, packed)
+        });
         self.frames += 1;
     }
 
