@@ -31,7 +31,7 @@ enum WatermarkCommand {
         /// A file holding the key (its first line).
         #[arg(long)]
         key_file: Option<PathBuf>,
-        /// Seconds of video per report.
+        /// Seconds of video per report (0.01 to 3600).
         #[arg(long, default_value_t = 2.0)]
         window: f64,
         /// Stop after this many seconds (live sources run until stopped otherwise).

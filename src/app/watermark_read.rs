@@ -43,8 +43,8 @@ pub fn read_and_print(
     json: bool,
 ) -> Result<()> {
     anyhow::ensure!(
-        window.is_finite() && (0.1..=3600.0).contains(&window),
-        "--window must be from 0.1 to 3600 seconds"
+        window.is_finite() && (0.01..=3600.0).contains(&window),
+        "--window must be from 0.01 to 3600 seconds (0.04: one frame at 25 fps)"
     );
     anyhow::ensure!(
         seconds.is_none_or(|s| s.is_finite() && (0.0..=1e7).contains(&s)),
@@ -214,4 +214,20 @@ pub fn read_watermark(
         finish(&mut reader, idx, &mut reports);
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_and_print;
+
+    #[test]
+    fn windows_from_one_frame_to_an_hour_are_accepted_and_nothing_outside() {
+        for bad in [0.0, 0.005, 3601.0, f64::NAN, f64::INFINITY, -1.0] {
+            let e = read_and_print("/nonexistent.mp4", "k", bad, None, true).unwrap_err();
+            assert!(e.to_string().contains("--window"), "{bad}: {e}");
+        }
+        // One frame at 25 fps is a window: the file is what fails.
+        let e = read_and_print("/nonexistent.mp4", "k", 0.04, None, true).unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
+    }
 }

@@ -11,7 +11,10 @@
 //! mark in key frames, 0.1-0.2 in the others). So intra pictures count [`INTRA_WEIGHT`] times in
 //! the sum, and each one's difference from the picture just before it (a frame of motion apart,
 //! where the sum's halves are 0.4 s apart) is a second estimate, demodulated the same way and
-//! added to the first with equal weight after each is scaled to unit spread. Per coded bit, the cells that carry it are
+//! added to the first with equal weight after each is scaled to unit spread. The picture before
+//! is first moved by the camera's translation between the two ([`motion::translation`]): on a
+//! pan, the content's change in one frame outweighs the mark several times over, and moving it
+//! back leaves mostly the mark and the codec's noise. Per coded bit, the cells that carry it are
 //! correlated with their chips; the ratio to the spread across those cells is a z-score (about
 //! N(0, 1) when there is no mark, or a wrong key). The code's soft decoder finds the codeword
 //! that agrees best with the z-scores; a window reports an ID only when that agreement is far
