@@ -76,6 +76,9 @@ impl Ingest {
             .sync(opts.realtime && matches!(source, SourceUrl::File(_)))
             .max_buffers(if opts.lossless { 2 } else { 1 })
             .drop(!opts.lossless)
+            // The sink would otherwise keep a reference to the last frame: a processor that
+            // draws would copy every frame the decoder had already handed over.
+            .enable_last_sample(false)
             .build();
         pipeline.add_many([&convert, sink.upcast_ref()])?;
         convert.link(&sink)?;
