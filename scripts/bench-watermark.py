@@ -161,14 +161,15 @@ def noisy(exe, out, seconds, bitrates, cfg):
 def noisy_table(rows, bitrates):
     pct = lambda v: f"{v * 100:.0f}%"  # noqa: E731
     lines = ["| scene | noise sigma | " + " | ".join(f"2 s windows read at {k} kbit/s" for k in bitrates)
-             + " | wrong IDs | unmarked: IDs | luma PSNR min / mean | SSIM (luma) | "
-             "flicker mean / max (levels) |",
-             "|---|---|" + "---|" * len(bitrates) + "---|---|---|---|---|"]
+             + f" | lowest confidence at {bitrates[0]} kbit/s | wrong IDs | unmarked: IDs | "
+             "luma PSNR min / mean | SSIM (luma) | flicker mean / max (levels) |",
+             "|---|---|" + "---|" * len(bitrates) + "---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {SCENES[r['scene']]} | {r['noise']} | "
             + " | ".join(f"{pct(r['read'][k]['found'])} of {r['read'][k]['windows']}" for k in bitrates)
-            + f" | {sum(r['read'][k]['wrong'] for k in bitrates)} | {r['unmarked_ids']} | "
+            + f" | {min(r['read'][bitrates[0]].get('confidence') or [0])} "
+            f"| {sum(r['read'][k]['wrong'] for k in bitrates)} | {r['unmarked_ids']} | "
             f"{r['psnr_min']} / {r['psnr_mean']} dB | {r['ssim']} | "
             f"{r['flicker_mean']} / {r['flicker_max']} |")
     return lines
