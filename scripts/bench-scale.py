@@ -16,7 +16,12 @@ Rows, each a search for the most streams in real time (doubling, then bisecting)
 - the peer baseline, per stream `ffmpeg` (decode to raw BGR) → Python/OpenCV drawing what the
   overlay draws (scripts/peer/overlay_pipe.py) → `ffmpeg` (x264 ultrafast), the pipeline many
   teams run: three processes a camera, one thread each once the streams fill the cores (as
-  framegate's codecs take).
+  framegate's codecs take);
+- the plain transcode, concurrent: per stream one `gst-launch-1.0` reading the relay (rtmpsrc,
+  flvdemux, h264parse, avdec_h264, x264enc ultrafast zerolatency 2000 kbit/s, one thread each
+  once the streams fill the cores), no drawing: the codecs alone, with every cost that many
+  codecs sharing the cores add (caches, scheduling, the cameras' key frames), measured the way
+  framegate is.
 In the same run, the floors: a plain `gst-launch-1.0` transcode (decode + x264 ultrafast) and
 a plain decode of the clip, each CPU per frame and the streams that would fit on this
 machine's cores (the codec-bound limits), and the ratio of each row to its limit.
@@ -31,6 +36,7 @@ camera decoded.
 
 Usage: scripts/bench-scale.py [--size 1280x720] [--seconds 10] [--max 128]
                               [--rows transcode,decode,passthrough,keyframes,peer]
+       scripts/bench-scale.py --rows transcode,plain   (framegate against the concurrent plain transcode)
        scripts/bench-scale.py --quick          (640x360, 2 streams, 4 s: proves it runs, CI)
 Writes bench-out/scale-passthrough.md and .json.
 """
@@ -179,30 +185,63 @@ def measure_peer(streams, rtmp, seconds, size):
                 draw.stdout.close()
                 procs += [dec, draw, enc]
                 progress.append(prog)
-            frames = lambda: [_progress_frames(p) for p in progress]  # noqa: E731
-            deadline = time.time() + 60
-            while time.time() < deadline and min(frames()) <= 2 * GOP:
-                time.sleep(0.5)
-            # The steady state, as for framegate: no pipeline ahead of the camera.
-            last = frames()
-            while time.time() < deadline:
-                time.sleep(2.0)
-                now = frames()
-                if all((b - a) / 2.0 <= 1.1 * FPS for a, b in zip(last, now)):
-                    break
-                last = now
-            c0, t0 = sum(cpu_seconds(p.pid) for p in procs), time.time()
-            marks0 = _fresh_progress(progress)
-            time.sleep(seconds)
-            marks1 = _fresh_progress(progress)
-            c1, t1 = sum(cpu_seconds(p.pid) for p in procs), time.time()
+            return _steady_rate(procs, progress, _progress_frames, streams, seconds)
         finally:
             for p in procs:
                 p.kill()
                 p.wait(10)
+
+
+def measure_plain(streams, rtmp, seconds):
+    """One try of the plain concurrent transcode: `streams` gst-launch pipelines, each counting
+    its encoded frames with fpsdisplaysink into a file; (real time?, summary) as `measure`."""
+    one = "max-threads=1" if streams >= os.cpu_count() else ""
+    threads = "threads=1" if streams >= os.cpu_count() else ""
+    procs, progress = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for i in range(streams):
+                prog = Path(tmp) / f"plain{i}.log"
+                cmd = (f"rtmpsrc location=rtmp://127.0.0.1:{rtmp}/live/cam{i % PUBLISHERS} "
+                       f"! flvdemux ! h264parse ! avdec_h264 {one} ! x264enc "
+                       f"speed-preset=ultrafast tune=zerolatency bitrate=2000 key-int-max={GOP} "
+                       f"bframes=0 {threads} ! fpsdisplaysink video-sink=fakesink "
+                       "text-overlay=false sync=false fps-update-interval=100")
+                with open(prog, "w") as log:
+                    procs.append(subprocess.Popen(["gst-launch-1.0", "-v"] + cmd.split(),
+                                                  stdin=subprocess.DEVNULL, stdout=log,
+                                                  stderr=subprocess.DEVNULL))
+                progress.append(prog)
+            return _steady_rate(procs, progress, _rendered, streams, seconds)
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait(10)
+
+
+def _steady_rate(procs, progress, count, streams, seconds):
+    """Waits for every pipeline's first two GOPs and its steady state (none ahead of the
+    camera), then measures each one's rate between two fresh reports of its own, and the
+    processes' cores; (real time?, summary) as `measure`."""
+    frames = lambda: [count(p) for p in progress]  # noqa: E731
+    deadline = time.time() + 60
+    while time.time() < deadline and min(frames()) <= 2 * GOP:
+        time.sleep(0.5)
+    last = frames()
+    while time.time() < deadline:
+        time.sleep(2.0)
+        now = frames()
+        if all((b - a) / 2.0 <= 1.1 * FPS for a, b in zip(last, now)):
+            break
+        last = now
+    c0, t0 = sum(cpu_seconds(p.pid) for p in procs), time.time()
+    marks0 = _fresh_progress(progress, count)
+    time.sleep(seconds)
+    marks1 = _fresh_progress(progress, count)
+    c1, t1 = sum(cpu_seconds(p.pid) for p in procs), time.time()
     wall = t1 - t0
-    # Each pipeline's rate between two fresh reports of its own (ffmpeg writes one every
-    # 0.1 s: the moment it changes is when that count was true).
+    # Each pipeline's rate between two fresh reports of its own (the moment a count changes
+    # is when it was true).
     outs = [(f1 - f0) / max(u1 - u0, 1e-9) for (f0, u0), (f1, u1) in zip(marks0, marks1)]
     ok = all(o >= 0.97 * FPS for o in outs)
     cores = (c1 - c0) / wall
@@ -214,15 +253,29 @@ def measure_peer(streams, rtmp, seconds, size):
     }
 
 
-def _fresh_progress(paths, limit=1.0):
+def _rendered(path):
+    """The last count of frames an fpsdisplaysink reports in a `gst-launch-1.0 -v` log."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return 0
+    at = text.rfind("rendered: ")
+    if at < 0:
+        return 0
+    digits = text[at + 10:at + 30].split(",", 1)[0]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _fresh_progress(paths, count=None, limit=1.0):
     """For each progress file, (frames, time) at the moment its count next changes (polled
     every 10 ms, for `limit` seconds at most; then the count as it is)."""
-    start = [_progress_frames(p) for p in paths]
+    count = count or _progress_frames
+    start = [count(p) for p in paths]
     marks = [None] * len(paths)
     deadline = time.time() + limit
     while time.time() < deadline and None in marks:
         for i, p in enumerate(paths):
-            if marks[i] is None and (n := _progress_frames(p)) != start[i]:
+            if marks[i] is None and (n := count(p)) != start[i]:
                 marks[i] = (n, time.time())
         time.sleep(0.01)
     return [m or (start[i], time.time()) for i, m in enumerate(marks)]
@@ -263,6 +316,7 @@ def search(exe, row, rtmp, seconds, most, size):
     def ok(n):
         if n not in tried:
             tried[n] = (measure_peer(n, rtmp, seconds, size) if row == "peer"
+                        else measure_plain(n, rtmp, seconds) if row == "plain"
                         else measure(exe, row, n, rtmp, seconds))[1]
             t = tried[n]
             print(f"{row}: {n} streams: {'real time' if t['real_time'] else 'behind'} "
@@ -289,7 +343,7 @@ def main():
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--max", type=int, default=128)
-    ap.add_argument("--rows", default="transcode,decode,passthrough,keyframes,peer")
+    ap.add_argument("--rows", default="transcode,plain,decode,passthrough,keyframes,peer")
     ap.add_argument("--quick", action="store_true", help="2 streams, 2 s a row (CI)")
     ap.add_argument("--out", default=str(ROOT / "bench-out"))
     args = ap.parse_args()
@@ -319,7 +373,8 @@ def main():
               "decode": cores * 1000 / (decode_ms * FPS),
               "passthrough": cores * 1000 / (decode_ms * FPS),
               "keyframes": cores * 1000 / (decode_ms * FPS / GOP),
-              "peer": cores * 1000 / (transcode_ms * FPS)}
+              "peer": cores * 1000 / (transcode_ms * FPS),
+              "plain": cores * 1000 / (transcode_ms * FPS)}
     threads = ", ".join(f"{k} {v:.2f}" for k, v in transcode_each.items())
     print(f"floors: transcode {transcode_ms:.2f} ms/frame (x264 threads: {threads}) "
           f"(limit {limits['transcode']:.1f} streams), decode {decode_ms:.2f} ms/frame (limit {limits['passthrough']:.1f})",
@@ -329,11 +384,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         rtmp = free_port()
         server = nginx(Path(tmp), rtmp)
-        publishers = [subprocess.Popen(
-            ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(camera), "-c", "copy",
-             "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/cam{k}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for k in range(PUBLISHERS)]
+        # Independent cameras: their key frames fall at different moments (each publisher
+        # starts a GOP / PUBLISHERS later than the one before), not all at once.
+        publishers, start = [], time.time()
+        for k in range(PUBLISHERS):
+            time.sleep(max(0.0, start + k * GOP / FPS / PUBLISHERS - time.time()))
+            publishers.append(subprocess.Popen(
+                ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(camera), "-c",
+                 "copy", "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/cam{k}"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         try:
             p0 = sum(cpu_seconds(p.pid) for p in publishers) + cpu_seconds(server.pid)
             t0 = time.time()
@@ -350,7 +409,8 @@ def main():
     names = {"transcode": "transcode + overlay", "decode": "pass-through, every frame decoded, no processor",
              "passthrough": "pass-through + detection, every frame decoded",
              "keyframes": "pass-through + detection, key frames decoded",
-             "peer": "peer baseline: ffmpeg → Python/OpenCV overlay → ffmpeg"}
+             "peer": "peer baseline: ffmpeg → Python/OpenCV overlay → ffmpeg",
+             "plain": "plain transcode (gst-launch), concurrent, no drawing"}
     lines = [
         f"Measured {when} on {machine()}: {args.size}@{FPS} cameras (real footage, GOP {GOP}), "
         f"{args.seconds:.0f} s per try, relayed by nginx-rtmp ({PUBLISHERS} publishers, "
@@ -370,6 +430,11 @@ def main():
             f"| {names[r['row']]} | {r['most']}{'+' if r['capped'] else ''} | {limit:.1f} | "
             f"{r['most'] / limit:.2f} | {a.get('cores', '—')} | {a.get('cpu_ms_per_output_frame', '—')} | "
             f"{a.get('inferences_per_s', '—')} |")
+    done = {r["row"]: r for r in results}
+    if "transcode" in done and "plain" in done and done["plain"]["most"]:
+        lines += ["", f"framegate's transcode + overlay against the plain transcode run the same "
+                  f"way: {done['transcode']['most']} of {done['plain']['most']} streams "
+                  f"({done['transcode']['most'] / done['plain']['most']:.2f})."]
     md = "\n".join(lines) + "\n"
     (out / "scale-passthrough.md").write_text(md)
     (out / "scale-passthrough.json").write_text(json.dumps(

@@ -126,6 +126,8 @@ fn pass_through_rows(report: &Value) {
     // takes its own capacity, with key frames only much less.
     assert!(decode < transcode, "{report}");
     assert!(keyframes < detect, "{report}");
+    // The plain transcode run as framegate's is (gst-launch pipelines reading the relay).
+    assert!(cost("plain") > 0.0, "{report}");
     for floor in ["transcode", "decode"] {
         assert!(
             report["floors_ms"][floor].as_f64().unwrap() > 0.0,
