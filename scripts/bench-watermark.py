@@ -16,7 +16,7 @@ texture scene and a star field alone; per clip and noise level, at 500 kbit/s an
 flicker (RMS change of the mark from one frame to the next, luma levels).
 
 Usage: scripts/bench-watermark.py [--seconds 40] [--peer-frames 25] [--noisy-seconds 24]
-                                  [--only-noisy] [--out DIR]
+                                  [--only-noisy [--scenes mixed-3,texture-2.5]] [--out DIR]
 Writes DIR/watermark.md and DIR/watermark.json (default DIR: bench-out/).
 """
 
@@ -112,11 +112,14 @@ def ssim_luma(a, b):
     return float(line.split("SSIM Y:")[1].split()[0])
 
 
-def noisy(exe, out, seconds, bitrates, cfg):
-    """The noisy scenes: one row per clip and noise level."""
+def noisy(exe, out, seconds, bitrates, cfg, only=None):
+    """The noisy scenes: one row per clip and noise level (those named `scene-sigma` in `only`,
+    when given)."""
     import numpy as np
     rows = []
     for scene, sigma in NOISY:
+        if only and f"{scene}-{sigma}" not in only:
+            continue
         clip = out / f"wm-noisy-{scene}-{sigma}-{seconds}s.mp4"
         if not clip.exists():
             gen = subprocess.Popen([str(PYTHON), str(ROOT / "scripts" / "wm_scenes.py"), "--seconds",
@@ -265,6 +268,8 @@ def main():
     ap.add_argument("--noisy-seconds", type=int, default=24,
                     help="length of each noisy scene (0: skip them)")
     ap.add_argument("--only-noisy", action="store_true", help="the noisy scenes alone")
+    ap.add_argument("--scenes", default="",
+                    help="with --only-noisy: these scenes alone, e.g. mixed-3,texture-2.5")
     ap.add_argument("--out", default=str(ROOT / "bench-out"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -279,7 +284,8 @@ def main():
         cfg = out / "wm.toml"
         cfg.write_text(f'[[streams]]\nid = "cam"\nsource = "test://ball"\nprocessors = [ '
                        f'{{ kind = "watermark", id = "{ID}", key = "{KEY}" }} ]\n')
-        rows = noisy(exe, out, args.noisy_seconds or 24, [500, 1000], cfg)
+        only = {s for s in args.scenes.split(",") if s}
+        rows = noisy(exe, out, args.noisy_seconds or 24, [500, 1000], cfg, only)
         md = "\n".join(noisy_table(rows, [500, 1000])) + "\n"
         (out / "watermark-noisy.md").write_text(md)
         (out / "watermark-noisy.json").write_text(json.dumps(rows, indent=2))
