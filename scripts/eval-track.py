@@ -11,6 +11,8 @@ tracks of every frame are scored against the true boxes: MOTA, IDF1, ID switches
 and the line counts against the true crossings.
 
     scripts/eval-track.py [--seeds 5] [--seconds 90] [--every 2] [--check] [--json out.json]
+    scripts/eval-track.py --end-to-end --seeds 5 --seconds 60 [--keep DIR]
+    scripts/eval-track.py --replay DIR...    (kept end-to-end runs, through the tracker of now)
 
 `--check` exits 1 when a goal is missed (IDF1 >= 0.95, line counts exact). `--bench` measures
 the tracker's cost per result with 50 objects in view instead.
@@ -160,18 +162,9 @@ def evaluate(seed, seconds, every, exe, dir_, occlusion):
     }
 
 
-def end_to_end(seed, seconds, exe, dir_):
-    """The scene rendered (sprites from the test photos over the emptied street), run through
-    `framegate process` at the video's pace with the shared CenterNet and the tracker; tracks
-    scored against the ground truth (the pickup sprite counts as `car` whether the model calls
-    it car or truck)."""
-    import motmetrics as mm
-
-    testdata = os.path.join(ROOT, "..", "shared", "testdata")
-    model = os.path.join(ROOT, "..", "shared", "models", "centernet.onnx")
-    objs = ts.objects(seed, seconds)
-    video = os.path.join(dir_, "scene.mp4")
-    ts.render(objs, seconds, video, testdata)
+def end_to_end_config(dir_, model):
+    """The end-to-end config (the shared CenterNet, the tracker at its operating point, the
+    counting line), written to `dir_`."""
     cfg = os.path.join(dir_, "e2e.toml")
     with open(cfg, "w") as f:
         f.write(
@@ -191,39 +184,95 @@ processors = [
 lines = [ {{ id = "door", points = [[{LINE[0][0]}, {LINE[0][1]}], [{LINE[1][0]}, {LINE[1][1]}]] }} ]
 """
         )
+    return cfg
+
+
+def end_to_end(seed, seconds, exe, dir_):
+    """The scene rendered (sprites from the test photos over the emptied street), run through
+    `framegate process` at the video's pace with the shared CenterNet and the tracker; tracks
+    scored against the ground truth (the pickup sprite counts as `car` whether the model calls
+    it car or truck). `dir_` keeps what `replay` needs."""
+    testdata = os.path.join(ROOT, "..", "shared", "testdata")
+    model = os.path.join(ROOT, "..", "shared", "models", "centernet.onnx")
+    video = os.path.join(dir_, "scene.mp4")
+    ts.render(ts.objects(seed, seconds), seconds, video, testdata)
+    cfg = end_to_end_config(dir_, model)
     tracks = os.path.join(dir_, "tracks.jsonl")
     subprocess.run(
         [exe, "process", "--input", video, "--output", os.path.join(dir_, "out.mp4"),
          "--config", cfg, "--stream", "eval", "--realtime", "--tracks-out", tracks],
         check=True, capture_output=True,
     )
-    acc = mm.MOTAccumulator(auto_id=True)
-    seen, frames = {}, 0
-    counts = {}
-    det = {"truth": 0, "found": 0, "boxes": 0, "true_boxes": 0, "car": 0, "truck": 0,
-           "by_height": {}}
+    with open(os.path.join(dir_, "run.json"), "w") as f:
+        json.dump({"seed": seed, "seconds": seconds}, f)
+    frames, results, counts = recorded(tracks)
+    return score_end_to_end(seed, seconds, frames, results, counts)
+
+
+def recorded(tracks):
+    """What `framegate process --tracks-out` wrote: the frames, each (pts, [(track id, box
+    [x, y, w, h], label)]); the detector's results; the line counts at the end."""
+    frames, results, counts = [], [], {}
     for line in open(tracks):
         r = json.loads(line)
         if "counts" in r:
             counts = r["counts"]["lines"]["door"]
             continue
         if r.get("detections"):
-            score_detections(objs, r["detections"], det)
-        if r["pts"] is None:
-            continue
-        f = int(round(r["pts"] * ts.FPS))
+            results.append(r["detections"])
+        if r["pts"] is not None:
+            frames.append((r["pts"], [(t["id"], [t["rect"][k] for k in ("x", "y", "w", "h")],
+                                       t["label"]) for t in r["tracks"]]))
+    return frames, results, counts
+
+
+def replay(dir_, exe):
+    """The detector's results of an end-to-end run kept in `dir_` (`--keep`), given again to
+    the tracker (`framegate track`, with the tracker's settings of now) at the times of the
+    frames they were found in, and scored as the run was. The same results every time: a
+    change of the tracker is judged on the same detections, which a live run (whose detector
+    timing varies) does not give."""
+    run = json.load(open(os.path.join(dir_, "run.json")))
+    frames, results, _ = recorded(os.path.join(dir_, "tracks.jsonl"))
+    boxes = {round(r["pts"], 6): [
+        {"box": [b["rect"][k] for k in ("x", "y", "w", "h")], "label": b["label"],
+         "score": b["score"]} for b in r["boxes"]] for r in results}
+    times = sorted({round(pts, 6) for pts, _ in frames} | set(boxes))
+    feed = [dict({"t": t}, **({"boxes": boxes[t]} if t in boxes else {})) for t in times]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "model.onnx")
+        open(model, "wb").close()
+        out, summary = run_tracker(exe, end_to_end_config(tmp, model), feed, tmp)
+    shown = {round(pts, 6) for pts, _ in frames}
+    tracked = [(t, [(x["id"], x["box"], x["label"]) for x in fr["tracks"]])
+               for t, fr in zip(times, out) if t in shown]
+    return score_end_to_end(run["seed"], run["seconds"], tracked, results,
+                            summary["counts"]["lines"]["door"])
+
+
+def score_end_to_end(seed, seconds, frames, results, counts):
+    """Scores an end-to-end run's tracks and line counts against the scene's ground truth."""
+    import motmetrics as mm
+
+    objs = ts.objects(seed, seconds)
+    acc = mm.MOTAccumulator(auto_id=True)
+    seen = set()
+    det = {"truth": 0, "found": 0, "boxes": 0, "true_boxes": 0, "car": 0, "truck": 0,
+           "by_height": {}}
+    for r in results:
+        score_detections(objs, r, det)
+    label = lambda name: "car" if name in ("car", "truck") else name  # noqa: E731
+    for pts, tracks in frames:
+        f = int(round(pts * ts.FPS))
         gt = ts.ground_truth(objs, f / ts.FPS)
-        label = lambda t: "car" if t["label"] in ("car", "truck") else t["label"]
-        hyp = [(t["id"], [t["rect"][k] for k in ("x", "y", "w", "h")], label(t)) for t in r["tracks"]]
-        for h in hyp:
-            seen.setdefault(h[0], 0)
+        hyp = [(i, box, label(name)) for i, box, name in tracks]
+        seen.update(h[0] for h in hyp)
         d = iou_distance([g[2] for g in gt], [h[1] for h in hyp])
         for i, g in enumerate(gt):
             for j, h in enumerate(hyp):
                 if g[1] != h[2]:
                     d[i, j] = float("nan")
         acc.update([g[0] for g in gt], [h[0] for h in hyp], d)
-        frames += 1
     mh = mm.metrics.create()
     m = mh.compute(acc, metrics=["mota", "idf1", "num_switches", "num_objects"], name="s").iloc[0]
     truth, maybe = ts.crossings(objs, LINE, seconds)
@@ -241,7 +290,7 @@ lines = [ {{ id = "door", points = [[{LINE[0][0]}, {LINE[0][1]}], [{LINE[1][0]},
         "count_error": ts.count_error(truth, maybe, got),
         "seed": seed,
         "objects": len(objs),
-        "frames": frames,
+        "frames": len(frames),
         "tracks": len(seen),
         "mota": round(float(m["mota"]), 4),
         "idf1": round(float(m["idf1"]), 4),
@@ -391,12 +440,15 @@ def bench(exe, dir_, objects=50, frames=1500):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seed", type=int, action="append",
+                    help="only this seed (repeatable; instead of --seeds)")
     ap.add_argument("--seconds", type=float, default=90.0)
     ap.add_argument("--every", type=int, default=2, help="a detector result every Nth frame")
     ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--bench", action="store_true", help="the tracker's cost with 50 objects")
     ap.add_argument("--release", action="store_true", help="use target/release/framegate")
+    ap.add_argument("--exe", help="the framegate binary to use (instead of target/...)")
     ap.add_argument("--track", default="", help="extra track settings, TOML: 'max_lost_s = 2'")
     ap.add_argument("--street", metavar="PNG", nargs="?", const="",
                     help="the street footage: tracks and probable ID switches per minute; "
@@ -404,12 +456,18 @@ def main():
     ap.add_argument("--end-to-end", action="store_true",
                     help="render the scenes and run them through the real detector")
     ap.add_argument("--keep", metavar="DIR",
-                    help="leave the scenes, configs and outputs in DIR (seed by seed, the last "
-                         "one's files)")
+                    help="leave the scenes, configs and outputs in DIR (end to end: a folder "
+                         "per seed, DIR/seed-N, for --replay; otherwise the last seed's files)")
+    ap.add_argument("--replay", metavar="DIR", nargs="+",
+                    help="end-to-end runs kept by --keep (DIR/seed-N, or DIR holding them): "
+                         "their detector results through the tracker of now, scored as an "
+                         "end-to-end run")
     a = ap.parse_args()
     global TRACK_OPTIONS
     TRACK_OPTIONS = f", {a.track}" if a.track else ""
-    exe = binary(a.release or a.bench or a.end_to_end or a.street is not None)
+    seeds = a.seed or range(1, a.seeds + 1)
+    exe = a.exe or binary(a.release or a.bench or a.end_to_end or a.street is not None
+                          or a.replay)
     with tempfile.TemporaryDirectory() as tmp:
         d = a.keep or tmp
         os.makedirs(d, exist_ok=True)
@@ -426,8 +484,18 @@ def main():
             if a.json:
                 json.dump(s, open(a.json, "w"), indent=1)
             return 0
-        if a.end_to_end:
-            rows = [end_to_end(seed, a.seconds, exe, d) for seed in range(1, a.seeds + 1)]
+        if a.end_to_end or a.replay:
+            if a.replay:
+                runs = [r for path in a.replay for r in (
+                    [path] if os.path.exists(os.path.join(path, "run.json")) else
+                    sorted(os.path.join(path, n) for n in os.listdir(path)
+                           if os.path.exists(os.path.join(path, n, "run.json"))))]
+                rows = [replay(run, exe) for run in runs]
+            else:
+                rows = []
+                for seed in seeds:
+                    os.makedirs(os.path.join(d, f"seed-{seed}"), exist_ok=True)
+                    rows.append(end_to_end(seed, a.seconds, exe, os.path.join(d, f"seed-{seed}")))
             print("| seed | objects | frames | tracks | MOTA | IDF1 | ID switches | crossings (+ don't care) | count error |")
             print("|---|---|---|---|---|---|---|---|---|")
             for r in rows:
@@ -443,7 +511,7 @@ def main():
             return 0
         rows = []
         for occlusion in (False, True):
-            for seed in range(1, a.seeds + 1):
+            for seed in seeds:
                 r = evaluate(seed, a.seconds, a.every, exe, d, occlusion)
                 r["detector"] = "occlusion" if occlusion else "noise+dropouts"
                 rows.append(r)

@@ -389,3 +389,58 @@ fn the_tracker_holds_its_measured_accuracy_against_ground_truth() {
         assert!(r["count_error"].as_u64().unwrap() <= count_errors, "{r}");
     }
 }
+
+/// An end-to-end run kept with `--keep` replays (`scripts/eval-track.py --replay`): its
+/// detector's results given again to the tracker score as the live run did, within what the
+/// results' late arrival moves (live, a result reaches the tracker frames after the frame it was
+/// found in), and the same on every replay.
+#[test]
+fn a_kept_end_to_end_run_replays_to_its_score_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let eval = |args: &[&str], json: &str| -> Value {
+        let out = dir.path().join(json);
+        common::succeeded(
+            Command::new(common::pytools())
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/scripts/eval-track.py"
+                ))
+                .args(["--exe", env!("CARGO_BIN_EXE_framegate")])
+                .args(args)
+                .arg("--json")
+                .arg(&out),
+        );
+        let rows: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        rows[0].clone()
+    };
+    let keep = dir.path().join("kept");
+    let keep = keep.to_str().unwrap();
+    let live = eval(
+        &[
+            "--end-to-end",
+            "--seed",
+            "1",
+            "--seconds",
+            "20",
+            "--keep",
+            keep,
+        ],
+        "live.json",
+    );
+    let first = eval(&["--replay", keep], "replay1.json");
+    let second = eval(&["--replay", keep], "replay2.json");
+    assert!(live["tracks"].as_u64().unwrap() > 0, "{live}");
+    assert_eq!(first, second, "two replays of one run differ");
+    let (a, b) = (
+        live["idf1"].as_f64().unwrap(),
+        first["idf1"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 0.1, "live IDF1 {a}, replayed {b}");
+    assert_eq!(live["frames"], first["frames"]);
+    assert_eq!(
+        live["detector"], first["detector"],
+        "the replay saw other detections"
+    );
+}
