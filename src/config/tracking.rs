@@ -45,6 +45,13 @@ pub struct TrackConfig {
     /// `max_lost_s`), so that short misses do not make boxes blink.
     #[serde(default = "default_show_lost")]
     pub show_lost_s: f64,
+    /// Seconds a track is kept while the boxes that match it all score under what starts a
+    /// track (`new_track_score`, or the class's own), 0 to 600; 0 keeps it for as long as they
+    /// come. Low-score boxes keep a track through occlusion; a detector's steady false box (a
+    /// post, a sign scored 0.2 as a person) would otherwise keep a track that walked past it
+    /// alive for ever, and hand it to the next person passing.
+    #[serde(default = "default_unsure")]
+    pub unsure_s: f64,
     /// Matches that confirm a new track (1 to 10): until then it is not shown and makes no
     /// events.
     #[serde(default = "default_confirm")]
@@ -97,6 +104,7 @@ impl Default for TrackConfig {
             match_iou: default_match_iou(),
             max_lost_s: default_max_lost(),
             show_lost_s: default_show_lost(),
+            unsure_s: default_unsure(),
             confirm_hits: default_confirm(),
             trail: default_trail(),
             anchor: Anchor::default(),
@@ -133,6 +141,9 @@ fn default_max_lost() -> f64 {
 fn default_show_lost() -> f64 {
     0.5
 }
+fn default_unsure() -> f64 {
+    3.0
+}
 fn default_confirm() -> u32 {
     2
 }
@@ -159,6 +170,7 @@ impl TrackConfig {
         within("track.match_iou", self.match_iou, 0.01, 1.0)?;
         within("track.max_lost_s", self.max_lost_s, 0.1, 60.0)?;
         within("track.show_lost_s", self.show_lost_s, 0.0, self.max_lost_s)?;
+        within("track.unsure_s", self.unsure_s, 0.0, 600.0)?;
         if !(1..=10).contains(&self.confirm_hits) {
             return Err(format!(
                 "track.confirm_hits = {} is out of range (1 to 10)",
@@ -439,6 +451,14 @@ mod tests {
             },
             TrackConfig {
                 max_lost_s: f64::NAN,
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                unsure_s: -1.0,
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                unsure_s: f64::INFINITY,
                 ..TrackConfig::default()
             },
             TrackConfig {

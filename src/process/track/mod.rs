@@ -136,6 +136,7 @@ impl Track {
             match_iou: config.match_iou,
             max_lost_s: config.max_lost_s,
             show_lost_s: config.show_lost_s,
+            unsure_s: config.unsure_s,
             confirm_hits: config.confirm_hits,
             trail: config.trail as usize,
             ..Params::default()

@@ -53,6 +53,11 @@ pub struct Params {
     pub confirm_hits: u32,
     /// Centre points kept per track for drawing its trail.
     pub trail: usize,
+    /// Seconds a confirmed track is kept while only boxes scoring less than what starts a
+    /// track match it (0: for ever). Low-score boxes keep a track through occlusion; a
+    /// detector's steady false box (a post, a sign scored 0.2 as a person) would keep a track
+    /// that reached it for ever.
+    pub unsure_s: f64,
 }
 
 impl Default for Params {
@@ -69,6 +74,7 @@ impl Default for Params {
             show_lost_s: 0.5,
             confirm_hits: 2,
             trail: 32,
+            unsure_s: 3.0,
         }
     }
 }
@@ -114,6 +120,8 @@ pub struct Track {
     pub born: f64,
     /// Stream time of its last match, seconds.
     pub last_seen: f64,
+    /// Stream time of its last match by a box that scored enough to start a track.
+    sure_at: f64,
     /// Its centre at its last matches, oldest first.
     pub trail: VecDeque<Point>,
     /// The classes its boxes said, with their summed scores.
@@ -520,6 +528,11 @@ impl Tracker {
         matched.extend(&third);
 
         let mut changes = Changes::default();
+        // Boxes that score enough to start a track keep a track sure of its object.
+        let sure: Vec<bool> = inputs
+            .iter()
+            .map(|d| d.score >= self.new_track_score(d.class))
+            .collect();
         let mut hit = vec![false; self.tracks.len()];
         for &(ti, di) in &matched {
             hit[ti] = true;
@@ -550,6 +563,9 @@ impl Tracker {
             track.score = d.score;
             track.best_score = track.best_score.max(d.score);
             track.last_seen = t;
+            if sure[di] {
+                track.sure_at = t;
+            }
             track.vote(d.class, d.score);
             let c = track.filter.state();
             if track.trail.len() >= p.trail.max(1) {
@@ -570,6 +586,12 @@ impl Tracker {
         // Unmatched: tentative tracks go, tracked ones are lost, lost ones end in time.
         let mut kept = Vec::with_capacity(self.tracks.len());
         for (track, hit) in std::mem::take(&mut self.tracks).into_iter().zip(hit) {
+            // Matched for `unsure_s` by nothing that would start a track: what keeps it is
+            // not the object any more (see `Params::unsure_s`).
+            if p.unsure_s > 0.0 && track.confirmed() && t - track.sure_at > p.unsure_s {
+                changes.ended.push(track);
+                continue;
+            }
             if hit {
                 kept.push(track);
                 continue;
@@ -604,6 +626,7 @@ impl Tracker {
                 hits: 1,
                 born: t,
                 last_seen: t,
+                sure_at: t,
                 trail: VecDeque::from([[c[0], c[1]]]),
                 votes: Vec::new(),
                 filter,
@@ -736,6 +759,36 @@ mod tests {
             fresh.update(&[input(10.0, 10.0, "car", 0.3)], 0.1 * i as f64);
         }
         assert!(fresh.tracks().is_empty());
+    }
+
+    #[test]
+    fn a_track_kept_only_by_a_steady_false_box_ends_after_unsure_s() {
+        // Someone walks to a post that the detector scores 0.25 as a person, and out of view.
+        let run = |unsure_s: f64| {
+            let mut tr = Tracker::new(Params {
+                unsure_s,
+                ..Params::default()
+            });
+            let mut ended_at = None;
+            for i in 0..100 {
+                let t = 0.1 * f64::from(i);
+                let boxes = if i < 10 {
+                    vec![input(100.0 + 5.0 * f64::from(i), 50.0, "person", 0.8)]
+                } else {
+                    vec![input(150.0, 50.0, "person", 0.25)]
+                };
+                let c = tr.update(&boxes, t);
+                if c.ended.iter().any(|e| e.id == 1) {
+                    ended_at = Some(t);
+                }
+            }
+            ended_at
+        };
+        // Last sure match at 0.9 s: the track ends 3 s later (the result at 3.9 s or the next).
+        let ended = run(3.0).expect("the track ends");
+        assert!((3.85..=4.05).contains(&ended), "{ended}");
+        // Unset, the false box keeps it for as long as it comes.
+        assert_eq!(run(0.0), None);
     }
 
     #[test]
