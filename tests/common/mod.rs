@@ -381,7 +381,9 @@ pub fn av_tool(tool: &str, url: &str) -> Command {
     let mut cmd = Command::new(tool);
     cmd.args(["-v", "error"]);
     if url.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
+        // A server that answers and then sends nothing ends the tool after 10 s of silence
+        // (socket I/O timeout, microseconds) instead of holding the test for ever.
+        cmd.args(["-rtsp_transport", "tcp", "-timeout", "10000000"]);
     }
     cmd
 }
