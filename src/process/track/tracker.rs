@@ -58,6 +58,9 @@ pub struct Params {
     /// detector's steady false box (a post, a sign scored 0.2 as a person) would keep a track
     /// that reached it for ever.
     pub unsure_s: f64,
+    /// Weight, in the first stage, of a box's agreement with the way a track is heading
+    /// (times the box's score; agreement runs from -0.5 to 0.5) beside its overlap.
+    pub heading_weight: f64,
 }
 
 impl Default for Params {
@@ -75,6 +78,7 @@ impl Default for Params {
             confirm_hits: 2,
             trail: 32,
             unsure_s: 3.0,
+            heading_weight: 0.1,
         }
     }
 }
@@ -124,6 +128,9 @@ pub struct Track {
     sure_at: f64,
     /// Its centre at its last matches, oldest first.
     pub trail: VecDeque<Point>,
+    /// The centres of its last matched boxes (of the whole object) with their times, oldest
+    /// first: the way it is heading.
+    seen: VecDeque<(f64, Point)>,
     /// The classes its boxes said, with their summed scores.
     votes: Vec<(String, f32)>,
     filter: BoxFilter,
@@ -145,6 +152,37 @@ impl Track {
         let seen = cxcywh(rect);
         let c = partial_view(self.filter.state(), self.usual, seen).unwrap_or(seen);
         self.filter.centre_distance2([c[0], c[1]]) <= GATE_DISTANCE2
+    }
+
+    /// The unit vector of the way its boxes moved over their last [`HEADING_SPAN_S`]; `None`
+    /// while that is shorter than [`HEADING_MIN_SPAN_S`] or it moved less than
+    /// [`HEADING_MIN_MOVE`] of its width (standing, its heading is noise).
+    fn heading(&self) -> Option<Point> {
+        let &(t1, last) = self.seen.back()?;
+        let &(t0, first) = self.seen.iter().find(|(t, _)| t1 - t <= HEADING_SPAN_S)?;
+        let v = [last[0] - first[0], last[1] - first[1]];
+        let len = v[0].hypot(v[1]);
+        (t1 - t0 >= HEADING_MIN_SPAN_S && len >= HEADING_MIN_MOVE * self.usual[0])
+            .then(|| [v[0] / len, v[1] / len])
+    }
+
+    /// How well a box found now agrees with the way the track is heading: the angle between
+    /// its heading and the step from where it was last seen to the box's centre, from 0.5
+    /// (straight ahead) to -0.5 (straight back); 0 without a heading or a step to speak of.
+    /// OC-SORT's momentum term.
+    fn agreement(&self, rect: [f64; 4]) -> f64 {
+        let (Some(h), Some(&(_, last))) = (self.heading(), self.seen.back()) else {
+            return 0.0;
+        };
+        let seen = cxcywh(rect);
+        let c = partial_view(self.filter.state(), self.usual, seen).unwrap_or(seen);
+        let step = [c[0] - last[0], c[1] - last[1]];
+        let len = step[0].hypot(step[1]);
+        if len < HEADING_MIN_STEP * self.usual[0] {
+            return 0.0;
+        }
+        let cos = ((h[0] * step[0] + h[1] * step[1]) / len).clamp(-1.0, 1.0);
+        (std::f64::consts::FRAC_PI_2 - cos.acos()) / std::f64::consts::PI
     }
 
     /// Its filtered box `[x, y, w, h]` at its last result.
@@ -191,6 +229,18 @@ impl Track {
         }
     }
 }
+
+/// Seconds of matches a track's heading is taken over.
+const HEADING_SPAN_S: f64 = 0.5;
+/// The least time between the two matches a heading is taken from.
+const HEADING_MIN_SPAN_S: f64 = 0.15;
+/// Least move over the span, as a share of the track's width, for it to have a heading.
+const HEADING_MIN_MOVE: f64 = 0.1;
+/// Least step from the last seen centre to a box's, as a share of the track's width, for the
+/// box to agree or disagree with the heading.
+const HEADING_MIN_STEP: f64 = 0.02;
+/// Matched centres a track keeps for its heading.
+const SEEN_KEPT: usize = 16;
 
 /// Least overlap of two boxes of one class group for them to be one object called twice.
 const TWIN_IOU: f64 = 0.6;
@@ -300,18 +350,34 @@ fn cxcywh(r: [f64; 4]) -> Cxcywh {
     [r[0] + r[2] / 2.0, r[1] + r[3] / 2.0, r[2], r[3]]
 }
 
-/// Pairs of (track index, input index) that maximise the summed overlap among pairs of one
-/// class (or group) whose overlap reaches `min_iou`; the rest stays unmatched.
-#[allow(clippy::too_many_arguments)]
+/// How one stage of the association weighs a pair.
+#[derive(Debug, Clone, Copy)]
+struct Stage {
+    /// Least overlap of a pair.
+    min_iou: f64,
+    /// Boxes grown by this share of their size on each side before their overlap is taken.
+    buffer: f64,
+    /// Weight of a box's agreement with its track's heading (times the box's score).
+    heading: f64,
+}
+
+/// Pairs of (track index, input index) that maximise the summed weight among pairs of one
+/// class (or group) whose overlap reaches the stage's least; the rest stays unmatched. A pair
+/// weighs its overlap plus `heading` times the box's score times its agreement with the way
+/// the track is heading: where two people cross, each box goes on with the one walking its way.
 fn associate(
     groups: &ClassGroups,
     tracks: &[Track],
     track_ids: &[usize],
     inputs: &[Input<'_>],
     input_ids: &[usize],
-    min_iou: f64,
-    buffer: f64,
+    stage: Stage,
 ) -> Vec<(usize, usize)> {
+    let Stage {
+        min_iou,
+        buffer,
+        heading,
+    } = stage;
     if track_ids.is_empty() || input_ids.is_empty() {
         return Vec::new();
     }
@@ -323,7 +389,13 @@ fn associate(
         }
         let o = buffered_iou(track.rect(), input.rect, buffer);
         if o >= min_iou && o > 0.0 && track.could_be(input.rect) {
-            (o * 1e6).round() as i64
+            let agreement = if heading > 0.0 {
+                heading * f64::from(input.score.clamp(0.0, 1.0)) * track.agreement(input.rect)
+            } else {
+                0.0
+            };
+            // Never 0: an eligible pair stays eligible.
+            ((o + agreement) * 1e6).round().max(1.0) as i64
         } else {
             0
         }
@@ -489,7 +561,19 @@ impl Tracker {
             .filter(|&i| !gone(&self.tracks[i]))
             .collect();
         let g = &self.groups;
-        let first = associate(g, &self.tracks, &pool, inputs, &high, p.match_iou, p.buffer);
+        let stage = |min_iou, buffer, heading| Stage {
+            min_iou,
+            buffer,
+            heading,
+        };
+        let first = associate(
+            g,
+            &self.tracks,
+            &pool,
+            inputs,
+            &high,
+            stage(p.match_iou, p.buffer, p.heading_weight),
+        );
         matched.extend(&first);
         let taken = |pairs: &[(usize, usize)], i: usize, side: fn(&(usize, usize)) -> usize| {
             pairs.iter().any(|pair| side(pair) == i)
@@ -511,8 +595,7 @@ impl Tracker {
             &tracked_left,
             inputs,
             &low,
-            p.low_match_iou,
-            0.0,
+            stage(p.low_match_iou, 0.0, 0.0),
         ));
         // 3. Tentative tracks against the high-score boxes left.
         let tentative = of_state(&self.tracks, &[State::Tentative]);
@@ -522,8 +605,7 @@ impl Tracker {
             &tentative,
             inputs,
             &high_left,
-            p.tentative_iou,
-            p.buffer,
+            stage(p.tentative_iou, p.buffer, 0.0),
         );
         matched.extend(&third);
 
@@ -545,6 +627,11 @@ impl Tracker {
             let whole = (!at_edge)
                 .then(|| partial_view(track.filter.state(), track.usual, seen))
                 .flatten();
+            if track.seen.len() >= SEEN_KEPT {
+                track.seen.pop_front();
+            }
+            let centre = whole.unwrap_or(seen);
+            track.seen.push_back((t, [centre[0], centre[1]]));
             match whole {
                 // Hidden in part for longer than a lost track is kept: what the detector sees
                 // is the object's size now.
@@ -628,6 +715,7 @@ impl Tracker {
                 last_seen: t,
                 sure_at: t,
                 trail: VecDeque::from([[c[0], c[1]]]),
+                seen: VecDeque::from([(t, [c[0], c[1]])]),
                 votes: Vec::new(),
                 filter,
                 t,
@@ -789,6 +877,38 @@ mod tests {
         assert!((3.85..=4.05).contains(&ended), "{ended}");
         // Unset, the false box keeps it for as long as it comes.
         assert_eq!(run(0.0), None);
+    }
+
+    #[test]
+    fn of_two_boxes_beside_a_walking_track_it_takes_the_one_ahead_of_it() {
+        // Someone walks right at 100 px/s; the next result has two boxes beside the prediction,
+        // one a little ahead of it, one a little nearer it but behind where they were last seen.
+        let run = |heading_weight: f64| {
+            let mut tr = Tracker::new(Params {
+                heading_weight,
+                ..Params::default()
+            });
+            for i in 0..8 {
+                let x = 100.0 + 10.0 * f64::from(i);
+                tr.update(&[input(x, 50.0, "person", 0.8)], 0.1 * f64::from(i));
+            }
+            let t = 0.8;
+            let predicted = tr.tracks()[0].rect_at(t, 1.0);
+            let (behind, ahead) = (predicted[0] - 15.0, predicted[0] + 16.0);
+            // The box behind is behind the last seen box (x = 170).
+            assert!(behind < 170.0 && ahead > 170.0, "{behind} {ahead}");
+            let c = tr.update(
+                &[
+                    input(behind, 50.0, "person", 0.8),
+                    input(ahead, 50.0, "person", 0.8),
+                ],
+                t,
+            );
+            c.matched
+        };
+        assert_eq!(run(0.1), vec![(1, 1)], "the box ahead");
+        // By overlap alone the nearer box, behind, is taken.
+        assert_eq!(run(0.0), vec![(1, 0)]);
     }
 
     #[test]
