@@ -143,14 +143,18 @@ pub struct Track {
 }
 
 impl Track {
-    /// Whether a box `[x, y, w, h]` found now can be this object by where its motion put it:
-    /// its centre (the whole object's, for a box showing part of it) within
-    /// [`GATE_DISTANCE2`] of the prediction. Overlap alone lets a track leave its object for
-    /// another one that overlaps the prediction from a side it could not have moved to (one
-    /// walking in where it walked out, half a body lower).
-    fn could_be(&self, rect: [f64; 4]) -> bool {
+    /// The whole object's box (centre, size) for a box `[x, y, w, h]` found now, which may
+    /// show part of it (see [`partial_view`]).
+    fn whole(&self, rect: [f64; 4]) -> Cxcywh {
         let seen = cxcywh(rect);
-        let c = partial_view(self.filter.state(), self.usual, seen).unwrap_or(seen);
+        partial_view(self.filter.state(), self.usual, seen).unwrap_or(seen)
+    }
+
+    /// Whether the object seen whole at `c` (see [`Track::whole`]) can be this object by where
+    /// its motion put it: its centre within [`GATE_DISTANCE2`] of the prediction. Overlap
+    /// alone lets a track leave its object for another one that overlaps the prediction from a
+    /// side it could not have moved to (one walking in where it walked out, half a body lower).
+    fn could_be(&self, c: Cxcywh) -> bool {
         self.filter.centre_distance2([c[0], c[1]]) <= GATE_DISTANCE2
     }
 
@@ -166,16 +170,14 @@ impl Track {
             .then(|| [v[0] / len, v[1] / len])
     }
 
-    /// How well a box found now agrees with the way the track is heading: the angle between
-    /// its heading and the step from where it was last seen to the box's centre, from 0.5
-    /// (straight ahead) to -0.5 (straight back); 0 without a heading or a step to speak of.
-    /// OC-SORT's momentum term.
-    fn agreement(&self, rect: [f64; 4]) -> f64 {
+    /// How well the object seen whole at `c` (see [`Track::whole`]) agrees with the way the
+    /// track is heading: the angle between its heading and the step from where it was last
+    /// seen to `c`'s centre, from 0.5 (straight ahead) to -0.5 (straight back); 0 without a
+    /// heading or a step to speak of. OC-SORT's momentum term.
+    fn agreement(&self, c: Cxcywh) -> f64 {
         let (Some(h), Some(&(_, last))) = (self.heading(), self.seen.back()) else {
             return 0.0;
         };
-        let seen = cxcywh(rect);
-        let c = partial_view(self.filter.state(), self.usual, seen).unwrap_or(seen);
         let step = [c[0] - last[0], c[1] - last[1]];
         let len = step[0].hypot(step[1]);
         if len < HEADING_MIN_STEP * self.usual[0] {
@@ -388,17 +390,20 @@ fn associate(
             return 0;
         }
         let o = buffered_iou(track.rect(), input.rect, buffer);
-        if o >= min_iou && o > 0.0 && track.could_be(input.rect) {
-            let agreement = if heading > 0.0 {
-                heading * f64::from(input.score.clamp(0.0, 1.0)) * track.agreement(input.rect)
-            } else {
-                0.0
-            };
-            // Never 0: an eligible pair stays eligible.
-            ((o + agreement) * 1e6).round().max(1.0) as i64
+        // The whole object's box, taken once for the gate and the heading.
+        let Some(whole) = (o >= min_iou && o > 0.0)
+            .then(|| track.whole(input.rect))
+            .filter(|&w| track.could_be(w))
+        else {
+            return 0;
+        };
+        let agreement = if heading > 0.0 {
+            heading * f64::from(input.score.clamp(0.0, 1.0)) * track.agreement(whole)
         } else {
-            0
-        }
+            0.0
+        };
+        // Never 0: an eligible pair stays eligible.
+        ((o + agreement) * 1e6).round().max(1.0) as i64
     };
     // The solver needs no more rows than columns: put the shorter side in the rows.
     let transposed = track_ids.len() > input_ids.len();
@@ -561,18 +566,17 @@ impl Tracker {
             .filter(|&i| !gone(&self.tracks[i]))
             .collect();
         let g = &self.groups;
-        let stage = |min_iou, buffer, heading| Stage {
-            min_iou,
-            buffer,
-            heading,
-        };
         let first = associate(
             g,
             &self.tracks,
             &pool,
             inputs,
             &high,
-            stage(p.match_iou, p.buffer, p.heading_weight),
+            Stage {
+                min_iou: p.match_iou,
+                buffer: p.buffer,
+                heading: p.heading_weight,
+            },
         );
         matched.extend(&first);
         let taken = |pairs: &[(usize, usize)], i: usize, side: fn(&(usize, usize)) -> usize| {
@@ -595,7 +599,11 @@ impl Tracker {
             &tracked_left,
             inputs,
             &low,
-            stage(p.low_match_iou, 0.0, 0.0),
+            Stage {
+                min_iou: p.low_match_iou,
+                buffer: 0.0,
+                heading: 0.0,
+            },
         ));
         // 3. Tentative tracks against the high-score boxes left.
         let tentative = of_state(&self.tracks, &[State::Tentative]);
@@ -605,7 +613,11 @@ impl Tracker {
             &tentative,
             inputs,
             &high_left,
-            stage(p.tentative_iou, p.buffer, 0.0),
+            Stage {
+                min_iou: p.tentative_iou,
+                buffer: p.buffer,
+                heading: 0.0,
+            },
         );
         matched.extend(&third);
 
