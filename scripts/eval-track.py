@@ -105,6 +105,17 @@ def iou_distance(gt, hyp, max_d=0.5):
     return out
 
 
+def accumulate(acc, gt, hyp):
+    """One frame into a motmetrics accumulator: the true objects `gt` (id, class, box) against
+    the tracks `hyp` (id, box, class); a track of another class never matches."""
+    d = iou_distance([g[2] for g in gt], [h[1] for h in hyp])
+    for i, g in enumerate(gt):
+        for j, h in enumerate(hyp):
+            if g[1] != h[2]:
+                d[i, j] = float("nan")
+    acc.update([g[0] for g in gt], [h[0] for h in hyp], d)
+
+
 def evaluate(seed, seconds, every, exe, dir_, occlusion):
     import motmetrics as mm
 
@@ -123,14 +134,7 @@ def evaluate(seed, seconds, every, exe, dir_, occlusion):
     frames, summary = run_tracker(exe, config(dir_), results, dir_)
     acc = mm.MOTAccumulator(auto_id=True)
     for gt, fr in zip(gts, frames):
-        hyp = [(t["id"], t["box"], t["label"]) for t in fr["tracks"]]
-        d = iou_distance([g[2] for g in gt], [h[1] for h in hyp])
-        # A track of another class never matches.
-        for i, g in enumerate(gt):
-            for j, h in enumerate(hyp):
-                if g[1] != h[2]:
-                    d[i, j] = float("nan")
-        acc.update([g[0] for g in gt], [h[0] for h in hyp], d)
+        accumulate(acc, gt, [(t["id"], t["box"], t["label"]) for t in fr["tracks"]])
     mh = mm.metrics.create()
     m = mh.compute(
         acc,
@@ -237,13 +241,13 @@ def replay(dir_, exe):
     boxes = {round(r["pts"], 6): [
         {"box": [b["rect"][k] for k in ("x", "y", "w", "h")], "label": b["label"],
          "score": b["score"]} for b in r["boxes"]] for r in results}
-    times = sorted({round(pts, 6) for pts, _ in frames} | set(boxes))
+    shown = {round(pts, 6) for pts, _ in frames}
+    times = sorted(shown | set(boxes))
     feed = [dict({"t": t}, **({"boxes": boxes[t]} if t in boxes else {})) for t in times]
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "model.onnx")
         open(model, "wb").close()
         out, summary = run_tracker(exe, end_to_end_config(tmp, model), feed, tmp)
-    shown = {round(pts, 6) for pts, _ in frames}
     tracked = [(t, [(x["id"], x["box"], x["label"]) for x in fr["tracks"]])
                for t, fr in zip(times, out) if t in shown]
     return score_end_to_end(run["seed"], run["seconds"], tracked, results,
@@ -267,12 +271,7 @@ def score_end_to_end(seed, seconds, frames, results, counts):
         gt = ts.ground_truth(objs, f / ts.FPS)
         hyp = [(i, box, label(name)) for i, box, name in tracks]
         seen.update(h[0] for h in hyp)
-        d = iou_distance([g[2] for g in gt], [h[1] for h in hyp])
-        for i, g in enumerate(gt):
-            for j, h in enumerate(hyp):
-                if g[1] != h[2]:
-                    d[i, j] = float("nan")
-        acc.update([g[0] for g in gt], [h[0] for h in hyp], d)
+        accumulate(acc, gt, hyp)
     mh = mm.metrics.create()
     m = mh.compute(acc, metrics=["mota", "idf1", "num_switches", "num_objects"], name="s").iloc[0]
     truth, maybe = ts.crossings(objs, LINE, seconds)
