@@ -149,6 +149,18 @@ impl AppSrcFeed {
     }
 }
 
+/// The appsrc's running time now, once its pipeline is playing: `None` before (the appsrc then
+/// stamps buffers itself, in its streaming thread, which runs only once playing). While a
+/// pipeline starts, its elements get the clock before their base time: read in that window,
+/// the running time is the clock's own time (the machine's uptime), an anchor that leaves the
+/// output's sink waiting for hours on the first buffer while the feed stays full.
+fn running_time(appsrc: &gst_app::AppSrc) -> Option<gst::ClockTime> {
+    if appsrc.current_state() != gst::State::Playing {
+        return None;
+    }
+    appsrc.current_running_time()
+}
+
 impl EncodedSink for AppSrcFeed {
     fn name(&self) -> &str {
         &self.name
@@ -170,7 +182,7 @@ impl EncodedSink for AppSrcFeed {
             appsrc.set_caps(Some(&caps.to_owned()));
         }
         let mut buffer = buffer;
-        let out = self.retime(buffer.pts(), appsrc.current_running_time());
+        let out = self.retime(buffer.pts(), running_time(&appsrc));
         // A camera's B-frames (passed through) decode before they show: the decode time keeps
         // its distance to the presentation time.
         // (Sound has no reordering: an encoder's priming taken off its PTS only.)
@@ -198,5 +210,45 @@ impl EncodedSink for AppSrcFeed {
         if let Some(appsrc) = self.appsrc.upgrade() {
             let _ = appsrc.end_of_stream();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Between getting the clock and getting its base time, an element of a starting pipeline
+    /// reports the clock's own time as its running time; the feed reads none until playing.
+    #[test]
+    fn no_running_time_is_taken_before_the_output_plays() {
+        gst::init().unwrap();
+        let appsrc = AppSrcFeed::appsrc(None);
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("async", false)
+            .build()
+            .unwrap();
+        let pipeline = gst::Pipeline::new();
+        pipeline.add_many([appsrc.upcast_ref(), &sink]).unwrap();
+        appsrc.link(&sink).unwrap();
+        let clock = gst::SystemClock::obtain();
+        appsrc.set_clock(Some(&clock)).unwrap();
+        let raw = appsrc.current_running_time().unwrap();
+        assert!(raw + gst::ClockTime::SECOND >= clock.time(), "{raw}");
+        assert_eq!(running_time(&appsrc), None);
+
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let (done, state, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+        assert!(
+            done.is_ok() && state == gst::State::Playing,
+            "{done:?} {state:?}"
+        );
+        let playing = running_time(&appsrc).unwrap();
+        assert!(
+            Duration::from(playing) < Duration::from_secs(10),
+            "{playing}"
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
     }
 }
