@@ -45,6 +45,48 @@ pub fn touches_frame_edge(r: [f64; 4], frame: [f64; 2], margin: f64) -> bool {
         || r[1] + r[3] >= frame[1] - margin
 }
 
+/// How much of box `b` the union of `parts` (boxes `[x, y, w, h]`) covers, from 0 to 1: the
+/// parts clipped to `b`, their area counted once where they overlap (on the grid of their
+/// edges).
+pub fn covered_share(b: [f64; 4], parts: &[[f64; 4]]) -> f64 {
+    let area = b[2] * b[3];
+    if area <= 0.0 {
+        return 0.0;
+    }
+    let inside: Vec<[f64; 4]> = parts
+        .iter()
+        .map(|r| {
+            let (x0, y0) = (r[0].max(b[0]), r[1].max(b[1]));
+            let (x1, y1) = (
+                (r[0] + r[2]).min(b[0] + b[2]),
+                (r[1] + r[3]).min(b[1] + b[3]),
+            );
+            [x0, y0, x1, y1]
+        })
+        .filter(|r| r[2] > r[0] && r[3] > r[1])
+        .collect();
+    let edges = |lo: usize, hi: usize| {
+        let mut v: Vec<f64> = inside.iter().flat_map(|r| [r[lo], r[hi]]).collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let (xs, ys) = (edges(0, 2), edges(1, 3));
+    let mut covered = 0.0;
+    for x in xs.windows(2) {
+        for y in ys.windows(2) {
+            let (cx, cy) = ((x[0] + x[1]) / 2.0, (y[0] + y[1]) / 2.0);
+            if inside
+                .iter()
+                .any(|r| r[0] <= cx && cx <= r[2] && r[1] <= cy && cy <= r[3])
+            {
+                covered += (x[1] - x[0]) * (y[1] - y[0]);
+            }
+        }
+    }
+    (covered / area).min(1.0)
+}
+
 /// Overlap of two boxes each grown by `buffer` times its width and height on every side (the
 /// buffered IoU of C-BIoU): boxes a little apart still overlap, which matches objects that
 /// moved further between two results than their own size allows plain IoU to follow.
@@ -118,6 +160,24 @@ fn segment_distance(a: Point, b: Point, p: Point) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_share_of_a_box_its_parts_cover_counts_their_overlap_once() {
+        let b = [0.0, 0.0, 100.0, 100.0];
+        assert_eq!(covered_share(b, &[]), 0.0);
+        assert_eq!(covered_share(b, &[[0.0, 0.0, 100.0, 50.0]]), 0.5);
+        // Two halves overlapping by a quarter: three quarters.
+        let two = [[0.0, 0.0, 100.0, 50.0], [0.0, 25.0, 100.0, 50.0]];
+        assert!((covered_share(b, &two) - 0.75).abs() < 1e-9);
+        // Parts reaching outside count only inside; an L of two boxes.
+        let l = [[-50.0, -50.0, 100.0, 150.0], [0.0, 50.0, 200.0, 100.0]];
+        assert!(
+            (covered_share(b, &l) - 0.75).abs() < 1e-9,
+            "{}",
+            covered_share(b, &l)
+        );
+        assert_eq!(covered_share([0.0, 0.0, 0.0, 10.0], &two), 0.0);
+    }
 
     #[test]
     fn overlap_of_boxes() {

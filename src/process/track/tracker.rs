@@ -21,7 +21,8 @@ use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
 use super::geometry::{
-    Point, buffered_iou, clip_to_frame, intersection, iou, share_in_frame, touches_frame_edge,
+    Point, buffered_iou, clip_to_frame, covered_share, intersection, iou, share_in_frame,
+    touches_frame_edge,
 };
 use super::kalman::{BoxFilter, Cxcywh};
 
@@ -61,6 +62,10 @@ pub struct Params {
     /// Weight, in the first stage, of a box's agreement with the way a track is heading
     /// (times the box's score; agreement runs from -0.5 to 0.5) beside its overlap.
     pub heading_weight: f64,
+    /// A box is taken for one around a group, and left out, when at least two smaller boxes
+    /// of the same result, apart from each other and each lying mostly inside it, cover this
+    /// share of it (above 1: never).
+    pub group_cover: f64,
 }
 
 impl Default for Params {
@@ -79,6 +84,7 @@ impl Default for Params {
             trail: 32,
             unsure_s: 3.0,
             heading_weight: 0.1,
+            group_cover: 0.8,
         }
     }
 }
@@ -246,6 +252,15 @@ const SEEN_KEPT: usize = 16;
 
 /// Least overlap of two boxes of one class group for them to be one object called twice.
 const TWIN_IOU: f64 = 0.6;
+
+/// A part of a group's box (see [`Params::group_cover`]) is smaller than this share of it...
+const GROUP_PART_AREA: f64 = 0.8;
+/// ...lies at least this share inside it...
+const GROUP_PART_INSIDE: f64 = 0.8;
+/// ...and overlaps the other parts less than this (two boxes of one object are one part).
+const GROUP_PARTS_APART: f64 = 0.5;
+/// Most parts measured (the largest).
+const GROUP_PARTS: usize = 8;
 
 /// Most classes a track remembers votes for.
 const MAX_VOTES: usize = 8;
@@ -538,8 +553,39 @@ impl Tracker {
                     && iou(e.rect, d.rect) >= TWIN_IOU
             })
         };
+        // A detector may also draw one box around a group of objects it boxed one by one (two
+        // cars one behind the other): that box is none of them, and a track that follows it
+        // counts the group's crossing once more.
+        let around_group = |i: usize| {
+            let b = inputs[i].rect;
+            let area = b[2] * b[3];
+            let mut inner: Vec<[f64; 4]> = inputs
+                .iter()
+                .enumerate()
+                .filter(|&(j, e)| {
+                    let a = e.rect[2] * e.rect[3];
+                    j != i
+                        && usable[j]
+                        && e.score >= p.low_score
+                        && a < GROUP_PART_AREA * area
+                        && intersection(e.rect, b) >= GROUP_PART_INSIDE * a
+                })
+                .map(|(_, e)| e.rect)
+                .collect();
+            inner.sort_by(|a, b| (b[2] * b[3]).total_cmp(&(a[2] * a[3])));
+            let mut parts: Vec<[f64; 4]> = Vec::new();
+            for r in inner {
+                if parts.len() == GROUP_PARTS {
+                    break;
+                }
+                if parts.iter().all(|q| iou(*q, r) < GROUP_PARTS_APART) {
+                    parts.push(r);
+                }
+            }
+            parts.len() >= 2 && covered_share(b, &parts) >= p.group_cover
+        };
         for (i, d) in inputs.iter().enumerate() {
-            if !usable[i] || twin_of_better(i) {
+            if !usable[i] || twin_of_better(i) || around_group(i) {
                 continue;
             }
             if d.score >= p.high_score {
@@ -889,6 +935,43 @@ mod tests {
         assert!((3.85..=4.05).contains(&ended), "{ended}");
         // Unset, the false box keeps it for as long as it comes.
         assert_eq!(run(0.0), None);
+    }
+
+    #[test]
+    fn a_box_around_two_cars_boxed_one_by_one_starts_and_keeps_no_track() {
+        // Two cars one behind the other, each boxed, and one box around both (as CenterNet
+        // draws now and then); a third car with someone standing in front of it (one box
+        // inside another is no group).
+        let car = |rect: [f64; 4], score: f32| Input {
+            rect,
+            class: "car",
+            score,
+        };
+        let frame = |group: f32| {
+            vec![
+                car([100.0, 100.0, 190.0, 80.0], 0.8),
+                car([105.0, 170.0, 180.0, 115.0], 0.8),
+                car([100.0, 100.0, 192.0, 183.0], group),
+                car([500.0, 100.0, 190.0, 80.0], 0.8),
+                input(600.0, 100.0, "person", 0.8),
+            ]
+        };
+        let mut tr = Tracker::new(Params::default());
+        for i in 0..5 {
+            tr.update(&frame(0.9), 0.1 * f64::from(i));
+        }
+        let tall = |tr: &Tracker| tr.tracks().iter().filter(|t| t.rect()[3] > 150.0).count();
+        assert_eq!(tr.tracks().len(), 4, "{:?}", tr.tracks());
+        assert_eq!(tall(&tr), 0);
+        // With the check off, the box around both is a track of its own.
+        let mut off = Tracker::new(Params {
+            group_cover: 2.0,
+            ..Params::default()
+        });
+        for i in 0..5 {
+            off.update(&frame(0.9), 0.1 * f64::from(i));
+        }
+        assert_eq!(tall(&off), 1);
     }
 
     #[test]
