@@ -2,7 +2,8 @@
 //! all the stream's outputs (or written to an MP4 file by `framegate process`).
 //!
 //! ```text
-//! frames → appsrc → videoscale → videoconvert → capsfilter (the stream's output size)
+//! frames → (pushed in the caller's thread) → videoscale → videoconvert → capsfilter (the
+//!          stream's output size)
 //!        → x264enc (zerolatency) | nvh264enc → h264parse (SPS/PPS with every key frame)
 //!        → appsink (byte-stream, one access unit per buffer) → fan-out
 //!        | mp4mux → filesink                                  (file mode)
@@ -10,6 +11,11 @@
 //! ```
 //! The output size is fixed by the first frame: a source that comes back at another size is
 //! scaled into it, so viewers never see the stream renegotiate.
+//!
+//! Frames go in through a pad of the encoder's own, pushed by the thread that processed them:
+//! the frame is converted and encoded before `push` returns. No queue and no thread of its own
+//! (an appsrc's) stand between the two: with many streams on few cores, each handoff was
+//! a wake-up and a switch more per frame, and a frame waiting in a queue is latency.
 
 mod element;
 mod supervised;
@@ -62,7 +68,8 @@ pub fn crowded() -> bool {
 /// A running encoder pipeline.
 pub struct Encoder {
     pipeline: gst::Pipeline,
-    appsrc: gst_app::AppSrc,
+    /// Where frames go in: linked to the first element, pushed by [`Encoder::push`]'s caller.
+    input: gst::Pad,
     size_filter: gst::Element,
     encoder: gst::Element,
     kind: EncoderKind,
@@ -77,6 +84,8 @@ pub struct Encoder {
 #[derive(Default)]
 struct PushState {
     info: Option<gst_video::VideoInfo>,
+    /// Whether the segment has been sent (after the first caps).
+    segment_sent: bool,
     out_size: Option<(u32, u32)>,
 }
 
@@ -89,12 +98,6 @@ impl Encoder {
     /// source's timestamps are kept (file mode).
     pub fn start(settings: &EncoderConfig, sink: EncodeSink, live: bool) -> Result<Self> {
         let pipeline = gst::Pipeline::new();
-        let appsrc = gst_app::AppSrc::builder()
-            .format(gst::Format::Time)
-            .is_live(live)
-            .block(true)
-            .max_buffers(2)
-            .build();
         let scale = make("videoscale")?;
         let convert = make("videoconvert")?;
         let size_filter = make("capsfilter")?;
@@ -112,21 +115,18 @@ impl Encoder {
             p.set_property("config-interval", -1i32);
             p
         };
-        pipeline.add_many([
-            appsrc.upcast_ref(),
-            &scale,
-            &convert,
-            &size_filter,
-            &encoder,
-            &parse,
-        ])?;
-        gst::Element::link_many([
-            appsrc.upcast_ref(),
-            &scale,
-            &convert,
-            &size_filter,
-            &encoder,
-        ])?;
+        pipeline.add_many([&scale, &convert, &size_filter, &encoder, &parse])?;
+        gst::Element::link_many([&scale, &convert, &size_filter, &encoder])?;
+        let input = gst::Pad::builder(gst::PadDirection::Src)
+            .name("frames")
+            .build();
+        input
+            .link(
+                &scale
+                    .static_pad("sink")
+                    .context("videoscale has no sink pad")?,
+            )
+            .context("linking the encoder's input")?;
         match element::output_caps(kind, &encoder) {
             Some(caps) => encoder.link_filtered(&parse, &caps)?,
             None => encoder.link(&parse)?,
@@ -143,6 +143,9 @@ impl Encoder {
                             .build(),
                     )
                     .sync(false)
+                    // Nothing prerolls: the pipeline plays (its clock runs) from the start,
+                    // as a live source would make it.
+                    .property("async", false)
                     .build();
                 pipeline.add(&appsink)?;
                 parse.link(&appsink)?;
@@ -205,10 +208,16 @@ impl Encoder {
         pipeline
             .set_state(gst::State::Playing)
             .context("starting the encoder pipeline")?;
+        input
+            .set_active(true)
+            .context("activating the encoder's input")?;
+        if !input.push_event(gst::event::StreamStart::new("framegate-encoder")) {
+            anyhow::bail!("the encoder refused its stream start");
+        }
         RUNNING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Self {
             pipeline,
-            appsrc,
+            input,
             size_filter,
             encoder,
             kind,
@@ -242,9 +251,10 @@ impl Encoder {
     }
 
     /// Encodes one frame. In live mode it is stamped `pts` (on [`Encoder::running_time`]'s
-    /// clock; now when `None`); in file mode it keeps its own timestamps. Blocks while the
-    /// encoder is busy with earlier ones (at most two frames wait), which is what lets the stage
-    /// before it keep only the newest frame.
+    /// clock; now when `None`); in file mode it keeps its own timestamps. The frame is
+    /// converted and encoded in the calling thread before this returns (its access unit handed
+    /// to the sink), which is what lets the stage before it keep only the newest frame. Called
+    /// from one thread at a time (the stream's processing worker owns its encoder).
     pub fn push(
         &self,
         buffer: gst::Buffer,
@@ -265,8 +275,17 @@ impl Encoder {
             }
             if st.info.as_ref() != Some(info) {
                 let caps = info.to_caps().map_err(|_| gst::FlowError::NotNegotiated)?;
-                self.appsrc.set_caps(Some(&caps));
+                if !self.input.push_event(gst::event::Caps::new(&caps)) {
+                    return Err(gst::FlowError::NotNegotiated);
+                }
                 st.info = Some(info.clone());
+            }
+            if !st.segment_sent {
+                let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+                if !self.input.push_event(gst::event::Segment::new(&segment)) {
+                    return Err(gst::FlowError::Error);
+                }
+                st.segment_sent = true;
             }
         }
         if self.live {
@@ -287,7 +306,7 @@ impl Encoder {
             }
             q.push_back((pts, Instant::now()));
         }
-        self.appsrc.push_buffer(buffer).map(|_| ())
+        self.input.push(buffer).map(|_| ())
     }
 
     /// Asks for a key frame soon (a viewer joined or fell behind). Rate-limited, so that many
@@ -320,7 +339,7 @@ impl Encoder {
     /// Sends end-of-stream and waits (up to `timeout`) until it has gone through, so that files
     /// and servers downstream are closed cleanly.
     pub fn finish(&self, timeout: Duration) -> Result<()> {
-        let _ = self.appsrc.end_of_stream();
+        let _ = self.input.push_event(gst::event::Eos::new());
         let bus = self.pipeline.bus().context("encoder pipeline has no bus")?;
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
