@@ -83,9 +83,9 @@ pub struct Encoder {
 
 #[derive(Default)]
 struct PushState {
+    /// The format of the frames, once its caps (and, after the first ones, the segment) went
+    /// through.
     info: Option<gst_video::VideoInfo>,
-    /// Whether the segment has been sent (after the first caps).
-    segment_sent: bool,
     out_size: Option<(u32, u32)>,
 }
 
@@ -278,14 +278,14 @@ impl Encoder {
                 if !self.input.push_event(gst::event::Caps::new(&caps)) {
                     return Err(gst::FlowError::NotNegotiated);
                 }
-                st.info = Some(info.clone());
-            }
-            if !st.segment_sent {
-                let segment = gst::FormattedSegment::<gst::ClockTime>::new();
-                if !self.input.push_event(gst::event::Segment::new(&segment)) {
-                    return Err(gst::FlowError::Error);
+                // The segment follows the first caps (stream start, caps, segment).
+                if st.info.is_none() {
+                    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+                    if !self.input.push_event(gst::event::Segment::new(&segment)) {
+                        return Err(gst::FlowError::Error);
+                    }
                 }
-                st.segment_sent = true;
+                st.info = Some(info.clone());
             }
         }
         if self.live {

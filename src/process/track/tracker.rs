@@ -585,7 +585,8 @@ impl Tracker {
             parts.len() >= 2 && covered_share(b, &parts) >= p.group_cover
         };
         for (i, d) in inputs.iter().enumerate() {
-            if !usable[i] || twin_of_better(i) || around_group(i) {
+            // (Boxes under `low_score` go nowhere: the pairwise checks are spared them.)
+            if !usable[i] || d.score < p.low_score || twin_of_better(i) || around_group(i) {
                 continue;
             }
             if d.score >= p.high_score {
