@@ -35,11 +35,12 @@ LINE = ((640.0, 0.0), (640.0, 720.0))
 TRACK_OPTIONS = ""
 # The shared CenterNet's operating point: its scores run lower than the ByteTrack defaults
 # assume (made for YOLOX), for cars lower still: it scores people it sees whole 0.5 to 0.7 and
-# cars 0.3 to 0.5, and a few things of the street (a stone, a post) 0.3 as people. So boxes
-# from 0.3 are matched first, people start tracks from 0.5 and cars (or trucks) from 0.3 (see
-# docs/benchmarks.md); `--track` replaces this.
+# cars 0.2 to 0.5, and a few things of the street (a stone, a post) 0.3 as people. So boxes
+# from 0.3 are matched first (cars' and trucks' from 0.2), people start tracks from 0.5 and cars
+# (or trucks) from 0.3 (see docs/benchmarks.md); `--track` replaces this.
 CENTERNET_TRACK = (
     ", high_score = 0.3, new_track_score = 0.5, new_track_scores = { car = 0.3, truck = 0.3 }"
+    ", high_scores = { car = 0.2, truck = 0.2 }"
 )
 
 

@@ -18,7 +18,8 @@ pub const MAX_COORD: f64 = 16384.0;
 /// thresholds are ByteTrack's, for a detector whose true boxes score high; a model whose
 /// scores run lower needs lower ones, per class where it scores classes differently (the
 /// shared CenterNet: `high_score = 0.3`, `new_track_score = 0.5`,
-/// `new_track_scores = { car = 0.3, truck = 0.3 }`; docs/benchmarks.md says how to pick them).
+/// `new_track_scores = { car = 0.3, truck = 0.3 }`, `high_scores = { car = 0.2, truck = 0.2 }`;
+/// docs/benchmarks.md says how to pick them).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackConfig {
@@ -76,9 +77,16 @@ pub struct TrackConfig {
     /// at or above `high_score`, so a value under it acts as `high_score`. At most 64 classes.
     #[serde(default)]
     pub new_track_scores: std::collections::BTreeMap<String, f32>,
+    /// Per class, the score from which a box of that class is matched in the first stage,
+    /// instead of `high_score` (`low_score` to 1): for a detector that scores a class lower
+    /// than the others (the shared CenterNet scores a car it sees well 0.2-0.3 for seconds at
+    /// a time): its boxes then keep and bring back tracks as the others' do. At most 64
+    /// classes.
+    #[serde(default)]
+    pub high_scores: std::collections::BTreeMap<String, f32>,
 }
 
-/// Most classes in `new_track_scores`.
+/// Most classes in `new_track_scores`, and in `high_scores`.
 pub const MAX_CLASS_SCORES: usize = 64;
 
 /// Most class groups, and most classes in one.
@@ -110,6 +118,7 @@ impl Default for TrackConfig {
             anchor: Anchor::default(),
             class_groups: default_class_groups(),
             new_track_scores: Default::default(),
+            high_scores: Default::default(),
         }
     }
 }
@@ -151,6 +160,35 @@ fn default_trail() -> u32 {
     32
 }
 
+/// Checks a per-class score map: at most [`MAX_CLASS_SCORES`] class names, each score from
+/// `least` to 1.
+fn validate_class_scores(
+    field: &str,
+    scores: &std::collections::BTreeMap<String, f32>,
+    least: f32,
+) -> Result<(), String> {
+    if scores.len() > MAX_CLASS_SCORES {
+        return Err(format!(
+            "track.{field} has {} classes (at most {MAX_CLASS_SCORES})",
+            scores.len()
+        ));
+    }
+    for (c, v) in scores {
+        if !is_class_name(c) {
+            return Err(format!(
+                "track.{field}: {c:?} is not a class name (1 to 64 printable characters)"
+            ));
+        }
+        within(
+            &format!("track.{field}.{c}"),
+            f64::from(*v),
+            f64::from(least),
+            1.0,
+        )?;
+    }
+    Ok(())
+}
+
 impl TrackConfig {
     /// Checks the settings beyond their types; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
@@ -184,30 +222,8 @@ impl TrackConfig {
             ));
         }
         self.validate_class_groups()?;
-        self.validate_new_track_scores()
-    }
-
-    fn validate_new_track_scores(&self) -> Result<(), String> {
-        if self.new_track_scores.len() > MAX_CLASS_SCORES {
-            return Err(format!(
-                "track.new_track_scores has {} classes (at most {MAX_CLASS_SCORES})",
-                self.new_track_scores.len()
-            ));
-        }
-        for (c, v) in &self.new_track_scores {
-            if !is_class_name(c) {
-                return Err(format!(
-                    "track.new_track_scores: {c:?} is not a class name (1 to 64 printable characters)"
-                ));
-            }
-            within(
-                &format!("track.new_track_scores.{c}"),
-                f64::from(*v),
-                0.0,
-                1.0,
-            )?;
-        }
-        Ok(())
+        validate_class_scores("new_track_scores", &self.new_track_scores, 0.0)?;
+        validate_class_scores("high_scores", &self.high_scores, self.low_score)
     }
 
     fn validate_class_groups(&self) -> Result<(), String> {
@@ -487,6 +503,19 @@ mod tests {
             },
             TrackConfig {
                 new_track_scores: (0..65).map(|i| (format!("c{i}"), 0.3)).collect(),
+                ..TrackConfig::default()
+            },
+            // Under low_score (0.1): such boxes are dropped before any stage.
+            TrackConfig {
+                high_scores: [("car".to_string(), 0.05)].into(),
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                high_scores: [("car".to_string(), f32::INFINITY)].into(),
+                ..TrackConfig::default()
+            },
+            TrackConfig {
+                high_scores: [("\u{7}".to_string(), 0.3)].into(),
                 ..TrackConfig::default()
             },
         ];

@@ -9,6 +9,7 @@
 //! `zone.left`) and the counts (`GET /api/streams/{id}/counts`, `/metrics`).
 
 pub mod geometry;
+mod inputs;
 mod kalman;
 mod snapshot;
 pub mod tracker;
@@ -170,7 +171,8 @@ impl Track {
             anchor: config.anchor,
             tracker: Tracker::new(params)
                 .with_class_groups(tracker::ClassGroups::new(&config.class_groups))
-                .with_new_track_scores(config.new_track_scores.clone()),
+                .with_new_track_scores(config.new_track_scores.clone())
+                .with_high_scores(config.high_scores.clone()),
             counter,
             handle: std::sync::Arc::new(handle),
             last_pts: None,

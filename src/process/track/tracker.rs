@@ -21,9 +21,9 @@ use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 
 use super::geometry::{
-    Point, buffered_iou, clip_to_frame, covered_share, intersection, iou, share_in_frame,
-    touches_frame_edge,
+    Point, buffered_iou, clip_to_frame, intersection, share_in_frame, touches_frame_edge,
 };
+use super::inputs::{self, Sorting};
 use super::kalman::{BoxFilter, Cxcywh};
 
 /// The thresholds of the tracker.
@@ -250,18 +250,6 @@ const HEADING_MIN_STEP: f64 = 0.02;
 /// Matched centres a track keeps for its heading.
 const SEEN_KEPT: usize = 16;
 
-/// Least overlap of two boxes of one class group for them to be one object called twice.
-const TWIN_IOU: f64 = 0.6;
-
-/// A part of a group's box (see [`Params::group_cover`]) is smaller than this share of it...
-const GROUP_PART_AREA: f64 = 0.8;
-/// ...lies at least this share inside it...
-const GROUP_PART_INSIDE: f64 = 0.8;
-/// ...and overlaps the other parts less than this (two boxes of one object are one part).
-const GROUP_PARTS_APART: f64 = 0.5;
-/// Most parts measured (the largest).
-const GROUP_PARTS: usize = 8;
-
 /// Most classes a track remembers votes for.
 const MAX_VOTES: usize = 8;
 
@@ -304,6 +292,8 @@ pub struct Tracker {
     groups: ClassGroups,
     /// Per class, the score that starts a track instead of `params.new_track_score`.
     new_track_scores: std::collections::BTreeMap<String, f32>,
+    /// Per class, the score that makes a box high-score instead of `params.high_score`.
+    high_scores: std::collections::BTreeMap<String, f32>,
     tracks: Vec<Track>,
     next_id: u64,
     last_t: Option<f64>,
@@ -462,6 +452,7 @@ impl Tracker {
             params,
             groups: ClassGroups::default(),
             new_track_scores: Default::default(),
+            high_scores: Default::default(),
             tracks: Vec::new(),
             next_id: 1,
             last_t: None,
@@ -483,6 +474,22 @@ impl Tracker {
     ) -> Self {
         self.new_track_scores = scores;
         self
+    }
+
+    /// Gives classes their own score for the first stage (the others keep `high_score`): a
+    /// detector can score one class lower than another.
+    pub fn with_high_scores(mut self, scores: std::collections::BTreeMap<String, f32>) -> Self {
+        self.high_scores = scores;
+        self
+    }
+
+    /// The score from which a box of `class` is matched in the first stage (and may start a
+    /// track).
+    fn high_score(&self, class: &str) -> f32 {
+        self.high_scores
+            .get(class)
+            .copied()
+            .unwrap_or(self.params.high_score)
     }
 
     /// The score at which an unmatched box of `class` starts a track.
@@ -530,71 +537,13 @@ impl Tracker {
             track.filter.predict(t - track.t);
             track.t = t;
         }
-        let (mut high, mut low) = (Vec::new(), Vec::new());
-        let usable: Vec<bool> = inputs
-            .iter()
-            .map(|d| {
-                d.rect.iter().all(|v| v.is_finite())
-                    && d.rect[2] > 0.0
-                    && d.rect[3] > 0.0
-                    && d.score.is_finite()
-            })
-            .collect();
-        // A detector may call one object by two classes of a group at once (a box for `car`
-        // and one for `truck`): only the best-scored of such twins goes on.
-        let twin_of_better = |i: usize| {
-            let d = &inputs[i];
-            inputs.iter().enumerate().any(|(j, e)| {
-                j != i
-                    && e.class != d.class
-                    && usable[j]
-                    && self.groups.same(e.class, d.class)
-                    && (e.score, std::cmp::Reverse(j)) > (d.score, std::cmp::Reverse(i))
-                    && iou(e.rect, d.rect) >= TWIN_IOU
-            })
+        let sorting = Sorting {
+            groups: &self.groups,
+            low_score: p.low_score,
+            high_score: |class: &str| self.high_score(class),
+            group_cover: p.group_cover,
         };
-        // A detector may also draw one box around a group of objects it boxed one by one (two
-        // cars one behind the other): that box is none of them, and a track that follows it
-        // counts the group's crossing once more.
-        let around_group = |i: usize| {
-            let b = inputs[i].rect;
-            let area = b[2] * b[3];
-            let mut inner: Vec<[f64; 4]> = inputs
-                .iter()
-                .enumerate()
-                .filter(|&(j, e)| {
-                    let a = e.rect[2] * e.rect[3];
-                    j != i
-                        && usable[j]
-                        && e.score >= p.low_score
-                        && a < GROUP_PART_AREA * area
-                        && intersection(e.rect, b) >= GROUP_PART_INSIDE * a
-                })
-                .map(|(_, e)| e.rect)
-                .collect();
-            inner.sort_by(|a, b| (b[2] * b[3]).total_cmp(&(a[2] * a[3])));
-            let mut parts: Vec<[f64; 4]> = Vec::new();
-            for r in inner {
-                if parts.len() == GROUP_PARTS {
-                    break;
-                }
-                if parts.iter().all(|q| iou(*q, r) < GROUP_PARTS_APART) {
-                    parts.push(r);
-                }
-            }
-            parts.len() >= 2 && covered_share(b, &parts) >= p.group_cover
-        };
-        for (i, d) in inputs.iter().enumerate() {
-            // (Boxes under `low_score` go nowhere: the pairwise checks are spared them.)
-            if !usable[i] || d.score < p.low_score || twin_of_better(i) || around_group(i) {
-                continue;
-            }
-            if d.score >= p.high_score {
-                high.push(i);
-            } else if d.score >= p.low_score {
-                low.push(i);
-            }
-        }
+        let (high, low) = inputs::sort(inputs, &sorting);
         let of_state = |tracks: &[Track], states: &[State]| -> Vec<usize> {
             (0..tracks.len())
                 .filter(|&i| states.contains(&tracks[i].state))
@@ -1206,6 +1155,40 @@ mod tests {
             shown.into_iter().collect::<Vec<_>>(),
             vec!["car".to_string()]
         );
+    }
+
+    #[test]
+    fn a_class_with_its_own_high_score_is_found_again_by_boxes_the_others_would_not_match() {
+        let params = Params {
+            high_score: 0.3,
+            new_track_score: 0.3,
+            ..Params::default()
+        };
+        // A car seen well, missed for 0.4 s, then seen again scored 0.25 (as the shared
+        // CenterNet scores cars for seconds at a time): under `high_score`, such boxes only
+        // keep tracks the detector did not miss.
+        let run = |tr: &mut Tracker| {
+            let mut after = std::collections::BTreeSet::new();
+            for i in 0..16 {
+                let t = 0.08 * i as f64;
+                let x = 100.0 + 100.0 * t;
+                let boxes = match i {
+                    0..5 => vec![input(x, 300.0, "car", 0.6)],
+                    5..10 => vec![],
+                    _ => vec![input(x, 300.0, "car", 0.25)],
+                };
+                tr.update(&boxes, t);
+                if i >= 12 {
+                    after.extend(tr.at(t).map(|(t, _)| t.id));
+                }
+            }
+            after
+        };
+        let scores: std::collections::BTreeMap<String, f32> = [("car".to_string(), 0.2)].into();
+        let mut own = Tracker::new(params).with_high_scores(scores);
+        assert_eq!(run(&mut own).into_iter().collect::<Vec<_>>(), vec![1]);
+        let mut shared = Tracker::new(params);
+        assert!(run(&mut shared).is_empty(), "lost, and never found again");
     }
 
     #[test]
