@@ -39,7 +39,8 @@ pub struct TrackConfig {
     /// Seconds a track missed by the detector is kept (predicted; shown for `show_lost_s`)
     /// before it ends (0.1 to 60). Two seconds outlast an object passing in front of another.
     /// While kept, its predicted path crosses lines (an object hidden as it crosses is
-    /// counted); zones take only where a track was seen.
+    /// counted, once its track is seen beyond the line or ends; seen back on its own side, it
+    /// is not); zones take only where a track was seen.
     #[serde(default = "default_max_lost")]
     pub max_lost_s: f64,
     /// Seconds a track the detector missed is still shown where its motion puts it (0 to

@@ -67,6 +67,21 @@ fn margins_size(size: [f64; 2]) -> [f64; 2] {
     size.map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 })
 }
 
+/// Counts a crossing of line `line` by an object of `class`.
+fn count_crossing(counts: &mut Counts, line: &str, class: &str, forward: bool) {
+    let c = counts
+        .lines
+        .entry(line.to_string())
+        .or_default()
+        .entry(class.to_string())
+        .or_default();
+    if forward {
+        c.forward += 1;
+    } else {
+        c.backward += 1;
+    }
+}
+
 /// What is remembered of track `id`, new if it was not yet.
 fn remembered<'a>(
     tracks: &'a mut HashMap<u64, Memory>,
@@ -77,6 +92,7 @@ fn remembered<'a>(
     tracks.entry(id).or_insert_with(|| Memory {
         class: class.to_string(),
         sides: vec![None; lines],
+        held: vec![None; lines],
         inside: vec![None; zones],
     })
 }
@@ -120,6 +136,9 @@ struct Memory {
     class: String,
     /// Per line: the side taken (+1 / -1) and where the anchor was when last on it.
     sides: Vec<Option<(i8, Point)>>,
+    /// Per line: a crossing on the track's predicted path (forward or not), held until the
+    /// track is seen again or ends.
+    held: Vec<Option<bool>>,
     /// Per zone: since when the track has been inside.
     inside: Vec<Option<f64>>,
 }
@@ -180,7 +199,7 @@ impl Counter {
         size: [f64; 2],
         t: f64,
     ) -> Vec<Happening> {
-        let mut out = self.cross_lines(id, class, p, size);
+        let mut out = self.cross(id, class, p, size, true);
         let [w, h] = margins_size(size);
         let shapes = (self.lines.len(), self.zones.len());
         let memory = remembered(&mut self.tracks, id, class, shapes);
@@ -220,17 +239,31 @@ impl Counter {
         out
     }
 
-    /// Track `id` of `class` is thought to have its anchor at `p` (its box's size `size`),
-    /// seen there or not: the lines count it. For a track not seen (lost, its box predicted
-    /// while it is kept), a crossing on its predicted path counts though the object was hidden
-    /// while it crossed; zones only take what was seen ([`Counter::observe`]): a guess that left a
-    /// zone would end a visit and start another.
+    /// Track `id` of `class` is not seen, but thought to have its anchor at `p` (its box's
+    /// size `size`): a lost track's box predicted while it is kept. A crossing on its predicted
+    /// path counts though the object was hidden while it crossed, but only once the track is
+    /// seen again beyond the line, or ends: an object that stopped, or turned, while hidden
+    /// is predicted across a line it never crossed, and seen again on its own side (counting
+    /// the guess would count it twice, once each way). Zones only take what was seen
+    /// ([`Counter::observe`]): a guess that left a zone would end a visit and start another.
     pub fn cross_lines(
         &mut self,
         id: u64,
         class: &str,
         p: Point,
         size: [f64; 2],
+    ) -> Vec<Happening> {
+        self.cross(id, class, p, size, false)
+    }
+
+    /// The lines' part of a position taken, `seen` or guessed.
+    fn cross(
+        &mut self,
+        id: u64,
+        class: &str,
+        p: Point,
+        size: [f64; 2],
+        seen: bool,
     ) -> Vec<Happening> {
         let [w, h] = margins_size(size);
         let shapes = (self.lines.len(), self.zones.len());
@@ -250,23 +283,29 @@ impl Counter {
                 continue;
             }
             let side: i8 = if d > 0.0 { 1 } else { -1 };
-            if let Some((before, from)) = memory.sides[i]
-                && before != side
-                && segments_meet(from, p, a, b)
-            {
-                let forward = before > 0;
-                let c = self
-                    .counts
-                    .lines
-                    .entry(line.id.clone())
-                    .or_default()
-                    .entry(class.to_string())
-                    .or_default();
-                if forward {
-                    c.forward += 1;
-                } else {
-                    c.backward += 1;
+            let crossed = match memory.sides[i] {
+                // Back on the side it was on before a held crossing: the guess was wrong.
+                Some((before, _)) if before != side && memory.held[i].is_some() => {
+                    memory.held[i] = None;
+                    None
                 }
+                Some((before, from)) if before != side && segments_meet(from, p, a, b) => {
+                    Some(before > 0)
+                }
+                _ => None,
+            };
+            let counted = match (crossed, seen) {
+                (Some(forward), false) => {
+                    memory.held[i] = Some(forward);
+                    None
+                }
+                (Some(forward), true) => Some(forward),
+                // Seen on the far side of a held crossing: it happened.
+                (None, true) => memory.held[i].take(),
+                (None, false) => None,
+            };
+            if let Some(forward) = counted {
+                count_crossing(&mut self.counts, &line.id, class, forward);
                 out.push(Happening::Crossed { line: i, forward });
             }
             memory.sides[i] = Some((side, p));
@@ -274,12 +313,21 @@ impl Counter {
         out
     }
 
-    /// Track `id` ended at stream time `t`: it leaves the zones it was in.
+    /// Track `id` ended at stream time `t`: it leaves the zones it was in, and the crossings
+    /// held on its predicted path count.
     pub fn ended(&mut self, id: u64, t: f64) -> Vec<Happening> {
         let Some(memory) = self.tracks.remove(&id) else {
             return Vec::new();
         };
         let mut out = Vec::new();
+        // Crossings on the predicted path of a track that ended lost: the object crossed
+        // hidden and was not seen again.
+        for (i, held) in memory.held.iter().enumerate() {
+            if let Some(forward) = *held {
+                count_crossing(&mut self.counts, &self.lines[i].id, &memory.class, forward);
+                out.push(Happening::Crossed { line: i, forward });
+            }
+        }
         for (i, since) in memory.inside.iter().enumerate() {
             if let Some(since) = since {
                 if let Some(c) = self
@@ -422,6 +470,41 @@ mod tests {
         );
         assert_eq!(c.counts().zones["lobby"]["person"].inside, 0);
         assert!(c.ended(8, 15.0).is_empty(), "once");
+    }
+
+    #[test]
+    fn a_crossing_on_a_predicted_path_counts_once_seen_beyond_or_ended_not_when_seen_back() {
+        let mut c = Counter::new(vec![door()], vec![]);
+        let size = [50.0, 100.0];
+        let crossed = |forward| vec![Happening::Crossed { line: 0, forward }];
+        // 1: seen left of the line, lost, predicted across, seen again beyond it.
+        assert!(c.observe(1, "person", [600.0, 300.0], size, 0.0).is_empty());
+        assert!(c.cross_lines(1, "person", [680.0, 300.0], size).is_empty());
+        assert!(
+            c.counts().lines["door"].is_empty(),
+            "not counted on a guess"
+        );
+        assert_eq!(
+            c.observe(1, "person", [700.0, 300.0], size, 1.0),
+            crossed(true)
+        );
+        // 2: predicted across, then seen back where it stopped, on its own side: nothing,
+        // and not a crossing back either.
+        c.observe(2, "person", [600.0, 300.0], size, 0.0);
+        assert!(c.cross_lines(2, "person", [680.0, 300.0], size).is_empty());
+        assert!(c.observe(2, "person", [610.0, 300.0], size, 1.0).is_empty());
+        assert!(c.ended(2, 2.0).is_empty());
+        // 3: predicted across (right to left), never seen again: counted when it ends.
+        c.observe(3, "person", [700.0, 300.0], size, 0.0);
+        assert!(c.cross_lines(3, "person", [600.0, 300.0], size).is_empty());
+        assert_eq!(c.ended(3, 2.0), crossed(false));
+        assert_eq!(
+            c.counts().lines["door"]["person"],
+            LineCount {
+                forward: 1,
+                backward: 1
+            }
+        );
     }
 
     #[test]
