@@ -331,13 +331,27 @@ processors = [ {{ kind = "detect", model = "m" }}, {{ kind = "track" }} ]
     #[test]
     fn someone_hidden_as_they_cross_is_counted_on_their_tracks_predicted_path() {
         // Seen up to x = 610, then hidden for good: the track, lost, goes on along its
-        // predicted path, which crosses the line.
-        let events = walk(DOOR, 40, |x| (x < 610.0).then_some([x, 300.0, 40.0, 80.0]));
+        // predicted path, which crosses the line; the crossing counts when the track ends
+        // (`max_lost_s`, 2 s after it was last seen, about 0.5 s in), not before.
+        let hidden = |x: f64| (x < 610.0).then_some([x, 300.0, 40.0, 80.0]);
+        let events = walk(DOOR, 80, hidden);
         assert_eq!(crossings(&events), ["\"person\" \"forward\""], "{events:?}");
+        let t = events
+            .iter()
+            .find(|(_, e)| e["kind"] == "line.crossed")
+            .map(|(t, _)| *t);
+        assert!(
+            t.is_some_and(|t| t >= 2.4),
+            "counted at the end: {events:?}"
+        );
+        assert!(
+            crossings(&walk(DOOR, 40, hidden)).is_empty(),
+            "held until then"
+        );
         // Hidden for longer than a lost track is shown (0.5 s), not than it is kept (2 s):
         // last seen about 0.5 s in, at x = 604; the line at x = 800 is reached 0.9 s later.
         let far = r#"lines = [ { id = "far", points = [[800, 0], [800, 720]] } ]"#;
-        let events = walk(far, 60, |x| (x < 610.0).then_some([x, 300.0, 40.0, 80.0]));
+        let events = walk(far, 80, hidden);
         assert_eq!(crossings(&events), ["\"person\" \"forward\""], "{events:?}");
     }
 
