@@ -3,7 +3,7 @@
 cameras killed and restarted, sampling its memory, open files, threads and latency.
 
     scripts/soak.py --minutes 60            # the long run of docs/reliability.md
-    scripts/soak.py --minutes 3 --json out  # the CI run (tests/soak.rs)
+    scripts/soak.py --minutes 2 --kill-every 30 --json out  # the CI run (tests/soak.rs)
 
 Two `framegate testsrc` processes are the cameras (8 stamped RTSP cameras each, 320x240 at
 25 fps); every `--kill-every` seconds one of them is killed and started again (8 streams lose
