@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! rtspsrc (latency 0, TCP|UDP) ─┐
-//! rtmp2src ─────────────────────┼→ decodebin (NVDEC or libav) → videoconvert* → appsink → on_frame
+//! rtmp2src ─────────────────────┼→ decodebin (NVDEC or libav) → videoconvert* → fakesink → on_frame
 //! filesrc ──────────────────────┘
-//! videotestsrc (is-live) → capsfilter ─────────────────────────→ videoconvert* → appsink → on_frame
+//! videotestsrc (is-live) → capsfilter ─────────────────────────→ videoconvert* → fakesink → on_frame
 //!                                   * passthrough unless the decoder's layout is not I420/NV12
 //!                                decodebin's audio pad (encoded) → parser → appsink → audio track
 //! ```

@@ -1,4 +1,4 @@
-//! The ingest pipeline of one source: source → decoder → appsink, and what it found out about
+//! The ingest pipeline of one source: source → decoder → frame sink, and what it found out about
 //! the source (codec, size, rate, decoder in use).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +20,8 @@ use super::source::{self, SourceOut};
 pub struct IngestOptions {
     /// Pace file sources at their own frame rate (live mode). Off for `framegate process`.
     pub realtime: bool,
-    /// Never drop a decoded frame: the appsink waits for the consumer (file processing).
-    /// Off in live mode, where the appsink callback hands frames over and returns at once.
+    /// Never drop a decoded frame: the frame sink's handoff waits for the consumer (file
+    /// processing). Off in live mode, where the handoff hands frames over and returns at once.
     pub lossless: bool,
     /// Pass the source's own H.264 through beside the decoder (`None`: decode only).
     pub passthrough: Option<Passthrough>,
@@ -67,22 +67,17 @@ impl Ingest {
         hardware::check_decoder(decoder_hw).map_err(anyhow::Error::msg)?;
         let pipeline = gst::Pipeline::new();
         let convert = crate::elements::make("videoconvert")?;
-        let sink = gst_app::AppSink::builder()
-            .caps(
-                &gst_video::VideoCapsBuilder::new()
-                    .format_list(NATIVE_FORMATS)
-                    .build(),
-            )
-            .sync(opts.realtime && matches!(source, SourceUrl::File(_)))
-            .max_buffers(if opts.lossless { 2 } else { 1 })
-            .drop(!opts.lossless)
-            // The sink would otherwise keep a reference to the last frame: a processor that
-            // draws would copy every frame the decoder had already handed over.
-            .enable_last_sample(false)
-            .build();
-        pipeline.add_many([&convert, sink.upcast_ref()])?;
-        convert.link(&sink)?;
-        install_frame_callback(&sink, &info, opts.lossless, on_frame);
+        let formats = crate::elements::make("capsfilter")?;
+        formats.set_property(
+            "caps",
+            gst_video::VideoCapsBuilder::new()
+                .format_list(NATIVE_FORMATS)
+                .build(),
+        );
+        let sink = frame_sink(opts.realtime && matches!(source, SourceUrl::File(_)))?;
+        pipeline.add_many([&convert, &formats, &sink])?;
+        gst::Element::link_many([&convert, &formats, &sink])?;
+        install_frame_callback(&sink, &info, opts.lossless, on_frame)?;
         if let (Some(_), Some(fps), Some(pad)) = (
             &opts.passthrough,
             opts.analyze_fps,
@@ -163,60 +158,92 @@ impl Drop for Ingest {
     }
 }
 
+/// The sink that hands decoded frames over, in its streaming thread, after the clock wait when
+/// `sync` (a file played in real time): a `fakesink` whose `handoff` is the hand-over.
+///
+/// A frame reaches framegate with no other reference the sink could hold, so a processor that
+/// draws (the overlay, the watermark) writes on it in place unless the decoder still holds it
+/// (libav keeps its reference pictures' output; NVDEC's downloaded frames and raw sources are
+/// not held). An appsink kept the last frame in a sample of its own until the next one, and the
+/// sink itself held each frame until its handoff returned, by when the processing thread may
+/// already be drawing: so a probe takes each frame before the sink and lets a stand-in with
+/// the same timestamps through (the sink paces, prerolls and clips on those); the handoff then
+/// gives the frame itself away.
+fn frame_sink(sync: bool) -> Result<gst::Element> {
+    let sink = crate::elements::make("fakesink")?;
+    sink.set_property("sync", sync);
+    sink.set_property("enable-last-sample", false);
+    sink.set_property("silent", true);
+    sink.set_property("signal-handoffs", true);
+    Ok(sink)
+}
+
+/// Calls `on_frame` with each frame the sink gets, its timestamps made running times when
+/// `running_times`.
 fn install_frame_callback(
-    sink: &gst_app::AppSink,
+    sink: &gst::Element,
     info: &Arc<Mutex<SourceInfo>>,
     running_times: bool,
-    mut on_frame: impl FnMut(gst::Buffer, &gst_video::VideoInfo) + Send + 'static,
-) {
+    on_frame: impl FnMut(gst::Buffer, &gst_video::VideoInfo) + Send + 'static,
+) -> Result<()> {
+    let pad = sink
+        .static_pad("sink")
+        .context("fakesink has no sink pad")?;
+    let taken: Arc<Mutex<Option<gst::Buffer>>> = Arc::default();
+    let stash = taken.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+        if let Some(gst::PadProbeData::Buffer(frame)) = probe.data.take() {
+            let mut stand_in = gst::Buffer::new();
+            if let Some(b) = stand_in.get_mut() {
+                b.set_pts(frame.pts());
+                b.set_dts(frame.dts());
+                b.set_duration(frame.duration());
+                b.set_flags(frame.flags());
+            }
+            *crate::supervise::lock(&stash) = Some(frame);
+            probe.data = Some(gst::PadProbeData::Buffer(stand_in));
+        }
+        gst::PadProbeReturn::Ok
+    });
     let info = info.clone();
     // Caps are parsed once per change, not once per frame.
-    let mut current: Option<(gst::Caps, gst_video::VideoInfo)> = None;
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(caps) = sample.caps() else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                if current.as_ref().is_none_or(|(c, _)| c.as_ref() != caps) {
-                    let Ok(vi) = gst_video::VideoInfo::from_caps(caps) else {
-                        return Ok(gst::FlowSuccess::Ok);
-                    };
-                    if let Ok(mut i) = info.lock() {
-                        i.size = Some((vi.width(), vi.height()));
-                        let fps = vi.fps();
-                        if fps.numer() > 0 {
-                            i.fps = Some(f64::from(fps.numer()) / f64::from(fps.denom()));
-                        }
-                    }
-                    current = Some((caps.to_owned(), vi));
-                }
-                let (Some(mut buffer), Some((_, vi))) = (sample.buffer_owned(), current.as_ref())
-                else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let segment = sample
-                    .segment()
-                    .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned())
-                    .filter(|_| running_times);
-                // Drop the sample first: the buffer then has one reference fewer, so a
-                // processor drawing on it copies only when the decoder still holds it.
-                drop(sample);
-                if let Some(segment) = segment {
-                    let b = buffer.make_mut();
-                    let (pts, dts) = (
-                        b.pts().and_then(|t| segment.to_running_time(t)),
-                        b.dts().and_then(|t| segment.to_running_time(t)),
-                    );
-                    b.set_pts(pts);
-                    b.set_dts(dts);
-                }
-                on_frame(buffer, vi);
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    let state: Mutex<(_, Option<(gst::Caps, gst_video::VideoInfo)>)> = Mutex::new((on_frame, None));
+    sink.connect("handoff", false, move |args| {
+        let pad = args.get(2)?.get::<gst::Pad>().ok()?;
+        let mut buffer = crate::supervise::lock(&taken).take()?;
+        let caps = pad.current_caps()?;
+        let mut state = crate::supervise::lock(&state);
+        let (on_frame, current) = &mut *state;
+        if current
+            .as_ref()
+            .is_none_or(|(c, _)| c.as_ptr() != caps.as_ptr() && c != &caps)
+        {
+            let vi = gst_video::VideoInfo::from_caps(&caps).ok()?;
+            let mut i = crate::supervise::lock(&info);
+            i.size = Some((vi.width(), vi.height()));
+            let fps = vi.fps();
+            if fps.numer() > 0 {
+                i.fps = Some(f64::from(fps.numer()) / f64::from(fps.denom()));
+            }
+            *current = Some((caps, vi));
+        }
+        let vi = &current.as_ref()?.1;
+        if running_times
+            && let Some(segment) = pad.sticky_event::<gst::event::Segment>(0)
+            && let Some(segment) = segment.segment().downcast_ref::<gst::ClockTime>()
+        {
+            let b = buffer.make_mut();
+            let (pts, dts) = (
+                b.pts().and_then(|t| segment.to_running_time(t)),
+                b.dts().and_then(|t| segment.to_running_time(t)),
+            );
+            b.set_pts(pts);
+            b.set_dts(dts);
+        }
+        on_frame(buffer, vi);
+        None
+    });
+    Ok(())
 }
 
 /// Where a decodebin's pads go: video to the converter before the appsink, the first audio
@@ -384,6 +411,9 @@ fn choose_decoders(decodebin: &gst::Element, decoder_hw: Hardware, info: &Arc<Mu
             {
                 element.set_property("max-threads", 1i32);
             }
+            if name.starts_with("avdec_") && std::env::var_os("FG_NODR").is_some() {
+                element.set_property("direct-rendering", false);
+            }
             tracing::info!(decoder = %name, hardware = hw, "decoder chosen");
             if let Ok(mut i) = info.lock() {
                 i.decoder = Some(name);
@@ -411,5 +441,49 @@ fn codec_name(s: &gst::StructureRef) -> String {
     match s.get::<&str>("profile") {
         Ok(profile) => format!("{name} ({profile})"),
         Err(_) => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A frame nothing else holds is drawn on in place: an appsink (its sample of the last
+    /// frame) or a sink still holding the frame while it is handed over would make each
+    /// drawing processor copy the whole picture first.
+    #[test]
+    fn a_frame_is_handed_over_as_its_only_reference() {
+        gst::init().unwrap();
+        let source = SourceUrl::parse("test://ball?width=320&height=240&fps=25").unwrap();
+        let (tx, rx) = mpsc::sync_channel(64);
+        let ingest = Ingest::build(
+            &source,
+            RtspTransport::default(),
+            Hardware::Auto,
+            IngestOptions {
+                realtime: true,
+                ..Default::default()
+            },
+            Arc::default(),
+            None,
+            move |buffer, info| {
+                let sole =
+                    buffer.is_writable() && buffer.memory(0).is_some_and(|m| m.is_writable());
+                let _ = tx.try_send((sole, buffer.size() == info.size()));
+            },
+        )
+        .unwrap();
+        ingest.pipeline().set_state(gst::State::Playing).unwrap();
+        let got: Vec<(bool, bool)> = (0..10)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert!(
+            got.iter().all(|(_, whole)| *whole),
+            "a frame's pixels: {got:?}"
+        );
+        assert!(got.iter().all(|(sole, _)| *sole), "held elsewhere: {got:?}");
     }
 }
