@@ -210,7 +210,13 @@ fn install_frame_callback(
     let state: Mutex<(_, Option<(gst::Caps, gst_video::VideoInfo)>)> = Mutex::new((on_frame, None));
     sink.connect("handoff", false, move |args| {
         let pad = args.get(2)?.get::<gst::Pad>().ok()?;
-        let mut buffer = crate::supervise::lock(&taken).take()?;
+        let handed = args.get(1)?.get::<gst::Buffer>().ok()?;
+        // The frame the probe took for this stand-in; else (a buffer list does not pass the
+        // probe) the buffer as it came.
+        let mut buffer = match crate::supervise::lock(&taken).take() {
+            Some(frame) if frame.pts() == handed.pts() => frame,
+            _ => handed,
+        };
         let caps = pad.current_caps()?;
         let mut state = crate::supervise::lock(&state);
         let (on_frame, current) = &mut *state;
