@@ -193,15 +193,19 @@ fn install_frame_callback(
     let stash = taken.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
         if let Some(gst::PadProbeData::Buffer(frame)) = probe.data.take() {
+            let times = gst::BufferCopyFlags::TIMESTAMPS | gst::BufferCopyFlags::FLAGS;
             let mut stand_in = gst::Buffer::new();
-            if let Some(b) = stand_in.get_mut() {
-                b.set_pts(frame.pts());
-                b.set_dts(frame.dts());
-                b.set_duration(frame.duration());
-                b.set_flags(frame.flags());
-            }
-            *crate::supervise::lock(&stash) = Some(frame);
-            probe.data = Some(gst::PadProbeData::Buffer(stand_in));
+            // (Should the times not copy, the frame itself goes on, shared with the sink.)
+            let passed = if stand_in
+                .get_mut()
+                .is_some_and(|b| frame.copy_into(b, times, ..).is_ok())
+            {
+                *crate::supervise::lock(&stash) = Some(frame);
+                stand_in
+            } else {
+                frame
+            };
+            probe.data = Some(gst::PadProbeData::Buffer(passed));
         }
         gst::PadProbeReturn::Ok
     });
