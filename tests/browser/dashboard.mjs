@@ -60,6 +60,10 @@ try {
   }, lastId, { timeout: 10000 });
   await page.selectOption("#event-filter select[name=stream]", "");
   await page.selectOption("#event-filter select[name=kind]", "");
+  // The unfiltered list comes back from the API: until then the table still shows the
+  // filtered rows. (A timeout here leaves the check of the rows to the Rust side.)
+  await page.waitForFunction((n) => document.querySelectorAll("#event-table tbody tr").length >= n,
+    tiles, { timeout: 10000 }).catch(() => {});
   await page.waitForFunction(() => /dashboard .*websocket/.test(document.querySelector("#details").textContent),
     null, { timeout: 10000 });
   const events = await page.evaluate(() => ({
