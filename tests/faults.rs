@@ -4,9 +4,11 @@
 //! outage), how long recovery took (p50/p99 over the cycles), and that no thread, open file or
 //! memory was left behind. Each writes its row to `target/tmp/fault-matrix/<fault>.json`.
 //!
-//! The tests take turns (`common::fault::serial`): frame rates and leak checks mean something
-//! only when a test has the machine to itself. `FRAMEGATE_FAULT_CYCLES` changes how often the
-//! repeated faults are injected (the camera kills default to 50).
+//! The tests share the machine in known amounts (`common::fault::turn`): two light ones at a
+//! time, a heavy one (hundreds of viewers, a database starting, a killed gateway) alone, since
+//! frame rates and leak checks mean something only when what runs beside a test is small.
+//! `FRAMEGATE_FAULT_CYCLES` changes how often the repeated faults are injected (the camera
+//! kills default to 50).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -18,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::fault::{
-    Netns, Row, Sample, SmallDisk, assert_frame_rate, assert_no_leak, can_admin, cycles, serial,
+    Netns, Row, Sample, Share, SmallDisk, assert_frame_rate, assert_no_leak, can_admin, cycles,
+    turn,
 };
 use common::http::request;
 use common::rtsp::TestRtspServer;
@@ -158,7 +161,7 @@ fn conclude(
 
 #[test]
 fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     let n = cycles(50);
     let cam_port = free_port();
     let mut cam = Some(camera_on(cam_port, &CAMERA));
@@ -198,7 +201,7 @@ fn a_camera_killed_and_restarted_again_and_again_recovers_every_time() {
 
 #[test]
 fn a_camera_that_stays_connected_and_sends_nothing_shows_the_slate_and_recovers() {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     let n = cycles(50).clamp(1, 4);
     let cam_port = free_port();
     let cam = camera_on(cam_port, &CAMERA);
@@ -235,7 +238,7 @@ fn a_camera_that_stays_connected_and_sends_nothing_shows_the_slate_and_recovers(
 /// The network between framegate and its camera is cut and mended, `n` times: the camera runs
 /// in a network namespace of the test's own, behind a veth pair whose far end goes down.
 fn network_cut(transport: &str) {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     if !can_admin() {
         eprintln!("skipped: a network namespace needs root and iproute2 (CI runs as root)");
         return;
@@ -295,7 +298,7 @@ fn a_network_cut_to_an_rtsp_camera_over_udp_shows_the_slate_and_heals() {
 
 #[test]
 fn fifty_slow_viewers_and_a_storm_of_two_hundred_slow_nobody() {
-    let _machine = serial();
+    let _machine = turn(Share::Whole);
     let cam_port = free_port();
     // Snow: pictures of some 30 KB, which fill a viewer's buffers in a second.
     let _cam = camera_on(cam_port, &["--size", "320x240", "--pattern", "snow"]);
@@ -434,7 +437,7 @@ fn fifty_slow_viewers_and_a_storm_of_two_hundred_slow_nobody() {
 
 #[test]
 fn an_rtmp_push_server_down_and_up_never_slows_the_other_outputs() {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     let n = cycles(50).clamp(1, 3);
     let cam_port = free_port();
     let _cam = camera_on(cam_port, &CAMERA);
@@ -529,7 +532,7 @@ source = "test://smpte?width=64&height=48&fps=5"
 
 #[test]
 fn a_full_disk_under_the_events_loses_none_and_the_video_goes_on() {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     if !can_admin() {
         eprintln!("skipped: mounting a small disk needs root (CI runs as root)");
         return;
@@ -597,7 +600,7 @@ fn a_full_disk_under_the_events_loses_none_and_the_video_goes_on() {
 
 #[test]
 fn postgresql_down_and_up_loses_no_event_and_the_video_goes_on() {
-    let _machine = serial();
+    let _machine = turn(Share::Whole);
     let db = common::servers::Postgres::start();
     let cam_port = free_port();
     let _cam = camera_on(cam_port, &CAMERA);
@@ -667,7 +670,7 @@ fn postgresql_down_and_up_loses_no_event_and_the_video_goes_on() {
 
 #[test]
 fn a_webhook_receiver_down_and_up_gets_every_alert_and_the_video_goes_on() {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     let mut hooks = common::servers::WebhookReceiver::down();
     // People walking (OpenCV's clip) through the shared detector; an alert for each person seen,
     // every 2 s at most.
@@ -752,7 +755,7 @@ fn a_webhook_receiver_down_and_up_gets_every_alert_and_the_video_goes_on() {
 
 #[test]
 fn sigkill_loses_at_most_the_events_in_memory_and_the_output_comes_back() {
-    let _machine = serial();
+    let _machine = turn(Share::Whole);
     let n = cycles(50).clamp(1, 5);
     let cam_port = free_port();
     let _cam = camera_on(cam_port, &CAMERA);
@@ -861,7 +864,7 @@ fn watch_corruption(gw: &Gateway, fault: &'static str, end_noise: impl FnOnce())
 /// A camera whose H.264 or H.265 is corrupted for 10 s and then clean (bytes changed and
 /// access units dropped between its encoder and its RTP payloader).
 fn corrupt_rtsp(codec: &str) {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     let noisy = Arc::new(AtomicBool::new(true));
     let server = TestRtspServer::corrupted("/noisy", codec == "h265", 10_000, noisy.clone());
     let gw = Gateway::start(&server.url("/noisy"), "", "", "");
@@ -893,7 +896,7 @@ fn corrupted_h265_over_rtsp_keeps_the_stream_up() {
 
 #[test]
 fn corrupted_h264_over_rtmp_keeps_the_stream_up_and_clean_video_comes_back() {
-    let _machine = serial();
+    let _machine = turn(Share::Half);
     let nginx = Nginx::start();
     let url = nginx.url("noisy");
     // OBS on a bad link: a live publish whose H.264 loses and garbles bytes for 10 s.

@@ -5,19 +5,52 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::watch::Watcher;
 use super::{Framegate, Proc, wait_for};
 
-/// The fault tests run one at a time (a test binary runs its tests in parallel otherwise):
-/// frame rates and leak checks are only meaningful when a test has the machine to itself.
-pub static SERIAL: Mutex<()> = Mutex::new(());
+/// How much of the machine a fault test takes while it runs (a test binary runs its tests in
+/// parallel otherwise, as many as the machine has cores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// Half: one small camera, framegate and a watching client, about a tenth of a core in
+    /// all; two such tests at once keep their frame rates and their timings.
+    Half,
+    /// All of it: a test whose load (hundreds of viewers, a database starting, a process
+    /// killed and restarted) would move another test's frame rate or recovery time.
+    Whole,
+}
 
-/// Takes the machine for one fault test.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// Halves of the machine taken, and the signal that some were given back.
+static TAKEN: Mutex<u8> = Mutex::new(0);
+static GIVEN_BACK: Condvar = Condvar::new();
+
+/// A fault test's hold on the machine; gives its share back when dropped.
+pub struct Turn(u8);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *TAKEN.lock().unwrap_or_else(|e| e.into_inner()) -= self.0;
+        GIVEN_BACK.notify_all();
+    }
+}
+
+/// Waits until `share` of the machine is free and takes it: at most two `Half` tests run
+/// together, and a `Whole` one alone. Frame rates and leak checks mean something only when
+/// what runs beside a test is known and small.
+pub fn turn(share: Share) -> Turn {
+    let halves = match share {
+        Share::Half => 1,
+        Share::Whole => 2,
+    };
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    while *taken + halves > 2 {
+        taken = GIVEN_BACK.wait(taken).unwrap_or_else(|e| e.into_inner());
+    }
+    *taken += halves;
+    Turn(halves)
 }
 
 /// How many times a repeated fault is injected: `default` unless `FRAMEGATE_FAULT_CYCLES` says.
