@@ -50,8 +50,9 @@ fn pan_clip(dir: &Path, w: u32, h: u32, seconds: u32, noise: u32) -> PathBuf {
     out
 }
 
-fn config(dir: &Path, bitrate: u32, watermark: bool) -> PathBuf {
-    let path = dir.join(format!("wm-{bitrate}-{watermark}.toml"));
+/// A config file `<name>.toml` in `dir`: one stream, marked or not, encoded at `bitrate`.
+fn config(dir: &Path, name: &str, bitrate: u32, watermark: bool) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
     let processors = if watermark {
         format!(r#"{{ kind = "watermark", id = "CAM0042", key = "{KEY}" }}"#)
     } else {
@@ -132,37 +133,62 @@ fn worst_luma_psnr(a: &Path, b: &Path, w: usize, h: usize) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// Marks `clip` as case `name` at `bitrate` and reads it back: every 2 s window gives the ID,
+/// none a wrong one; at 1000 kbit/s the wrong key reads nothing.
+fn every_window_reads_the_id(dir: &Path, name: &str, clip: &Path, bitrate: u32) {
+    let marked = dir.join(format!("marked-{name}.mp4"));
+    process(clip, &marked, &config(dir, name, bitrate, true));
+    let windows = read(&marked, KEY);
+    eprintln!(
+        "{name} ({}) at {bitrate} kbit/s: {windows:?}",
+        clip.display()
+    );
+    assert_eq!(windows.len(), 3, "{name}");
+    let read_back = windows
+        .iter()
+        .filter(|w| w.0.as_deref() == Some("CAM0042"))
+        .count();
+    assert!(
+        windows
+            .iter()
+            .all(|w| w.0.is_none() || w.0.as_deref() == Some("CAM0042")),
+        "a wrong ID in {name} at {bitrate} kbit/s: {windows:?}"
+    );
+    // Every window, the noisy pan's at 500 kbit/s too (the key frames carry it there).
+    assert_eq!(read_back, 3, "{name} at {bitrate} kbit/s: {windows:?}");
+    if bitrate == 1000 {
+        // The wrong key reads nothing, and sees only noise.
+        let wrong = read(&marked, "not the secret");
+        assert!(
+            wrong.iter().all(|w| w.0.is_none() && w.1 < 0.85),
+            "{wrong:?}"
+        );
+    }
+}
+
 #[test]
 fn the_id_survives_x264_and_only_the_key_reads_it() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = pan_clip(dir.path(), 1280, 720, 6, 0);
-    let noisy = pan_clip(dir.path(), 1280, 720, 6, 6);
-    for (clip, bitrate) in [(&clip, 500), (&noisy, 500), (&clip, 1000), (&clip, 2000)] {
-        let marked = dir.path().join(format!("marked-{bitrate}.mp4"));
-        process(clip, &marked, &config(dir.path(), bitrate, true));
-        let windows = read(&marked, KEY);
-        eprintln!("{} at {bitrate} kbit/s: {windows:?}", clip.display());
-        assert_eq!(windows.len(), 3);
-        let read_back = windows
-            .iter()
-            .filter(|w| w.0.as_deref() == Some("CAM0042"))
-            .count();
-        assert!(
-            windows
-                .iter()
-                .all(|w| w.0.is_none() || w.0.as_deref() == Some("CAM0042")),
-            "a wrong ID at {bitrate} kbit/s: {windows:?}"
-        );
-        // Every window, the noisy pan's at 500 kbit/s too (the key frames carry it there).
-        assert_eq!(read_back, 3, "{bitrate} kbit/s: {windows:?}");
-        if bitrate == 1000 {
-            // The wrong key reads nothing, and sees only noise.
-            let wrong = read(&marked, "not the secret");
-            assert!(
-                wrong.iter().all(|w| w.0.is_none() && w.1 < 0.85),
-                "{wrong:?}"
-            );
-        }
+    // The cases run two at a time (each `process` keeps about one core busy), every one with
+    // files of its own.
+    let (clip, noisy) = std::thread::scope(|s| {
+        let noisy = s.spawn(|| pan_clip(dir.path(), 1280, 720, 6, 6));
+        let clip = pan_clip(dir.path(), 1280, 720, 6, 0);
+        (clip, noisy.join().unwrap())
+    });
+    let cases = [
+        ("clean-500", &clip, 500),
+        ("noisy-500", &noisy, 500),
+        ("clean-1000", &clip, 1000),
+        ("clean-2000", &clip, 2000),
+    ];
+    let root = dir.path();
+    for pair in cases.chunks(2) {
+        std::thread::scope(|s| {
+            for &(name, clip, bitrate) in pair {
+                s.spawn(move || every_window_reads_the_id(root, name, clip, bitrate));
+            }
+        });
     }
     // Unmarked video: nothing.
     let clean = read(&clip, KEY);
@@ -173,8 +199,20 @@ fn the_id_survives_x264_and_only_the_key_reads_it() {
 
     // The mark's own distortion, without the codec: raw frames out.
     let (raw_marked, raw_clean) = (dir.path().join("m.y4m"), dir.path().join("c.y4m"));
-    process(&clip, &raw_marked, &config(dir.path(), 2000, true));
-    process(&clip, &raw_clean, &config(dir.path(), 2000, false));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            process(
+                &clip,
+                &raw_marked,
+                &config(dir.path(), "raw-marked", 2000, true),
+            )
+        });
+        process(
+            &clip,
+            &raw_clean,
+            &config(dir.path(), "raw-clean", 2000, false),
+        );
+    });
     let psnr = worst_luma_psnr(&raw_marked, &raw_clean, 1280, 720);
     eprintln!("worst-frame luma PSNR {psnr:.1} dB");
     assert!(psnr >= 43.0, "luma PSNR {psnr:.1} dB");
