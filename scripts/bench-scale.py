@@ -58,6 +58,10 @@ PYTHON = ROOT / "target" / "pytools" / "bin" / "python"
 FPS = 25
 GOP = 50
 PUBLISHERS = 8
+# The steady state a try waits for: this many GOPs sent by every stream, then no stream
+# decoding faster than the camera over a window of this many seconds. `--quick` halves both
+# (its numbers prove only that every row runs).
+WARMUP = {"gops": 2, "window_s": 2.0}
 ROWS = {
     "transcode": ('video = "encode"\nprocessors = [ { kind = "overlay" } ]\n', "every"),
     "decode": ('video = "auto"\n', "every"),
@@ -114,7 +118,7 @@ def measure(exe, row, streams, rtmp, seconds):
             deadline = time.time() + 60
             while time.time() < deadline:
                 ss = api(http, "/api/streams")
-                if all(s["state"] == "live" and s["frames"]["encoded"] + s["frames"]["passed"] > 2 * GOP
+                if all(s["state"] == "live" and s["frames"]["encoded"] + s["frames"]["passed"] > WARMUP["gops"] * GOP
                        for s in ss):
                     break
                 time.sleep(0.5)
@@ -220,18 +224,19 @@ def measure_plain(streams, rtmp, seconds):
 
 
 def _steady_rate(procs, progress, count, streams, seconds):
-    """Waits for every pipeline's first two GOPs and its steady state (none ahead of the
+    """Waits for every pipeline's first GOPs (`WARMUP`) and its steady state (none ahead of the
     camera), then measures each one's rate between two fresh reports of its own, and the
     processes' cores; (real time?, summary) as `measure`."""
     frames = lambda: [count(p) for p in progress]  # noqa: E731
     deadline = time.time() + 60
-    while time.time() < deadline and min(frames()) <= 2 * GOP:
+    while time.time() < deadline and min(frames()) <= WARMUP["gops"] * GOP:
         time.sleep(0.5)
     last = frames()
+    window = WARMUP["window_s"]
     while time.time() < deadline:
-        time.sleep(2.0)
+        time.sleep(window)
         now = frames()
-        if all((b - a) / 2.0 <= 1.1 * FPS for a, b in zip(last, now)):
+        if all((b - a) / window <= 1.1 * FPS for a, b in zip(last, now)):
             break
         last = now
     c0, t0 = sum(cpu_seconds(p.pid) for p in procs), time.time()
@@ -291,10 +296,11 @@ def _progress_frames(path):
     return int(found[-1].split("=", 1)[1]) if found else 0
 
 
-def settle(http, deadline, window=2.0):
+def settle(http, deadline):
     """Waits until no stream decodes faster than the camera sends (over `window` seconds): a
     relay sends its backlog on connect, and streams that start together catch up for a while;
     what is measured is the steady state. Gives up at `deadline`."""
+    window = WARMUP["window_s"]
     last = {s["id"]: _get(s, ("frames", "decoded")) for s in api(http, "/api/streams")}
     while time.time() < deadline:
         time.sleep(window)
@@ -352,6 +358,7 @@ def main():
     secs = 60
     if args.quick:
         args.size, args.seconds, args.max, secs = "640x360", 4, 1, 12
+        WARMUP.update(gops=1, window_s=1.0)
     exe = build_release()
     camera = clip(out, args.size, secs)
     frames = int(subprocess.run(
