@@ -112,7 +112,8 @@ enum Command {
         /// `{"pts": seconds, "tracks": [...]}`; a frame that brings a detector's new result
         /// also has `"detections": {"pts": seconds of the frame it was found in, "boxes": [...]}`,
         /// and one where the tracker reported something `"events": [{"kind": "line.crossed",
-        /// "class": ..., "data": {...}}]`.
+        /// "class": ..., "data": {...}}]`. A last line has the counts, and the events of the
+        /// tracks the input's end ended.
         #[arg(long)]
         tracks_out: Option<PathBuf>,
         /// Take the processors and encoder settings of a stream of this config file (with

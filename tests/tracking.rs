@@ -356,6 +356,31 @@ fn process_writes_each_frames_tracks_and_each_detector_result() {
             .any(|e| e["kind"] == "object.started" && e["class"] == "person"),
         "the person's track never started in the written events"
     );
+    // The input's end ends the tracks still open: every track that started ends once, the
+    // still person's on the last line, with the counts.
+    let tracks_of = |kind: &str, lines: &[Value]| -> Vec<u64> {
+        let mut ids: Vec<u64> = lines
+            .iter()
+            .filter_map(|l| l.get("events").and_then(Value::as_array))
+            .flatten()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["data"]["track"].as_u64().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(
+        tracks_of("object.started", &lines),
+        tracks_of("object.ended", &lines),
+        "a track never ended"
+    );
+    let last = lines.last().unwrap();
+    assert!(last.get("counts").is_some(), "{last}");
+    let ended_at_the_end = tracks_of("object.ended", std::slice::from_ref(last));
+    assert!(
+        !ended_at_the_end.is_empty(),
+        "nothing ended at the end: {last}"
+    );
 }
 
 /// The evaluation against ground truth (`scripts/eval-track.py`, motmetrics as the judge) in

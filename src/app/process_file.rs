@@ -74,39 +74,38 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
     // Where the picture ends (the last frame's end), where the sound is cut.
     let video_end: Arc<Mutex<Option<gst::ClockTime>>> = Arc::default();
-    // The tracker's counts go after the last frame's tracks.
-    let tracker: Arc<Mutex<Option<Arc<crate::process::TrackHandle>>>> = Arc::default();
-    let on_frame = {
-        let tracker = tracker.clone();
-        let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
-        let video_end = video_end.clone();
-        let shapes = crate::process::Shapes {
-            lines: &args.lines,
-            zones: &args.zones,
-        };
-        // The tracker's events go with each frame's tracks when those are written.
-        let (events, mut happened) =
-            crate::store::EventSink::channel(super::track_replay::MAX_EVENTS);
-        let hooks = crate::process::Hooks {
-            python: args.python.clone(),
-            events: if args.tracks_out.is_some() {
-                events
-            } else {
-                crate::store::EventSink::disabled()
-            },
-            ..Default::default()
-        };
-        let mut chain = Chain::from_config(&args.processors, shapes, &args.models, &hooks);
-        *lock(&tracker) = chain.tracker().cloned();
-        let mut tracks_out = match &args.tracks_out {
+    let shapes = crate::process::Shapes {
+        lines: &args.lines,
+        zones: &args.zones,
+    };
+    // The tracker's events go with each frame's tracks when those are written.
+    let (events, happened) = crate::store::EventSink::channel(super::track_replay::MAX_EVENTS);
+    let hooks = crate::process::Hooks {
+        python: args.python.clone(),
+        events: if args.tracks_out.is_some() {
+            events
+        } else {
+            crate::store::EventSink::disabled()
+        },
+        ..Default::default()
+    };
+    let processing = Arc::new(Mutex::new(Processing {
+        chain: Chain::from_config(&args.processors, shapes, &args.models, &hooks),
+        tracks_out: match &args.tracks_out {
             Some(path) => Some(std::io::LineWriter::new(
                 std::fs::File::create(path)
                     .with_context(|| format!("creating {}", path.display()))?,
             )),
             None => None,
-        };
+        },
+        happened,
+        last_result: None,
+    }));
+    let on_frame = {
+        let processing = processing.clone();
+        let (encoder, failure, frames) = (encoder.clone(), failure.clone(), frames.clone());
+        let video_end = video_end.clone();
         let stream: StreamId = "file".to_string().try_into().map_err(anyhow::Error::msg)?;
-        let mut last_result = None;
         move |buffer: gst::Buffer, info: &gst_video::VideoInfo| {
             let seq = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut frame = Frame::new(
@@ -114,30 +113,18 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
                 info.clone(),
                 FrameMeta::new(stream.clone(), seq, SystemTime::now()),
             );
-            let report = chain.run(&mut frame);
-            for (name, e) in report.errors {
-                tracing::warn!(processor = name, frame = seq, "processor failed: {e:#}");
-            }
-            if report.withheld {
-                // A `python` function past its budget kept this frame: the file goes on without it.
-                return;
-            }
-            if let Some(out) = &mut tracks_out {
-                let mut line = serde_json::json!({
-                    "pts": frame.buffer().pts().map(|p| p.nseconds() as f64 / 1e9),
-                    "tracks": frame.meta.tracks.as_deref().unwrap_or_default(),
-                });
-                // A detector's new result, once, with the time of the frame it was found in
-                // (so that a detector's recall can be scored apart from the tracker's).
-                if frame.meta.detections_pts.is_some() && frame.meta.detections_pts != last_result {
-                    last_result = frame.meta.detections_pts;
-                    line["detections"] = serde_json::json!({
-                        "pts": frame.meta.detections_pts.map(|p| p as f64 / 1e9),
-                        "boxes": frame.meta.detections,
-                    });
+            {
+                let mut p = lock(&processing);
+                let report = p.chain.run(&mut frame);
+                for (name, e) in report.errors {
+                    tracing::warn!(processor = name, frame = seq, "processor failed: {e:#}");
                 }
-                super::track_replay::attach_events(&mut line, &mut happened);
-                if let Err(e) = writeln!(out, "{line}")
+                if report.withheld {
+                    // A `python` function past its budget kept this frame: the file goes on
+                    // without it.
+                    return;
+                }
+                if let Err(e) = p.write_tracks(&frame)
                     && let Ok(mut f) = failure.lock()
                 {
                     f.get_or_insert_with(|| format!("writing the tracks: {e}"));
@@ -212,14 +199,15 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
     if let Some(f) = failure.lock().ok().and_then(|f| f.clone()) {
         anyhow::bail!(f);
     }
-    if let (Some(path), Some(t)) = (&args.tracks_out, lock(&tracker).as_ref()) {
-        let mut out = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        writeln!(out, "{}", serde_json::json!({ "counts": t.counts() }))
+    // The input ended: the tracks still open end at the last frame's time; the tracker's
+    // counts (and what ending them made) go after the last frame's tracks.
+    let mut p = lock(&processing);
+    p.chain.finish();
+    if let Some(path) = &args.tracks_out {
+        p.write_end()
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    drop(p);
     if let Some(end) = video_end.lock().ok().and_then(|e| *e) {
         cut.at(end);
     }
@@ -230,6 +218,54 @@ pub fn process_file(args: &ProcessArgs) -> Result<ProcessReport> {
         frames: frames.load(std::sync::atomic::Ordering::Relaxed),
         elapsed: started.elapsed(),
     })
+}
+
+/// The processors and where their results go: taken by the decoder's thread for every frame,
+/// then once more at the end of the input.
+struct Processing {
+    chain: Chain,
+    /// The tracks file, when asked for.
+    tracks_out: Option<std::io::LineWriter<std::fs::File>>,
+    /// The tracker's events, written with the frame (or the end) that made them.
+    happened: tokio::sync::mpsc::Receiver<crate::store::Event>,
+    /// The source PTS of the detector's result last written.
+    last_result: Option<u64>,
+}
+
+impl Processing {
+    /// Writes `frame`'s tracks line (when there is a tracks file): its tracks, the detector's
+    /// new result once with the time of the frame it was found in (so that a detector's
+    /// recall can be scored apart from the tracker's), and the tracker's events.
+    fn write_tracks(&mut self, frame: &Frame) -> std::io::Result<()> {
+        let Some(out) = &mut self.tracks_out else {
+            return Ok(());
+        };
+        let mut line = serde_json::json!({
+            "pts": frame.buffer().pts().map(|p| p.nseconds() as f64 / 1e9),
+            "tracks": frame.meta.tracks.as_deref().unwrap_or_default(),
+        });
+        if frame.meta.detections_pts.is_some() && frame.meta.detections_pts != self.last_result {
+            self.last_result = frame.meta.detections_pts;
+            line["detections"] = serde_json::json!({
+                "pts": frame.meta.detections_pts.map(|p| p as f64 / 1e9),
+                "boxes": frame.meta.detections,
+            });
+        }
+        super::track_replay::attach_events(&mut line, &mut self.happened);
+        writeln!(out, "{line}")
+    }
+
+    /// Writes the tracks file's last line (when there is a tracks file and a tracker): the
+    /// counts, and the events of the tracks the input's end ended.
+    fn write_end(&mut self) -> std::io::Result<()> {
+        let (Some(out), Some(tracker)) = (&mut self.tracks_out, self.chain.tracker()) else {
+            return Ok(());
+        };
+        let mut line = serde_json::json!({ "counts": tracker.counts() });
+        super::track_replay::attach_events(&mut line, &mut self.happened);
+        writeln!(out, "{line}")?;
+        out.flush()
+    }
 }
 
 /// An MP4 with the input's sound (when it has some), or raw frames when the name ends in

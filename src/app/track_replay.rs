@@ -9,7 +9,10 @@
 //! line: `{"t": ..., "tracks": [{"id": 1, "box": [x, y, w, h], "label": ..., "score": ...}]}`,
 //! with `"events": [{"kind": "line.crossed", "class": ..., "data": {...}}]` when the tracker
 //! made some at that frame (objects started and ended, lines crossed, zones entered and left),
-//! then a last line `{"counts": {...}, "updates": N, "mean_update_ms": ...}`.
+//! then a last line `{"counts": {...}, "updates": N, "mean_update_ms": ..., "events": [...]}`:
+//! the input's end ends every track still open (at the last line's `t`), and the events that
+//! makes (`object.ended`, `zone.left` with the dwell so far, a crossing held on a predicted
+//! path) go there, counted in `counts`.
 
 use std::io::{BufRead, Write};
 
@@ -166,17 +169,19 @@ pub fn replay(
         out.write_all(b"\n")?;
         frames += 1;
     }
+    // The input ended: the tracks still open end at the last frame's time, and what that made
+    // (zone visits ended, held crossings counted) goes on the last line with the counts.
+    track.finish();
     let status = handle.status();
-    serde_json::to_writer(
-        &mut out,
-        &serde_json::json!({
-            "counts": handle.counts(),
-            "started": status.started,
-            "ended": status.ended,
-            "updates": status.updates,
-            "mean_update_ms": status.mean_update_ms,
-        }),
-    )?;
+    let mut last = serde_json::json!({
+        "counts": handle.counts(),
+        "started": status.started,
+        "ended": status.ended,
+        "updates": status.updates,
+        "mean_update_ms": status.mean_update_ms,
+    });
+    attach_events(&mut last, &mut happened);
+    serde_json::to_writer(&mut out, &last)?;
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(ReplayReport {
@@ -288,6 +293,19 @@ processors = [ {{ kind = "detect", model = "m" }}, {{ kind = "track" }} ]
         frames: usize,
         rect: impl Fn(f64) -> Option<[f64; 4]>,
     ) -> Vec<(f64, serde_json::Value)> {
+        walked(shapes, frames, rect)
+            .into_iter()
+            .filter_map(|v| Some((v["t"].as_f64()?, v["events"].as_array()?.clone())))
+            .flat_map(|(t, events)| events.into_iter().map(move |e| (t, e)))
+            .collect()
+    }
+
+    /// The replay's output lines of that walk (the frames', then the last one).
+    fn walked(
+        shapes: &str,
+        frames: usize,
+        rect: impl Fn(f64) -> Option<[f64; 4]>,
+    ) -> Vec<serde_json::Value> {
         let config = tracking(shapes);
         let mut input = String::new();
         for i in 0..frames {
@@ -312,10 +330,54 @@ processors = [ {{ kind = "detect", model = "m" }}, {{ kind = "track" }} ]
         String::from_utf8(out)
             .unwrap()
             .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| Some((v["t"].as_f64()?, v["events"].as_array()?.clone())))
-            .flat_map(|(t, events)| events.into_iter().map(move |e| (t, e)))
+            .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn the_end_of_the_input_ends_the_tracks_still_open() {
+        // Seen up to x = 610, then hidden: the input ends 1.56 s in, before the lost track
+        // would end (2 s after it was last seen). Its crossing, held on the predicted path,
+        // counts at the end; the lobby visit ends with its dwell; the track ends.
+        let shapes = r#"lines = [ { id = "door", points = [[640, 0], [640, 720]] } ]
+zones = [ { id = "lobby", points = [[400, 200], [700, 200], [700, 500], [400, 500]] } ]"#;
+        let hidden = |x: f64| (x < 610.0).then_some([x, 300.0, 40.0, 80.0]);
+        let lines = walked(shapes, 40, hidden);
+        let (frames, last) = lines.split_at(lines.len() - 1);
+        let kinds = |v: &serde_json::Value| -> Vec<String> {
+            v["events"]
+                .as_array()
+                .map(|e| e.iter().map(|e| e["kind"].to_string()).collect())
+                .unwrap_or_default()
+        };
+        assert!(
+            frames
+                .iter()
+                .all(|f| !kinds(f).contains(&"\"line.crossed\"".into())),
+            "counted before the end: {frames:?}"
+        );
+        let last = &last[0];
+        assert_eq!(
+            kinds(last),
+            ["\"line.crossed\"", "\"zone.left\"", "\"object.ended\""],
+            "{last}"
+        );
+        assert_eq!(
+            last["counts"]["lines"]["door"]["person"]["forward"], 1,
+            "{last}"
+        );
+        assert_eq!(
+            last["counts"]["zones"]["lobby"]["person"]["inside"], 0,
+            "{last}"
+        );
+        assert_eq!(last["ended"], 1, "{last}");
+        // In the lobby from the first result (the track confirmed a few results in) to the
+        // input's last frame (1.56 s).
+        let dwell = last["events"][1]["data"]["dwell_s"].as_f64().unwrap();
+        assert!((1.0..=1.56).contains(&dwell), "{last}");
+        // Nothing open, nothing to end: the last line has no events.
+        let none = walked(shapes, 40, |_| None);
+        assert!(none.last().unwrap().get("events").is_none(), "{none:?}");
     }
 
     fn crossings(events: &[(f64, serde_json::Value)]) -> Vec<String> {

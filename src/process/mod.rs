@@ -34,6 +34,10 @@ pub trait Processor: Send {
     /// Processes one frame in place. An error is logged and counted by the caller; the frame
     /// goes on to the next processor and the encoder regardless.
     fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()>;
+
+    /// The input ended for good (a file or a replay ran out): ends what lasts over frames, as
+    /// of the last frame processed. Not called for a live stream, whose camera may come back.
+    fn finish(&mut self) {}
 }
 
 /// What a stream's processors report to beyond the frame: the stream's id, the event store
@@ -174,5 +178,14 @@ impl Chain {
         report.withheld = frame.meta.withheld;
         report.elapsed = start.elapsed();
         report
+    }
+
+    /// The input ended for good: every processor's [`Processor::finish`], in order.
+    pub fn finish(&mut self) {
+        for p in &mut self.processors {
+            if let Err(what) = crate::supervise::caught(|| p.finish()) {
+                tracing::warn!(processor = p.name(), "panicked finishing: {what}");
+            }
+        }
     }
 }

@@ -101,6 +101,8 @@ pub struct Track {
     handle: std::sync::Arc<TrackHandle>,
     /// The detections' source PTS the tracker last took.
     last_pts: Option<u64>,
+    /// Stream time of the last frame processed, seconds (where the input's end is).
+    last_frame_t: Option<f64>,
     stream: Option<String>,
     events: EventSink,
     /// The alert rules on lines and zones, when the stream has rules.
@@ -176,6 +178,7 @@ impl Track {
             counter,
             handle: std::sync::Arc::new(handle),
             last_pts: None,
+            last_frame_t: None,
             stream: hooks.stream.as_ref().map(|s| s.to_string()),
             events: hooks.events.clone(),
             alerts: match (&hooks.stream, &hooks.alerts) {
@@ -217,7 +220,14 @@ impl Track {
         )
     }
 
-    fn happenings(&mut self, frame: &Frame, track: &tracker::Track, happenings: Vec<Happening>) {
+    /// Records (and alerts on) what `track` did; `frame`, where there is one, gives the
+    /// alerts' pictures.
+    fn happenings(
+        &mut self,
+        frame: Option<&Frame>,
+        track: &tracker::Track,
+        happenings: Vec<Happening>,
+    ) {
         for h in &happenings {
             self.alert(frame, track, h);
         }
@@ -250,7 +260,7 @@ impl Track {
     }
 
     /// Applies the alert rules on lines and zones to what a track did.
-    fn alert(&mut self, frame: &Frame, track: &tracker::Track, h: &Happening) {
+    fn alert(&mut self, frame: Option<&Frame>, track: &tracker::Track, h: &Happening) {
         let Some(alerts) = &mut self.alerts else {
             return;
         };
@@ -271,7 +281,7 @@ impl Track {
             rect: track.rect(),
         };
         alerts.observe(object, deed, Instant::now(), || {
-            snapshot::crop(frame, track.rect())
+            frame.and_then(|f| snapshot::crop(f, track.rect()))
         });
     }
 
@@ -313,7 +323,7 @@ impl Track {
             && t + TIME_RESET_S < last
         {
             for gone in self.tracker.clear() {
-                self.end(frame, &gone, last);
+                self.end(Some(frame), &gone, last);
             }
         }
         let inputs: Vec<Input<'_>> = frame
@@ -351,7 +361,7 @@ impl Track {
                 [r[2], r[3]],
                 t,
             );
-            self.happenings(frame, &track, found);
+            self.happenings(Some(frame), &track, found);
             let better = self
                 .best
                 .get(id)
@@ -382,11 +392,11 @@ impl Track {
             let found = self.counter.cross_lines(id, &track.class, p, [r[2], r[3]]);
             if !found.is_empty() {
                 let track = track.clone();
-                self.happenings(frame, &track, found);
+                self.happenings(Some(frame), &track, found);
             }
         }
         for gone in changes.ended {
-            self.end(frame, &gone, t);
+            self.end(Some(frame), &gone, t);
         }
         self.dwell_alerts(frame, t);
         *lock(&self.handle.counts) = self.counter.counts().clone();
@@ -429,7 +439,9 @@ impl Track {
             .collect()
     }
 
-    fn end(&mut self, frame: &Frame, track: &tracker::Track, t: f64) {
+    /// Ends `track` at stream time `t`: its zone visits end, crossings held on its predicted
+    /// path count, and its `object.ended` is recorded.
+    fn end(&mut self, frame: Option<&Frame>, track: &tracker::Track, t: f64) {
         let left = self.counter.ended(track.id, t);
         self.happenings(frame, track, left);
         let mut e = self.event(
@@ -464,9 +476,25 @@ impl Processor for Track {
         let Some(t) = now_pts.or(self.last_pts).map(seconds) else {
             return Ok(());
         };
+        self.last_frame_t = Some(self.last_frame_t.map_or(t, |last| last.max(t)));
         let tracks = self.boxes_at(t);
         lock(&self.handle.tracks).clone_from(&tracks);
         frame.meta.tracks = Some(tracks);
         Ok(())
+    }
+
+    /// Ends every track at the last frame's time: whoever is still in a zone leaves it with
+    /// their dwell so far, a crossing held on a predicted path counts (the object crossed
+    /// hidden and the input ended before it was seen again), and each confirmed track gets
+    /// its `object.ended`.
+    fn finish(&mut self) {
+        let Some(t) = self.last_frame_t else {
+            return;
+        };
+        for gone in self.tracker.clear() {
+            self.end(None, &gone, t);
+        }
+        *lock(&self.handle.counts) = self.counter.counts().clone();
+        lock(&self.handle.tracks).clear();
     }
 }
