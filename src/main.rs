@@ -173,8 +173,9 @@ enum Command {
         json: bool,
     },
     /// Run the tracker over boxes from a file (JSON lines) instead of a detector, with no video,
-    /// and print the tracks and events of every frame and the line and zone counts (JSON lines):
-    /// for evaluating it against ground truth and measuring its cost.
+    /// and print the tracks and events of every frame and the line and zone counts (JSON lines;
+    /// the last line also has the events of the tracks the input's end ended): for evaluating
+    /// it against ground truth and measuring its cost.
     Track {
         /// The boxes: one `{"t": seconds, "boxes": [{"box": [x, y, w, h], "label": ...,
         /// "score": ...}]}` per frame, `boxes` absent on frames without a detector result.

@@ -10,7 +10,7 @@
 //! with `"events": [{"kind": "line.crossed", "class": ..., "data": {...}}]` when the tracker
 //! made some at that frame (objects started and ended, lines crossed, zones entered and left),
 //! then a last line `{"counts": {...}, "updates": N, "mean_update_ms": ..., "events": [...]}`:
-//! the input's end ends every track still open (at the last line's `t`), and the events that
+//! the input's end ends every track still open (at the last frame's `t`), and the events that
 //! makes (`object.ended`, `zone.left` with the dwell so far, a crossing held on a predicted
 //! path) go there, counted in `counts`.
 
