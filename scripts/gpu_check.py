@@ -121,16 +121,28 @@ def wait_live(port, streams, deadline, frames=2 * FPS):
     return None
 
 
+# Beside the camera with the detector: the same clip with an overlay, to count the frames the
+# overlay had to copy before drawing (decision 0034: libav keeps its pictures as references, so
+# every frame it decodes is copied; NVDEC's frames, downloaded from the GPU, should not be).
+DRAWN = ('\n[[streams]]\nid = "drawn"\nsource = "file://{clip}"\naudio = "off"\n'
+         'processors = [ { kind = "overlay" } ]\n')
+
+
 def one_camera(exe, model, clip, out):
     http = free_port()
-    with Framegate(exe, config(1, model, clip, http), out / "one-camera.log"):
-        ss = wait_live(http, 1, time.time() + 60)
+    cfg = config(1, model, clip, http) + DRAWN.replace("{clip}", str(clip))
+    with Framegate(exe, cfg, out / "one-camera.log"):
+        ss = wait_live(http, 2, time.time() + 60)
         if ss is None:
             return {"error": "the camera did not go live in 60 s (see one-camera.log)"}
         time.sleep(5)
-        s = api(http, "/api/streams")[0]
+        s = api(http, "/api/streams/cam0")
+        drawn = api(http, "/api/streams/drawn")
         m = api(http, "/api/models")[0]
     return {
+        "drawn": {"decoder": get(drawn, "source", "decoder"),
+                  "processed": get(drawn, "frames", "processed"),
+                  "copied": get(drawn, "frames", "copied")},
         "decoder": get(s, "source", "decoder"), "decoder_on_gpu": bool(get(s, "source", "hardware")),
         "encoder": s.get("encoder"), "provider": m.get("provider"),
         "mean_batch_ms": round(m.get("mean_batch_ms", 0), 2),
@@ -188,6 +200,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--budget-s", type=float, default=360)
     args = ap.parse_args()
+    # The configs written below live in a temporary folder, where a relative path would be
+    # taken from: the model and the clip are named by absolute paths.
+    args.model, args.clip = (str(Path(p).resolve()) for p in (args.model, args.clip))
     start = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,6 +236,9 @@ def main():
         f"({'GPU' if one.get('decoder_on_gpu') else 'CPU'}) |",
         f"| encoder chosen | {one.get('encoder') or '— (pass-through: the slate encoder only)'}; "
         f"NVENC {'present' if report['nvenc'] else 'absent: x264 is taken'} |",
+        f"| frames the overlay drew on a copy (decision 0034) | "
+        f"{get(one, 'drawn', 'copied')} of {get(one, 'drawn', 'processed')} "
+        f"(decoder {get(one, 'drawn', 'decoder')}) |",
         f"| detector provider | {one.get('provider')} |",
         f"| detector time per batch | {one.get('mean_batch_ms')} ms (largest batch "
         f"{one.get('largest_batch')}; pre-processing {one.get('mean_prepare_ms')} ms per frame) |",
