@@ -140,6 +140,13 @@ fn snapshots_are_jpegs_of_the_asked_width_at_once() {
     wait_for("the stream to be live", LONG, || {
         (status(&addr)["state"] == "live").then_some(())
     });
+    // A test pattern's frames come as their only reference: the overlay draws on them in
+    // place, never on a copy (decision 0034).
+    let frames = wait_for("50 frames processed", LONG, || {
+        let st = status(&addr);
+        (st["frames"]["processed"].as_u64() > Some(50)).then_some(st["frames"].clone())
+    });
+    assert_eq!(frames["copied"], 0, "{frames}");
     // The dashboard page names the running streams, so tiles can connect at once.
     let page = request(&addr, "GET", "/", None, None);
     assert_eq!(

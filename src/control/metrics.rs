@@ -91,6 +91,12 @@ impl Metrics {
                     .load(std::sync::atomic::Ordering::Relaxed),
             ),
             (
+                "copied",
+                stats
+                    .frames_copied
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
                 "withheld",
                 stats
                     .frames_withheld

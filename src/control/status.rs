@@ -164,6 +164,11 @@ pub struct FrameCounts {
     /// Processed frames that `skip_similar` found like the last processed one (the processors
     /// after it reused their last result).
     pub similar: u64,
+    /// Processed frames whose pixels a drawing processor (overlay, watermark, a `python`
+    /// function writing the picture) had to copy before drawing: the decoder still held them
+    /// as a reference frame (libav does). Frames from raw sources are drawn in place (decision
+    /// 0034).
+    pub copied: u64,
     /// Frames a processor kept from the outputs (a `python` function past its budget; the
     /// previous frame was shown again in their place).
     pub withheld: u64,
@@ -398,6 +403,9 @@ pub fn status(
         processed: snap.frames_processed,
         similar: stats
             .frames_similar
+            .load(std::sync::atomic::Ordering::Relaxed),
+        copied: stats
+            .frames_copied
             .load(std::sync::atomic::Ordering::Relaxed),
         withheld: stats
             .frames_withheld

@@ -86,6 +86,9 @@ pub struct FrameMeta {
     /// Set by a processor that kept the frame's pixels (a `python` function past its budget):
     /// the frame goes to no output, the previous one is shown again in its place.
     pub withheld: bool,
+    /// Set by [`Frame::canvas`] when it had to copy the pixels before drawing: something else
+    /// (the decoder, keeping it as a reference) still held them.
+    pub copied: bool,
 }
 
 impl FrameMeta {
@@ -100,6 +103,7 @@ impl FrameMeta {
             tracks: None,
             similar: false,
             withheld: false,
+            copied: false,
         }
     }
 }
@@ -146,6 +150,9 @@ impl Frame {
     /// A canvas to draw on. The first call copies the pixels when the decoder still holds them
     /// (it keeps decoded frames as references), so processors that only read never pay for it.
     pub fn canvas(&mut self) -> Result<Canvas<'_>, FrameError> {
+        if !(self.buffer.is_writable() && self.buffer.is_all_memory_writable()) {
+            self.meta.copied = true;
+        }
         let buffer = self.buffer.make_mut();
         let frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &self.info)
             .map_err(|_| FrameError::Map)?;
@@ -182,4 +189,48 @@ pub enum FrameError {
     /// The layout is not one framegate draws on.
     #[error("pixel format {0} is not supported (I420 and NV12 are)")]
     Format(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(buffer: gst::Buffer, info: &VideoInfo) -> Frame {
+        let id = "cam".to_string().try_into().expect("id");
+        Frame::new(
+            buffer,
+            info.clone(),
+            FrameMeta::new(id, 0, SystemTime::now()),
+        )
+    }
+
+    #[test]
+    fn a_canvas_copies_only_pixels_held_elsewhere() {
+        gst::init().expect("gstreamer");
+        let info = VideoInfo::builder(gst_video::VideoFormat::I420, 64, 48)
+            .build()
+            .expect("layout");
+        let pixels = gst::Buffer::with_size(info.size()).expect("buffer");
+
+        // The only reference: drawn in place.
+        let mut only = frame(pixels.copy_deep().expect("copy"), &info);
+        only.canvas().expect("canvas");
+        assert!(!only.meta.copied);
+
+        // The buffer held elsewhere too (a decoder's reference frame): copied first.
+        let held = pixels.clone();
+        let mut shared = frame(pixels.clone(), &info);
+        shared.canvas().expect("canvas");
+        assert!(shared.meta.copied);
+
+        // A buffer of its own over memory held elsewhere: copied too.
+        let mut over = gst::Buffer::new();
+        over.get_mut()
+            .expect("new")
+            .append_memory(held.memory(0).expect("memory"));
+        let mut memory = frame(over, &info);
+        memory.canvas().expect("canvas");
+        assert!(memory.meta.copied);
+        drop(held);
+    }
 }

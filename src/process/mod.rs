@@ -83,6 +83,8 @@ pub struct ChainReport {
     pub errors: Vec<(&'static str, anyhow::Error)>,
     /// Whether `skip_similar` found the frame like the last processed one.
     pub similar: bool,
+    /// Whether a processor had to copy the frame's pixels before drawing on them.
+    pub copied: bool,
     /// Whether a processor kept the frame (it must not go to the outputs: the previous one is
     /// shown again in its place).
     pub withheld: bool,
@@ -175,6 +177,7 @@ impl Chain {
             }
         }
         report.similar = frame.meta.similar;
+        report.copied = frame.meta.copied;
         report.withheld = frame.meta.withheld;
         report.elapsed = start.elapsed();
         report

@@ -159,6 +159,7 @@ mod tests {
                 tracks: None,
                 similar: false,
                 withheld: false,
+                copied: false,
             },
         )
     }

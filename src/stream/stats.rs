@@ -33,6 +33,9 @@ pub struct StreamStats {
     /// Processed frames that `skip_similar` found like the last processed one (the processors
     /// after it reused their last result).
     pub frames_similar: AtomicU64,
+    /// Processed frames whose pixels a drawing processor had to copy first: the decoder still
+    /// held them as a reference (libav does; decision 0034).
+    pub frames_copied: AtomicU64,
     /// Frames a processor kept from the outputs (a `python` function past its budget: the
     /// previous frame was shown again in their place).
     pub frames_withheld: AtomicU64,

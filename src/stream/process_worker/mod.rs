@@ -118,6 +118,9 @@ fn process(
     if report.similar {
         ctx.stats.frames_similar.fetch_add(1, Ordering::Relaxed);
     }
+    if report.copied {
+        ctx.stats.frames_copied.fetch_add(1, Ordering::Relaxed);
+    }
     for (name, e) in report.errors {
         ctx.stats.processor_errors.fetch_add(1, Ordering::Relaxed);
         // At most one line per second, whatever the frame rate.
