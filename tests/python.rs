@@ -107,6 +107,23 @@ fn the_function_sees_framegate_memory_and_draws_on_it_in_place() {
         assert_eq!(seen.score, 1.0, "the plane is writable");
         let st = c.detectors()[0].status().python.unwrap();
         assert_eq!((st.calls, st.errors, st.copied), (1, 0, 0), "{st:?}");
+        assert!(
+            !report.copied,
+            "{format:?}: the frame's only reference was copied"
+        );
+
+        // Pixels a decoder still holds as a reference: drawn on a copy, and counted as such.
+        let mut f = frame(format, 80);
+        let held = f.buffer().clone();
+        let report = c.run(&mut f);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(
+            report.copied,
+            "{format:?}: a held frame drawn without a copy"
+        );
+        assert_eq!(luma(&f, 5, 5).0, 235, "{format:?}");
+        let (kept, _) = luma(&Frame::new(held, f.info().clone(), f.meta.clone()), 5, 5);
+        assert_eq!(kept, 128, "{format:?}: the held pixels were drawn on");
     }
 }
 

@@ -150,7 +150,7 @@ impl Frame {
     /// A canvas to draw on. The first call copies the pixels when the decoder still holds them
     /// (it keeps decoded frames as references), so processors that only read never pay for it.
     pub fn canvas(&mut self) -> Result<Canvas<'_>, FrameError> {
-        if !(self.buffer.is_writable() && self.buffer.is_all_memory_writable()) {
+        if held_elsewhere(&self.buffer) {
             self.meta.copied = true;
         }
         let buffer = self.buffer.make_mut();
@@ -178,6 +178,12 @@ impl Frame {
     pub fn into_parts(self) -> (gst::Buffer, VideoInfo, FrameMeta) {
         (self.buffer, self.info, self.meta)
     }
+}
+
+/// Whether writing on `buffer`'s pixels would copy them first: the buffer, or its memory, is
+/// also held elsewhere (a decoder keeping the picture as a reference).
+pub fn held_elsewhere(buffer: &gst::Buffer) -> bool {
+    !(buffer.is_writable() && buffer.is_all_memory_writable())
 }
 
 /// Why a frame's pixels could not be used.

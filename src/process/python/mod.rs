@@ -325,8 +325,10 @@ impl PythonProcessor {
             .fetch_add(1, Ordering::Relaxed);
         match self.done.recv_timeout(self.budget()) {
             Ok(done) => {
+                let copied = done.copied;
                 if let Some(b) = self.finish(done, frame, now) {
                     frame.put_buffer(b);
+                    frame.meta.copied |= copied;
                     true
                 } else {
                     false

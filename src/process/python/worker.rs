@@ -53,6 +53,9 @@ pub(super) struct Done {
     pub pts_ns: Option<u64>,
     /// Python kept a view of the frame's memory: the frame is a copy.
     pub retained: bool,
+    /// The function drew on a copy of the frame's pixels (an in-place job whose pixels were
+    /// also held elsewhere).
+    pub copied: bool,
 }
 
 /// The user's function and how it is called.
@@ -101,6 +104,7 @@ fn serve(
         let started = Instant::now();
         let pts_ns = job.meta.pts_ns;
         let in_place = job.in_place;
+        let copied = callee.draws && in_place && crate::frame::held_elsewhere(&job.buffer);
         let (buffer, outcome, retained) = call(py, callee, &tools, args.as_ref(), job, &converters);
         let out = Done {
             buffer: buffer.filter(|_| in_place),
@@ -108,6 +112,7 @@ fn serve(
             took: started.elapsed(),
             pts_ns,
             retained,
+            copied,
         };
         if py.detach(|| done.send(out)).is_err() {
             break;
